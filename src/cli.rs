@@ -1,0 +1,216 @@
+//! The command line: clap derive, one subcommand per stage, exit codes as
+//! DESIGN.md says (0 done, 1 failed, 2 usage or config error).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::convert::{self, ConvertOptions};
+use crate::logging::{self, LogFormat};
+use crate::synth;
+
+/// What happened on the home network overnight: capture, convert, analyse, report, mail.
+#[derive(Debug, Parser)]
+#[command(name = "netdigest", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default /etc/netdigest/netdigest.toml).
+    #[arg(long, global = true, env = "NETDIGEST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log format: text on stderr, json lines, or auto (journald under systemd).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert pcap/pcapng files to Parquet and/or the seed's tshark CSV.
+    ///
+    /// Several files (rotated parts of one night) are read in order as one capture.
+    Convert {
+        /// Capture files (pcap or pcapng), in order.
+        #[arg(required = true, value_name = "PCAP")]
+        inputs: Vec<PathBuf>,
+        /// Parquet output.
+        #[arg(short, long, value_name = "OUT.parquet")]
+        output: Option<PathBuf>,
+        /// tshark-compatible CSV output (the seed's columns, RFC 4180 quoting).
+        #[arg(long, value_name = "OUT.csv")]
+        csv: Option<PathBuf>,
+        /// No progress bar or progress log lines.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Write a synthetic night capture (Ethernet pcap) with realistic home-network traffic.
+    Sample {
+        /// Output pcap file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Number of packets (about).
+        #[arg(long, default_value_t = 20_000)]
+        packets: u64,
+        /// Random seed (the same seed gives the same file).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Run the main job on a sample capture the program makes itself, into DIR.
+    Demo {
+        /// Output directory.
+        #[arg(long, default_value = "netdigest-demo")]
+        out: PathBuf,
+    },
+    /// Validate the configuration (file and NETDIGEST_* environment).
+    CheckConfig,
+    /// Print the effective configuration with the source of every value (secrets redacted).
+    PrintConfig,
+}
+
+/// Entry point used by `main.rs`.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let config_path = cli.config.clone().unwrap_or_else(Config::config_path);
+    let verbosity = i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+        - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
+    logging::init(cli.log_format, verbosity);
+    match run(cli.command, &config_path) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netdigest: {}", one_line(&format!("{e:#}")));
+            if e.downcast_ref::<config::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Messages are one line: join anything multi-line.
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Convert { inputs, output, csv, no_progress } => {
+            if output.is_none() && csv.is_none() {
+                bail!("convert: nothing to write: give -o OUT.parquet and/or --csv OUT.csv");
+            }
+            let opts = ConvertOptions { parquet: output, csv, progress: !no_progress };
+            convert_and_report(&inputs, &opts)
+        }
+        Command::Sample { output, packets, seed } => {
+            let spec = synth::NightSpec { packets, seed, ..synth::NightSpec::demo() };
+            let truth = synth::write_night_file(&output, &spec)
+                .with_context(|| format!("{}: writing sample capture", output.display()))?;
+            tracing::info!("wrote {} packets ({} bytes) to {}", truth.frames, truth.bytes, output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { out } => demo(&out),
+        Command::CheckConfig => {
+            Config::load_from(config_path)?;
+            let file = if config_path.exists() {
+                config_path.display().to_string()
+            } else {
+                format!("{} (absent: defaults and environment only)", config_path.display())
+            };
+            println!("config OK: {file}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PrintConfig => {
+            Config::load_from(config_path)?;
+            let lines = config::sourced_values(&Config::figment_with_file(config_path))?;
+            let width = lines.iter().map(|l| l.key.len() + l.value.len() + 3).max().unwrap_or(0);
+            for l in lines {
+                let kv = format!("{} = {}", l.key, l.value);
+                println!("{kv:width$}  # {}", l.source);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a conversion and reports it: warnings for a file cut short, an error line and
+/// exit 1 for corruption (the frames before it are still written).
+fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<ExitCode> {
+    let summary = convert::convert(inputs, opts)?;
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
+    }
+    for (link, n) in &summary.undecoded_by_link {
+        tracing::warn!(
+            "{n} frames of link type {} are not decoded (kept with frame-level fields only)",
+            crate::linktype::LinkType(*link)
+        );
+    }
+    let outputs: Vec<String> = [&opts.parquet, &opts.csv]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    tracing::info!(
+        "converted {} packets ({} bytes) from {} file(s) to {}{}",
+        summary.frames,
+        summary.bytes,
+        inputs.len(),
+        outputs.join(" and "),
+        if summary.decode_errors > 0 {
+            format!("; {} frames malformed or cut short (decode_error set)", summary.decode_errors)
+        } else {
+            String::new()
+        }
+    );
+    let mut code = ExitCode::SUCCESS;
+    for d in &summary.damage {
+        if d.truncation {
+            tracing::warn!(
+                "{}: {}; converted the {} complete packets before it",
+                d.path.display(),
+                d.message,
+                d.frames_before
+            );
+        } else {
+            eprintln!(
+                "netdigest: {}: {}; converted the {} packets before the damage",
+                d.path.display(),
+                one_line(&d.message),
+                d.frames_before
+            );
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+fn demo(out: &Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: creating directory", out.display()))?;
+    let pcap = out.join("sample-night.pcap");
+    let truth = synth::write_night_file(&pcap, &synth::NightSpec::demo())
+        .with_context(|| format!("{}: writing sample capture", pcap.display()))?;
+    tracing::info!("demo: wrote a sample night of {} packets to {}", truth.frames, pcap.display());
+    let opts = ConvertOptions {
+        parquet: Some(out.join("packets.parquet")),
+        csv: Some(out.join("packets.csv")),
+        progress: true,
+    };
+    let code = convert_and_report(&[pcap], &opts)?;
+    println!("demo: wrote {}", out.display());
+    Ok(code)
+}

@@ -1,0 +1,567 @@
+//! Configuration: one [`Config::figment()`] that spells out the precedence.
+//!
+//! Defaults, then `/etc/netdigest/netdigest.toml` (or the file named by
+//! `NETDIGEST_CONFIG`), then `NETDIGEST_*` environment variables with `__`
+//! between nested keys (`NETDIGEST_MAIL__TO=me@example.org`). The schema is
+//! strict: an unknown key is an error that names it, never silently ignored.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where the configuration file is looked for when `NETDIGEST_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/netdigest/netdigest.toml";
+/// Prefix of environment overrides; nested keys are separated by `__`.
+pub const ENV_PREFIX: &str = "NETDIGEST_";
+
+/// Errors from loading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("invalid config: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The whole configuration. Every default is stated on its field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub report: ReportConfig,
+    pub mail: MailConfig,
+    pub state: StateConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// `[capture]`: what to capture and when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interface to capture on. Default `"any"` (every interface, Linux cooked headers).
+    pub interface: String,
+    /// BPF capture filter, as tcpdump takes it. Default `""`: everything.
+    pub filter: String,
+    /// Bytes kept of each packet. Default 192: every header up to TCP options
+    /// (Ethernet + two VLAN tags + IPv6 with extension headers + TCP), no payloads.
+    pub snaplen: u32,
+    /// Window start, local time `HH:MM`. Default `"22:00"`.
+    pub start: String,
+    /// Window end, local time `HH:MM` (next day when earlier than start). Default `"06:00"`.
+    pub end: String,
+    /// IANA time zone for the window and the report (e.g. `"Europe/Berlin"`).
+    /// Default: unset, the system's local time zone.
+    pub timezone: Option<String>,
+    /// Start a new capture file after this many MiB. Default 64.
+    pub rotate_mb: u64,
+    /// Stop writing packets for the night after this many MiB. Default 2048.
+    pub max_disk_mb: u64,
+    /// Kernel capture buffer in MiB. Default 8.
+    pub buffer_mb: u32,
+    /// Promiscuous mode (see traffic between other devices on a hub or mirror port). Default false.
+    pub promiscuous: bool,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interface: "any".into(),
+            filter: String::new(),
+            snaplen: 192,
+            start: "22:00".into(),
+            end: "06:00".into(),
+            timezone: None,
+            rotate_mb: 64,
+            max_disk_mb: 2048,
+            buffer_mb: 8,
+            promiscuous: false,
+        }
+    }
+}
+
+/// `[report]`: what the morning report shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// The appliance's own addresses, left out of the pings chart. Default: empty,
+    /// detected from the capture interface.
+    pub own_addresses: Vec<IpAddr>,
+    /// Rows in each top-N table. Default 10.
+    pub top_n: usize,
+    /// Sections to include, in order. Default: all of them.
+    pub sections: Vec<String>,
+    /// Nights kept for "compared with previous nights". Default 7.
+    pub history_nights: usize,
+    /// Timeline bin, e.g. `"10m"`, `"1h"`. Default `"10m"`.
+    pub interval: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            own_addresses: Vec::new(),
+            top_n: 10,
+            sections: ["pings", "totals", "timeline", "protocols", "talkers", "devices", "history"]
+                .map(String::from)
+                .to_vec(),
+            history_nights: 7,
+            interval: "10m".into(),
+        }
+    }
+}
+
+/// `[mail]`: where the report goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Recipients: one address or a list. Default: none (the report is kept as `report.eml`).
+    #[serde(deserialize_with = "one_or_many")]
+    pub to: Vec<String>,
+    /// Sender. Default: `username`.
+    pub from: Option<String>,
+    /// Subject template. Default `"netdigest {night}: {headline}"`.
+    pub subject: String,
+    /// `"gmail"` (smtp.gmail.com:587 STARTTLS) or `"gmail-tls"` (465 implicit TLS). Default: unset.
+    pub smtp: Option<String>,
+    /// SMTP host when no preset is used.
+    pub host: Option<String>,
+    /// SMTP port. Default: from the preset or `tls` (587 STARTTLS, 465 TLS, 25 none).
+    pub port: Option<u16>,
+    /// `"starttls"`, `"tls"` or `"none"` (loopback only). Default `"starttls"`.
+    pub tls: String,
+    /// SMTP login (a Gmail address).
+    pub username: Option<String>,
+    /// File holding the SMTP password (an app password for Gmail).
+    pub password_file: Option<PathBuf>,
+    /// The password itself; only from `NETDIGEST_MAIL__PASSWORD` (warned about). Never printed.
+    pub password: Option<Secret>,
+    /// Extra root certificate (PEM) for private relays and tests.
+    pub ca_file: Option<PathBuf>,
+    /// When the mail timer fires, local `HH:MM`. Default `"06:30"`.
+    pub send_at: String,
+    /// Unsent reports older than this many days are given up. Default 7.
+    pub max_age_days: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            to: Vec::new(),
+            from: None,
+            subject: "netdigest {night}: {headline}".into(),
+            smtp: None,
+            host: None,
+            port: None,
+            tls: "starttls".into(),
+            username: None,
+            password_file: None,
+            password: None,
+            ca_file: None,
+            send_at: "06:30".into(),
+            max_age_days: 7,
+        }
+    }
+}
+
+/// `[state]`: where nights are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// State directory. Default `/var/lib/netdigest` (systemd's `StateDirectory=netdigest`).
+    pub dir: PathBuf,
+    /// Nights kept on disk. Default 30.
+    pub keep_nights: u32,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { dir: PathBuf::from("/var/lib/netdigest"), keep_nights: 30 }
+    }
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// `"off"` or `"pseudonymise"`. Default `"off"`.
+    pub mode: String,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { mode: "off".into() }
+    }
+}
+
+/// A secret string: redacted in `Debug`, `Display` and serialisation.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is handed to the SMTP client.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"<redacted>\")")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// Accepts `to = "a@x"`, `to = ["a@x", "b@y"]`, or `NETDIGEST_MAIL__TO="a@x,b@y"`.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => {
+            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Config {
+    /// The config file in force: `NETDIGEST_CONFIG` if set, else [`DEFAULT_CONFIG_PATH`].
+    #[must_use]
+    pub fn config_path() -> PathBuf {
+        std::env::var_os("NETDIGEST_CONFIG")
+            .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), PathBuf::from)
+    }
+
+    /// Defaults, then the TOML file, then `NETDIGEST_*` variables (nested keys split on `__`).
+    ///
+    /// Only variables with `__` in their name are config keys: `NETDIGEST_CONFIG`,
+    /// `NETDIGEST_LOG` and the like are not.
+    #[must_use]
+    pub fn figment() -> Figment {
+        Self::figment_with_file(&Self::config_path())
+    }
+
+    /// As [`Config::figment`] with an explicit file (missing file: defaults only).
+    #[must_use]
+    pub fn figment_with_file(path: &Path) -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
+    }
+
+    /// Loads and validates the configuration from [`Config::config_path`].
+    ///
+    /// # Errors
+    /// An unreadable or malformed file, an unknown key, a wrong type or an invalid value,
+    /// each named in the message.
+    pub fn load() -> Result<Config> {
+        Self::load_from(&Self::config_path())
+    }
+
+    /// Loads and validates the configuration with an explicit file.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_from(path: &Path) -> Result<Config> {
+        if path.exists() {
+            // figment skips an unreadable file silently: say so instead.
+            if let Err(e) = std::fs::read_to_string(path) {
+                return Err(ConfigError::File { path: path.to_path_buf(), reason: e.to_string() });
+            }
+        }
+        Self::from_figment(&Self::figment_with_file(path))
+    }
+
+    /// Extracts and validates a config from a figment.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_figment(fig: &Figment) -> Result<Config> {
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that the types alone do not.
+    ///
+    /// # Errors
+    /// The first invalid value, with its key and the reason.
+    pub fn validate(&self) -> Result<()> {
+        parse_hhmm(&self.capture.start)
+            .map_err(|reason| ConfigError::Invalid { key: "capture.start", reason })?;
+        parse_hhmm(&self.capture.end)
+            .map_err(|reason| ConfigError::Invalid { key: "capture.end", reason })?;
+        parse_hhmm(&self.mail.send_at)
+            .map_err(|reason| ConfigError::Invalid { key: "mail.send_at", reason })?;
+        if let Some(tz) = &self.capture.timezone {
+            tz.parse::<chrono_tz::Tz>().map_err(|_| ConfigError::Invalid {
+                key: "capture.timezone",
+                reason: format!("unknown time zone {tz:?} (use an IANA name such as \"Europe/Berlin\")"),
+            })?;
+        }
+        if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
+            return Err(ConfigError::Invalid {
+                key: "capture.snaplen",
+                reason: format!("{} is outside 64..=262144", self.capture.snaplen),
+            });
+        }
+        parse_interval(&self.report.interval)
+            .map_err(|reason| ConfigError::Invalid { key: "report.interval", reason })?;
+        if !matches!(self.mail.tls.as_str(), "starttls" | "tls" | "none") {
+            return Err(ConfigError::Invalid {
+                key: "mail.tls",
+                reason: format!("{:?} is not one of \"starttls\", \"tls\", \"none\"", self.mail.tls),
+            });
+        }
+        if let Some(p) = &self.mail.smtp
+            && !matches!(p.as_str(), "gmail" | "gmail-tls")
+        {
+            return Err(ConfigError::Invalid {
+                key: "mail.smtp",
+                reason: format!("{p:?} is not one of \"gmail\", \"gmail-tls\""),
+            });
+        }
+        if !matches!(self.privacy.mode.as_str(), "off" | "pseudonymise") {
+            return Err(ConfigError::Invalid {
+                key: "privacy.mode",
+                reason: format!("{:?} is not one of \"off\", \"pseudonymise\"", self.privacy.mode),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses `HH:MM` (24-hour clock) into minutes after midnight.
+///
+/// # Errors
+/// A message saying what is wrong with the text.
+pub fn parse_hhmm(s: &str) -> std::result::Result<u32, String> {
+    let bad = || format!("{s:?} is not a time of day HH:MM (24-hour clock)");
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    let h: u32 = h.trim().parse().map_err(|_| bad())?;
+    let m: u32 = m.trim().parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// Parses an interval such as `"10m"`, `"1h"`, `"30s"` into seconds (at least 1 s).
+///
+/// # Errors
+/// A message saying what is wrong with the text.
+pub fn parse_interval(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("{s:?} is not an interval such as \"10m\", \"1h\" or \"30s\"");
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "min" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(secs)
+}
+
+/// One line of `print-config`: a key, its effective value (secrets redacted) and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcedValue {
+    pub key: String,
+    pub value: String,
+    pub source: String,
+}
+
+/// Every leaf key of the effective configuration with its value and source.
+///
+/// # Errors
+/// As [`Config::load`]: the figment must extract.
+pub fn sourced_values(fig: &Figment) -> Result<Vec<SourcedValue>> {
+    let dict: Dict = fig.extract().map_err(Box::new)?;
+    let mut out = Vec::new();
+    for (k, v) in &dict {
+        walk(fig, k, v, &mut out);
+    }
+    Ok(out)
+}
+
+fn walk(fig: &Figment, key: &str, v: &Value, out: &mut Vec<SourcedValue>) {
+    if let Value::Dict(_, d) = v {
+        for (k, child) in d {
+            walk(fig, &format!("{key}.{k}"), child, out);
+        }
+        return;
+    }
+    let secret = key.ends_with("password");
+    let value = if secret {
+        "\"<redacted>\"".to_string()
+    } else {
+        toml_value(v)
+    };
+    let source = match fig.find_metadata(key) {
+        Some(m) if matches!(m.source, Some(figment::Source::File(_))) => match &m.source {
+            Some(figment::Source::File(p)) => format!("file {}", p.display()),
+            _ => "file".to_string(),
+        },
+        Some(m) if m.name.contains("environment") => {
+            format!("env {}{}", ENV_PREFIX, key.replace('.', "__").to_ascii_uppercase())
+        }
+        _ => "default".to_string(),
+    };
+    out.push(SourcedValue { key: key.to_string(), value, source });
+}
+
+fn toml_value(v: &Value) -> String {
+    match v {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Char(_, c) => format!("{:?}", c.to_string()),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|u| u.to_string())
+            .or_else(|| n.to_i128().map(|i| i.to_string()))
+            .or_else(|| n.to_f64().map(|f| f.to_string()))
+            .unwrap_or_default(),
+        Value::Empty(_, _) => "\"\"".into(),
+        Value::Dict(_, _) => "{...}".into(),
+        Value::Array(_, a) => format!("[{}]", a.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn precedence_default_file_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "nd.toml",
+                "[capture]\ninterface = \"eth0\"\nsnaplen = 256\n[mail]\nto = \"a@example.org\"\n",
+            )?;
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            jail.set_env("NETDIGEST_CAPTURE__INTERFACE", "wlan0");
+            jail.set_env("NETDIGEST_MAIL__TO", "b@example.org, c@example.org");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(cfg.capture.interface, "wlan0", "env beats file");
+            assert_eq!(cfg.capture.snaplen, 256, "file beats default");
+            assert_eq!(cfg.capture.start, "22:00", "default kept");
+            assert_eq!(cfg.mail.to, vec!["b@example.org", "c@example.org"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.create_file("nd.toml", "[capture]\ninterfcae = \"eth0\"\n")?;
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            let err = Config::load().expect_err("typo must be refused").to_string();
+            assert!(err.contains("interfcae"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unrelated_netdigest_vars_are_not_keys() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            jail.set_env("NETDIGEST_LOG", "debug");
+            Config::load().map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            jail.set_env("NETDIGEST_CAPTURE__START", "25:00");
+            let err = Config::load().expect_err("25:00 is no time").to_string();
+            assert!(err.contains("capture.start"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn password_never_printed() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            jail.set_env("NETDIGEST_MAIL__PASSWORD", "abcd efgh ijkl mnop");
+            let fig = Config::figment();
+            let cfg = Config::from_figment(&fig).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.mail.password.as_ref().map(Secret::expose), Some("abcd efgh ijkl mnop"));
+            let dbg = format!("{cfg:?}");
+            assert!(!dbg.contains("abcd"), "{dbg}");
+            let lines = sourced_values(&fig).map_err(|e| e.to_string())?;
+            let all = format!("{lines:?}");
+            assert!(!all.contains("abcd"), "{all}");
+            let pw = lines.iter().find(|l| l.key == "mail.password").expect("password line");
+            assert_eq!(pw.source, "env NETDIGEST_MAIL__PASSWORD");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn print_config_names_sources() {
+        Jail::expect_with(|jail| {
+            jail.create_file("nd.toml", "[report]\ntop_n = 5\n")?;
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            jail.set_env("NETDIGEST_STATE__DIR", "/tmp/x");
+            let lines = sourced_values(&Config::figment()).map_err(|e| e.to_string())?;
+            let get = |k: &str| lines.iter().find(|l| l.key == k).cloned().expect(k);
+            assert!(get("report.top_n").source.starts_with("file "), "{:?}", get("report.top_n"));
+            assert_eq!(get("report.top_n").value, "5");
+            assert_eq!(get("state.dir").source, "env NETDIGEST_STATE__DIR");
+            assert_eq!(get("capture.start").source, "default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn intervals_and_times() {
+        assert_eq!(parse_interval("10m"), Ok(600));
+        assert_eq!(parse_interval("1h"), Ok(3600));
+        assert!(parse_interval("0m").is_err());
+        assert!(parse_interval("m").is_err());
+        assert_eq!(parse_hhmm("06:30"), Ok(390));
+        assert!(parse_hhmm("6").is_err());
+    }
+}

@@ -1,0 +1,699 @@
+//! Convert: capture files to typed Parquet and to the seed's tshark CSV.
+//!
+//! Frames stream from [`crate::capfile`] through [`crate::decode`] into column
+//! builders; every [`ROW_GROUP_ROWS`] rows become one Parquet row group, so memory
+//! stays flat whatever the capture's size. Outputs are written atomically: a failed
+//! run leaves no file that looks complete.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+use crate::capfile::{CapError, CaptureReader, Format};
+use crate::decode::{self, Addr, FrameMeta, PacketRecord, TcpSeqTracker};
+use crate::fsutil::AtomicFile;
+use crate::linktype::LinkType;
+
+/// Rows per Parquet row group (and per in-memory batch).
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The seed's tshark CSV header, kept exactly so existing scripts keep working.
+pub const CSV_HEADER: &str = "frame.number,_ws.col.Time,_ws.col.Source,_ws.col.Destination,_ws.col.Protocol,_ws.col.Length,_ws.col.Info,tcp.seq,ip.ttl";
+
+/// Errors that stop a conversion.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A capture could not be opened or its header is unusable.
+    #[error("{}: {source}", path.display())]
+    Input { path: PathBuf, source: CapError },
+    /// An output could not be written.
+    #[error("{}: {source}", path.display())]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("{}: writing Parquet: {source}", path.display())]
+    Parquet { path: PathBuf, source: PolarsError },
+    #[error("no input files given")]
+    NoInput,
+}
+
+pub type Result<T, E = ConvertError> = std::result::Result<T, E>;
+
+/// What to write.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Parquet output path.
+    pub parquet: Option<PathBuf>,
+    /// tshark-compatible CSV output path.
+    pub csv: Option<PathBuf>,
+    /// Show a progress bar (only when stderr is a terminal); otherwise log progress lines.
+    pub progress: bool,
+}
+
+/// Damage found in one input after its header: the frames before it are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    /// One line: the reason, with the offset.
+    pub message: String,
+    /// True when the file was merely cut short at its end (power cut); false for corruption.
+    pub truncation: bool,
+    pub bytes_lost: Option<u64>,
+    /// Frames read from this file before the damage.
+    pub frames_before: u64,
+}
+
+/// The account of a conversion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvertSummary {
+    pub frames: u64,
+    pub bytes: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    /// Frames whose link type we do not decode, by link type. Never dropped: they are rows
+    /// with only frame-level fields.
+    pub undecoded_by_link: BTreeMap<u32, u64>,
+    /// Frames with a decode error (malformed or cut short), link type supported.
+    pub decode_errors: u64,
+    /// Frames captured shorter than on the wire (snaplen) or cut inside a header.
+    pub truncated: u64,
+    pub damage: Vec<Damage>,
+    /// Non-fatal oddities reported by the reader, prefixed with the file.
+    pub warnings: Vec<String>,
+}
+
+impl ConvertSummary {
+    /// True when some input was corrupt in the middle (not just cut short at the end).
+    #[must_use]
+    pub fn has_corruption(&self) -> bool {
+        self.damage.iter().any(|d| !d.truncation)
+    }
+}
+
+/// Converts `inputs` (in order, as one capture: frame numbers and TCP state carry on).
+///
+/// # Errors
+/// An input that cannot be opened or has no valid header, or an output that cannot be
+/// written. Damage after a header is not an error: it is in [`ConvertSummary::damage`].
+pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSummary> {
+    if inputs.is_empty() {
+        return Err(ConvertError::NoInput);
+    }
+    // Open every input first, so a bad path fails before any output is created.
+    let mut readers = Vec::with_capacity(inputs.len());
+    let mut total_bytes = 0u64;
+    for path in inputs {
+        let reader = CaptureReader::open(path)
+            .map_err(|source| ConvertError::Input { path: path.clone(), source })?;
+        total_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        readers.push((path.clone(), reader));
+    }
+    let time_decimals = readers.first().map_or(6, |(_, r)| match r.format() {
+        Format::Pcap { nanos: true, .. } => 9,
+        Format::Pcap { .. } => 6,
+        Format::PcapNg => {
+            if r.interfaces().iter().any(|i| i.ts_units_per_second > 1_000_000) {
+                9
+            } else {
+                6
+            }
+        }
+    });
+
+    let mut parquet = match &opts.parquet {
+        Some(p) => Some(ParquetSink::create(p)?),
+        None => None,
+    };
+    let mut csv = match &opts.csv {
+        Some(p) => Some(CsvSink::create(p, time_decimals)?),
+        None => None,
+    };
+
+    let progress = Progress::new(opts.progress, total_bytes);
+    let mut summary = ConvertSummary::default();
+    let mut tracker = TcpSeqTracker::new();
+    let mut bytes_done = 0u64;
+    for (path, mut reader) in readers {
+        let frames_at_start = summary.frames;
+        for w in reader.warnings() {
+            summary.warnings.push(format!("{}: {w}", path.display()));
+        }
+        loop {
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    summary.damage.push(Damage {
+                        path: path.clone(),
+                        message: e.to_string(),
+                        truncation: e.is_truncation(),
+                        bytes_lost: e.bytes_lost(),
+                        frames_before: summary.frames - frames_at_start,
+                    });
+                    break;
+                }
+            };
+            summary.frames += 1;
+            let meta = FrameMeta {
+                frame: summary.frames,
+                ts_ns: frame.ts_ns,
+                interface: frame.interface,
+                wire_len: frame.wire_len,
+            };
+            let link = frame.link;
+            let rec = decode::decode(meta, frame.data, link);
+            let rel_seq = tracker.relative(&rec);
+            summary.bytes += u64::from(rec.wire_len);
+            summary.first_ts_ns.get_or_insert(rec.ts_ns);
+            summary.last_ts_ns = Some(rec.ts_ns);
+            if rec.truncated {
+                summary.truncated += 1;
+            }
+            if rec.decode_error.is_some() {
+                if is_supported_link(link) {
+                    summary.decode_errors += 1;
+                } else {
+                    *summary.undecoded_by_link.entry(link.0).or_default() += 1;
+                }
+            }
+            if let Some(p) = parquet.as_mut() {
+                p.push(&rec, rel_seq)?;
+            }
+            if let Some(c) = csv.as_mut() {
+                c.push(&rec, rel_seq)?;
+            }
+            if summary.frames % 65_536 == 0 {
+                progress.update(bytes_done + reader.bytes_read(), summary.frames);
+            }
+        }
+        for w in reader.warnings() {
+            let w = format!("{}: {w}", path.display());
+            if !summary.warnings.contains(&w) {
+                summary.warnings.push(w);
+            }
+        }
+        bytes_done += reader.bytes_read();
+    }
+    progress.finish(bytes_done, summary.frames);
+
+    // Commit outputs only once every input has been read.
+    if let Some(p) = parquet {
+        p.finish()?;
+    }
+    if let Some(c) = csv {
+        c.finish()?;
+    }
+    Ok(summary)
+}
+
+/// Link types the decoder understands (others become rows with frame-level fields only).
+#[must_use]
+pub fn is_supported_link(link: LinkType) -> bool {
+    matches!(
+        link,
+        LinkType::NULL
+            | LinkType::ETHERNET
+            | LinkType::PPP
+            | LinkType::RAW
+            | LinkType::RAW_BSD12
+            | LinkType::RAW_BSD14
+            | LinkType::LOOP
+            | LinkType::LINUX_SLL
+            | LinkType::IPV4
+            | LinkType::IPV6
+            | LinkType::NFLOG
+            | LinkType::LINUX_SLL2
+    )
+}
+
+/// Formats addresses once and reuses the text: a night has few distinct addresses.
+/// Bounded: cleared when it grows past [`AddrCache::MAX`] entries.
+#[derive(Default)]
+struct AddrCache {
+    map: HashMap<Addr, Box<str>>,
+}
+
+impl AddrCache {
+    const MAX: usize = 65_536;
+
+    fn get(&mut self, a: Addr) -> &str {
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&a) {
+            self.map.clear();
+        }
+        self.map.entry(a).or_insert_with(|| a.to_string().into_boxed_str())
+    }
+}
+
+fn mac_text(m: [u8; 6]) -> Addr {
+    Addr::Mac(m)
+}
+
+/// Column builders for one row group.
+struct Columns {
+    len: usize,
+    frame: Vec<u64>,
+    ts: Vec<i64>,
+    interface: Vec<u16>,
+    link_type: Vec<u16>,
+    wire_len: Vec<u32>,
+    cap_len: Vec<u32>,
+    src_mac: StringChunkedBuilder,
+    dst_mac: StringChunkedBuilder,
+    vlan: Vec<Option<u16>>,
+    ether_type: Vec<Option<u16>>,
+    ip_version: Vec<Option<u8>>,
+    src: StringChunkedBuilder,
+    dst: StringChunkedBuilder,
+    ttl: Vec<Option<u8>>,
+    ip_proto: Vec<Option<u8>>,
+    protocol: StringChunkedBuilder,
+    src_port: Vec<Option<u16>>,
+    dst_port: Vec<Option<u16>>,
+    tcp_flags: Vec<Option<u8>>,
+    tcp_seq: Vec<Option<u32>>,
+    tcp_seq_raw: Vec<Option<u32>>,
+    payload_len: Vec<Option<u32>>,
+    icmp_type: Vec<Option<u8>>,
+    icmp_code: Vec<Option<u8>>,
+    icmp_id: Vec<Option<u16>>,
+    icmp_seq: Vec<Option<u16>>,
+    arp_op: Vec<Option<u16>>,
+    arp_sender_ip: StringChunkedBuilder,
+    arp_target_ip: StringChunkedBuilder,
+    fragment: Vec<bool>,
+    truncated: Vec<bool>,
+    decode_error: StringChunkedBuilder,
+}
+
+impl Columns {
+    fn new() -> Self {
+        let n = ROW_GROUP_ROWS;
+        let s = |name: &str| StringChunkedBuilder::new(name.into(), n);
+        Columns {
+            len: 0,
+            frame: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            interface: Vec::with_capacity(n),
+            link_type: Vec::with_capacity(n),
+            wire_len: Vec::with_capacity(n),
+            cap_len: Vec::with_capacity(n),
+            src_mac: s("src_mac"),
+            dst_mac: s("dst_mac"),
+            vlan: Vec::with_capacity(n),
+            ether_type: Vec::with_capacity(n),
+            ip_version: Vec::with_capacity(n),
+            src: s("src"),
+            dst: s("dst"),
+            ttl: Vec::with_capacity(n),
+            ip_proto: Vec::with_capacity(n),
+            protocol: s("protocol"),
+            src_port: Vec::with_capacity(n),
+            dst_port: Vec::with_capacity(n),
+            tcp_flags: Vec::with_capacity(n),
+            tcp_seq: Vec::with_capacity(n),
+            tcp_seq_raw: Vec::with_capacity(n),
+            payload_len: Vec::with_capacity(n),
+            icmp_type: Vec::with_capacity(n),
+            icmp_code: Vec::with_capacity(n),
+            icmp_id: Vec::with_capacity(n),
+            icmp_seq: Vec::with_capacity(n),
+            arp_op: Vec::with_capacity(n),
+            arp_sender_ip: s("arp_sender_ip"),
+            arp_target_ip: s("arp_target_ip"),
+            fragment: Vec::with_capacity(n),
+            truncated: Vec::with_capacity(n),
+            decode_error: s("decode_error"),
+        }
+    }
+
+    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>, cache: &mut AddrCache) {
+        self.len += 1;
+        self.frame.push(r.frame);
+        self.ts.push(r.ts_ns);
+        self.interface.push(u16::try_from(r.interface).unwrap_or(u16::MAX));
+        self.link_type.push(u16::try_from(r.link.0).unwrap_or(u16::MAX));
+        self.wire_len.push(r.wire_len);
+        self.cap_len.push(r.cap_len);
+        push_addr(&mut self.src_mac, r.src_mac.map(mac_text), cache);
+        push_addr(&mut self.dst_mac, r.dst_mac.map(mac_text), cache);
+        self.vlan.push(r.vlan);
+        self.ether_type.push(r.ether_type);
+        self.ip_version.push(r.ip_version);
+        push_addr(&mut self.src, r.src, cache);
+        push_addr(&mut self.dst, r.dst, cache);
+        self.ttl.push(r.ttl);
+        self.ip_proto.push(r.ip_proto);
+        self.protocol.append_value(r.protocol);
+        self.src_port.push(r.src_port);
+        self.dst_port.push(r.dst_port);
+        self.tcp_flags.push(r.tcp_flags);
+        self.tcp_seq.push(rel_seq);
+        self.tcp_seq_raw.push(r.tcp_seq);
+        self.payload_len.push(r.payload_len);
+        self.icmp_type.push(r.icmp_type);
+        self.icmp_code.push(r.icmp_code);
+        self.icmp_id.push(r.icmp_id);
+        self.icmp_seq.push(r.icmp_seq);
+        self.arp_op.push(r.arp_op);
+        push_addr(&mut self.arp_sender_ip, r.arp_sender_ip.map(|a| Addr::V4(a)), cache);
+        push_addr(&mut self.arp_target_ip, r.arp_target_ip.map(|a| Addr::V4(a)), cache);
+        self.fragment.push(r.fragment);
+        self.truncated.push(r.truncated);
+        self.decode_error.append_option(r.decode_error.as_deref());
+    }
+
+    /// Builds the batch's DataFrame and resets the builders.
+    fn take(&mut self) -> PolarsResult<DataFrame> {
+        let mut old = std::mem::replace(self, Columns::new());
+        let ts = Series::new("ts".into(), std::mem::take(&mut old.ts))
+            .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC));
+        let protocol = old
+            .protocol
+            .finish()
+            .into_series()
+            .cast(&DataType::from_categories(Categories::global()))?;
+        let cols: Vec<Column> = vec![
+            Series::new("frame".into(), old.frame).into(),
+            ts.into(),
+            Series::new("interface".into(), old.interface).into(),
+            Series::new("link_type".into(), old.link_type).into(),
+            Series::new("wire_len".into(), old.wire_len).into(),
+            Series::new("cap_len".into(), old.cap_len).into(),
+            old.src_mac.finish().into_series().into(),
+            old.dst_mac.finish().into_series().into(),
+            Series::new("vlan".into(), old.vlan).into(),
+            Series::new("ether_type".into(), old.ether_type).into(),
+            Series::new("ip_version".into(), old.ip_version).into(),
+            old.src.finish().into_series().into(),
+            old.dst.finish().into_series().into(),
+            Series::new("ttl".into(), old.ttl).into(),
+            Series::new("ip_proto".into(), old.ip_proto).into(),
+            protocol.into(),
+            Series::new("src_port".into(), old.src_port).into(),
+            Series::new("dst_port".into(), old.dst_port).into(),
+            Series::new("tcp_flags".into(), old.tcp_flags).into(),
+            Series::new("tcp_seq".into(), old.tcp_seq).into(),
+            Series::new("tcp_seq_raw".into(), old.tcp_seq_raw).into(),
+            Series::new("payload_len".into(), old.payload_len).into(),
+            Series::new("icmp_type".into(), old.icmp_type).into(),
+            Series::new("icmp_code".into(), old.icmp_code).into(),
+            Series::new("icmp_id".into(), old.icmp_id).into(),
+            Series::new("icmp_seq".into(), old.icmp_seq).into(),
+            Series::new("arp_op".into(), old.arp_op).into(),
+            old.arp_sender_ip.finish().into_series().into(),
+            old.arp_target_ip.finish().into_series().into(),
+            Series::new("fragment".into(), old.fragment).into(),
+            Series::new("truncated".into(), old.truncated).into(),
+            old.decode_error.finish().into_series().into(),
+        ];
+        DataFrame::new(old.len, cols)
+    }
+}
+
+fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCache) {
+    match a {
+        Some(a) => b.append_value(cache.get(a)),
+        None => b.append_null(),
+    }
+}
+
+/// The Parquet schema written by `convert`, in column order (see DESIGN.md).
+#[must_use]
+pub fn parquet_schema() -> Schema {
+    let mut c = Columns::new();
+    // An empty batch has the exact schema of a full one.
+    c.take().map(|df| df.schema().as_ref().clone()).unwrap_or_default()
+}
+
+struct ParquetSink {
+    path: PathBuf,
+    file: Option<AtomicFile>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    cols: Columns,
+    cache: AddrCache,
+}
+
+impl ParquetSink {
+    fn create(path: &Path) -> Result<Self> {
+        let file = AtomicFile::create(path)
+            .map_err(|source| ConvertError::Output { path: path.to_path_buf(), source })?;
+        Ok(ParquetSink {
+            path: path.to_path_buf(),
+            file: Some(file),
+            writer: None,
+            cols: Columns::new(),
+            cache: AddrCache::default(),
+        })
+    }
+
+    fn pq_err(&self, source: PolarsError) -> ConvertError {
+        ConvertError::Parquet { path: self.path.clone(), source }
+    }
+
+    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
+        self.cols.push(r, rel_seq, &mut self.cache);
+        if self.cols.len >= ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let df = self.cols.take().map_err(|e| self.pq_err(e))?;
+        if self.writer.is_none() {
+            let file = self.file.as_mut().map(AtomicFile::writer).ok_or_else(|| {
+                ConvertError::Output { path: self.path.clone(), source: std::io::Error::other("closed") }
+            })?;
+            let file = file
+                .try_clone()
+                .map_err(|source| ConvertError::Output { path: self.path.clone(), source })?;
+            // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
+            // would hide write errors.
+            let w = ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .batched(df.schema())
+                .map_err(|e| self.pq_err(e))?;
+            self.writer = Some(w);
+        }
+        if df.height() > 0 {
+            let w = self.writer.as_mut().ok_or_else(|| ConvertError::Output {
+                path: self.path.clone(),
+                source: std::io::Error::other("writer missing"),
+            })?;
+            w.write_batch(&df).map_err(|e| ConvertError::Parquet { path: self.path.clone(), source: e })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        if let Some(w) = self.writer.take() {
+            w.finish().map_err(|e| self.pq_err(e))?;
+        }
+        if let Some(f) = self.file.take() {
+            f.commit().map_err(|source| ConvertError::Output { path: self.path.clone(), source })?;
+        }
+        Ok(())
+    }
+}
+
+struct CsvSink {
+    path: PathBuf,
+    file: Option<AtomicFile>,
+    out: BufWriter<std::fs::File>,
+    first_ts_ns: Option<i64>,
+    decimals: usize,
+    line: String,
+    cache: AddrCache,
+}
+
+impl CsvSink {
+    fn create(path: &Path, decimals: usize) -> Result<Self> {
+        let io = |source| ConvertError::Output { path: path.to_path_buf(), source };
+        let file = AtomicFile::create(path).map_err(io)?;
+        let handle = file.writer().try_clone().map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, handle);
+        writeln!(out, "{CSV_HEADER}").map_err(io)?;
+        Ok(CsvSink {
+            path: path.to_path_buf(),
+            file: Some(file),
+            out,
+            first_ts_ns: None,
+            decimals,
+            line: String::with_capacity(256),
+            cache: AddrCache::default(),
+        })
+    }
+
+    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
+        let first = *self.first_ts_ns.get_or_insert(r.ts_ns);
+        self.line.clear();
+        csv_row(&mut self.line, r, rel_seq, first, self.decimals, &mut self.cache);
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(|source| ConvertError::Output { path: self.path.clone(), source })
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let io = |source| ConvertError::Output { path: self.path.clone(), source };
+        self.out.flush().map_err(io)?;
+        if let Some(f) = self.file.take() {
+            f.commit().map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one CSV row (with its newline) in the seed's column order.
+fn csv_row(
+    line: &mut String,
+    r: &PacketRecord,
+    rel_seq: Option<u32>,
+    first_ts_ns: i64,
+    decimals: usize,
+    cache: &mut AddrCache,
+) {
+    let _ = write!(line, "{},", r.frame);
+    push_rel_time(line, i128::from(r.ts_ns) - i128::from(first_ts_ns), decimals);
+    line.push(',');
+    if let Some(a) = r.src {
+        push_field(line, cache.get(a));
+    }
+    line.push(',');
+    if let Some(a) = r.dst {
+        push_field(line, cache.get(a));
+    }
+    line.push(',');
+    push_field(line, r.protocol);
+    let _ = write!(line, ",{},", r.wire_len);
+    push_field(line, &decode::info(r, rel_seq));
+    line.push(',');
+    if let Some(s) = rel_seq {
+        let _ = write!(line, "{s}");
+    }
+    line.push(',');
+    if r.ip_version == Some(4)
+        && let Some(t) = r.ttl
+    {
+        let _ = write!(line, "{t}");
+    }
+    line.push('\n');
+}
+
+/// Seconds since the first packet with `decimals` digits, as tshark's Time column.
+fn push_rel_time(line: &mut String, delta_ns: i128, decimals: usize) {
+    let neg = delta_ns < 0;
+    let abs = delta_ns.unsigned_abs();
+    let secs = abs / 1_000_000_000;
+    let frac = abs % 1_000_000_000;
+    if neg {
+        line.push('-');
+    }
+    if decimals >= 9 {
+        let _ = write!(line, "{secs}.{frac:09}");
+    } else {
+        let _ = write!(line, "{secs}.{:06}", frac / 1000);
+    }
+}
+
+/// RFC 4180: quote a field holding a comma, a quote or a line break; double inner quotes.
+fn push_field(line: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        line.push('"');
+        for c in s.chars() {
+            if c == '"' {
+                line.push('"');
+            }
+            line.push(c);
+        }
+        line.push('"');
+    } else {
+        line.push_str(s);
+    }
+}
+
+/// Progress: a bar on a terminal, log lines every 10 s otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    log: bool,
+    start: Instant,
+    last_log: std::cell::Cell<Instant>,
+    total: u64,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64) -> Self {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = (enabled && tty).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {binary_bytes}/{binary_total_bytes} {msg} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            log: enabled && !tty,
+            start: Instant::now(),
+            last_log: std::cell::Cell::new(Instant::now()),
+            total,
+        }
+    }
+
+    fn update(&self, bytes: u64, frames: u64) {
+        let elapsed = self.start.elapsed().as_secs_f64().max(1e-9);
+        #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
+        let pps = frames as f64 / elapsed;
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+            bar.set_message(format!("{frames} packets, {pps:.0} pkt/s"));
+        } else if self.log && self.last_log.get().elapsed() >= Duration::from_secs(10) {
+            self.last_log.set(Instant::now());
+            tracing::info!(
+                "converting: {} of {} MiB read, {frames} packets, {pps:.0} packets/s",
+                bytes >> 20,
+                self.total >> 20
+            );
+        }
+    }
+
+    fn finish(&self, bytes: u64, frames: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+            bar.finish_and_clear();
+        }
+        let _ = frames;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting() {
+        let mut s = String::new();
+        push_field(&mut s, "plain");
+        s.push('|');
+        push_field(&mut s, "a, b");
+        s.push('|');
+        push_field(&mut s, "say \"hi\"");
+        assert_eq!(s, "plain|\"a, b\"|\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn rel_time_formats() {
+        let mut s = String::new();
+        push_rel_time(&mut s, 1_500_000_123, 9);
+        s.push(' ');
+        push_rel_time(&mut s, 1_500_000_123, 6);
+        s.push(' ');
+        push_rel_time(&mut s, -1_000, 6);
+        assert_eq!(s, "1.500000123 1.500000 -0.000001");
+    }
+}

@@ -1,0 +1,4 @@
+pub mod config;
+pub mod fsutil;
+pub mod linktype;
+pub mod logging;

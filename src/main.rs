@@ -1,0 +1,3 @@
+//! The `netdigest` binary: everything lives in the library; see `cli`.
+
+fn main() {}
