@@ -110,9 +110,17 @@ impl Default for ReportConfig {
         ReportConfig {
             own_addresses: Vec::new(),
             top_n: 10,
-            sections: ["pings", "totals", "timeline", "protocols", "talkers", "devices", "history"]
-                .map(String::from)
-                .to_vec(),
+            sections: [
+                "pings",
+                "totals",
+                "timeline",
+                "protocols",
+                "talkers",
+                "devices",
+                "history",
+            ]
+            .map(String::from)
+            .to_vec(),
             history_nights: 7,
             interval: "10m".into(),
         }
@@ -184,7 +192,10 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: PathBuf::from("/var/lib/netdigest"), keep_nights: 30 }
+        StateConfig {
+            dir: PathBuf::from("/var/lib/netdigest"),
+            keep_nights: 30,
+        }
     }
 }
 
@@ -240,9 +251,12 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Strin
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => {
-            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-        }
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         OneOrMany::Many(v) => v,
     })
 }
@@ -293,7 +307,10 @@ impl Config {
         if path.exists() {
             // figment skips an unreadable file silently: say so instead.
             if let Err(e) = std::fs::read_to_string(path) {
-                return Err(ConfigError::File { path: path.to_path_buf(), reason: e.to_string() });
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
             }
         }
         Self::from_figment(&Self::figment_with_file(path))
@@ -314,17 +331,26 @@ impl Config {
     /// # Errors
     /// The first invalid value, with its key and the reason.
     pub fn validate(&self) -> Result<()> {
-        parse_hhmm(&self.capture.start)
-            .map_err(|reason| ConfigError::Invalid { key: "capture.start", reason })?;
-        parse_hhmm(&self.capture.end)
-            .map_err(|reason| ConfigError::Invalid { key: "capture.end", reason })?;
-        parse_hhmm(&self.mail.send_at)
-            .map_err(|reason| ConfigError::Invalid { key: "mail.send_at", reason })?;
+        parse_hhmm(&self.capture.start).map_err(|reason| ConfigError::Invalid {
+            key: "capture.start",
+            reason,
+        })?;
+        parse_hhmm(&self.capture.end).map_err(|reason| ConfigError::Invalid {
+            key: "capture.end",
+            reason,
+        })?;
+        parse_hhmm(&self.mail.send_at).map_err(|reason| ConfigError::Invalid {
+            key: "mail.send_at",
+            reason,
+        })?;
         if let Some(tz) = &self.capture.timezone {
-            tz.parse::<chrono_tz::Tz>().map_err(|_| ConfigError::Invalid {
-                key: "capture.timezone",
-                reason: format!("unknown time zone {tz:?} (use an IANA name such as \"Europe/Berlin\")"),
-            })?;
+            tz.parse::<chrono_tz::Tz>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "capture.timezone",
+                    reason: format!(
+                        "unknown time zone {tz:?} (use an IANA name such as \"Europe/Berlin\")"
+                    ),
+                })?;
         }
         if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
             return Err(ConfigError::Invalid {
@@ -332,12 +358,17 @@ impl Config {
                 reason: format!("{} is outside 64..=262144", self.capture.snaplen),
             });
         }
-        parse_interval(&self.report.interval)
-            .map_err(|reason| ConfigError::Invalid { key: "report.interval", reason })?;
+        parse_interval(&self.report.interval).map_err(|reason| ConfigError::Invalid {
+            key: "report.interval",
+            reason,
+        })?;
         if !matches!(self.mail.tls.as_str(), "starttls" | "tls" | "none") {
             return Err(ConfigError::Invalid {
                 key: "mail.tls",
-                reason: format!("{:?} is not one of \"starttls\", \"tls\", \"none\"", self.mail.tls),
+                reason: format!(
+                    "{:?} is not one of \"starttls\", \"tls\", \"none\"",
+                    self.mail.tls
+                ),
             });
         }
         if let Some(p) = &self.mail.smtp
@@ -351,7 +382,10 @@ impl Config {
         if !matches!(self.privacy.mode.as_str(), "off" | "pseudonymise") {
             return Err(ConfigError::Invalid {
                 key: "privacy.mode",
-                reason: format!("{:?} is not one of \"off\", \"pseudonymise\"", self.privacy.mode),
+                reason: format!(
+                    "{:?} is not one of \"off\", \"pseudonymise\"",
+                    self.privacy.mode
+                ),
             });
         }
         Ok(())
@@ -435,11 +469,19 @@ fn walk(fig: &Figment, key: &str, v: &Value, out: &mut Vec<SourcedValue>) {
             _ => "file".to_string(),
         },
         Some(m) if m.name.contains("environment") => {
-            format!("env {}{}", ENV_PREFIX, key.replace('.', "__").to_ascii_uppercase())
+            format!(
+                "env {}{}",
+                ENV_PREFIX,
+                key.replace('.', "__").to_ascii_uppercase()
+            )
         }
         _ => "default".to_string(),
     };
-    out.push(SourcedValue { key: key.to_string(), value, source });
+    out.push(SourcedValue {
+        key: key.to_string(),
+        value,
+        source,
+    });
 }
 
 fn toml_value(v: &Value) -> String {
@@ -455,7 +497,10 @@ fn toml_value(v: &Value) -> String {
             .unwrap_or_default(),
         Value::Empty(_, _) => "\"\"".into(),
         Value::Dict(_, _) => "{...}".into(),
-        Value::Array(_, a) => format!("[{}]", a.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+        Value::Array(_, a) => format!(
+            "[{}]",
+            a.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -493,7 +538,9 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file("nd.toml", "[capture]\ninterfcae = \"eth0\"\n")?;
             jail.set_env("NETDIGEST_CONFIG", "nd.toml");
-            let err = Config::load().expect_err("typo must be refused").to_string();
+            let err = Config::load()
+                .expect_err("typo must be refused")
+                .to_string();
             assert!(err.contains("interfcae"), "{err}");
             Ok(())
         });
@@ -527,13 +574,19 @@ mod tests {
             jail.set_env("NETDIGEST_MAIL__PASSWORD", "abcd efgh ijkl mnop");
             let fig = Config::figment();
             let cfg = Config::from_figment(&fig).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.mail.password.as_ref().map(Secret::expose), Some("abcd efgh ijkl mnop"));
+            assert_eq!(
+                cfg.mail.password.as_ref().map(Secret::expose),
+                Some("abcd efgh ijkl mnop")
+            );
             let dbg = format!("{cfg:?}");
             assert!(!dbg.contains("abcd"), "{dbg}");
             let lines = sourced_values(&fig).map_err(|e| e.to_string())?;
             let all = format!("{lines:?}");
             assert!(!all.contains("abcd"), "{all}");
-            let pw = lines.iter().find(|l| l.key == "mail.password").expect("password line");
+            let pw = lines
+                .iter()
+                .find(|l| l.key == "mail.password")
+                .expect("password line");
             assert_eq!(pw.source, "env NETDIGEST_MAIL__PASSWORD");
             Ok(())
         });
@@ -547,7 +600,11 @@ mod tests {
             jail.set_env("NETDIGEST_STATE__DIR", "/tmp/x");
             let lines = sourced_values(&Config::figment()).map_err(|e| e.to_string())?;
             let get = |k: &str| lines.iter().find(|l| l.key == k).cloned().expect(k);
-            assert!(get("report.top_n").source.starts_with("file "), "{:?}", get("report.top_n"));
+            assert!(
+                get("report.top_n").source.starts_with("file "),
+                "{:?}",
+                get("report.top_n")
+            );
             assert_eq!(get("report.top_n").value, "5");
             assert_eq!(get("state.dir").source, "env NETDIGEST_STATE__DIR");
             assert_eq!(get("capture.start").source, "default");

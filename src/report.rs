@@ -1,0 +1,839 @@
+//! Report: the morning email (HTML with inline CSS and `cid:` images, plus a plain
+//! text part with the same numbers), the interactive `index.html`, and the whole
+//! message as `report.eml`. Everything here is generated from a [`Summary`].
+
+use std::fmt::Write as _;
+
+use charming::Chart;
+use charming::component::{Axis, Grid, Legend, Title};
+use charming::element::{AxisLabel, AxisType, Tooltip, Trigger};
+use charming::series::{Bar, Line, Pie};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+use crate::analyse::Summary;
+
+/// A chart of the report: its definition and where it goes.
+pub struct ChartDef {
+    /// Short id: file name stem and `cid:` (`pings`, `timeline`, ...).
+    pub id: &'static str,
+    pub title: String,
+    pub chart: Chart,
+}
+
+/// A rendered chart image, attached inline to the email.
+#[derive(Debug, Clone)]
+pub struct ChartImage {
+    pub id: String,
+    pub title: String,
+    /// `image/jpeg` or `image/png`.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl ChartImage {
+    #[must_use]
+    pub fn file_name(&self) -> String {
+        let ext = if self.content_type.ends_with("png") {
+            "png"
+        } else {
+            "jpg"
+        };
+        format!("{}.{ext}", self.id)
+    }
+    #[must_use]
+    pub fn cid(&self) -> String {
+        format!("{}@netdigest", self.id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("mail address {addr:?}: {reason}")]
+    Address { addr: String, reason: String },
+    #[error("building the message: {0}")]
+    Message(String),
+}
+
+/// Which sections to show, in order (names from the config's `report.sections`).
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub sections: Vec<String>,
+    pub top_n: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        let sections = crate::config::ReportConfig::default().sections;
+        ReportOptions {
+            sections,
+            top_n: 10,
+        }
+    }
+}
+
+impl ReportOptions {
+    fn has(&self, s: &str) -> bool {
+        self.sections.iter().any(|x| x == s)
+    }
+}
+
+/// `1234567` as `1,234,567`.
+#[must_use]
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes as `12.3 MB` (decimal units, as mail clients show sizes).
+#[must_use]
+#[expect(clippy::cast_precision_loss, reason = "display only")]
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn drops(s: &Summary) -> u64 {
+    s.capture
+        .as_ref()
+        .map_or(0, |c| c.dropped_kernel + c.dropped_interface)
+}
+
+/// The night's headline, used in the subject: "3 new devices, 1,204 pings, 0 drops".
+#[must_use]
+pub fn headline(s: &Summary) -> String {
+    let new = s.devices.as_ref().map_or(0, |d| d.new.len());
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_string()
+        } else {
+            many.to_string()
+        }
+    };
+    format!(
+        "{} new {}, {} pings, {} drops",
+        new,
+        plural(new, "device", "devices"),
+        thousands(s.total_pings()),
+        thousands(drops(s))
+    )
+}
+
+/// Local `HH:MM` of an RFC 3339 time (the label of a timeline bin).
+fn hhmm(rfc3339: &str) -> String {
+    rfc3339.get(11..16).unwrap_or(rfc3339).to_string()
+}
+
+/// The charts of the report, for the sections that have data.
+#[must_use]
+pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
+    let mut out = Vec::new();
+    let label = AxisLabel::new().rotate(30);
+    if opts.has("pings") && !s.pings.is_empty() {
+        let rows: Vec<_> = s.pings.iter().take(opts.top_n.max(1) * 2).collect();
+        let names: Vec<String> = rows.iter().map(|p| p.src.clone()).collect();
+        let answered: Vec<i64> = rows
+            .iter()
+            .map(|p| to_i64(p.requests - p.unanswered.min(p.requests)))
+            .collect();
+        let unanswered: Vec<i64> = rows
+            .iter()
+            .map(|p| to_i64(p.unanswered.min(p.requests)))
+            .collect();
+        let chart = Chart::new()
+            .animation(false)
+            .title(Title::new().text("Pings (echo requests) per source"))
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .legend(Legend::new().top("bottom"))
+            .grid(Grid::new().left(60).right(20).bottom(110).top(50))
+            .x_axis(
+                Axis::new()
+                    .type_(AxisType::Category)
+                    .data(names)
+                    .axis_label(label.clone()),
+            )
+            .y_axis(Axis::new().type_(AxisType::Value))
+            .series(Bar::new().name("answered").stack("req").data(answered))
+            .series(Bar::new().name("unanswered").stack("req").data(unanswered));
+        out.push(ChartDef {
+            id: "pings",
+            title: "Pings per source".into(),
+            chart,
+        });
+    }
+    if opts.has("timeline") && !s.timeline.bins.is_empty() {
+        let names: Vec<String> = s.timeline.bins.iter().map(|b| hhmm(&b.start)).collect();
+        let packets: Vec<i64> = s.timeline.bins.iter().map(|b| to_i64(b.packets)).collect();
+        let chart = Chart::new()
+            .animation(false)
+            .title(Title::new().text(format!("Packets per {} min", s.timeline.interval_s / 60)))
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .grid(Grid::new().left(70).right(20).bottom(40).top(50))
+            .x_axis(Axis::new().type_(AxisType::Category).data(names))
+            .y_axis(Axis::new().type_(AxisType::Value))
+            .series(Line::new().name("packets").data(packets));
+        out.push(ChartDef {
+            id: "timeline",
+            title: "Activity through the night".into(),
+            chart,
+        });
+    }
+    if opts.has("protocols") && !s.protocols.is_empty() {
+        let data: Vec<(i64, String)> = s
+            .protocols
+            .iter()
+            .take(8)
+            .map(|p| (to_i64(p.packets), p.protocol.clone()))
+            .collect();
+        let chart = Chart::new()
+            .animation(false)
+            .title(Title::new().text("Protocol mix (packets)"))
+            .tooltip(Tooltip::new().trigger(Trigger::Item))
+            .series(
+                Pie::new()
+                    .name("packets")
+                    .radius(vec!["30%", "62%"])
+                    .center(vec!["50%", "55%"])
+                    .data(data),
+            );
+        out.push(ChartDef {
+            id: "protocols",
+            title: "Protocol mix".into(),
+            chart,
+        });
+    }
+    if opts.has("talkers") && !s.talkers_by_bytes.is_empty() {
+        let rows: Vec<_> = s.talkers_by_bytes.iter().take(opts.top_n).collect();
+        let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
+        let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
+        let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
+        let chart = Chart::new()
+            .animation(false)
+            .title(Title::new().text("Top talkers (bytes)"))
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .legend(Legend::new().top("bottom"))
+            .grid(Grid::new().left(150).right(30).bottom(50).top(50))
+            .x_axis(Axis::new().type_(AxisType::Value))
+            .y_axis(Axis::new().type_(AxisType::Category).data(names))
+            .series(Bar::new().name("sent").stack("b").data(sent))
+            .series(Bar::new().name("received").stack("b").data(recv));
+        out.push(ChartDef {
+            id: "talkers",
+            title: "Top talkers".into(),
+            chart,
+        });
+    }
+    out
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// HTML-escapes text for element content and attribute values.
+#[must_use]
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const TD: &str = "padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:14px;";
+const TDR: &str =
+    "padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:14px;text-align:right;";
+const TH: &str =
+    "padding:4px 8px;border-bottom:2px solid #9ca3af;font-size:13px;text-align:left;color:#374151;";
+const H2: &str = "font-size:18px;margin:24px 0 8px 0;color:#111827;";
+
+/// A table: header cells (a leading `>` right-aligns a column) and rows.
+fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut t = String::from(
+        "<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" style=\"border-collapse:collapse;width:100%;max-width:600px;\"><tr>",
+    );
+    let right: Vec<bool> = head.iter().map(|h| h.starts_with('>')).collect();
+    for h in head {
+        let name = h.trim_start_matches('>');
+        let style = if h.starts_with('>') {
+            format!("{TH}text-align:right;")
+        } else {
+            TH.to_string()
+        };
+        let _ = write!(t, "<th style=\"{style}\">{}</th>", esc(name));
+    }
+    t.push_str("</tr>");
+    for r in rows {
+        t.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let style = if right.get(i).copied().unwrap_or(false) {
+                TDR
+            } else {
+                TD
+            };
+            let _ = write!(t, "<td style=\"{style}\">{}</td>", esc(c));
+        }
+        t.push_str("</tr>");
+    }
+    t.push_str("</table>");
+    t
+}
+
+/// The text of each section: (title, table rows as text, empty-section line).
+struct Section {
+    key: &'static str,
+    title: &'static str,
+    head: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    empty: &'static str,
+    chart: Option<&'static str>,
+}
+
+fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
+    let n = opts.top_n;
+    let mut out = Vec::new();
+    for key in &opts.sections {
+        let sec = match key.as_str() {
+            "pings" => Section {
+                key: "pings",
+                title: "Pings per source",
+                head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
+                rows: s
+                    .pings
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.src.clone(),
+                            thousands(p.requests),
+                            thousands(p.replies),
+                            thousands(p.unanswered),
+                        ]
+                    })
+                    .collect(),
+                empty: "No echo requests (pings) tonight.",
+                chart: Some("pings"),
+            },
+            "totals" => Section {
+                key: "totals",
+                title: "The night in numbers",
+                head: vec!["", ">"],
+                rows: totals_rows(s),
+                empty: "",
+                chart: None,
+            },
+            "timeline" => Section {
+                key: "timeline",
+                title: "Activity through the night",
+                head: vec!["From", ">Packets", ">Bytes"],
+                rows: s
+                    .timeline
+                    .bins
+                    .iter()
+                    .map(|b| vec![hhmm(&b.start), thousands(b.packets), human_bytes(b.bytes)])
+                    .collect(),
+                empty: "No packets tonight.",
+                chart: Some("timeline"),
+            },
+            "protocols" => Section {
+                key: "protocols",
+                title: "Protocol mix",
+                head: vec!["Protocol", ">Packets", ">Bytes"],
+                rows: s
+                    .protocols
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.protocol.clone(),
+                            thousands(p.packets),
+                            human_bytes(p.bytes),
+                        ]
+                    })
+                    .collect(),
+                empty: "No packets tonight.",
+                chart: Some("protocols"),
+            },
+            "talkers" => Section {
+                key: "talkers",
+                title: "Top talkers",
+                head: vec!["Address", ">Sent", ">Received", ">Packets"],
+                rows: s
+                    .talkers_by_bytes
+                    .iter()
+                    .take(n)
+                    .map(|t| {
+                        vec![
+                            t.addr.clone(),
+                            human_bytes(t.tx_bytes),
+                            human_bytes(t.rx_bytes),
+                            thousands(t.packets),
+                        ]
+                    })
+                    .chain(s.conversations.iter().take(0).map(|_| Vec::new()))
+                    .collect(),
+                empty: "No IP traffic tonight.",
+                chart: Some("talkers"),
+            },
+            "conversations" => Section {
+                key: "conversations",
+                title: "Top conversations",
+                head: vec!["Between", "And", ">Packets", ">Bytes"],
+                rows: s
+                    .conversations
+                    .iter()
+                    .take(n)
+                    .map(|c| {
+                        vec![
+                            c.a.clone(),
+                            c.b.clone(),
+                            thousands(c.packets),
+                            human_bytes(c.bytes),
+                        ]
+                    })
+                    .collect(),
+                empty: "No IP conversations tonight.",
+                chart: None,
+            },
+            "ports" => Section {
+                key: "ports",
+                title: "Top services",
+                head: vec!["Service", "Port", ">Packets", ">Bytes"],
+                rows: s
+                    .ports
+                    .iter()
+                    .take(n)
+                    .map(|p| {
+                        let name = if p.service.is_empty() {
+                            "-".to_string()
+                        } else {
+                            p.service.clone()
+                        };
+                        vec![
+                            name,
+                            format!("{}/{}", p.protocol.to_lowercase(), p.port),
+                            thousands(p.packets),
+                            human_bytes(p.bytes),
+                        ]
+                    })
+                    .collect(),
+                empty: "No TCP or UDP traffic tonight.",
+                chart: None,
+            },
+            "devices" => Section {
+                key: "devices",
+                title: "Devices",
+                head: vec!["", "IP", "MAC", ">Packets sent"],
+                rows: device_rows(s),
+                empty: "No devices seen tonight.",
+                chart: None,
+            },
+            "history" => Section {
+                key: "history",
+                title: "Compared with previous nights",
+                head: vec!["", ">Tonight", ">Median", ""],
+                rows: s
+                    .history
+                    .iter()
+                    .map(|h| {
+                        vec![
+                            h.metric.clone(),
+                            thousands(h.tonight),
+                            format!("{:.0}", h.median),
+                            if h.flagged {
+                                "unusual".into()
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect(),
+                empty: "No earlier nights to compare with yet.",
+                chart: None,
+            },
+            _ => continue,
+        };
+        out.push(sec);
+    }
+    out
+}
+
+fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
+    let t = &s.totals;
+    let mut rows = vec![
+        vec![
+            "Window".into(),
+            format!(
+                "{} to {}",
+                t.first.as_deref().unwrap_or("-"),
+                t.last.as_deref().unwrap_or("-")
+            ),
+        ],
+        vec!["Packets".into(), thousands(t.packets)],
+        vec!["Bytes".into(), human_bytes(t.bytes)],
+        vec!["Hosts (IP addresses)".into(), thousands(t.hosts)],
+    ];
+    if t.decode_errors > 0 {
+        rows.push(vec![
+            "Malformed or cut-short frames".into(),
+            thousands(t.decode_errors),
+        ]);
+    }
+    if let Some(c) = &s.capture {
+        rows.push(vec![
+            "Capture".into(),
+            format!(
+                "{} received, {} dropped by the kernel, {} by the interface ({:.3}%)",
+                thousands(c.received),
+                thousands(c.dropped_kernel),
+                thousands(c.dropped_interface),
+                c.drop_ratio * 100.0
+            ),
+        ]);
+    }
+    rows
+}
+
+fn device_rows(s: &Summary) -> Vec<Vec<String>> {
+    let Some(d) = &s.devices else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for x in &d.new {
+        rows.push(vec![
+            "new".into(),
+            x.ip.clone(),
+            x.mac.clone(),
+            thousands(x.packets),
+        ]);
+    }
+    for x in &d.silent {
+        rows.push(vec![
+            "silent".into(),
+            x.ip.clone(),
+            x.mac.clone(),
+            "-".into(),
+        ]);
+    }
+    for x in &d.devices {
+        if !d.new.iter().any(|n| n.mac == x.mac && n.ip == x.ip) {
+            rows.push(vec![
+                String::new(),
+                x.ip.clone(),
+                x.mac.clone(),
+                thousands(x.packets),
+            ]);
+        }
+    }
+    rows
+}
+
+fn warnings(s: &Summary) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(c) = &s.capture
+        && c.warning
+    {
+        w.push(format!(
+            "Capture dropped {:.2}% of packets ({} of {}): the numbers below undercount the night.",
+            c.drop_ratio * 100.0,
+            thousands(c.dropped_kernel + c.dropped_interface),
+            thousands(c.received + c.dropped_kernel + c.dropped_interface)
+        ));
+    }
+    w
+}
+
+/// The email's HTML body: inline CSS only, no scripts, images by `cid:`, a table of
+/// the numbers behind each chart, readable at 600 px and on a phone.
+#[must_use]
+pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>netdigest {night}</title></head>\
+<body style=\"margin:0;padding:0;background:#f3f4f6;\">\
+<div style=\"max-width:600px;margin:0 auto;padding:16px;background:#ffffff;font-family:Helvetica,Arial,sans-serif;color:#111827;\">\
+<h1 style=\"font-size:22px;margin:0 0 4px 0;\">Your network overnight</h1>\
+<p style=\"margin:0 0 12px 0;color:#4b5563;font-size:14px;\">Night of {night} &middot; {headline}</p>",
+        night = esc(&s.night),
+        headline = esc(&headline(s)),
+    );
+    for w in warnings(s) {
+        let _ = write!(
+            h,
+            "<p style=\"margin:8px 0;padding:8px 12px;background:#fef2f2;border-left:4px solid #dc2626;color:#991b1b;font-size:14px;\"><strong>Warning:</strong> {}</p>",
+            esc(&w)
+        );
+    }
+    for sec in sections(s, opts) {
+        let _ = write!(h, "<h2 style=\"{H2}\">{}</h2>", esc(sec.title));
+        if sec.rows.is_empty() {
+            let _ = write!(
+                h,
+                "<p style=\"margin:4px 0;color:#6b7280;font-size:14px;\">{}</p>",
+                esc(sec.empty)
+            );
+            continue;
+        }
+        if let Some(id) = sec.chart
+            && let Some(img) = charts.iter().find(|c| c.id == id)
+        {
+            let _ = write!(
+                h,
+                "<img src=\"cid:{}\" alt=\"{}\" width=\"600\" style=\"display:block;width:100%;max-width:600px;height:auto;border:0;margin:0 0 8px 0;\">",
+                esc(&img.cid()),
+                esc(&img.title)
+            );
+        }
+        let rows: Vec<Vec<String>> = if sec.key == "pings" {
+            sec.rows.into_iter().take(opts.top_n * 2).collect()
+        } else {
+            sec.rows
+        };
+        h.push_str(&table(&sec.head, &rows));
+    }
+    h.push_str("<p style=\"margin:24px 0 0 0;color:#9ca3af;font-size:12px;\">netdigest &middot; the interactive report is attached as index.html</p></div></body></html>\n");
+    h
+}
+
+/// The plain-text part: the same numbers as the HTML.
+#[must_use]
+pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Your network overnight: night of {}\n{}\n",
+        s.night,
+        headline(s)
+    );
+    for w in warnings(s) {
+        let _ = writeln!(t, "WARNING: {w}\n");
+    }
+    for sec in sections(s, opts) {
+        let _ = writeln!(t, "{}\n{}", sec.title, "-".repeat(sec.title.len()));
+        if sec.rows.is_empty() {
+            let _ = writeln!(t, "{}\n", sec.empty);
+            continue;
+        }
+        let cols = sec.head.len();
+        let mut width = vec![0usize; cols];
+        let head: Vec<String> = sec
+            .head
+            .iter()
+            .map(|h| h.trim_start_matches('>').to_string())
+            .collect();
+        for r in std::iter::once(&head).chain(sec.rows.iter()) {
+            for (i, c) in r.iter().enumerate().take(cols) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&head).chain(sec.rows.iter()) {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .take(cols)
+                .map(|(i, c)| {
+                    if sec.head[i].starts_with('>') {
+                        format!("{c:>w$}", w = width[i])
+                    } else {
+                        format!("{c:<w$}", w = width[i])
+                    }
+                })
+                .collect();
+            let _ = writeln!(t, "{}", line.join("  ").trim_end());
+        }
+        t.push('\n');
+    }
+    t
+}
+
+/// The interactive page: every chart (ECharts loaded from its CDN, as charming's own
+/// template does; the tables below each chart need no script) and the same tables.
+#[must_use]
+pub fn index_html(s: &Summary, defs: &[ChartDef], opts: &ReportOptions) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>netdigest {night}</title>\
+<script src=\"https://cdn.jsdelivr.net/npm/echarts@5.5.1/dist/echarts.min.js\"></script>\
+<style>body{{font-family:Helvetica,Arial,sans-serif;max-width:960px;margin:0 auto;padding:16px;color:#111827}}\
+table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid #e5e7eb}}.chart{{width:100%;height:380px}}</style></head><body>\
+<h1>Your network overnight</h1><p>Night of {night} &middot; {headline}</p>",
+        night = esc(&s.night),
+        headline = esc(&headline(s)),
+    );
+    for w in warnings(s) {
+        let _ = write!(
+            h,
+            "<p style=\"color:#991b1b\"><strong>Warning:</strong> {}</p>",
+            esc(&w)
+        );
+    }
+    for sec in sections(s, opts) {
+        let _ = write!(h, "<h2>{}</h2>", esc(sec.title));
+        if sec.rows.is_empty() {
+            let _ = write!(h, "<p>{}</p>", esc(sec.empty));
+            continue;
+        }
+        if let Some(id) = sec.chart
+            && defs.iter().any(|d| d.id == id)
+        {
+            let _ = write!(h, "<div class=\"chart\" id=\"chart-{id}\"></div>");
+        }
+        h.push_str(&table(&sec.head, &sec.rows));
+    }
+    h.push_str("<script>if (window.echarts) {\n");
+    for d in defs {
+        // JSON inside <script>: keep "</" from closing the element.
+        let option = d.chart.to_string().replace("</", "<\\/");
+        let _ = writeln!(
+            h,
+            "(function(){{var el=document.getElementById('chart-{id}');if(el){{echarts.init(el).setOption({option});}}}})();",
+            id = d.id
+        );
+    }
+    h.push_str("}</script></body></html>\n");
+    h
+}
+
+/// Who the message is from and to. With no recipients configured the message is still
+/// built (to `from`), so the `.eml` can be opened locally.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+}
+
+fn mailbox(addr: &str) -> Result<Mailbox, ReportError> {
+    addr.parse::<Mailbox>().map_err(|e| ReportError::Address {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Builds the whole message: multipart/mixed [ multipart/alternative [ text/plain,
+/// multipart/related [ text/html, inline images ] ], index.html attachment ].
+///
+/// # Errors
+/// An address that does not parse, or a part lettre refuses.
+pub fn build_message(
+    env: &Envelope,
+    html: &str,
+    text: &str,
+    charts: &[ChartImage],
+    index: Option<&str>,
+    message_id: &str,
+) -> Result<lettre::Message, ReportError> {
+    let mut b = lettre::Message::builder()
+        .from(mailbox(&env.from)?)
+        .subject(env.subject.clone())
+        .message_id(Some(message_id.to_string()))
+        .date_now()
+        .user_agent(format!("netdigest {}", env!("CARGO_PKG_VERSION")));
+    let to = if env.to.is_empty() {
+        vec![env.from.clone()]
+    } else {
+        env.to.clone()
+    };
+    for t in &to {
+        b = b.to(mailbox(t)?);
+    }
+    for c in &env.cc {
+        b = b.cc(mailbox(c)?);
+    }
+    if let Some(r) = &env.reply_to {
+        b = b.reply_to(mailbox(r)?);
+    }
+    let mut related = MultiPart::related().singlepart(SinglePart::html(html.to_string()));
+    for c in charts {
+        let ct =
+            ContentType::parse(&c.content_type).map_err(|e| ReportError::Message(e.to_string()))?;
+        related = related.singlepart(
+            Attachment::new_inline_with_name(c.cid(), c.file_name()).body(c.bytes.clone(), ct),
+        );
+    }
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::plain(text.to_string()))
+        .multipart(related);
+    let body = match index {
+        Some(page) => MultiPart::mixed().multipart(alternative).singlepart(
+            Attachment::new("index.html".to_string())
+                .body(page.to_string(), ContentType::TEXT_HTML),
+        ),
+        None => alternative,
+    };
+    b.multipart(body)
+        .map_err(|e| ReportError::Message(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::{PingRow, Summary};
+
+    #[test]
+    fn numbers_format() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+    }
+
+    #[test]
+    fn empty_sections_say_so_in_one_line() {
+        let s = Summary {
+            night: "2026-11-27".into(),
+            ..Summary::default()
+        };
+        let opts = ReportOptions::default();
+        let html = email_html(&s, &[], &opts);
+        assert!(html.contains("No echo requests (pings) tonight."));
+        assert!(!html.contains("<script"));
+        assert!(chart_defs(&s, &opts).is_empty(), "no chart for no data");
+        let text = email_text(&s, &opts);
+        assert!(text.contains("No echo requests (pings) tonight."));
+    }
+
+    #[test]
+    fn html_escapes_and_headline() {
+        let s = Summary {
+            pings: vec![PingRow {
+                src: "<b>".into(),
+                requests: 1204,
+                replies: 1,
+                unanswered: 1203,
+            }],
+            ..Summary::default()
+        };
+        let html = email_html(&s, &[], &ReportOptions::default());
+        assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
+        assert_eq!(headline(&s), "0 new devices, 1,204 pings, 0 drops");
+    }
+}
