@@ -22,17 +22,27 @@ impl AtomicFile {
     /// The directory does not exist or is not writable, or `dest` is a directory.
     pub fn create(dest: &Path) -> io::Result<Self> {
         if dest.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
         }
         let name = dest
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
             .to_string_lossy()
             .into_owned();
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let file = File::create(&tmp)?;
-        Ok(AtomicFile { tmp, dest: dest.to_path_buf(), file: Some(file) })
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            file: Some(file),
+        })
     }
 
     /// The open file, for writing (clone the handle to hand it to a writer that owns it).
@@ -100,7 +110,11 @@ mod tests {
             f.writer().write_all(b"half").expect("write");
         }
         assert!(!dest.exists());
-        assert_eq!(std::fs::read_dir(&dir).expect("ls").count(), 0, "temp file removed");
+        assert_eq!(
+            std::fs::read_dir(&dir).expect("ls").count(),
+            0,
+            "temp file removed"
+        );
         write_atomic(&dest, b"whole").expect("write");
         assert_eq!(std::fs::read(&dest).expect("read"), b"whole");
         std::fs::remove_dir_all(&dir).expect("cleanup");

@@ -1,7 +1,9 @@
 pub mod analyse;
+pub mod capfile;
 pub mod config;
 pub mod devices;
 pub mod fsutil;
 pub mod linktype;
 pub mod logging;
 pub mod report;
+pub mod synth;

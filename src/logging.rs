@@ -36,7 +36,8 @@ pub fn init(format: LogFormat, verbosity: i8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("NETDIGEST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("NETDIGEST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let registry = tracing_subscriber::registry().with(filter);
     let use_journald = match format {
         LogFormat::Auto => under_journal(),
@@ -45,13 +46,19 @@ pub fn init(format: LogFormat, verbosity: i8) {
     if use_journald {
         // tracing_journald::layer() fails when the socket is absent; fall back to stderr.
         if let Ok(layer) = tracing_journald::layer() {
-            let _ = registry.with(layer.with_syslog_identifier("netdigest".into())).try_init();
+            let _ = registry
+                .with(layer.with_syslog_identifier("netdigest".into()))
+                .try_init();
             return;
         }
     }
     let result = match format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Text | LogFormat::Auto => registry
             .with(
