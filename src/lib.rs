@@ -1,5 +1,6 @@
 pub mod analyse;
 pub mod capfile;
+pub mod chart;
 pub mod config;
 pub mod devices;
 pub mod fsutil;
