@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
 use crate::logging::{self, LogFormat};
-use crate::synth;
+use crate::{pipeline, synth};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -63,6 +63,37 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Convert, analyse and report captures into a night directory (DIR/packets.parquet,
+    /// DIR/summary.json, DIR/report/{email.html, index.html, charts/, report.eml}).
+    Run {
+        /// Capture files of the night, in order.
+        #[arg(long = "pcap", required = true, num_args = 1.., value_name = "PCAP")]
+        pcap: Vec<PathBuf>,
+        /// Night directory to write.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// State directory for devices and history across nights (default: none, this night alone).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// No progress bar or progress log lines.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Analyse a night directory's packets.parquet into summary.json.
+    Analyse {
+        /// The night directory (holding packets.parquet).
+        #[arg(long, value_name = "DIR")]
+        night_dir: PathBuf,
+        /// State directory for devices and history across nights.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
+    /// Render a night directory's summary.json into report/ (charts, email, page, report.eml).
+    Report {
+        /// The night directory (holding summary.json).
+        #[arg(long, value_name = "DIR")]
+        night_dir: PathBuf,
+    },
     /// Run the main job on a sample capture the program makes itself, into DIR.
     Demo {
         /// Output directory.
@@ -82,12 +113,16 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let config_path = cli.config.clone().unwrap_or_else(Config::config_path);
-    let verbosity = i8::try_from(cli.verbose).unwrap_or(i8::MAX)
-        - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
+    let verbosity =
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     logging::init(cli.log_format, verbosity);
     match run(cli.command, &config_path) {
         Ok(code) => code,
@@ -104,32 +139,88 @@ pub fn main() -> ExitCode {
 
 /// Messages are one line: join anything multi-line.
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Convert { inputs, output, csv, no_progress } => {
+        Command::Convert {
+            inputs,
+            output,
+            csv,
+            no_progress,
+        } => {
             if output.is_none() && csv.is_none() {
                 bail!("convert: nothing to write: give -o OUT.parquet and/or --csv OUT.csv");
             }
-            let opts = ConvertOptions { parquet: output, csv, progress: !no_progress };
+            let opts = ConvertOptions {
+                parquet: output,
+                csv,
+                progress: !no_progress,
+            };
             convert_and_report(&inputs, &opts)
         }
-        Command::Sample { output, packets, seed } => {
-            let spec = synth::NightSpec { packets, seed, ..synth::NightSpec::demo() };
+        Command::Sample {
+            output,
+            packets,
+            seed,
+        } => {
+            let spec = synth::NightSpec {
+                packets,
+                seed,
+                ..synth::NightSpec::demo()
+            };
             let truth = synth::write_night_file(&output, &spec)
                 .with_context(|| format!("{}: writing sample capture", output.display()))?;
-            tracing::info!("wrote {} packets ({} bytes) to {}", truth.frames, truth.bytes, output.display());
+            tracing::info!(
+                "wrote {} packets ({} bytes) to {}",
+                truth.frames,
+                truth.bytes,
+                output.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out } => demo(&out),
+        Command::Run {
+            pcap,
+            out,
+            state,
+            no_progress,
+        } => {
+            let cfg = Config::load_from(config_path)?;
+            let opts = pipeline::RunOptions {
+                state_dir: state,
+                csv: None,
+                progress: !no_progress,
+            };
+            run_night(&pcap, &out, &cfg, &opts)
+        }
+        Command::Analyse { night_dir, state } => {
+            let cfg = Config::load_from(config_path)?;
+            let s = pipeline::analyse_night(&night_dir, &cfg, state.as_deref())?;
+            println!("night {}: {}", s.night, crate::report::headline(&s));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { night_dir } => {
+            let cfg = Config::load_from(config_path)?;
+            let s = pipeline::read_summary(&night_dir)?;
+            let eml = pipeline::write_report(&s, &night_dir, &cfg)?;
+            println!("message: {}", eml.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { out } => demo(&out, config_path),
         Command::CheckConfig => {
             Config::load_from(config_path)?;
             let file = if config_path.exists() {
                 config_path.display().to_string()
             } else {
-                format!("{} (absent: defaults and environment only)", config_path.display())
+                format!(
+                    "{} (absent: defaults and environment only)",
+                    config_path.display()
+                )
             };
             println!("config OK: {file}");
             Ok(ExitCode::SUCCESS)
@@ -137,7 +228,11 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
         Command::PrintConfig => {
             Config::load_from(config_path)?;
             let lines = config::sourced_values(&Config::figment_with_file(config_path))?;
-            let width = lines.iter().map(|l| l.key.len() + l.value.len() + 3).max().unwrap_or(0);
+            let width = lines
+                .iter()
+                .map(|l| l.key.len() + l.value.len() + 3)
+                .max()
+                .unwrap_or(0);
             for l in lines {
                 let kv = format!("{} = {}", l.key, l.value);
                 println!("{kv:width$}  # {}", l.source);
@@ -151,6 +246,20 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
 /// exit 1 for corruption (the frames before it are still written).
 fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<ExitCode> {
     let summary = convert::convert(inputs, opts)?;
+    let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(report_conversion(inputs, &summary, &outputs))
+}
+
+/// Logs a conversion's account; exit 1 when some input was corrupt in the middle.
+fn report_conversion(
+    inputs: &[PathBuf],
+    summary: &convert::ConvertSummary,
+    outputs: &[PathBuf],
+) -> ExitCode {
     for w in &summary.warnings {
         tracing::warn!("{w}");
     }
@@ -160,11 +269,7 @@ fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Resu
             crate::linktype::LinkType(*link)
         );
     }
-    let outputs: Vec<String> = [&opts.parquet, &opts.csv]
-        .into_iter()
-        .flatten()
-        .map(|p| p.display().to_string())
-        .collect();
+    let outputs: Vec<String> = outputs.iter().map(|p| p.display().to_string()).collect();
     tracing::info!(
         "converted {} packets ({} bytes) from {} file(s) to {}{}",
         summary.frames,
@@ -172,7 +277,10 @@ fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Resu
         inputs.len(),
         outputs.join(" and "),
         if summary.decode_errors > 0 {
-            format!("; {} frames malformed or cut short (decode_error set)", summary.decode_errors)
+            format!(
+                "; {} frames malformed or cut short (decode_error set)",
+                summary.decode_errors
+            )
         } else {
             String::new()
         }
@@ -196,21 +304,64 @@ fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Resu
             code = ExitCode::FAILURE;
         }
     }
+    code
+}
+
+/// Runs the pipeline on a night and says what it wrote; damage is reported as by `convert`.
+fn run_night(
+    inputs: &[PathBuf],
+    out: &Path,
+    cfg: &Config,
+    opts: &pipeline::RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let outcome = pipeline::run(inputs, out, cfg, opts)?;
+    let code = report_conversion(
+        inputs,
+        &outcome.convert,
+        &[outcome.night_dir.join("packets.parquet")],
+    );
+    let s = &outcome.summary;
+    println!("night {}: {}", s.night, crate::report::headline(s));
+    println!(
+        "report: {}",
+        outcome
+            .night_dir
+            .join("report")
+            .join("email.html")
+            .display()
+    );
+    println!("message: {}", outcome.eml.display());
     Ok(code)
 }
 
-fn demo(out: &Path) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}: creating directory", out.display()))?;
+/// The main job on an embedded default: a sample night the program makes itself, run
+/// through the whole pipeline. With no SMTP server configured the message stays a `.eml`.
+fn demo(out: &Path, config_path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load_from(config_path)?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: creating directory", out.display()))?;
     let pcap = out.join("sample-night.pcap");
     let truth = synth::write_night_file(&pcap, &synth::NightSpec::demo())
         .with_context(|| format!("{}: writing sample capture", pcap.display()))?;
-    tracing::info!("demo: wrote a sample night of {} packets to {}", truth.frames, pcap.display());
-    let opts = ConvertOptions {
-        parquet: Some(out.join("packets.parquet")),
-        csv: Some(out.join("packets.csv")),
+    tracing::info!(
+        "demo: wrote a sample night of {} packets to {}",
+        truth.frames,
+        pcap.display()
+    );
+    let csv = out.join("packets.csv");
+    let cfg = Config {
+        report: crate::config::ReportConfig {
+            own_addresses: truth.own_addresses.clone(),
+            ..cfg.report.clone()
+        },
+        ..cfg
+    };
+    let opts = pipeline::RunOptions {
+        state_dir: None,
+        csv: Some(csv.clone()),
         progress: true,
     };
-    let code = convert_and_report(&[pcap], &opts)?;
-    println!("demo: wrote {}", out.display());
+    let code = run_night(&[pcap], out, &cfg, &opts)?;
+    println!("demo: tshark-style CSV: {}", csv.display());
     Ok(code)
 }

@@ -16,7 +16,6 @@ use polars::prelude::*;
 use crate::capfile::{CapError, CaptureReader, Format};
 use crate::decode::{self, Addr, FrameMeta, PacketRecord, TcpSeqTracker};
 use crate::fsutil::AtomicFile;
-use crate::linktype::LinkType;
 
 /// Rows per Parquet row group (and per in-memory batch).
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -32,7 +31,10 @@ pub enum ConvertError {
     Input { path: PathBuf, source: CapError },
     /// An output could not be written.
     #[error("{}: {source}", path.display())]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: writing Parquet: {source}", path.display())]
     Parquet { path: PathBuf, source: PolarsError },
     #[error("no input files given")]
@@ -105,8 +107,10 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
     let mut readers = Vec::with_capacity(inputs.len());
     let mut total_bytes = 0u64;
     for path in inputs {
-        let reader = CaptureReader::open(path)
-            .map_err(|source| ConvertError::Input { path: path.clone(), source })?;
+        let reader = CaptureReader::open(path).map_err(|source| ConvertError::Input {
+            path: path.clone(),
+            source,
+        })?;
         total_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         readers.push((path.clone(), reader));
     }
@@ -114,7 +118,10 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
         Format::Pcap { nanos: true, .. } => 9,
         Format::Pcap { .. } => 6,
         Format::PcapNg => {
-            if r.interfaces().iter().any(|i| i.ts_units_per_second > 1_000_000) {
+            if r.interfaces()
+                .iter()
+                .any(|i| i.ts_units_per_second > 1_000_000)
+            {
                 9
             } else {
                 6
@@ -172,7 +179,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
                 summary.truncated += 1;
             }
             if rec.decode_error.is_some() {
-                if is_supported_link(link) {
+                if decode::is_supported_link(link) {
                     summary.decode_errors += 1;
                 } else {
                     *summary.undecoded_by_link.entry(link.0).or_default() += 1;
@@ -182,7 +189,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
                 p.push(&rec, rel_seq)?;
             }
             if let Some(c) = csv.as_mut() {
-                c.push(&rec, rel_seq)?;
+                c.push(&rec, rel_seq, tracker.last_relative_ack())?;
             }
             if summary.frames % 65_536 == 0 {
                 progress.update(bytes_done + reader.bytes_read(), summary.frames);
@@ -208,26 +215,6 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
     Ok(summary)
 }
 
-/// Link types the decoder understands (others become rows with frame-level fields only).
-#[must_use]
-pub fn is_supported_link(link: LinkType) -> bool {
-    matches!(
-        link,
-        LinkType::NULL
-            | LinkType::ETHERNET
-            | LinkType::PPP
-            | LinkType::RAW
-            | LinkType::RAW_BSD12
-            | LinkType::RAW_BSD14
-            | LinkType::LOOP
-            | LinkType::LINUX_SLL
-            | LinkType::IPV4
-            | LinkType::IPV6
-            | LinkType::NFLOG
-            | LinkType::LINUX_SLL2
-    )
-}
-
 /// Formats addresses once and reuses the text: a night has few distinct addresses.
 /// Bounded: cleared when it grows past [`AddrCache::MAX`] entries.
 #[derive(Default)]
@@ -242,7 +229,9 @@ impl AddrCache {
         if self.map.len() >= Self::MAX && !self.map.contains_key(&a) {
             self.map.clear();
         }
-        self.map.entry(a).or_insert_with(|| a.to_string().into_boxed_str())
+        self.map
+            .entry(a)
+            .or_insert_with(|| a.to_string().into_boxed_str())
     }
 }
 
@@ -332,8 +321,10 @@ impl Columns {
         self.len += 1;
         self.frame.push(r.frame);
         self.ts.push(r.ts_ns);
-        self.interface.push(u16::try_from(r.interface).unwrap_or(u16::MAX));
-        self.link_type.push(u16::try_from(r.link.0).unwrap_or(u16::MAX));
+        self.interface
+            .push(u16::try_from(r.interface).unwrap_or(u16::MAX));
+        self.link_type
+            .push(u16::try_from(r.link.0).unwrap_or(u16::MAX));
         self.wire_len.push(r.wire_len);
         self.cap_len.push(r.cap_len);
         push_addr(&mut self.src_mac, r.src_mac.map(mac_text), cache);
@@ -357,8 +348,16 @@ impl Columns {
         self.icmp_id.push(r.icmp_id);
         self.icmp_seq.push(r.icmp_seq);
         self.arp_op.push(r.arp_op);
-        push_addr(&mut self.arp_sender_ip, r.arp_sender_ip.map(|a| Addr::V4(a)), cache);
-        push_addr(&mut self.arp_target_ip, r.arp_target_ip.map(|a| Addr::V4(a)), cache);
+        push_addr(
+            &mut self.arp_sender_ip,
+            r.arp_sender_ip.map(|a| Addr::V4(a)),
+            cache,
+        );
+        push_addr(
+            &mut self.arp_target_ip,
+            r.arp_target_ip.map(|a| Addr::V4(a)),
+            cache,
+        );
         self.fragment.push(r.fragment);
         self.truncated.push(r.truncated);
         self.decode_error.append_option(r.decode_error.as_deref());
@@ -424,7 +423,9 @@ fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCach
 pub fn parquet_schema() -> Schema {
     let mut c = Columns::new();
     // An empty batch has the exact schema of a full one.
-    c.take().map(|df| df.schema().as_ref().clone()).unwrap_or_default()
+    c.take()
+        .map(|df| df.schema().as_ref().clone())
+        .unwrap_or_default()
 }
 
 struct ParquetSink {
@@ -437,8 +438,10 @@ struct ParquetSink {
 
 impl ParquetSink {
     fn create(path: &Path) -> Result<Self> {
-        let file = AtomicFile::create(path)
-            .map_err(|source| ConvertError::Output { path: path.to_path_buf(), source })?;
+        let file = AtomicFile::create(path).map_err(|source| ConvertError::Output {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(ParquetSink {
             path: path.to_path_buf(),
             file: Some(file),
@@ -449,7 +452,10 @@ impl ParquetSink {
     }
 
     fn pq_err(&self, source: PolarsError) -> ConvertError {
-        ConvertError::Parquet { path: self.path.clone(), source }
+        ConvertError::Parquet {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
@@ -463,12 +469,18 @@ impl ParquetSink {
     fn flush(&mut self) -> Result<()> {
         let df = self.cols.take().map_err(|e| self.pq_err(e))?;
         if self.writer.is_none() {
-            let file = self.file.as_mut().map(AtomicFile::writer).ok_or_else(|| {
-                ConvertError::Output { path: self.path.clone(), source: std::io::Error::other("closed") }
+            let file =
+                self.file
+                    .as_ref()
+                    .map(AtomicFile::writer)
+                    .ok_or_else(|| ConvertError::Output {
+                        path: self.path.clone(),
+                        source: std::io::Error::other("closed"),
+                    })?;
+            let file = file.try_clone().map_err(|source| ConvertError::Output {
+                path: self.path.clone(),
+                source,
             })?;
-            let file = file
-                .try_clone()
-                .map_err(|source| ConvertError::Output { path: self.path.clone(), source })?;
             // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
             // would hide write errors.
             let w = ParquetWriter::new(file)
@@ -482,7 +494,10 @@ impl ParquetSink {
                 path: self.path.clone(),
                 source: std::io::Error::other("writer missing"),
             })?;
-            w.write_batch(&df).map_err(|e| ConvertError::Parquet { path: self.path.clone(), source: e })?;
+            w.write_batch(&df).map_err(|e| ConvertError::Parquet {
+                path: self.path.clone(),
+                source: e,
+            })?;
         }
         Ok(())
     }
@@ -493,7 +508,10 @@ impl ParquetSink {
             w.finish().map_err(|e| self.pq_err(e))?;
         }
         if let Some(f) = self.file.take() {
-            f.commit().map_err(|source| ConvertError::Output { path: self.path.clone(), source })?;
+            f.commit().map_err(|source| ConvertError::Output {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -511,7 +529,10 @@ struct CsvSink {
 
 impl CsvSink {
     fn create(path: &Path, decimals: usize) -> Result<Self> {
-        let io = |source| ConvertError::Output { path: path.to_path_buf(), source };
+        let io = |source| ConvertError::Output {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = AtomicFile::create(path).map_err(io)?;
         let handle = file.writer().try_clone().map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 20, handle);
@@ -527,17 +548,30 @@ impl CsvSink {
         })
     }
 
-    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
+    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>, rel_ack: Option<u32>) -> Result<()> {
         let first = *self.first_ts_ns.get_or_insert(r.ts_ns);
         self.line.clear();
-        csv_row(&mut self.line, r, rel_seq, first, self.decimals, &mut self.cache);
+        csv_row(
+            &mut self.line,
+            r,
+            (rel_seq, rel_ack),
+            first,
+            self.decimals,
+            &mut self.cache,
+        );
         self.out
             .write_all(self.line.as_bytes())
-            .map_err(|source| ConvertError::Output { path: self.path.clone(), source })
+            .map_err(|source| ConvertError::Output {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn finish(mut self) -> Result<()> {
-        let io = |source| ConvertError::Output { path: self.path.clone(), source };
+        let io = |source| ConvertError::Output {
+            path: self.path.clone(),
+            source,
+        };
         self.out.flush().map_err(io)?;
         if let Some(f) = self.file.take() {
             f.commit().map_err(io)?;
@@ -550,13 +584,17 @@ impl CsvSink {
 fn csv_row(
     line: &mut String,
     r: &PacketRecord,
-    rel_seq: Option<u32>,
+    (rel_seq, rel_ack): (Option<u32>, Option<u32>),
     first_ts_ns: i64,
     decimals: usize,
     cache: &mut AddrCache,
 ) {
     let _ = write!(line, "{},", r.frame);
-    push_rel_time(line, i128::from(r.ts_ns) - i128::from(first_ts_ns), decimals);
+    push_rel_time(
+        line,
+        i128::from(r.ts_ns) - i128::from(first_ts_ns),
+        decimals,
+    );
     line.push(',');
     if let Some(a) = r.src {
         push_field(line, cache.get(a));
@@ -568,7 +606,7 @@ fn csv_row(
     line.push(',');
     push_field(line, r.protocol);
     let _ = write!(line, ",{},", r.wire_len);
-    push_field(line, &decode::info(r, rel_seq));
+    push_field(line, &decode::info_with_ack(r, rel_seq, rel_ack));
     line.push(',');
     if let Some(s) = rel_seq {
         let _ = write!(line, "{s}");

@@ -1,10 +1,24 @@
+//! netdigest: what happened on the home network overnight.
+//!
+//! One module per pipeline stage, data flowing one way:
+//! `capfile` (reading capture files) -> `decode` (bytes to [`decode::PacketRecord`])
+//! -> `convert` (Parquet and the seed's CSV) -> `analyse` (polars, [`analyse::Summary`],
+//! `devices`) -> `chart` / `report` (images, email, page, `.eml`). `pipeline` runs the
+//! stages for a night. Beside them: `config`, `cli`, `logging`, `fsutil` (atomic files)
+//! and `synth` (sample nights for the demo, tests and benchmarks).
+
 pub mod analyse;
 pub mod capfile;
 pub mod chart;
+pub mod cli;
 pub mod config;
+pub mod convert;
+pub mod decode;
 pub mod devices;
 pub mod fsutil;
 pub mod linktype;
 pub mod logging;
+pub mod mail;
+pub mod pipeline;
 pub mod report;
 pub mod synth;

@@ -1,3 +1,5 @@
 //! The `netdigest` binary: everything lives in the library; see `cli`.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    netdigest::cli::main()
+}

@@ -1,0 +1,288 @@
+//! The night's pipeline after capture: convert -> analyse -> report, each stage
+//! writing its outputs atomically into the night directory:
+//!
+//! ```text
+//! <night>/packets.parquet  <night>/summary.json
+//! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, report.eml}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
+use crate::chart::ChartRenderer;
+use crate::config::{self, Config};
+use crate::convert::{self, ConvertOptions, ConvertSummary};
+use crate::devices;
+use crate::fsutil::write_atomic;
+use crate::report::{self, ChartImage, Envelope, ReportOptions};
+
+/// Chart image size in the email (CSS pixels; drawn at this size).
+pub const CHART_WIDTH: u32 = 600;
+pub const CHART_HEIGHT: u32 = 320;
+const JPEG_QUALITY: u8 = 88;
+
+/// What a pipeline run produced.
+#[derive(Debug)]
+pub struct NightOutcome {
+    pub night_dir: PathBuf,
+    pub convert: ConvertSummary,
+    pub summary: Summary,
+    pub eml: PathBuf,
+}
+
+/// Options of a run beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// State directory for devices and history across nights (`None`: this night alone).
+    pub state_dir: Option<PathBuf>,
+    /// Also write the seed's tshark CSV here.
+    pub csv: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// Analyse options from the config.
+///
+/// # Errors
+/// An invalid interval or window start (already refused by `check-config`).
+pub fn analyse_options(cfg: &Config) -> anyhow::Result<AnalyseOptions> {
+    Ok(AnalyseOptions {
+        own_addresses: cfg.report.own_addresses.clone(),
+        top_n: cfg.report.top_n,
+        interval_s: config::parse_interval(&cfg.report.interval).map_err(anyhow::Error::msg)?,
+        timezone: cfg.capture.timezone.clone(),
+        window_start_min: config::parse_hhmm(&cfg.capture.start).map_err(anyhow::Error::msg)?,
+    })
+}
+
+/// Convert, analyse and report the given captures into `night_dir`.
+///
+/// # Errors
+/// A capture that cannot be read at all, or an output that cannot be written.
+pub fn run(
+    inputs: &[PathBuf],
+    night_dir: &Path,
+    cfg: &Config,
+    opts: &RunOptions,
+) -> anyhow::Result<NightOutcome> {
+    std::fs::create_dir_all(night_dir)
+        .with_context(|| format!("{}: creating directory", night_dir.display()))?;
+    let parquet = night_dir.join("packets.parquet");
+    let conv = convert::convert(
+        inputs,
+        &ConvertOptions {
+            parquet: Some(parquet),
+            csv: opts.csv.clone(),
+            progress: opts.progress,
+        },
+    )?;
+    let summary = analyse_night(night_dir, cfg, opts.state_dir.as_deref())?;
+    let eml = write_report(&summary, night_dir, cfg)?;
+    Ok(NightOutcome {
+        night_dir: night_dir.to_path_buf(),
+        convert: conv,
+        summary,
+        eml,
+    })
+}
+
+/// The analyse stage: `<night>/packets.parquet` (+ `capture.json`) to `<night>/summary.json`,
+/// with devices and history from the state directory when one is given.
+///
+/// # Errors
+/// The Parquet cannot be read or summary.json cannot be written.
+pub fn analyse_night(
+    night_dir: &Path,
+    cfg: &Config,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<Summary> {
+    let parquet = night_dir.join("packets.parquet");
+    let mut summary = analyse::analyse(&parquet, &analyse_options(cfg)?)?;
+    summary.capture = read_capture_health(night_dir);
+    let tonight = devices::night_devices(&parquet)?;
+    if let Some(state) = state_dir {
+        let rep = devices::update(
+            &state.join("devices.parquet"),
+            &summary.night,
+            &tonight,
+            cfg.report.history_nights,
+            usize::try_from(cfg.state.keep_nights).unwrap_or(usize::MAX),
+        )?;
+        summary.devices = Some(rep);
+        let earlier = earlier_summaries(
+            &state.join("nights"),
+            &summary.night,
+            cfg.report.history_nights,
+            night_dir,
+        );
+        summary.history = summary.compare(&earlier);
+    } else {
+        summary.devices = Some(devices::DeviceReport {
+            devices: tonight,
+            ..Default::default()
+        });
+    }
+    let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
+    write_atomic(&night_dir.join("summary.json"), &json)
+        .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;
+    Ok(summary)
+}
+
+/// Reads `<night>/summary.json`.
+///
+/// # Errors
+/// Missing (run `netdigest analyse` first) or not a summary of this version.
+pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
+    let p = night_dir.join("summary.json");
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{}: cannot read (run `netdigest analyse` first)",
+            p.display()
+        )
+    })?;
+    let s: Summary = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a netdigest summary", p.display()))?;
+    anyhow::ensure!(
+        s.schema_version == analyse::SUMMARY_SCHEMA_VERSION,
+        "{}: schema version {} is not {} (re-run `netdigest analyse`)",
+        p.display(),
+        s.schema_version,
+        analyse::SUMMARY_SCHEMA_VERSION
+    );
+    Ok(s)
+}
+
+/// Capture health from `<night>/capture.json` (written by `netdigest capture`), if any.
+#[must_use]
+pub fn read_capture_health(night_dir: &Path) -> Option<CaptureHealth> {
+    let text = std::fs::read_to_string(night_dir.join("capture.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let stats = v.get("stats").unwrap_or(&v);
+    let num = |k: &str| {
+        stats
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let (received, dk, di) = (
+        num("received"),
+        num("dropped_kernel"),
+        num("dropped_interface"),
+    );
+    let total = received + dk + di;
+    #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+    let ratio = if total == 0 {
+        0.0
+    } else {
+        (dk + di) as f64 / total as f64
+    };
+    Some(CaptureHealth {
+        interface: v
+            .get("interface")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        received,
+        dropped_kernel: dk,
+        dropped_interface: di,
+        drop_ratio: ratio,
+        warning: ratio > 0.001,
+    })
+}
+
+/// Summaries of the `n` nights before `night` under `nights_dir` (skipping `this_dir`).
+fn earlier_summaries(nights_dir: &Path, night: &str, n: usize, this_dir: &Path) -> Vec<Summary> {
+    let Ok(rd) = std::fs::read_dir(nights_dir) else {
+        return Vec::new();
+    };
+    let this = this_dir.canonicalize().ok();
+    let mut found: Vec<(String, Summary)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| this.is_none() || e.path().canonicalize().ok() != this)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(e.path().join("summary.json")).ok()?;
+            let s: Summary = serde_json::from_str(&text).ok()?;
+            (s.night.as_str() < night && !s.night.is_empty()).then_some((name, s))
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.night.cmp(&b.1.night));
+    found.into_iter().rev().take(n).map(|(_, s)| s).collect()
+}
+
+/// The envelope from the mail config (with local defaults when nothing is configured).
+#[must_use]
+pub fn envelope(s: &Summary, cfg: &Config) -> Envelope {
+    let from = cfg
+        .mail
+        .from
+        .clone()
+        .or_else(|| cfg.mail.username.clone())
+        .unwrap_or_else(|| "netdigest <netdigest@localhost>".to_string());
+    let subject = cfg
+        .mail
+        .subject
+        .replace("{night}", &s.night)
+        .replace("{headline}", &report::headline(s));
+    Envelope {
+        from,
+        to: cfg.mail.to.clone(),
+        cc: Vec::new(),
+        reply_to: None,
+        subject,
+    }
+}
+
+/// Renders charts and writes `report/`: email.html, email.txt, index.html,
+/// charts/*.jpg and report.eml. Returns the `.eml` path.
+///
+/// # Errors
+/// Chart rendering or writing a file failed.
+pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
+    let dir = night_dir.join("report");
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir)
+        .with_context(|| format!("{}: creating directory", charts_dir.display()))?;
+    let opts = ReportOptions {
+        sections: cfg.report.sections.clone(),
+        top_n: cfg.report.top_n,
+    };
+    let defs = report::chart_defs(s, &opts);
+    let mut images = Vec::new();
+    if !defs.is_empty() {
+        let renderer = ChartRenderer::new().context("starting the chart renderer")?;
+        for d in &defs {
+            let bytes = renderer
+                .render_jpeg(&d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)
+                .with_context(|| format!("rendering chart {}", d.id))?;
+            let img = ChartImage {
+                id: d.id.to_string(),
+                title: d.title.clone(),
+                content_type: "image/jpeg".into(),
+                bytes,
+            };
+            let path = charts_dir.join(img.file_name());
+            write_atomic(&path, &img.bytes)
+                .with_context(|| format!("{}: writing chart", path.display()))?;
+            images.push(img);
+        }
+    }
+    let html = report::email_html(s, &images, &opts);
+    let text = report::email_text(s, &opts);
+    let index = report::index_html(s, &defs, &opts);
+    for (name, body) in [
+        ("email.html", &html),
+        ("email.txt", &text),
+        ("index.html", &index),
+    ] {
+        let p = dir.join(name);
+        write_atomic(&p, body.as_bytes()).with_context(|| format!("{}: writing", p.display()))?;
+    }
+    let env = envelope(s, cfg);
+    let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
+    let msg = report::build_message(&env, &html, &text, &images, Some(&index), &message_id)?;
+    let eml = dir.join("report.eml");
+    write_atomic(&eml, &msg.formatted()).with_context(|| format!("{}: writing", eml.display()))?;
+    Ok(eml)
+}

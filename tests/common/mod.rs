@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared` (or `NETDIGEST_SHARED`). Missing: a failure under `CI=true`, else a skip.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("NETDIGEST_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
+    if dir.join("corpus").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {} is missing: the real-capture tests need ../shared/corpus",
+        dir.display()
+    );
+    eprintln!(
+        "SKIP: {} not found; real-capture tests skipped",
+        dir.display()
+    );
+    None
+}
+
+/// True when tshark is installed. Missing under `CI=true`: a failure.
+pub fn have_tshark() -> bool {
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but tshark is not installed"
+        );
+        eprintln!("SKIP: tshark not installed");
+    }
+    ok
+}
+
+/// A fresh empty directory for one test.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("netdigest-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The netdigest binary built for these tests.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netdigest"));
+    c.env_remove("NETDIGEST_LOG")
+        .env("NETDIGEST_CONFIG", "/nonexistent/netdigest.toml");
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// tshark with name resolution off (never -N: it sends DNS queries).
+pub fn tshark(args: &[&str]) -> Output {
+    Command::new("tshark")
+        .arg("-n")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// tshark's frame count for a file, or None when tshark refuses it.
+pub fn tshark_frames(file: &Path) -> Option<u64> {
+    let o = tshark(&[
+        "-r",
+        file.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ]);
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).lines().count() as u64)
+}
+
+/// Capture files in `../shared/corpus/<sub>`, sorted.
+pub fn corpus(sub: &str) -> Vec<PathBuf> {
+    let Some(dir) = shared_dir() else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("corpus").join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.extension().is_some_and(|e| e == "tsv"))
+        .collect();
+    v.sort();
+    v
+}

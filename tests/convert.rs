@@ -1,0 +1,598 @@
+//! `netdigest convert` end to end: self-made captures, real captures against tshark,
+//! broken inputs, atomic outputs, and the CSV read back by polars.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{corpus, run, stderr, tmpdir};
+use netdigest::synth::{self, NightSpec};
+use polars::prelude::*;
+
+fn read_parquet(p: &Path) -> DataFrame {
+    let f = std::fs::File::open(p).unwrap();
+    ParquetReader::new(f).finish().unwrap()
+}
+
+fn read_csv(p: &Path) -> DataFrame {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(p.to_path_buf()))
+        .unwrap()
+        .finish()
+        .unwrap()
+}
+
+fn sample(dir: &Path, packets: u64) -> (PathBuf, synth::GroundTruth) {
+    let p = dir.join("night.pcap");
+    let spec = NightSpec {
+        packets,
+        ..NightSpec::demo()
+    };
+    let truth = synth::write_night_file(&p, &spec).unwrap();
+    (p, truth)
+}
+
+#[test]
+fn parquet_has_documented_schema_and_counts() {
+    let dir = tmpdir("schema");
+    let (pcap, truth) = sample(&dir, 5_000);
+    let pq = dir.join("p.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = read_parquet(&pq);
+    assert_eq!(df.height() as u64, truth.frames);
+    let schema = df.schema();
+    let dtype = |c: &str| {
+        schema
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| panic!("column {c} missing"))
+    };
+    assert_eq!(dtype("frame"), DataType::UInt64);
+    assert_eq!(
+        dtype("ts"),
+        DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
+    );
+    assert_eq!(dtype("interface"), DataType::UInt16);
+    assert_eq!(dtype("wire_len"), DataType::UInt32);
+    assert_eq!(dtype("cap_len"), DataType::UInt32);
+    assert_eq!(dtype("vlan"), DataType::UInt16);
+    assert_eq!(dtype("ether_type"), DataType::UInt16);
+    assert_eq!(dtype("ip_version"), DataType::UInt8);
+    assert_eq!(dtype("src"), DataType::String);
+    assert_eq!(dtype("dst"), DataType::String);
+    assert_eq!(dtype("src_mac"), DataType::String);
+    assert_eq!(dtype("ttl"), DataType::UInt8);
+    assert_eq!(dtype("ip_proto"), DataType::UInt8);
+    assert!(
+        matches!(dtype("protocol"), DataType::Categorical(..)),
+        "{:?}",
+        dtype("protocol")
+    );
+    assert_eq!(dtype("src_port"), DataType::UInt16);
+    assert_eq!(dtype("tcp_flags"), DataType::UInt8);
+    assert_eq!(dtype("tcp_seq"), DataType::UInt32);
+    assert_eq!(dtype("icmp_type"), DataType::UInt8);
+    assert_eq!(dtype("icmp_id"), DataType::UInt16);
+    assert_eq!(dtype("fragment"), DataType::Boolean);
+    assert_eq!(dtype("truncated"), DataType::Boolean);
+    assert_eq!(dtype("decode_error"), DataType::String);
+
+    // Frame numbers are 1..=N, bytes add up, and the pings per source match the ground truth.
+    let frames = df.column("frame").unwrap().u64().unwrap();
+    assert_eq!(frames.get(0), Some(1));
+    assert_eq!(frames.get(df.height() - 1), Some(truth.frames));
+    let bytes: u64 = df
+        .column("wire_len")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(u64::from)
+        .sum();
+    assert_eq!(bytes, truth.bytes);
+    let pings = df
+        .clone()
+        .lazy()
+        .filter(
+            (col("protocol")
+                .cast(DataType::String)
+                .eq(lit("ICMP"))
+                .and(col("icmp_type").eq(lit(8u8))))
+            .or(col("protocol")
+                .cast(DataType::String)
+                .eq(lit("ICMPv6"))
+                .and(col("icmp_type").eq(lit(128u8)))),
+        )
+        .group_by([col("src")])
+        .agg([len().alias("n")])
+        .collect()
+        .unwrap();
+    let got: BTreeMap<String, u64> = pings
+        .column("src")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .zip(pings.column("n").unwrap().u32().unwrap().iter())
+        .map(|(s, n)| (s.unwrap().to_string(), u64::from(n.unwrap())))
+        .collect();
+    let want: BTreeMap<String, u64> = truth
+        .echo_requests_by_src
+        .iter()
+        .map(|(a, n)| (a.to_string(), *n))
+        .collect();
+    assert_eq!(got, want);
+    assert!(!want.is_empty());
+}
+
+#[test]
+fn csv_has_seed_header_and_reads_back() {
+    let dir = tmpdir("csv");
+    let (pcap, truth) = sample(&dir, 3_000);
+    let csv = dir.join("p.csv");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().next(), Some(netdigest::convert::CSV_HEADER));
+    let df = read_csv(&csv);
+    assert_eq!(df.height() as u64, truth.frames);
+    assert_eq!(df.get_column_names().len(), 9);
+    // Per-source packet counts from the CSV's Source column equal the generator's.
+    let mut by_src: BTreeMap<String, u64> = BTreeMap::new();
+    for s in df
+        .column("_ws.col.Source")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        *by_src.entry(s.to_string()).or_default() += 1;
+    }
+    assert_eq!(by_src, truth.packets_by_src);
+    // Time starts at zero and never goes backwards in a generated night.
+    let t = df.column("_ws.col.Time").unwrap().f64().unwrap();
+    assert_eq!(t.get(0), Some(0.0));
+}
+
+#[test]
+fn csv_matches_tshark_columns_on_sample() {
+    if !common::have_tshark() {
+        return;
+    }
+    let dir = tmpdir("csv-tshark");
+    let (pcap, _) = sample(&dir, 2_000);
+    let csv = dir.join("p.csv");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ts = common::tshark(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.col.Time",
+        "-e",
+        "_ws.col.Source",
+        "-e",
+        "_ws.col.Destination",
+        "-e",
+        "_ws.col.Length",
+        "-e",
+        "tcp.seq",
+        "-e",
+        "ip.ttl",
+    ]);
+    assert!(ts.status.success());
+    let theirs: Vec<Vec<String>> = String::from_utf8_lossy(&ts.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect();
+    let df = read_csv(&csv);
+    assert_eq!(df.height(), theirs.len());
+    let col = |c: &str| df.column(c).unwrap().cast(&DataType::String).unwrap();
+    let (frame, time, src, dst, len, seq, ttl) = (
+        col("frame.number"),
+        col("_ws.col.Time"),
+        col("_ws.col.Source"),
+        col("_ws.col.Destination"),
+        col("_ws.col.Length"),
+        col("tcp.seq"),
+        col("ip.ttl"),
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let raw_times: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    for (i, t) in theirs.iter().enumerate() {
+        let get = |s: &Column| s.str().unwrap().get(i).unwrap_or("").to_string();
+        let ours = [
+            get(&frame),
+            raw_times[i].to_string(),
+            get(&src),
+            get(&dst),
+            get(&len),
+            get(&seq),
+            get(&ttl),
+        ];
+        let _ = &time;
+        assert_eq!(
+            ours.as_slice(),
+            t.as_slice(),
+            "frame {}: ours vs tshark",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn real_captures_row_count_equals_tshark() {
+    if !common::have_tshark() {
+        return;
+    }
+    let files = corpus("real");
+    if files.is_empty() {
+        return;
+    }
+    let dir = tmpdir("real");
+    let mut checked = 0;
+    for f in &files {
+        let pq = dir.join("r.parquet");
+        let _ = std::fs::remove_file(&pq);
+        let o = run(&[
+            "convert",
+            f.to_str().unwrap(),
+            "-o",
+            pq.to_str().unwrap(),
+            "--no-progress",
+        ]);
+        let code = o.status.code();
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "{}: exit {code:?} (panic?): {}",
+            f.display(),
+            stderr(&o)
+        );
+        match common::tshark_frames(f) {
+            Some(n) => {
+                assert!(
+                    pq.exists(),
+                    "{}: tshark reads {n} frames but we wrote nothing: {}",
+                    f.display(),
+                    stderr(&o)
+                );
+                let df = read_parquet(&pq);
+                assert_eq!(
+                    df.height() as u64,
+                    n,
+                    "{}: rows vs tshark frames",
+                    f.display()
+                );
+                checked += 1;
+            }
+            None => {
+                // tshark refuses it: we must say why in one line naming the file.
+                if code == Some(1) {
+                    let e = stderr(&o);
+                    assert!(
+                        e.contains(f.file_name().unwrap().to_str().unwrap()),
+                        "{}: {e}",
+                        f.display()
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{checked} real captures: Parquet rows equal tshark's frame count");
+    assert!(checked > 50);
+}
+
+/// What we do with each broken input: exit code and packets converted.
+const BAD: &[(&str, i32, Option<u64>)] = &[
+    ("empty.pcap", 1, None),
+    ("garbage-4k.bin", 1, None),
+    ("pcap-bad-magic.pcap", 1, None),
+    ("pcap-bad-version-9.9.pcap", 0, Some(2)),
+    ("pcap-caplen-262145.pcap", 1, Some(0)),
+    ("pcap-caplen-gt-origlen.pcap", 0, Some(2)),
+    ("pcap-header-only-0pkts.pcap", 0, Some(0)),
+    ("pcap-runt-5-byte-frame.pcap", 0, Some(1)),
+    ("pcap-trailing-garbage.pcap", 0, Some(2)),
+    ("pcap-trunc-global-header-10B.pcap", 1, None),
+    ("pcap-trunc-mid-first-packet.pcap", 0, Some(0)),
+    ("pcap-trunc-record-header.pcap", 0, Some(0)),
+    ("pcap-unknown-linktype-65000.pcap", 0, Some(2)),
+    ("pcap-usec-2000000.pcap", 0, Some(2)),
+    ("pcap-zero-caplen.pcap", 0, Some(2)),
+    ("pcapng-bad-block-len-8.pcapng", 1, Some(0)),
+    ("pcapng-bad-block-len-not4.pcapng", 1, Some(0)),
+    ("pcapng-bad-byte-order-magic.pcapng", 1, None),
+    ("pcapng-block-len-trailer-mismatch.pcapng", 1, Some(0)),
+    ("pcapng-no-idb.pcapng", 1, Some(0)),
+    ("pcapng-trunc-mid-block.pcapng", 0, Some(0)),
+    ("pcapng-trunc-mid-shb.pcapng", 1, None),
+    ("text-file.csv", 1, None),
+];
+
+#[test]
+fn bad_inputs_get_one_clear_line() {
+    let files = corpus("bad");
+    if files.is_empty() {
+        return;
+    }
+    let dir = tmpdir("bad");
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let &(_, want_code, want_rows) = BAD
+            .iter()
+            .find(|b| b.0 == name)
+            .unwrap_or_else(|| panic!("{name}: not in the BAD table"));
+        let pq = dir.join(format!("{name}.parquet"));
+        let o = run(&[
+            "convert",
+            f.to_str().unwrap(),
+            "-o",
+            pq.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(want_code), "{name}: {e}");
+        assert!(!e.contains("panicked"), "{name}: {e}");
+        if want_code == 1 {
+            let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("netdigest: ")).collect();
+            assert_eq!(lines.len(), 1, "{name}: one error line: {e}");
+            assert!(lines[0].contains(name), "{name}: error names the file: {e}");
+        }
+        match want_rows {
+            None => assert!(!pq.exists(), "{name}: no output for an unreadable file"),
+            Some(n) => assert_eq!(read_parquet(&pq).height() as u64, n, "{name}: rows: {e}"),
+        }
+    }
+}
+
+#[test]
+fn truncated_tail_keeps_complete_packets_and_warns() {
+    let dir = tmpdir("trunc");
+    let (pcap, truth) = sample(&dir, 500);
+    let bytes = std::fs::read(&pcap).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let pq = dir.join("cut.parquet");
+    let o = run(&[
+        "convert",
+        cut.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+        "--log-format",
+        "text",
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("cut.pcap") && e.contains("lost"),
+        "warning names file and loss: {e}"
+    );
+    assert_eq!(read_parquet(&pq).height() as u64, truth.frames - 1);
+}
+
+#[test]
+fn corrupt_middle_keeps_packets_before_and_fails() {
+    let dir = tmpdir("corrupt");
+    let (pcap, _) = sample(&dir, 500);
+    let mut bytes = std::fs::read(&pcap).unwrap();
+    // Walk 100 records, then give the 101st an impossible caplen.
+    let mut off = 24usize;
+    for _ in 0..100 {
+        let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16 + caplen;
+    }
+    bytes[off + 8..off + 12].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    let bad = dir.join("bad.pcap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let pq = dir.join("bad.parquet");
+    let o = run(&["convert", bad.to_str().unwrap(), "-o", pq.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("bad.pcap"), "{e}");
+    assert_eq!(
+        read_parquet(&pq).height(),
+        100,
+        "the packets before the damage are kept"
+    );
+}
+
+#[test]
+fn missing_directory_empty_and_unreadable_inputs() {
+    let dir = tmpdir("paths");
+    let out = dir.join("o.parquet");
+    let out_s = out.to_str().unwrap();
+    let missing = dir.join("nope.pcap");
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    for (input, want) in [
+        (missing.to_str().unwrap(), "nope.pcap"),
+        (dir.to_str().unwrap(), "directory"),
+        (empty.to_str().unwrap(), "empty"),
+    ] {
+        let o = run(&["convert", input, "-o", out_s]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{input}: {e}");
+        assert_eq!(e.lines().count(), 1, "{input}: one line: {e}");
+        assert!(e.contains(want) && e.contains(input), "{input}: {e}");
+        assert!(!out.exists(), "{input}: no output left behind");
+    }
+}
+
+#[test]
+fn unreadable_input_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmpdir("unreadable");
+    let (pcap, _) = sample(&dir, 10);
+    std::fs::set_permissions(&pcap, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = dir.join("o.parquet");
+    let mut cmd = common::bin();
+    // root reads anything: drop to nobody for this check.
+    if nix_is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_netdigest"),
+        ]);
+        c.env("NETDIGEST_CONFIG", "/nonexistent");
+        cmd = c;
+    }
+    let o = cmd
+        .args([
+            "convert",
+            pcap.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("night.pcap") && e.to_lowercase().contains("permission denied"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn failed_output_leaves_nothing_half_written() {
+    let dir = tmpdir("atomic");
+    let (pcap, _) = sample(&dir, 200);
+    let pq = dir.join("o.parquet");
+    // The CSV cannot be created: the run fails and no Parquet appears either.
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+        "--csv",
+        "/nonexistent/dir/o.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/dir/o.csv"));
+    assert!(!pq.exists());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary files left"
+    );
+}
+
+#[test]
+fn several_files_are_one_capture() {
+    let dir = tmpdir("multi");
+    let (pcap, truth) = sample(&dir, 1_000);
+    let pq = dir.join("o.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = read_parquet(&pq);
+    assert_eq!(df.height() as u64, 2 * truth.frames);
+    let frames = df.column("frame").unwrap().u64().unwrap();
+    assert_eq!(
+        frames.get(df.height() - 1),
+        Some(2 * truth.frames),
+        "frame numbers carry on"
+    );
+}
+
+#[test]
+fn config_commands() {
+    let dir = tmpdir("config");
+    let cfg = dir.join("nd.toml");
+    std::fs::write(&cfg, "[capture]\ninterface = \"eth0\"\n").unwrap();
+    let o = common::bin()
+        .env("NETDIGEST_CONFIG", &cfg)
+        .env("NETDIGEST_MAIL__PASSWORD", "hunter2 secret")
+        .env("NETDIGEST_REPORT__TOP_N", "5")
+        .arg("print-config")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !out.contains("hunter2") && !stderr(&o).contains("hunter2"),
+        "{out}"
+    );
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{k} =")))
+            .unwrap_or_else(|| panic!("{k}: {out}"))
+            .to_string()
+    };
+    assert!(
+        line("capture.interface").contains("\"eth0\"")
+            && line("capture.interface").contains("file "),
+        "{out}"
+    );
+    assert!(
+        line("report.top_n").contains("env NETDIGEST_REPORT__TOP_N"),
+        "{out}"
+    );
+    assert!(line("capture.start").contains("default"), "{out}");
+
+    let o = common::bin()
+        .env("NETDIGEST_CONFIG", &cfg)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&cfg, "[capture]\nintreface = \"eth0\"\n").unwrap();
+    let o = common::bin()
+        .env("NETDIGEST_CONFIG", &cfg)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("intreface"), "{}", stderr(&o));
+}
