@@ -553,9 +553,9 @@ fn timeline(lf: LazyFrame, interval_s: u64, zone: Zone) -> PolarsResult<Timeline
     let step = i64::try_from(interval_s)
         .unwrap_or(i64::MAX / 2_000_000_000)
         .saturating_mul(1_000_000_000);
-    let bin = ((col("ts").cast(DataType::Int64) + lit(off_ns)).floor_div(lit(step)) * lit(step)
-        - lit(off_ns))
-    .alias("bin");
+    // Floor to the bin as x - x % step (timestamps are after 1970, so x >= 0).
+    let local = col("ts").cast(DataType::Int64) + lit(off_ns);
+    let bin = (local.clone() - local % lit(step) - lit(off_ns)).alias("bin");
     let df = lf
         .select([
             bin,
@@ -630,16 +630,16 @@ fn endpoint_frame(lf: LazyFrame, version: Option<u8>) -> PolarsResult<DataFrame>
     );
     let tx = base.clone().select([
         col("src").alias("addr"),
-        lit(1u64).alias("tx_packets"),
+        lit(1u64).cast(DataType::UInt64).alias("tx_packets"),
         col("wire_len").cast(DataType::UInt64).alias("tx_bytes"),
-        lit(0u64).alias("rx_packets"),
-        lit(0u64).alias("rx_bytes"),
+        lit(0u64).cast(DataType::UInt64).alias("rx_packets"),
+        lit(0u64).cast(DataType::UInt64).alias("rx_bytes"),
     ]);
     let rx = base.select([
         col("dst").alias("addr"),
-        lit(0u64).alias("tx_packets"),
-        lit(0u64).alias("tx_bytes"),
-        lit(1u64).alias("rx_packets"),
+        lit(0u64).cast(DataType::UInt64).alias("tx_packets"),
+        lit(0u64).cast(DataType::UInt64).alias("tx_bytes"),
+        lit(1u64).cast(DataType::UInt64).alias("rx_packets"),
         col("wire_len").cast(DataType::UInt64).alias("rx_bytes"),
     ]);
     concat([tx, rx], UnionArgs::default())?
@@ -804,9 +804,10 @@ pub fn io_stat(parquet: &Path, interval_ns: i64) -> Result<Vec<(i64, u64, u64)>>
     let df = lf
         .clone()
         .select([
-            ((col("ts").cast(DataType::Int64) - col("ts").cast(DataType::Int64).min())
-                .floor_div(lit(interval_ns.max(1))))
-            .alias("bin"),
+            {
+                let rel = col("ts").cast(DataType::Int64) - col("ts").cast(DataType::Int64).min();
+                (rel.clone() - rel % lit(interval_ns.max(1))).alias("bin")
+            },
             col("wire_len").cast(DataType::UInt64),
         ])
         .group_by([col("bin")])
@@ -822,6 +823,7 @@ pub fn io_stat(parquet: &Path, interval_ns: i64) -> Result<Vec<(i64, u64, u64)>>
     let b = u64s(&df, "bytes").map_err(pe)?;
     Ok(bins
         .into_iter()
+        .map(|b| b / interval_ns.max(1))
         .zip(p)
         .zip(b)
         .map(|((i, p), b)| (i, p, b))

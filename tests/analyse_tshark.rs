@@ -14,7 +14,33 @@ use netdigest::convert::{ConvertOptions, convert};
 
 /// Files where tshark and we count differently on purpose, per statistic, with the reason.
 /// Each entry is checked to still differ, so a stale exception fails the test.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[];
+const EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "tcpdump__timestamp_invalid_micro.pcap",
+        "io,stat,1",
+        "frame 3's microsecond field is 2^31: Wireshark 4.0 computes its time in 32 bits and gets it wrong, we carry it into the seconds",
+    ),
+    (
+        "tcpdump__ip6_frag_asan.pcap",
+        "endpoints,ipv6",
+        "the IPv6 header is cut by the snaplen: tshark's IPv6 tap never runs for it, we count the addresses the header holds",
+    ),
+    (
+        "tcpdump__ip6_frag_asan.pcap",
+        "conv,ipv6",
+        "as endpoints,ipv6",
+    ),
+    (
+        "tcpdump__ipv6hdr-heapoverflow.pcap",
+        "endpoints,ipv6",
+        "the IPv6 header is cut by the snaplen: tshark's IPv6 tap never runs for it, we count the addresses the header holds",
+    ),
+    (
+        "tcpdump__ipv6hdr-heapoverflow.pcap",
+        "conv,ipv6",
+        "as endpoints,ipv6",
+    ),
+];
 
 fn exception(file: &str, stat: &str) -> Option<&'static str> {
     EXCEPTIONS
@@ -190,18 +216,25 @@ fn statistics_equal_tshark_on_real_captures() {
                     .collect();
             check(&name, stat, compare_maps(&ours, &theirs), &mut file_fail);
         }
-        let theirs = tshark_io(&text);
-        let ours: BTreeMap<i64, (u64, u64)> = analyse::io_stat(&pq, 1_000_000_000)
-            .unwrap()
-            .into_iter()
-            .map(|(i, p, b)| (i, (p, b)))
-            .collect();
-        check(
-            &name,
-            "io,stat,1",
-            compare_maps(&ours, &theirs),
-            &mut file_fail,
-        );
+        // tshark prints no interval rows at all for a capture of zero duration.
+        if text.contains("| Duration: 0.000 secs") {
+            eprintln!(
+                "{name}: io,stat not compared: tshark prints no intervals for a zero-length capture"
+            );
+        } else {
+            let theirs = tshark_io(&text);
+            let ours: BTreeMap<i64, (u64, u64)> = analyse::io_stat(&pq, 1_000_000_000)
+                .unwrap()
+                .into_iter()
+                .map(|(i, p, b)| (i, (p, b)))
+                .collect();
+            check(
+                &name,
+                "io,stat,1",
+                compare_maps(&ours, &theirs),
+                &mut file_fail,
+            );
+        }
         if file_fail.is_empty() {
             checked += 1;
         }
