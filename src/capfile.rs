@@ -1304,7 +1304,7 @@ mod tests {
         }
         fn block(&mut self, btype: u32, body: &[u8]) -> &mut Self {
             let mut body = body.to_vec();
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let len = u32::try_from(body.len() + 12).unwrap_or(u32::MAX);
@@ -2118,7 +2118,7 @@ mod tests {
                     let pos = (xorshift(&mut s) % f.len() as u64) as usize;
                     f[pos] = (xorshift(&mut s) & 0xFF) as u8;
                 }
-                if xorshift(&mut s) % 4 == 0 {
+                if xorshift(&mut s).is_multiple_of(4) {
                     let keep = (xorshift(&mut s) % (f.len() as u64 + 1)) as usize;
                     f.truncate(keep);
                 }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
 use crate::logging::{self, LogFormat};
-use crate::{pipeline, synth};
+use crate::{mail, pipeline, synth};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -94,6 +94,20 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         night_dir: PathBuf,
     },
+    /// Send every unsent night's report (oldest first, up to mail.max_age_days), or a test message.
+    Mail {
+        /// Send a small test message instead (nothing is spooled).
+        #[arg(long, conflicts_with_all = ["night", "night_dir"])]
+        test: bool,
+        /// Only this night (YYYY-MM-DD) under the state directory.
+        #[arg(long, value_name = "DATE")]
+        night: Option<String>,
+        /// Only this night directory (as written by `run --out`).
+        #[arg(long, value_name = "DIR", conflicts_with = "night")]
+        night_dir: Option<PathBuf>,
+    },
+    /// Check the set-up without sending anything: config, state directory, SMTP login.
+    Doctor,
     /// Run the main job on a sample capture the program makes itself, into DIR.
     Demo {
         /// Output directory.
@@ -211,6 +225,15 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
             println!("message: {}", eml.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mail {
+            test,
+            night,
+            night_dir,
+        } => {
+            let cfg = Config::load_from(config_path)?;
+            mail_command(&cfg, test, night, night_dir)
+        }
+        Command::Doctor => doctor(config_path),
         Command::Demo { out } => demo(&out, config_path),
         Command::CheckConfig => {
             Config::load_from(config_path)?;
@@ -307,6 +330,111 @@ fn report_conversion(
     code
 }
 
+/// `netdigest mail`: exit 1 when a night could not be sent (it stays spooled), 2 for a
+/// mail config error.
+fn mail_command(
+    cfg: &Config,
+    test: bool,
+    night: Option<String>,
+    night_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let settings = match mail::Settings::from_config(&cfg.mail) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("netdigest: {}", one_line(&e.to_string()));
+            return Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)));
+        }
+    };
+    if test {
+        return match mail::send_test(&settings) {
+            Ok(d) => {
+                println!(
+                    "test message sent via {} ({}), Message-ID {}",
+                    d.server, d.reply, d.message_id
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("netdigest: {}", one_line(&e.to_string()));
+                Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)))
+            }
+        };
+    }
+    let outcomes = match (night, night_dir) {
+        (_, Some(dir)) => vec![mail::send_night(&dir, &settings)],
+        (Some(n), None) => vec![mail::send_night(
+            &cfg.state.dir.join("nights").join(n),
+            &settings,
+        )],
+        (None, None) => mail::send_pending(&cfg.state.dir, &settings, chrono::Utc::now())?,
+    };
+    Ok(print_mail_outcomes(&outcomes))
+}
+
+fn print_mail_outcomes(outcomes: &[mail::Outcome]) -> ExitCode {
+    for o in outcomes {
+        match o {
+            mail::Outcome::AlreadySent { .. } | mail::Outcome::NoReport { .. } => {
+                tracing::debug!("{o}")
+            }
+            _ => println!("{o}"),
+        }
+    }
+    match mail::first_failure(outcomes) {
+        Some(e) => {
+            eprintln!("netdigest: {}", one_line(&e.to_string()));
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// `netdigest doctor`: each check on one line, exit 1 when one fails.
+fn doctor(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    let cfg = match Config::load_from(config_path) {
+        Ok(c) => {
+            println!("ok    config: {}", config_path.display());
+            c
+        }
+        Err(e) => {
+            println!("FAIL  config: {}", one_line(&e.to_string()));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let state = &cfg.state.dir;
+    let probe = state.join(".netdigest-doctor");
+    match std::fs::create_dir_all(state).and_then(|()| std::fs::write(&probe, b"ok")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            println!("ok    state directory {} is writable", state.display());
+        }
+        Err(e) => {
+            ok = false;
+            println!(
+                "FAIL  state directory {}: {e} (set state.dir or NETDIGEST_STATE__DIR)",
+                state.display()
+            );
+        }
+    }
+    if cfg.mail.to.is_empty() {
+        println!("skip  mail: mail.to is not set; reports are kept as report.eml");
+    } else {
+        match mail::Settings::from_config(&cfg.mail).and_then(|s| mail::check_login(&s)) {
+            Ok(c) => println!("ok    mail: {c}"),
+            Err(e) => {
+                ok = false;
+                println!("FAIL  mail: {}", one_line(&e.to_string()));
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs the pipeline on a night and says what it wrote; damage is reported as by `convert`.
 fn run_night(
     inputs: &[PathBuf],
@@ -331,7 +459,17 @@ fn run_night(
             .display()
     );
     println!("message: {}", outcome.eml.display());
-    Ok(code)
+    if cfg.mail.to.is_empty() {
+        return Ok(code);
+    }
+    // Mail configured: send this night now (it stays spooled if that fails).
+    let settings = mail::Settings::from_config(&cfg.mail)?;
+    let sent = print_mail_outcomes(&[mail::send_night(&outcome.night_dir, &settings)]);
+    Ok(if sent == ExitCode::SUCCESS {
+        code
+    } else {
+        sent
+    })
 }
 
 /// The main job on an embedded default: a sample night the program makes itself, run

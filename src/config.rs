@@ -134,6 +134,11 @@ pub struct MailConfig {
     /// Recipients: one address or a list. Default: none (the report is kept as `report.eml`).
     #[serde(deserialize_with = "one_or_many")]
     pub to: Vec<String>,
+    /// Copy recipients: one address or a list. Default: none.
+    #[serde(deserialize_with = "one_or_many")]
+    pub cc: Vec<String>,
+    /// `Reply-To` address. Default: unset.
+    pub reply_to: Option<String>,
     /// Sender. Default: `username`.
     pub from: Option<String>,
     /// Subject template. Default `"netdigest {night}: {headline}"`.
@@ -158,12 +163,17 @@ pub struct MailConfig {
     pub send_at: String,
     /// Unsent reports older than this many days are given up. Default 7.
     pub max_age_days: u32,
+    /// Largest message in decimal MB (Gmail's limit is 25): above it the attachment,
+    /// then the images are left out, and the body says so. Default 25.
+    pub max_size_mb: u64,
 }
 
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
             to: Vec::new(),
+            cc: Vec::new(),
+            reply_to: None,
             from: None,
             subject: "netdigest {night}: {headline}".into(),
             smtp: None,
@@ -176,6 +186,7 @@ impl Default for MailConfig {
             ca_file: None,
             send_at: "06:30".into(),
             max_age_days: 7,
+            max_size_mb: 25,
         }
     }
 }
@@ -505,6 +516,10 @@ fn toml_value(v: &Value) -> String {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment::Error"
+)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -350,12 +350,12 @@ impl Columns {
         self.arp_op.push(r.arp_op);
         push_addr(
             &mut self.arp_sender_ip,
-            r.arp_sender_ip.map(|a| Addr::V4(a)),
+            r.arp_sender_ip.map(Addr::V4),
             cache,
         );
         push_addr(
             &mut self.arp_target_ip,
-            r.arp_target_ip.map(|a| Addr::V4(a)),
+            r.arp_target_ip.map(Addr::V4),
             cache,
         );
         self.fragment.push(r.fragment);

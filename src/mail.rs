@@ -353,20 +353,20 @@ impl Settings {
                 reason: "no recipient: set mail.to (one address or a list)".into(),
             });
         }
-        let extra = ExtraKeys::of(cfg);
         let to = cfg
             .to
             .iter()
             .map(|a| parse_mailbox("mail.to", a))
             .collect::<Result<Vec<_>>>()?;
-        let cc = extra
+        let cc = cfg
             .cc
             .iter()
             .map(|a| parse_mailbox("mail.cc", a))
             .collect::<Result<Vec<_>>>()?;
-        let reply_to = extra
+        let reply_to = cfg
             .reply_to
             .as_deref()
+            .filter(|s| !s.trim().is_empty())
             .map(|a| parse_mailbox("mail.reply_to", a))
             .transpose()?;
         let username = cfg.username.clone().filter(|u| !u.trim().is_empty());
@@ -402,7 +402,12 @@ impl Settings {
             ca_file: cfg.ca_file.clone(),
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
-            max_size_bytes: extra.max_size_mb.saturating_mul(1_000_000),
+            max_size_bytes: (if cfg.max_size_mb == 0 {
+                DEFAULT_MAX_SIZE_MB
+            } else {
+                cfg.max_size_mb
+            })
+            .saturating_mul(1_000_000),
             max_age_days: cfg.max_age_days,
         })
     }
@@ -439,47 +444,6 @@ impl Settings {
             key: "mail.to",
             reason: e.to_string(),
         })
-    }
-}
-
-/// Keys that `config.rs` may not have yet (`mail.cc`, `mail.reply_to`,
-/// `mail.max_size_mb`), read through serde so that this module picks them up as soon
-/// as they are added to [`MailConfig`], with defaults until then.
-struct ExtraKeys {
-    cc: Vec<String>,
-    reply_to: Option<String>,
-    max_size_mb: u64,
-}
-
-impl ExtraKeys {
-    fn of(cfg: &MailConfig) -> ExtraKeys {
-        let v = serde_json::to_value(cfg).unwrap_or_default();
-        let cc = match v.get("cc") {
-            Some(serde_json::Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        };
-        ExtraKeys {
-            cc,
-            reply_to: v
-                .get("reply_to")
-                .and_then(|x| x.as_str())
-                .filter(|s| !s.trim().is_empty())
-                .map(String::from),
-            max_size_mb: v
-                .get("max_size_mb")
-                .and_then(serde_json::Value::as_u64)
-                .filter(|&n| n > 0)
-                .unwrap_or(DEFAULT_MAX_SIZE_MB),
-        }
     }
 }
 

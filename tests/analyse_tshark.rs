@@ -174,7 +174,7 @@ fn statistics_equal_tshark_on_real_captures() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let pq = dir.join(format!("{name}.parquet"));
         if convert(
-            &[f.clone()],
+            std::slice::from_ref(f),
             &ConvertOptions {
                 parquet: Some(pq.clone()),
                 ..Default::default()

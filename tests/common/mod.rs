@@ -97,7 +97,7 @@ pub fn corpus(sub: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("corpus").join(sub))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| !p.extension().is_some_and(|e| e == "tsv"))
+        .filter(|p| p.extension().is_none_or(|e| e != "tsv"))
         .collect();
     v.sort();
     v
