@@ -34,7 +34,7 @@ pub struct AnalyseOptions {
     pub top_n: usize,
     /// Timeline bin in seconds.
     pub interval_s: u64,
-    /// IANA time zone for labels and bin alignment; `None`: UTC.
+    /// IANA time zone for labels and bin alignment; `None`: the system's local time.
     pub timezone: Option<String>,
     /// Capture window start, minutes after local midnight (names the night).
     pub window_start_min: u32,
@@ -293,17 +293,17 @@ fn i64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
     Ok(s.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }
 
-/// Resolved time zone: an IANA zone, or UTC.
+/// Resolved time zone: an IANA zone, or the system's local time (`TZ`, /etc/localtime).
 #[derive(Debug, Clone, Copy)]
 enum Zone {
-    Utc,
+    Local,
     Tz(chrono_tz::Tz),
 }
 
 impl Zone {
     fn parse(name: Option<&str>) -> Result<Self> {
         match name {
-            None => Ok(Zone::Utc),
+            None => Ok(Zone::Local),
             Some(n) => n
                 .parse::<chrono_tz::Tz>()
                 .map(Zone::Tz)
@@ -313,7 +313,7 @@ impl Zone {
 
     fn name(self) -> String {
         match self {
-            Zone::Utc => "UTC".into(),
+            Zone::Local => "local".into(),
             Zone::Tz(tz) => tz.name().to_string(),
         }
     }
@@ -321,7 +321,14 @@ impl Zone {
     /// UTC offset in seconds at an instant.
     fn offset_s(self, ts_ns: i64) -> i64 {
         match self {
-            Zone::Utc => 0,
+            Zone::Local => {
+                let utc = DateTime::<Utc>::from_timestamp_nanos(ts_ns);
+                i64::from(
+                    chrono::Local
+                        .offset_from_utc_datetime(&utc.naive_utc())
+                        .local_minus_utc(),
+                )
+            }
             Zone::Tz(tz) => {
                 let utc = DateTime::<Utc>::from_timestamp_nanos(ts_ns);
                 i64::from(
@@ -336,7 +343,9 @@ impl Zone {
     fn format(self, ts_ns: i64) -> String {
         let utc = DateTime::<Utc>::from_timestamp_nanos(ts_ns);
         match self {
-            Zone::Utc => utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            Zone::Local => utc
+                .with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             Zone::Tz(tz) => utc
                 .with_timezone(&tz)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

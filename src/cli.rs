@@ -487,13 +487,12 @@ fn demo(out: &Path, config_path: &Path) -> anyhow::Result<ExitCode> {
         pcap.display()
     );
     let csv = out.join("packets.csv");
-    let cfg = Config {
-        report: crate::config::ReportConfig {
-            own_addresses: truth.own_addresses.clone(),
-            ..cfg.report.clone()
-        },
-        ..cfg
-    };
+    // The sample night is a home in Central Europe; its own addresses are the appliance's.
+    let mut cfg = cfg;
+    cfg.report.own_addresses.clone_from(&truth.own_addresses);
+    cfg.capture
+        .timezone
+        .get_or_insert_with(|| "Europe/Berlin".to_string());
     let opts = pipeline::RunOptions {
         state_dir: None,
         csv: Some(csv.clone()),

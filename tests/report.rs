@@ -269,3 +269,29 @@ fn demo_writes_the_whole_report() {
     let s = summary(&out);
     assert!(s.totals.packets > 10_000 && !s.pings.is_empty());
 }
+
+#[test]
+fn summary_json_snapshot() {
+    let dir = tmpdir("snapshot");
+    let pcap = dir.join("n.pcap");
+    synth::write_night_file(
+        &pcap,
+        &NightSpec {
+            packets: 3_000,
+            ..NightSpec::demo()
+        },
+    )
+    .unwrap();
+    let out = dir.join("night");
+    let o = run_night(
+        &pcap,
+        &out,
+        &[
+            ("NETDIGEST_CAPTURE__TIMEZONE", "Europe/Berlin"),
+            ("NETDIGEST_REPORT__TOP_N", "5"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    insta::assert_snapshot!("summary_3000_packets", json);
+}
