@@ -348,13 +348,8 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
             "timeline" => Section {
                 key: "timeline",
                 title: "Activity through the night",
-                head: vec!["From", ">Packets", ">Bytes"],
-                rows: s
-                    .timeline
-                    .bins
-                    .iter()
-                    .map(|b| vec![hhmm(&b.start), thousands(b.packets), human_bytes(b.bytes)])
-                    .collect(),
+                head: vec!["Hour", ">Packets", ">Bytes"],
+                rows: hourly(s),
                 empty: "No packets tonight.",
                 chart: Some("timeline"),
             },
@@ -480,6 +475,32 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
     out
 }
 
+/// The timeline summed per local hour (the chart keeps the finer bins).
+fn hourly(s: &Summary) -> Vec<Vec<String>> {
+    let mut rows: Vec<(String, u64, u64)> = Vec::new();
+    for b in &s.timeline.bins {
+        let hour = format!("{}:00", b.start.get(11..13).unwrap_or("??"));
+        match rows.last_mut() {
+            Some(last) if last.0 == hour => {
+                last.1 += b.packets;
+                last.2 += b.bytes;
+            }
+            _ => rows.push((hour, b.packets, b.bytes)),
+        }
+    }
+    rows.into_iter()
+        .map(|(h, p, b)| vec![h, thousands(p), human_bytes(b)])
+        .collect()
+}
+
+/// `2024-11-15T22:00:02+01:00` as `2024-11-15 22:00`.
+fn short_time(t: Option<&str>) -> String {
+    t.map_or_else(
+        || "-".to_string(),
+        |t| t.get(..16).unwrap_or(t).replace('T', " "),
+    )
+}
+
 fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
     let t = &s.totals;
     let mut rows = vec![
@@ -487,8 +508,8 @@ fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
             "Window".into(),
             format!(
                 "{} to {}",
-                t.first.as_deref().unwrap_or("-"),
-                t.last.as_deref().unwrap_or("-")
+                short_time(t.first.as_deref()),
+                short_time(t.last.as_deref())
             ),
         ],
         vec!["Packets".into(), thousands(t.packets)],
