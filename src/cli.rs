@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
 use crate::logging::{self, LogFormat};
-use crate::{mail, pipeline, synth};
+use crate::{capture, mail, pipeline, synth};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -34,6 +34,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Live capture for the configured window (or --for/--until); stops at its end or on SIGTERM/SIGINT.
+    Capture {
+        /// Capture for this long from now (10m, 1h, 30s) instead of the configured window.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until",
+              value_parser = |s: &str| config::parse_interval(s).map(std::time::Duration::from_secs))]
+        duration: Option<std::time::Duration>,
+        /// Capture from now until this local time (HH:MM, next occurrence).
+        #[arg(long, value_name = "HH:MM", value_parser = |s: &str| config::parse_hhmm(s).map(|_| s.to_string()))]
+        until: Option<String>,
+        /// Interface (overrides capture.interface; "any" for all).
+        #[arg(long, value_name = "NAME")]
+        interface: Option<String>,
+        /// State directory (overrides state.dir).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
     /// Convert pcap/pcapng files to Parquet and/or the seed's tshark CSV.
     ///
     /// Several files (rotated parts of one night) are read in order as one capture.
@@ -162,6 +178,29 @@ fn one_line(s: &str) -> String {
 
 fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
+        Command::Capture {
+            duration,
+            until,
+            interface,
+            state,
+        } => {
+            let cfg = Config::load_from(config_path)?;
+            let opts = capture::CaptureOptions {
+                duration,
+                until,
+                interface,
+                state_dir: state,
+                ..Default::default()
+            };
+            let stop = capture::StopFlag::on_signals().context("installing signal handlers")?;
+            match capture::run_capture(&cfg, &opts, &stop) {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("netdigest: {}", one_line(&e.to_string()));
+                    Ok(ExitCode::from(e.exit_code()))
+                }
+            }
+        }
         Command::Convert {
             inputs,
             output,
@@ -236,7 +275,16 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
         Command::Doctor => doctor(config_path),
         Command::Demo { out } => demo(&out, config_path),
         Command::CheckConfig => {
-            Config::load_from(config_path)?;
+            let cfg = Config::load_from(config_path)?;
+            if let Err(msg) = capture::validate_filter(&cfg.capture.filter, &cfg.capture.interface)
+            {
+                eprintln!(
+                    "netdigest: invalid config: capture.filter {:?}: {} (libpcap)",
+                    cfg.capture.filter,
+                    one_line(&msg)
+                );
+                return Ok(ExitCode::from(2));
+            }
             let file = if config_path.exists() {
                 config_path.display().to_string()
             } else {

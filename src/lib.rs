@@ -9,6 +9,7 @@
 
 pub mod analyse;
 pub mod capfile;
+pub mod capture;
 pub mod chart;
 pub mod cli;
 pub mod config;
