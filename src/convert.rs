@@ -5,7 +5,7 @@
 //! stays flat whatever the capture's size. Outputs are written atomically: a failed
 //! run leaves no file that looks complete.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -219,7 +219,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
 /// Bounded: cleared when it grows past [`AddrCache::MAX`] entries.
 #[derive(Default)]
 struct AddrCache {
-    map: HashMap<Addr, Box<str>>,
+    map: PlHashMap<Addr, Box<str>>,
 }
 
 impl AddrCache {
