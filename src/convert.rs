@@ -18,7 +18,7 @@ use crate::decode::{self, Addr, FrameMeta, PacketRecord, TcpSeqTracker};
 use crate::fsutil::AtomicFile;
 
 /// Rows per Parquet row group (and per in-memory batch).
-pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// The seed's tshark CSV header, kept exactly so existing scripts keep working.
 pub const CSV_HEADER: &str = "frame.number,_ws.col.Time,_ws.col.Source,_ws.col.Destination,_ws.col.Protocol,_ws.col.Length,_ws.col.Info,tcp.seq,ip.ttl";
@@ -428,24 +428,58 @@ pub fn parquet_schema() -> Schema {
         .unwrap_or_default()
 }
 
+/// Parquet output: column building on the reading thread, encoding and compression on a
+/// writer thread, with at most one row group queued between them (flat memory).
 struct ParquetSink {
     path: PathBuf,
     file: Option<AtomicFile>,
-    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    tx: Option<std::sync::mpsc::SyncSender<DataFrame>>,
+    writer: Option<std::thread::JoinHandle<PolarsResult<()>>>,
     cols: Columns,
     cache: AddrCache,
 }
 
 impl ParquetSink {
     fn create(path: &Path) -> Result<Self> {
-        let file = AtomicFile::create(path).map_err(|source| ConvertError::Output {
+        let io = |source| ConvertError::Output {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = AtomicFile::create(path).map_err(io)?;
+        // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
+        // would hide write errors.
+        let handle = file.writer().try_clone().map_err(io)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let writer = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn(move || -> PolarsResult<()> {
+                let mut handle = Some(handle);
+                let mut w = None;
+                for df in rx {
+                    if let Some(h) = handle.take() {
+                        w = Some(
+                            ParquetWriter::new(h)
+                                .with_compression(ParquetCompression::Zstd(None))
+                                .batched(df.schema())?,
+                        );
+                    }
+                    if let Some(w) = w.as_mut()
+                        && df.height() > 0
+                    {
+                        w.write_batch(&df)?;
+                    }
+                }
+                if let Some(w) = w {
+                    w.finish()?;
+                }
+                Ok(())
+            })
+            .map_err(io)?;
         Ok(ParquetSink {
             path: path.to_path_buf(),
             file: Some(file),
-            writer: None,
+            tx: Some(tx),
+            writer: Some(writer),
             cols: Columns::new(),
             cache: AddrCache::default(),
         })
@@ -466,47 +500,29 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Hands the batch to the writer thread; if that thread stopped, its error.
     fn flush(&mut self) -> Result<()> {
         let df = self.cols.take().map_err(|e| self.pq_err(e))?;
-        if self.writer.is_none() {
-            let file =
-                self.file
-                    .as_ref()
-                    .map(AtomicFile::writer)
-                    .ok_or_else(|| ConvertError::Output {
-                        path: self.path.clone(),
-                        source: std::io::Error::other("closed"),
-                    })?;
-            let file = file.try_clone().map_err(|source| ConvertError::Output {
-                path: self.path.clone(),
-                source,
-            })?;
-            // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
-            // would hide write errors.
-            let w = ParquetWriter::new(file)
-                .with_compression(ParquetCompression::Zstd(None))
-                .batched(df.schema())
-                .map_err(|e| self.pq_err(e))?;
-            self.writer = Some(w);
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(df).is_ok());
+        if sent { Ok(()) } else { self.join() }
+    }
+
+    /// Waits for the writer thread and returns its outcome.
+    fn join(&mut self) -> Result<()> {
+        self.tx = None;
+        match self.writer.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(self.pq_err(e)),
+            Some(Err(_)) => Err(self.pq_err(PolarsError::ComputeError(
+                "the Parquet writer thread panicked".into(),
+            ))),
         }
-        if df.height() > 0 {
-            let w = self.writer.as_mut().ok_or_else(|| ConvertError::Output {
-                path: self.path.clone(),
-                source: std::io::Error::other("writer missing"),
-            })?;
-            w.write_batch(&df).map_err(|e| ConvertError::Parquet {
-                path: self.path.clone(),
-                source: e,
-            })?;
-        }
-        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
+        // Always send the last batch, even empty: it carries the schema of an empty file.
         self.flush()?;
-        if let Some(w) = self.writer.take() {
-            w.finish().map_err(|e| self.pq_err(e))?;
-        }
+        self.join()?;
         if let Some(f) = self.file.take() {
             f.commit().map_err(|source| ConvertError::Output {
                 path: self.path.clone(),

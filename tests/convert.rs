@@ -596,3 +596,40 @@ fn config_commands() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("intreface"), "{}", stderr(&o));
 }
+
+#[test]
+fn doctor_and_mail_without_mail_config() {
+    let dir = tmpdir("doctor");
+    let state = dir.join("state");
+    let o = common::bin()
+        .env("NETDIGEST_STATE__DIR", &state)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("ok    config") && out.contains("is writable") && out.contains("skip  mail"),
+        "{out}"
+    );
+    // A state directory that cannot be created is a failed check, exit 1.
+    let o = common::bin()
+        .env("NETDIGEST_STATE__DIR", "/proc/netdigest-nope")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // `mail` with no recipients configured: a config error naming the key, exit 2.
+    let o = common::bin()
+        .env("NETDIGEST_STATE__DIR", &state)
+        .arg("mail")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mail."), "{}", stderr(&o));
+}
