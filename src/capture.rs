@@ -2100,6 +2100,23 @@ fn compose(
     }
 }
 
+/// The appliance's own addresses on an interface (every interface for `any`), as libpcap
+/// lists them. The pings chart leaves these out when `report.own_addresses` is not set.
+#[must_use]
+pub fn interface_addresses(name: &str) -> Vec<std::net::IpAddr> {
+    let Ok(devices) = pcap::Device::list() else {
+        return Vec::new();
+    };
+    let mut v: Vec<std::net::IpAddr> = devices
+        .into_iter()
+        .filter(|d| name == "any" || d.name == name)
+        .flat_map(|d| d.addresses.into_iter().map(|a| a.addr))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -98,7 +98,11 @@ pub fn analyse_night(
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
     let parquet = night_dir.join("packets.parquet");
-    let mut summary = analyse::analyse(&parquet, &analyse_options(cfg)?)?;
+    let mut opts = analyse_options(cfg)?;
+    if opts.own_addresses.is_empty() {
+        opts.own_addresses = own_addresses_from_capture(night_dir);
+    }
+    let mut summary = analyse::analyse(&parquet, &opts)?;
     summary.capture = read_capture_health(night_dir);
     let tonight = devices::night_devices(&parquet)?;
     if let Some(state) = state_dir {
@@ -151,6 +155,20 @@ pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
         analyse::SUMMARY_SCHEMA_VERSION
     );
     Ok(s)
+}
+
+/// The appliance's addresses, for a night captured live: those of the interface named in
+/// `<night>/capture.json` (looked up now, on the machine that captured). Empty otherwise.
+#[must_use]
+pub fn own_addresses_from_capture(night_dir: &Path) -> Vec<std::net::IpAddr> {
+    let Ok(text) = std::fs::read_to_string(night_dir.join("capture.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    match v.get("interface").and_then(serde_json::Value::as_str) {
+        Some(iface) => crate::capture::interface_addresses(iface),
+        None => Vec::new(),
+    }
 }
 
 /// Capture health from `<night>/capture.json` (written by `netdigest capture`), if any.

@@ -295,3 +295,58 @@ fn summary_json_snapshot() {
     let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
     insta::assert_snapshot!("summary_3000_packets", json);
 }
+
+#[test]
+fn own_addresses_come_from_the_capture_interface() {
+    // A night "captured" on lo: its pings from 127.0.0.1 are the appliance's own.
+    let dir = tmpdir("own");
+    let night = dir.join("night");
+    std::fs::create_dir_all(&night).unwrap();
+    let mut frames = Vec::new();
+    for (i, src) in [[127, 0, 0, 1], [127, 0, 0, 1], [192, 168, 1, 7]]
+        .iter()
+        .enumerate()
+    {
+        let mut b = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(*src, [192, 168, 1, 99], 64)
+            .icmpv4_echo_request(7, u16::try_from(i).unwrap())
+            .write(&mut b, &[0u8; 8])
+            .unwrap();
+        frames.push((1_700_000_000_000_000_000 + i64::try_from(i).unwrap(), b));
+    }
+    let pcap = dir.join("n.pcap");
+    write_pcap(&pcap, &frames);
+    let pq = night.join("packets.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let analyse = |n: &Path| {
+        let o = run(&["analyse", "--night-dir", n.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        summary(n)
+            .pings
+            .iter()
+            .map(|p| p.src.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        analyse(&night),
+        vec!["127.0.0.1", "192.168.1.7"],
+        "no capture.json: nothing is excluded"
+    );
+    std::fs::write(
+        night.join("capture.json"),
+        r#"{"interface": "lo", "stats": {"received": 3}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        analyse(&night),
+        vec!["192.168.1.7"],
+        "lo's own 127.0.0.1 is left out"
+    );
+}
