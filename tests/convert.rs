@@ -633,3 +633,53 @@ fn doctor_and_mail_without_mail_config() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("mail."), "{}", stderr(&o));
 }
+
+#[test]
+fn csv_reads_back_with_pandas() {
+    // Debian's python3-pandas (scripts/install-deps) is for /usr/bin/python3.
+    let py = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import pandas"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(py) = py else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but pandas is not installed"
+        );
+        eprintln!("SKIP: pandas not installed");
+        return;
+    };
+    let dir = tmpdir("pandas");
+    let (pcap, truth) = sample(&dir, 4_000);
+    let csv = dir.join("p.csv");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The seed's own read: pd.read_csv with default settings, then the Source column.
+    let script = "import sys, pandas as pd\ndf = pd.read_csv(sys.argv[1])\nprint(len(df), df['_ws.col.Source'].notna().sum(), df['_ws.col.Info'].str.contains(',').sum())";
+    let out = std::process::Command::new(py)
+        .args(["-c", script, csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(nums[0], truth.frames, "every row reads back");
+    assert!(
+        nums[2] > 0,
+        "some Info fields hold commas (quoted), and pandas still reads them"
+    );
+}
