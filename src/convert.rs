@@ -235,10 +235,6 @@ impl AddrCache {
     }
 }
 
-fn mac_text(m: [u8; 6]) -> Addr {
-    Addr::Mac(m)
-}
-
 /// Column builders for one row group.
 struct Columns {
     len: usize,
@@ -327,8 +323,8 @@ impl Columns {
             .push(u16::try_from(r.link.0).unwrap_or(u16::MAX));
         self.wire_len.push(r.wire_len);
         self.cap_len.push(r.cap_len);
-        push_addr(&mut self.src_mac, r.src_mac.map(mac_text), cache);
-        push_addr(&mut self.dst_mac, r.dst_mac.map(mac_text), cache);
+        push_addr(&mut self.src_mac, r.src_mac.map(Addr::Mac), cache);
+        push_addr(&mut self.dst_mac, r.dst_mac.map(Addr::Mac), cache);
         self.vlan.push(r.vlan);
         self.ether_type.push(r.ether_type);
         self.ip_version.push(r.ip_version);
@@ -416,16 +412,6 @@ fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCach
         Some(a) => b.append_value(cache.get(a)),
         None => b.append_null(),
     }
-}
-
-/// The Parquet schema written by `convert`, in column order (see DESIGN.md).
-#[must_use]
-pub fn parquet_schema() -> Schema {
-    let mut c = Columns::new();
-    // An empty batch has the exact schema of a full one.
-    c.take()
-        .map(|df| df.schema().as_ref().clone())
-        .unwrap_or_default()
 }
 
 /// Parquet output: column building on the reading thread, encoding and compression on a

@@ -387,7 +387,6 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
                             thousands(t.packets),
                         ]
                     })
-                    .chain(s.conversations.iter().take(0).map(|_| Vec::new()))
                     .collect(),
                 empty: "No IP traffic tonight.",
                 chart: Some("talkers"),
