@@ -350,3 +350,70 @@ fn own_addresses_come_from_the_capture_interface() {
         "lo's own 127.0.0.1 is left out"
     );
 }
+
+#[test]
+fn three_nights_give_new_and_silent_devices() {
+    let dir = tmpdir("three-nights");
+    let state = dir.join("state");
+    // One ICMP echo from each device (MAC, IP) at 23:00 UTC on the night's date.
+    let night = |day: i64, devices: &[([u8; 6], [u8; 4])]| {
+        let ts0 = 1_732_057_200_000_000_000 + day * 86_400_000_000_000; // 2024-11-19T23:00:00Z + days
+        let frames: Vec<(i64, Vec<u8>)> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, (mac, ip))| {
+                let mut b = Vec::new();
+                etherparse::PacketBuilder::ethernet2(*mac, [2, 0, 0, 0, 0, 0xfe])
+                    .ipv4(*ip, [192, 168, 1, 1], 64)
+                    .icmpv4_echo_request(1, u16::try_from(i).unwrap())
+                    .write(&mut b, &[0u8; 8])
+                    .unwrap();
+                (ts0 + i64::try_from(i).unwrap() * 1_000_000, b)
+            })
+            .collect();
+        let pcap = dir.join(format!("night{day}.pcap"));
+        write_pcap(&pcap, &frames);
+        let out = state.join("nights").join(format!("n{day}"));
+        let o = common::bin()
+            .env("NETDIGEST_CAPTURE__TIMEZONE", "UTC")
+            .args([
+                "run",
+                "--pcap",
+                pcap.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "--no-progress",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let d = summary(&out).devices.unwrap();
+        let macs =
+            |v: &[netdigest::devices::Device]| v.iter().map(|x| x.mac.clone()).collect::<Vec<_>>();
+        (macs(&d.new), macs(&d.silent), summary(&out).history.len())
+    };
+    let a = ([2, 0, 0, 0, 0, 0xa], [192, 168, 1, 10]);
+    let b = ([2, 0, 0, 0, 0, 0xb], [192, 168, 1, 11]);
+    let c = ([2, 0, 0, 0, 0, 0xc], [192, 168, 1, 12]);
+    let (new, silent, hist) = night(0, &[a, b]);
+    assert!(
+        new.is_empty() && silent.is_empty() && hist == 0,
+        "first night: no history"
+    );
+    let (new, silent, hist) = night(1, &[a, c]);
+    assert_eq!(
+        (new, silent),
+        (
+            vec!["02:00:00:00:00:0c".to_string()],
+            vec!["02:00:00:00:00:0b".to_string()]
+        )
+    );
+    assert_eq!(hist, 4, "compared with the night before");
+    let (new, silent, _) = night(2, &[a, b, c]);
+    assert!(
+        new.is_empty() && silent.is_empty(),
+        "all three seen before: {new:?} {silent:?}"
+    );
+}
