@@ -86,7 +86,9 @@ pub struct CaptureHealth {
     pub received: u64,
     pub dropped_kernel: u64,
     pub dropped_interface: u64,
-    /// Dropped / (received + dropped).
+    /// Dropped by netdigest itself: its writer queue overflowed or the night's disk cap was hit.
+    pub dropped_ours: u64,
+    /// All drops / (received + dropped by kernel and interface).
     pub drop_ratio: f64,
     /// True when drops are above 0.1 %: the report warns loudly.
     pub warning: bool,
@@ -275,12 +277,12 @@ fn proto() -> Expr {
     col("protocol").cast(DataType::String)
 }
 
-fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+pub(crate) fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let s = df.column(name)?.cast(&DataType::UInt64)?;
     Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }
 
-fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+pub(crate) fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
     let s = df.column(name)?.cast(&DataType::String)?;
     Ok(s.str()?
         .iter()
@@ -288,7 +290,7 @@ fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
         .collect())
 }
 
-fn i64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+pub(crate) fn i64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
     let s = df.column(name)?.cast(&DataType::Int64)?;
     Ok(s.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }

@@ -203,7 +203,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
         }
         bytes_done += reader.bytes_read();
     }
-    progress.finish(bytes_done, summary.frames);
+    progress.finish(bytes_done);
 
     // Commit outputs only once every input has been read.
     if let Some(p) = parquet {
@@ -702,12 +702,11 @@ impl Progress {
         }
     }
 
-    fn finish(&self, bytes: u64, frames: u64) {
+    fn finish(&self, bytes: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(bytes);
             bar.finish_and_clear();
         }
-        let _ = frames;
     }
 }
 

@@ -123,40 +123,14 @@ pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
 }
 
 fn rows(df: &DataFrame) -> PolarsResult<Vec<Device>> {
-    let s = |n: &str| -> PolarsResult<Vec<String>> {
-        Ok(df
-            .column(n)?
-            .cast(&DataType::String)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect())
-    };
-    let i = |n: &str| -> PolarsResult<Vec<i64>> {
-        Ok(df
-            .column(n)?
-            .cast(&DataType::Int64)?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let u = |n: &str| -> PolarsResult<Vec<u64>> {
-        Ok(df
-            .column(n)?
-            .cast(&DataType::UInt64)?
-            .u64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
+    use crate::analyse::{i64s as i, strs as s, u64s as u};
     let (mac, ip, first, last, packets, bytes) = (
-        s("mac")?,
-        s("ip")?,
-        i("first")?,
-        i("last")?,
-        u("packets")?,
-        u("bytes")?,
+        s(df, "mac")?,
+        s(df, "ip")?,
+        i(df, "first")?,
+        i(df, "last")?,
+        u(df, "packets")?,
+        u(df, "bytes")?,
     );
     Ok((0..mac.len())
         .map(|k| Device {

@@ -98,12 +98,15 @@ pub fn analyse_night(
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
     let parquet = night_dir.join("packets.parquet");
+    let capture = read_capture_json(night_dir);
     let mut opts = analyse_options(cfg)?;
-    if opts.own_addresses.is_empty() {
-        opts.own_addresses = own_addresses_from_capture(night_dir);
+    if opts.own_addresses.is_empty()
+        && let Some(c) = &capture
+    {
+        opts.own_addresses = own_addresses_from_capture(c);
     }
     let mut summary = analyse::analyse(&parquet, &opts)?;
-    summary.capture = read_capture_health(night_dir);
+    summary.capture = capture.as_ref().map(capture_health);
     let tonight = devices::night_devices(&parquet)?;
     if let Some(state) = state_dir {
         let rep = devices::update(
@@ -157,26 +160,25 @@ pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
     Ok(s)
 }
 
-/// The appliance's addresses, for a night captured live: those of the interface named in
-/// `<night>/capture.json` (looked up now, on the machine that captured). Empty otherwise.
-#[must_use]
-pub fn own_addresses_from_capture(night_dir: &Path) -> Vec<std::net::IpAddr> {
-    let Ok(text) = std::fs::read_to_string(night_dir.join("capture.json")) else {
-        return Vec::new();
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    match v.get("interface").and_then(serde_json::Value::as_str) {
-        Some(iface) => crate::capture::interface_addresses(iface),
-        None => Vec::new(),
-    }
+/// `<night>/capture.json` (written by `netdigest capture`), when the night was captured live.
+fn read_capture_json(night_dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(night_dir.join("capture.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
-/// Capture health from `<night>/capture.json` (written by `netdigest capture`), if any.
-#[must_use]
-pub fn read_capture_health(night_dir: &Path) -> Option<CaptureHealth> {
-    let text = std::fs::read_to_string(night_dir.join("capture.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let stats = v.get("stats").unwrap_or(&v);
+/// The appliance's addresses for a night captured live: those of the interface named in
+/// capture.json (looked up now, on the machine that captured).
+fn own_addresses_from_capture(capture: &serde_json::Value) -> Vec<std::net::IpAddr> {
+    capture
+        .get("interface")
+        .and_then(serde_json::Value::as_str)
+        .map(crate::capture::interface_addresses)
+        .unwrap_or_default()
+}
+
+/// Capture health from capture.json: libpcap's counters plus our own queue and disk drops.
+fn capture_health(capture: &serde_json::Value) -> CaptureHealth {
+    let stats = capture.get("stats").unwrap_or(capture);
     let num = |k: &str| {
         stats
             .get(k)
@@ -188,15 +190,17 @@ pub fn read_capture_health(night_dir: &Path) -> Option<CaptureHealth> {
         num("dropped_kernel"),
         num("dropped_interface"),
     );
+    let ours = num("dropped_queue") + num("dropped_disk");
+    let dropped = dk + di + ours;
     let total = received + dk + di;
     #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
     let ratio = if total == 0 {
         0.0
     } else {
-        (dk + di) as f64 / total as f64
+        dropped as f64 / total as f64
     };
-    Some(CaptureHealth {
-        interface: v
+    CaptureHealth {
+        interface: capture
             .get("interface")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("")
@@ -204,9 +208,10 @@ pub fn read_capture_health(night_dir: &Path) -> Option<CaptureHealth> {
         received,
         dropped_kernel: dk,
         dropped_interface: di,
+        dropped_ours: ours,
         drop_ratio: ratio,
         warning: ratio > 0.001,
-    })
+    }
 }
 
 /// Summaries of the `n` nights before `night` under `nights_dir` (skipping `this_dir`).
@@ -303,4 +308,27 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     let eml = dir.join("report.eml");
     write_atomic(&eml, &msg.formatted()).with_context(|| format!("{}: writing", eml.display()))?;
     Ok(eml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_health_counts_our_own_drops() {
+        let c: serde_json::Value = serde_json::json!({
+            "interface": "wlan0",
+            "stats": {"received": 9_990, "dropped_kernel": 10, "dropped_interface": 0,
+                      "dropped_queue": 5, "dropped_disk": 0}
+        });
+        let h = capture_health(&c);
+        assert_eq!(
+            (h.received, h.dropped_kernel, h.dropped_ours),
+            (9_990, 10, 5)
+        );
+        assert!((h.drop_ratio - 0.0015).abs() < 1e-9, "{}", h.drop_ratio);
+        assert!(h.warning, "above 0.1 % the report warns");
+        let quiet = capture_health(&serde_json::json!({"stats": {"received": 100_000}}));
+        assert!(!quiet.warning && quiet.drop_ratio == 0.0);
+    }
 }

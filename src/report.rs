@@ -111,9 +111,9 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 fn drops(s: &Summary) -> u64 {
-    s.capture
-        .as_ref()
-        .map_or(0, |c| c.dropped_kernel + c.dropped_interface)
+    s.capture.as_ref().map_or(0, |c| {
+        c.dropped_kernel + c.dropped_interface + c.dropped_ours
+    })
 }
 
 /// The night's headline, used in the subject: "3 new devices, 1,204 pings, 0 drops".
@@ -525,10 +525,11 @@ fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
         rows.push(vec![
             "Capture".into(),
             format!(
-                "{} received, {} dropped by the kernel, {} by the interface ({:.3}%)",
+                "{} received, {} dropped by the kernel, {} by the interface, {} by netdigest ({:.3}%)",
                 thousands(c.received),
                 thousands(c.dropped_kernel),
                 thousands(c.dropped_interface),
+                thousands(c.dropped_ours),
                 c.drop_ratio * 100.0
             ),
         ]);
@@ -578,7 +579,7 @@ fn warnings(s: &Summary) -> Vec<String> {
         w.push(format!(
             "Capture dropped {:.2}% of packets ({} of {}): the numbers below undercount the night.",
             c.drop_ratio * 100.0,
-            thousands(c.dropped_kernel + c.dropped_interface),
+            thousands(c.dropped_kernel + c.dropped_interface + c.dropped_ours),
             thousands(c.received + c.dropped_kernel + c.dropped_interface)
         ));
     }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use netdigest::analyse::{self, Endpoint};
 use netdigest::convert::{ConvertOptions, convert};
@@ -293,5 +292,4 @@ fn parsers_read_tshark_layouts() {
         c[&("192.168.1.11".to_string(), "209.87.249.18".to_string())],
         (2, 1, 1)
     );
-    let _ = Path::new("");
 }
