@@ -1,8 +1,11 @@
 //! Analyse: polars (lazy) over a night's Parquet, handing out our own [`Summary`].
 //!
-//! Each question is one lazy query that reads only the columns it needs, so memory
-//! follows the columns asked for, not the whole capture. Polars types stay in this
-//! module; the report reads [`Summary`] (or `summary.json`).
+//! The columns the analysis needs are read once ([`load`]: about 50 bytes a packet,
+//! addresses as categorical codes), then each question is a lazy query over them.
+//! Group keys are single integers where they can be (a pair of codes packed in a u64),
+//! and address pairs are grouped once: talkers, hosts and conversations come from that
+//! small table. Polars types stay in this module; the report reads [`Summary`] (or
+//! `summary.json`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -272,9 +275,19 @@ fn scan(path: &Path) -> Result<LazyFrame> {
     LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(err)
 }
 
-/// Protocol as text (it is categorical in the file).
+/// A categorical column's code as u64 (`u32::MAX` for null), to build one-column
+/// group keys: polars groups a single integer key much faster than several columns.
+fn code(name: &str) -> Expr {
+    col(name)
+        .to_physical()
+        .cast(DataType::UInt64)
+        .fill_null(lit(u64::from(u32::MAX)))
+}
+
+/// The protocol column (categorical: compared with text literals and grouped on its
+/// codes; results are turned into text by [`strs`]).
 fn proto() -> Expr {
-    col("protocol").cast(DataType::String)
+    col("protocol")
 }
 
 pub(crate) fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
@@ -355,29 +368,84 @@ impl Zone {
     }
 }
 
+/// The packet columns the analysis reads, loaded once into memory: addresses, MACs and
+/// the protocol as categoricals (4-byte codes, grouped without hashing text), the
+/// decode error as a flag. About 50 bytes a packet whatever the capture's text holds,
+/// and every question below is then answered from memory instead of decoding the
+/// Parquet again.
+///
+/// # Errors
+/// The file cannot be read as the Parquet `convert` writes.
+pub fn load(parquet: &Path) -> Result<LazyFrame> {
+    let cat = || DataType::from_categories(Categories::global());
+    let df = scan(parquet)?
+        .select([
+            col("ts"),
+            col("wire_len"),
+            col("ip_version"),
+            col("decode_error").is_not_null().alias("decode_error"),
+            col("src").cast(cat()),
+            col("dst").cast(cat()),
+            col("protocol"),
+            col("icmp_type"),
+            col("icmp_id"),
+            col("icmp_seq"),
+            col("src_port"),
+            col("dst_port"),
+            col("arp_op"),
+            col("arp_sender_ip").cast(cat()),
+            col("src_mac").cast(cat()),
+        ])
+        .collect()
+        .map_err(|source| AnalyseError::Polars {
+            path: parquet.display().to_string(),
+            source,
+        })?;
+    Ok(df.lazy())
+}
+
 /// Analyses one night's Parquet.
 ///
 /// # Errors
 /// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
 pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
+    let packets = load(parquet)?;
+    analyse_loaded(&packets, opts, parquet)
+}
+
+/// Analyses packets from [`load`] (read from `source`, named in errors).
+///
+/// # Errors
+/// The time zone is unknown, or a query fails.
+pub fn analyse_loaded(lf: &LazyFrame, opts: &AnalyseOptions, source: &Path) -> Result<Summary> {
     let zone = Zone::parse(opts.timezone.as_deref())?;
-    let pe = |source| AnalyseError::Polars {
-        path: parquet.display().to_string(),
-        source,
-    };
-    let lf = scan(parquet)?;
-    let totals = totals(lf.clone(), zone).map_err(pe)?;
-    let pings = pings(lf.clone(), &opts.own_addresses).map_err(pe)?;
-    let timeline = timeline(lf.clone(), opts.interval_s, zone).map_err(pe)?;
-    let protocols = protocols(lf.clone()).map_err(pe)?;
-    let (talkers_by_bytes, talkers_by_packets) = talkers(lf.clone(), opts.top_n).map_err(pe)?;
-    let conversations = conversations(lf.clone())
-        .map_err(pe)?
+    summarise(lf, opts, zone).map_err(|e| AnalyseError::Polars {
+        path: source.display().to_string(),
+        source: e,
+    })
+}
+
+fn summarise(lf: &LazyFrame, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
+    let mut totals = totals(lf.clone(), zone)?;
+    lap("totals");
+    let pings = pings(lf.clone(), &opts.own_addresses)?;
+    lap("pings");
+    let (timeline, protocols) = timeline(lf.clone(), opts.interval_s, totals.first_ns, zone)?;
+    lap("timeline and protocols");
+    let pairs = pairs(lf.clone())?;
+    totals.hosts = u64::try_from(hosts(&pairs)).unwrap_or(u64::MAX);
+    let (talkers_by_bytes, talkers_by_packets) = talkers(&pairs, opts.top_n);
+    let conversations = conversations(&pairs, None)
         .into_iter()
         .take(opts.top_n)
         .collect();
-    let ports = ports(lf.clone(), opts.top_n).map_err(pe)?;
-    let arp = arp(lf).map_err(pe)?;
+    lap("talkers and conversations");
+    let ports = ports(lf.clone(), opts.top_n)?;
+    lap("ports");
+    let arp = arp(lf.clone())?;
+    lap("arp");
     Ok(Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         night: night_of(totals.first_ns, zone, opts.window_start_min),
@@ -418,7 +486,6 @@ fn night_of(first_ns: Option<i64>, zone: Zone, window_start_min: u32) -> String 
 
 fn totals(lf: LazyFrame, zone: Zone) -> PolarsResult<Totals> {
     let df = lf
-        .clone()
         .select([
             len().cast(DataType::UInt64).alias("packets"),
             col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
@@ -430,39 +497,25 @@ fn totals(lf: LazyFrame, zone: Zone) -> PolarsResult<Totals> {
                 .cast(DataType::UInt64)
                 .alias("ip_packets"),
             col("decode_error")
-                .is_not_null()
                 .sum()
                 .cast(DataType::UInt64)
                 .alias("decode_errors"),
         ])
         .collect()?;
-    let packets = u64s(&df, "packets")?.first().copied().unwrap_or(0);
+    let one =
+        |name: &str| -> PolarsResult<u64> { Ok(u64s(&df, name)?.first().copied().unwrap_or(0)) };
     let first = df.column("first")?.cast(&DataType::Int64)?.i64()?.get(0);
     let last = df.column("last")?.cast(&DataType::Int64)?.i64()?.get(0);
-    let ip = lf.filter(col("ip_version").is_not_null());
-    let hosts = concat(
-        [
-            ip.clone().select([col("src").alias("addr")]),
-            ip.select([col("dst").alias("addr")]),
-        ],
-        UnionArgs::default(),
-    )?
-    .select([col("addr")
-        .drop_nulls()
-        .n_unique()
-        .cast(DataType::UInt64)
-        .alias("hosts")])
-    .collect()?;
     Ok(Totals {
         first_ns: first,
         last_ns: last,
         first: first.map(|t| zone.format(t)),
         last: last.map(|t| zone.format(t)),
-        packets,
-        bytes: u64s(&df, "bytes")?.first().copied().unwrap_or(0),
-        hosts: u64s(&hosts, "hosts")?.first().copied().unwrap_or(0),
-        ip_packets: u64s(&df, "ip_packets")?.first().copied().unwrap_or(0),
-        decode_errors: u64s(&df, "decode_errors")?.first().copied().unwrap_or(0),
+        packets: one("packets")?,
+        bytes: one("bytes")?,
+        hosts: 0,
+        ip_packets: one("ip_packets")?,
+        decode_errors: one("decode_errors")?,
     })
 }
 
@@ -548,17 +601,22 @@ fn pings(lf: LazyFrame, own: &[IpAddr]) -> PolarsResult<Vec<PingRow>> {
 
 /// Bins aligned to the local clock at the first packet: a DST change mid-night shifts the
 /// offset by whole hours, so bins stay aligned, and bins are absolute instants, so the
-/// repeated hour of a fall-back night is never merged into one bin.
-fn timeline(lf: LazyFrame, interval_s: u64, zone: Zone) -> PolarsResult<Timeline> {
-    let first = lf
-        .clone()
-        .select([col("ts").cast(DataType::Int64).min()])
-        .collect()?;
-    let Some(first) = first.columns()[0].i64()?.get(0) else {
-        return Ok(Timeline {
-            interval_s,
-            bins: Vec::new(),
-        });
+/// repeated hour of a fall-back night is never merged into one bin. The protocol mix is
+/// the timeline's cells summed, so both come from one pass.
+fn timeline(
+    lf: LazyFrame,
+    interval_s: u64,
+    first: Option<i64>,
+    zone: Zone,
+) -> PolarsResult<(Timeline, Vec<ProtocolRow>)> {
+    let Some(first) = first else {
+        return Ok((
+            Timeline {
+                interval_s,
+                bins: Vec::new(),
+            },
+            Vec::new(),
+        ));
     };
     let off_ns = zone.offset_s(first) * 1_000_000_000;
     let step = i64::try_from(interval_s)
@@ -566,27 +624,38 @@ fn timeline(lf: LazyFrame, interval_s: u64, zone: Zone) -> PolarsResult<Timeline
         .saturating_mul(1_000_000_000);
     // Floor to the bin as x - x % step (timestamps are after 1970, so x >= 0).
     let local = col("ts").cast(DataType::Int64) + lit(off_ns);
-    let bin = (local.clone() - local % lit(step) - lit(off_ns)).alias("bin");
+    let bin = local.clone() - local % lit(step) - lit(off_ns);
+    // One u64 key (bin number from the first bin, protocol code) groups much faster
+    // than two columns. Every bin is the first bin plus a whole number of steps.
+    let first_local = first + off_ns;
+    let first_bin = first_local - first_local % step - off_ns;
+    let bin_no = ((bin.clone() - lit(first_bin)) / lit(step)).cast(DataType::UInt64);
     let df = lf
         .select([
-            bin,
+            bin.alias("bin"),
+            (bin_no * lit(1u64 << 32) + code("protocol")).alias("key"),
             proto().alias("protocol"),
-            col("wire_len").cast(DataType::UInt64),
+            col("wire_len"),
         ])
-        .group_by([col("bin"), col("protocol")])
+        .group_by([col("key")])
         .agg([
+            col("bin").first(),
+            col("protocol").first(),
             len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").sum().alias("bytes"),
+            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
         ])
-        .sort(["bin", "protocol"], SortMultipleOptions::default())
         .collect()?;
-    let mut bins: Vec<TimeBin> = Vec::new();
-    for (((b, p), n), by) in i64s(&df, "bin")?
+    let mut cells: Vec<(i64, String, u64, u64)> = i64s(&df, "bin")?
         .into_iter()
         .zip(strs(&df, "protocol")?)
         .zip(u64s(&df, "packets")?)
         .zip(u64s(&df, "bytes")?)
-    {
+        .map(|(((b, p), n), by)| (b, p, n, by))
+        .collect();
+    cells.sort_unstable_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+    let mut bins: Vec<TimeBin> = Vec::new();
+    let mut mix: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (b, p, n, by) in cells {
         if bins.last().is_none_or(|l| l.start_ns != b) {
             bins.push(TimeBin {
                 start: zone.format(b),
@@ -594,104 +663,110 @@ fn timeline(lf: LazyFrame, interval_s: u64, zone: Zone) -> PolarsResult<Timeline
                 ..TimeBin::default()
             });
         }
+        let m = mix.entry(p.clone()).or_default();
+        m.0 += n;
+        m.1 += by;
         if let Some(last) = bins.last_mut() {
             last.packets += n;
             last.bytes += by;
             *last.packets_by_protocol.entry(p).or_default() += n;
         }
     }
-    Ok(Timeline { interval_s, bins })
-}
-
-fn protocols(lf: LazyFrame) -> PolarsResult<Vec<ProtocolRow>> {
-    let df = lf
-        .group_by([proto().alias("protocol")])
-        .agg([
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
-        ])
-        .collect()?;
-    let mut rows: Vec<ProtocolRow> = strs(&df, "protocol")?
+    let mut protocols: Vec<ProtocolRow> = mix
         .into_iter()
-        .zip(u64s(&df, "packets")?)
-        .zip(u64s(&df, "bytes")?)
-        .map(|((protocol, packets), bytes)| ProtocolRow {
+        .map(|(protocol, (packets, bytes))| ProtocolRow {
             protocol,
             packets,
             bytes,
         })
         .collect();
-    rows.sort_by(|a, b| {
+    protocols.sort_by(|a, b| {
         b.packets
             .cmp(&a.packets)
             .then_with(|| a.protocol.cmp(&b.protocol))
     });
-    Ok(rows)
+    Ok((Timeline { interval_s, bins }, protocols))
 }
 
-/// Per-address counts over IP packets of one version (4 or 6), or both (`None`).
-fn endpoint_frame(lf: LazyFrame, version: Option<u8>) -> PolarsResult<DataFrame> {
-    let ip = match version {
-        Some(v) => col("ip_version").eq(lit(v)),
-        None => col("ip_version").is_not_null(),
-    };
-    let base = lf.filter(
-        ip.and(col("src").is_not_null())
-            .and(col("dst").is_not_null()),
-    );
-    let tx = base.clone().select([
-        col("src").alias("addr"),
-        lit(1u64).cast(DataType::UInt64).alias("tx_packets"),
-        col("wire_len").cast(DataType::UInt64).alias("tx_bytes"),
-        lit(0u64).cast(DataType::UInt64).alias("rx_packets"),
-        lit(0u64).cast(DataType::UInt64).alias("rx_bytes"),
-    ]);
-    let rx = base.select([
-        col("dst").alias("addr"),
-        lit(0u64).cast(DataType::UInt64).alias("tx_packets"),
-        lit(0u64).cast(DataType::UInt64).alias("tx_bytes"),
-        lit(1u64).cast(DataType::UInt64).alias("rx_packets"),
-        col("wire_len").cast(DataType::UInt64).alias("rx_bytes"),
-    ]);
-    concat([tx, rx], UnionArgs::default())?
-        .group_by([col("addr")])
+/// Packets and bytes per direction of every IP address pair: one group-by on the
+/// address codes, small enough (one row per pair that talked) that talkers, hosts and
+/// conversations are derived from it without another pass over the packets.
+#[derive(Debug, Clone)]
+struct Pair {
+    src: String,
+    dst: String,
+    version: u8,
+    packets: u64,
+    bytes: u64,
+}
+
+fn pairs(lf: LazyFrame) -> PolarsResult<Vec<Pair>> {
+    let df = lf
+        .filter(
+            col("ip_version")
+                .is_not_null()
+                .and(col("src").is_not_null())
+                .and(col("dst").is_not_null()),
+        )
+        .group_by([(code("src") * lit(1u64 << 32) + code("dst")).alias("key")])
         .agg([
-            col("tx_packets").sum(),
-            col("tx_bytes").sum(),
-            col("rx_packets").sum(),
-            col("rx_bytes").sum(),
+            col("src").first(),
+            col("dst").first(),
+            col("ip_version").first(),
+            len().cast(DataType::UInt64).alias("packets"),
+            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
         ])
-        .with_columns([
-            (col("tx_packets") + col("rx_packets")).alias("packets"),
-            (col("tx_bytes") + col("rx_bytes")).alias("bytes"),
-        ])
-        .collect()
-}
-
-fn talker_rows(df: &DataFrame) -> PolarsResult<Vec<Talker>> {
-    let addr = strs(df, "addr")?;
-    let cols = [
-        "packets",
-        "bytes",
-        "tx_packets",
-        "tx_bytes",
-        "rx_packets",
-        "rx_bytes",
-    ]
-    .map(|c| u64s(df, c));
-    let [p, b, tp, tb, rp, rb] = cols;
-    let (p, b, tp, tb, rp, rb) = (p?, b?, tp?, tb?, rp?, rb?);
-    Ok((0..addr.len())
-        .map(|i| Talker {
-            addr: addr[i].clone(),
-            packets: p[i],
-            bytes: b[i],
-            tx_packets: tp[i],
-            tx_bytes: tb[i],
-            rx_packets: rp[i],
-            rx_bytes: rb[i],
+        .collect()?;
+    let (src, dst) = (strs(&df, "src")?, strs(&df, "dst")?);
+    let version = u64s(&df, "ip_version")?;
+    let (p, b) = (u64s(&df, "packets")?, u64s(&df, "bytes")?);
+    Ok(src
+        .into_iter()
+        .zip(dst)
+        .zip(version)
+        .zip(p.into_iter().zip(b))
+        .map(|(((src, dst), v), (packets, bytes))| Pair {
+            src,
+            dst,
+            version: u8::try_from(v).unwrap_or(0),
+            packets,
+            bytes,
         })
         .collect())
+}
+
+/// Distinct addresses among IP packets' sources and destinations.
+fn hosts(pairs: &[Pair]) -> usize {
+    let mut all: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for p in pairs {
+        all.insert(&p.src);
+        all.insert(&p.dst);
+    }
+    all.len()
+}
+
+/// Per-address counts over the pairs of one IP version (4 or 6), or both (`None`).
+fn endpoint_rows(pairs: &[Pair], version: Option<u8>) -> Vec<Talker> {
+    let mut by: BTreeMap<&str, Talker> = BTreeMap::new();
+    for p in pairs
+        .iter()
+        .filter(|p| version.is_none_or(|v| p.version == v))
+    {
+        let tx = by.entry(&p.src).or_default();
+        tx.tx_packets += p.packets;
+        tx.tx_bytes += p.bytes;
+        let rx = by.entry(&p.dst).or_default();
+        rx.rx_packets += p.packets;
+        rx.rx_bytes += p.bytes;
+    }
+    by.into_iter()
+        .map(|(addr, t)| Talker {
+            addr: addr.to_string(),
+            packets: t.tx_packets + t.rx_packets,
+            bytes: t.tx_bytes + t.rx_bytes,
+            ..t
+        })
+        .collect()
 }
 
 /// tshark's `-z endpoints,ip` (version 4) or `endpoints,ipv6` (6), keyed by address text.
@@ -699,13 +774,11 @@ fn talker_rows(df: &DataFrame) -> PolarsResult<Vec<Talker>> {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Endpoint>> {
-    let pe = |source| AnalyseError::Polars {
+    let pairs = pairs(load(parquet)?).map_err(|source| AnalyseError::Polars {
         path: parquet.display().to_string(),
         source,
-    };
-    let df = endpoint_frame(scan(parquet)?, Some(version)).map_err(pe)?;
-    Ok(talker_rows(&df)
-        .map_err(pe)?
+    })?;
+    Ok(endpoint_rows(&pairs, Some(version))
         .into_iter()
         .map(|t| {
             (
@@ -723,63 +796,48 @@ pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Endpoin
         .collect())
 }
 
-fn talkers(lf: LazyFrame, top_n: usize) -> PolarsResult<(Vec<Talker>, Vec<Talker>)> {
-    let all = talker_rows(&endpoint_frame(lf, None)?)?;
+fn talkers(pairs: &[Pair], top_n: usize) -> (Vec<Talker>, Vec<Talker>) {
+    let all = endpoint_rows(pairs, None);
     let mut by_bytes = all.clone();
     by_bytes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.addr.cmp(&b.addr)));
     by_bytes.truncate(top_n);
     let mut by_packets = all;
     by_packets.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.addr.cmp(&b.addr)));
     by_packets.truncate(top_n);
-    Ok((by_bytes, by_packets))
+    (by_bytes, by_packets)
 }
 
-/// Address pairs (as tshark's `-z conv,ip` and `conv,ipv6` together), most bytes first.
-fn conversations(lf: LazyFrame) -> PolarsResult<Vec<Conversation>> {
-    let forward = col("src").lt(col("dst"));
-    let df = lf
-        .filter(
-            col("ip_version")
-                .is_not_null()
-                .and(col("src").is_not_null())
-                .and(col("dst").is_not_null()),
-        )
-        .select([
-            when(forward.clone())
-                .then(col("src"))
-                .otherwise(col("dst"))
-                .alias("a"),
-            when(forward.clone())
-                .then(col("dst"))
-                .otherwise(col("src"))
-                .alias("b"),
-            forward.alias("fwd"),
-            col("wire_len").cast(DataType::UInt64).alias("len"),
-        ])
-        .group_by([col("a"), col("b")])
-        .agg([
-            len().cast(DataType::UInt64).alias("packets"),
-            col("len").sum().alias("bytes"),
-            col("fwd")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("packets_a_to_b"),
-            col("len").filter(col("fwd")).sum().alias("bytes_a_to_b"),
-        ])
-        .collect()?;
-    let (a, b) = (strs(&df, "a")?, strs(&df, "b")?);
-    let (p, by) = (u64s(&df, "packets")?, u64s(&df, "bytes")?);
-    let (pab, bab) = (u64s(&df, "packets_a_to_b")?, u64s(&df, "bytes_a_to_b")?);
-    let mut rows: Vec<Conversation> = (0..a.len())
-        .map(|i| Conversation {
-            a: a[i].clone(),
-            b: b[i].clone(),
-            packets: p[i],
-            bytes: by[i],
-            packets_a_to_b: pab[i],
-            bytes_a_to_b: bab[i],
-            packets_b_to_a: p[i] - pab[i],
-            bytes_b_to_a: by[i] - bab[i],
+/// Address pairs (as tshark's `-z conv,ip` and `conv,ipv6` together, or one version),
+/// most bytes first. `a` is the smaller address as text.
+fn conversations(pairs: &[Pair], version: Option<u8>) -> Vec<Conversation> {
+    let mut by: BTreeMap<(&str, &str), Conversation> = BTreeMap::new();
+    for p in pairs
+        .iter()
+        .filter(|p| version.is_none_or(|v| p.version == v))
+    {
+        let forward = p.src < p.dst;
+        let key = if forward {
+            (p.src.as_str(), p.dst.as_str())
+        } else {
+            (p.dst.as_str(), p.src.as_str())
+        };
+        let c = by.entry(key).or_default();
+        c.packets += p.packets;
+        c.bytes += p.bytes;
+        if forward {
+            c.packets_a_to_b += p.packets;
+            c.bytes_a_to_b += p.bytes;
+        } else {
+            c.packets_b_to_a += p.packets;
+            c.bytes_b_to_a += p.bytes;
+        }
+    }
+    let mut rows: Vec<Conversation> = by
+        .into_iter()
+        .map(|((a, b), c)| Conversation {
+            a: a.to_string(),
+            b: b.to_string(),
+            ..c
         })
         .collect();
     rows.sort_by(|x, y| {
@@ -787,7 +845,7 @@ fn conversations(lf: LazyFrame) -> PolarsResult<Vec<Conversation>> {
             .cmp(&x.bytes)
             .then_with(|| (&x.a, &x.b).cmp(&(&y.a, &y.b)))
     });
-    Ok(rows)
+    rows
 }
 
 /// All conversations of a version (for comparison with tshark), keyed by (a, b).
@@ -795,11 +853,11 @@ fn conversations(lf: LazyFrame) -> PolarsResult<Vec<Conversation>> {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn all_conversations(parquet: &Path, version: u8) -> Result<Vec<Conversation>> {
-    let pe = |source| AnalyseError::Polars {
+    let pairs = pairs(load(parquet)?).map_err(|source| AnalyseError::Polars {
         path: parquet.display().to_string(),
         source,
-    };
-    conversations(scan(parquet)?.filter(col("ip_version").eq(lit(version)))).map_err(pe)
+    })?;
+    Ok(conversations(&pairs, Some(version)))
 }
 
 /// Packets and bytes per interval from the first packet, as tshark's `-z io,stat,<interval>`.

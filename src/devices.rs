@@ -14,6 +14,8 @@ use crate::fsutil::AtomicFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesError {
+    #[error(transparent)]
+    Analyse(#[from] crate::analyse::AnalyseError),
     #[error("{path}: {source}")]
     Polars { path: String, source: PolarsError },
     #[error("{path}: {source}")]
@@ -77,8 +79,15 @@ fn pe(path: &Path) -> impl Fn(PolarsError) -> DevicesError + '_ {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
-    let p = PlRefPath::try_from_path(parquet).map_err(pe(parquet))?;
-    let lf = LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(pe(parquet))?;
+    let lf = crate::analyse::load(parquet)?;
+    night_devices_loaded(lf).map_err(pe(parquet))
+}
+
+/// As [`night_devices`], from the packets [`crate::analyse::load`] read.
+///
+/// # Errors
+/// A query fails.
+pub fn night_devices_loaded(lf: LazyFrame) -> PolarsResult<Vec<Device>> {
     let ip_src = lf
         .clone()
         .filter(
@@ -105,8 +114,7 @@ pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
             col("ts"),
             col("wire_len"),
         ]);
-    let df = concat([ip_src, arp_src], UnionArgs::default())
-        .map_err(pe(parquet))?
+    let df = concat([ip_src, arp_src], UnionArgs::default())?
         .group_by([col("mac"), col("ip")])
         .agg([
             col("ts").cast(DataType::Int64).min().alias("first"),
@@ -114,9 +122,8 @@ pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
             len().cast(DataType::UInt64).alias("packets"),
             col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
         ])
-        .collect()
-        .map_err(pe(parquet))?;
-    let mut out = rows(&df).map_err(pe(parquet))?;
+        .collect()?;
+    let mut out = rows(&df)?;
     out.retain(|d| is_local(&d.ip) && d.mac != "00:00:00:00:00:00" && d.mac != "ff:ff:ff:ff:ff:ff");
     out.sort();
     Ok(out)

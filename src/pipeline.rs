@@ -105,9 +105,15 @@ pub fn analyse_night(
     {
         opts.own_addresses = own_addresses_from_capture(c);
     }
-    let mut summary = analyse::analyse(&parquet, &opts)?;
+    let t = std::time::Instant::now();
+    let packets = analyse::load(&parquet)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "analyse: load");
+    let polars_err = |e| anyhow::anyhow!("{}: {e}", parquet.display());
+    let mut summary = analyse::analyse_loaded(&packets, &opts, &parquet)?;
     summary.capture = capture.as_ref().map(capture_health);
-    let tonight = devices::night_devices(&parquet)?;
+    let t = std::time::Instant::now();
+    let tonight = devices::night_devices_loaded(packets).map_err(polars_err)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "analyse: devices");
     if let Some(state) = state_dir {
         let rep = devices::update(
             &state.join("devices.parquet"),
