@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
 use crate::logging::{self, LogFormat};
-use crate::{capture, mail, pipeline, synth};
+use crate::{capture, mail, nightly, pipeline, synth, units};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -121,6 +121,28 @@ pub enum Command {
         /// Only this night directory (as written by `run --out`).
         #[arg(long, value_name = "DIR", conflicts_with = "night")]
         night_dir: Option<PathBuf>,
+    },
+    /// Convert, analyse and report every night whose capture has ended and whose outputs
+    /// are not complete, oldest first (the nightly timer's job; safe to run again).
+    Nightly {
+        /// State directory (overrides state.dir).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Only this night (YYYY-MM-DD).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_night)]
+        night: Option<String>,
+        /// Redo every stage, even those whose output is complete.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the systemd services and timers for the configured schedule into DIR.
+    Units {
+        /// Directory to write the six unit files into (e.g. /etc/systemd/system).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The netdigest executable the units run (default: this one).
+        #[arg(long, value_name = "PATH")]
+        bin: Option<PathBuf>,
     },
     /// Check the set-up without sending anything: config, state directory, SMTP login.
     Doctor,
@@ -271,6 +293,39 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = Config::load_from(config_path)?;
             mail_command(&cfg, test, night, night_dir)
+        }
+        Command::Nightly {
+            state,
+            night,
+            force,
+        } => {
+            let cfg = Config::load_from(config_path)?;
+            let opts = nightly::NightlyOptions {
+                state_dir: state.unwrap_or_else(|| cfg.state.dir.clone()),
+                night,
+                force,
+            };
+            let reports = nightly::run_nightly(&cfg, &opts, chrono::Utc::now())?;
+            Ok(print_nightly(&reports))
+        }
+        Command::Units { out, bin } => {
+            let cfg = Config::load_from(config_path)?;
+            let bin = match bin {
+                Some(b) => std::path::absolute(&b)
+                    .with_context(|| format!("{}: resolving --bin", b.display()))?,
+                None => std::env::current_exe()
+                    .context("finding this executable's path (give --bin PATH)")?,
+            };
+            let files = units::render(&cfg, &bin).map_err(|e| match e {
+                units::UnitsError::Config { key, reason } => {
+                    anyhow::Error::from(config::ConfigError::Invalid { key, reason })
+                }
+                e @ units::UnitsError::Path { .. } => e.into(),
+            })?;
+            for p in units::write(&out, &files)? {
+                println!("wrote {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => doctor(config_path),
         Command::Demo { out } => demo(&out, config_path),
@@ -435,6 +490,49 @@ fn print_mail_outcomes(outcomes: &[mail::Outcome]) -> ExitCode {
         }
         None => ExitCode::SUCCESS,
     }
+}
+
+/// A night name for `--night`: a date `YYYY-MM-DD`.
+fn parse_night(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|_| s.to_string())
+        .map_err(|_| format!("{s:?} is not a night date YYYY-MM-DD"))
+}
+
+/// `netdigest nightly`'s account: a line on stdout per night processed, log lines for
+/// the rest, one error line per failure; exit 1 when some night failed.
+fn print_nightly(reports: &[nightly::NightReport]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    let mut worked = false;
+    for r in reports {
+        for w in &r.warnings {
+            tracing::warn!("night {}: {}", r.night, one_line(w));
+        }
+        match &r.status {
+            Ok(nightly::NightStatus::Skipped(why)) => {
+                tracing::info!("night {}: {}", r.night, one_line(why));
+            }
+            Ok(nightly::NightStatus::UpToDate) => {
+                tracing::debug!("night {}: up to date", r.night);
+            }
+            Ok(nightly::NightStatus::Done { stages, headline }) => {
+                worked = true;
+                let stages: Vec<String> = stages.iter().map(ToString::to_string).collect();
+                println!("night {}: {}: {headline}", r.night, stages.join(", "));
+            }
+            Err(e) => eprintln!("netdigest: night {}: {}", r.night, one_line(e)),
+        }
+        for e in &r.errors {
+            eprintln!("netdigest: night {}: {}", r.night, one_line(e));
+        }
+        if r.failed() {
+            code = ExitCode::FAILURE;
+        }
+    }
+    if !worked && code == ExitCode::SUCCESS {
+        tracing::info!("nightly: nothing to do ({} night(s) seen)", reports.len());
+    }
+    code
 }
 
 /// `netdigest doctor`: each check on one line, exit 1 when one fails.

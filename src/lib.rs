@@ -4,7 +4,8 @@
 //! `capfile` (reading capture files) -> `decode` (bytes to [`decode::PacketRecord`])
 //! -> `convert` (Parquet and the seed's CSV) -> `analyse` (polars, [`analyse::Summary`],
 //! `devices`) -> `chart` / `report` (images, email, page, `.eml`). `pipeline` runs the
-//! stages for a night. Beside them: `config`, `cli`, `logging`, `fsutil` (atomic files)
+//! stages for a night, `nightly` for every night the timer finds, `units` writes the
+//! systemd units of the schedule. Beside them: `config`, `cli`, `logging`, `fsutil` (atomic files)
 //! and `synth` (sample nights for the demo, tests and benchmarks).
 
 pub mod analyse;
@@ -20,6 +21,8 @@ pub mod fsutil;
 pub mod linktype;
 pub mod logging;
 pub mod mail;
+pub mod nightly;
 pub mod pipeline;
 pub mod report;
 pub mod synth;
+pub mod units;

@@ -1,0 +1,440 @@
+//! `netdigest nightly`: every stage after capture that is not done yet, for every night
+//! whose capture has ended (the nightly timer's job; safe to run again at any time).
+//!
+//! For each `<state>/nights/<YYYY-MM-DD>/`, oldest first (devices and history build up
+//! night by night):
+//!
+//! - the capture must have ended: `capture.json` says `"complete"` or `"failed"` (a
+//!   capture thread panicked: its files are still converted), or it says `"running"` but
+//!   the window is over and the file has not been rewritten for [`STALE_AFTER_MIN`]
+//!   minutes (a live capture rewrites it every 30 s: that run died, e.g. in a power cut).
+//!   A night still being captured is skipped.
+//! - convert `capture/part-*.pcap` (in name order) into `packets.parquet`, analyse it into
+//!   `summary.json` (with the state directory: devices and history), report into
+//!   `report/` (through [`pipeline::run`], [`pipeline::analyse_night`] and
+//!   [`pipeline::write_report`]).
+//!
+//! A stage whose output is complete is skipped unless `force`: `packets.parquet` not older
+//! than any part, `summary.json` of this version and not older than `packets.parquet`,
+//! `report/report.eml` (written last) not older than `summary.json`. Every output is
+//! written atomically, so an output that exists is whole.
+//!
+//! A corrupt part does not stop the night: the packets that can be read are converted
+//! and reported, as `netdigest run` does, and the night is a failure of this run (one
+//! line naming the file). The converted night is then complete: the damage cannot be
+//! repaired by running again.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::capfile::CaptureReader;
+use crate::capture::CaptureReport;
+use crate::config::Config;
+use crate::pipeline::{self, RunOptions};
+
+/// A `"running"` capture.json not rewritten for this long, after the window's end, was
+/// left by a capture that died.
+pub const STALE_AFTER_MIN: i64 = 10;
+/// Smallest capture file that can hold a packet-less pcap (its file header).
+const PCAP_HEADER_LEN: u64 = 24;
+
+/// What `netdigest nightly` does.
+#[derive(Debug, Clone)]
+pub struct NightlyOptions {
+    /// State directory (holding `nights/`).
+    pub state_dir: PathBuf,
+    /// Only this night (`YYYY-MM-DD`).
+    pub night: Option<String>,
+    /// Redo every stage even when its output is complete.
+    pub force: bool,
+}
+
+/// The stages after capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Convert,
+    Analyse,
+    Report,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Convert => "converted",
+            Stage::Analyse => "analysed",
+            Stage::Report => "reported",
+        })
+    }
+}
+
+/// What happened to one night.
+#[derive(Debug)]
+pub enum NightStatus {
+    /// Not processed now (still capturing, nothing captured, no capture.json): why.
+    Skipped(String),
+    /// Every output was already complete.
+    UpToDate,
+    /// These stages ran; `headline` is the report's one-line summary.
+    Done {
+        stages: Vec<Stage>,
+        headline: String,
+    },
+}
+
+/// One night's account.
+#[derive(Debug)]
+pub struct NightReport {
+    pub night: String,
+    pub dir: PathBuf,
+    /// `Err`: the night could not be processed at all.
+    pub status: Result<NightStatus, String>,
+    /// Damage and other problems that make this run a failure (one line each, naming the
+    /// file); the night may still have been processed.
+    pub errors: Vec<String>,
+    /// Things worth a warning line (a part cut short, an interrupted capture).
+    pub warnings: Vec<String>,
+}
+
+impl NightReport {
+    /// True when this night makes the run fail (exit 1).
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.status.is_err() || !self.errors.is_empty()
+    }
+}
+
+/// Processes every night that needs it (or only `opts.night`), oldest first. `now` decides
+/// whether a `"running"` capture is over.
+///
+/// # Errors
+/// `nights/` cannot be listed, or the night asked for does not exist. A failing night is
+/// not an error here: it is in its [`NightReport`], and the other nights still run.
+pub fn run_nightly(
+    cfg: &Config,
+    opts: &NightlyOptions,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<NightReport>> {
+    let nights_dir = opts.state_dir.join("nights");
+    let nights: Vec<(String, PathBuf)> = if let Some(n) = &opts.night {
+        let dir = nights_dir.join(n);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "{}: no such night directory (nights are under {})",
+            dir.display(),
+            nights_dir.display()
+        );
+        vec![(n.clone(), dir)]
+    } else {
+        list_nights(&nights_dir)?
+    };
+    let mut reports = Vec::with_capacity(nights.len());
+    for (night, dir) in nights {
+        let mut rep = NightReport {
+            night,
+            dir,
+            status: Ok(NightStatus::UpToDate),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        rep.status = process_night(cfg, opts, now, &mut rep);
+        reports.push(rep);
+    }
+    Ok(reports)
+}
+
+/// Night directories (`YYYY-MM-DD`) under `nights_dir`, oldest first. A missing
+/// `nights_dir` has no nights.
+fn list_nights(nights_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let rd = match std::fs::read_dir(nights_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => anyhow::bail!("{}: cannot list nights: {e}", nights_dir.display()),
+    };
+    let mut nights = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", nights_dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && NaiveDate::parse_from_str(&name, "%Y-%m-%d").is_ok() {
+            nights.push((name, entry.path()));
+        } else {
+            tracing::debug!("{}: not a night directory", entry.path().display());
+        }
+    }
+    nights.sort();
+    Ok(nights)
+}
+
+/// Why a capture is or is not over, from its `capture.json`.
+fn capture_state(rep: &CaptureReport, now: DateTime<Utc>) -> Result<Option<String>, String> {
+    let parse = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    match rep.status.as_str() {
+        "complete" => Ok(None),
+        "failed" => Ok(Some(
+            "the capture ended with a failed thread (see its log); converting what it wrote".into(),
+        )),
+        "running" => {
+            let ended = parse(&rep.window.end).is_some_and(|end| now >= end);
+            let stale = parse(&rep.updated)
+                .is_some_and(|u| now - u >= chrono::Duration::minutes(STALE_AFTER_MIN));
+            if ended && stale {
+                Ok(Some(format!(
+                    "the capture was interrupted (capture.json last written {}, window ended {}); \
+                     converting what it wrote",
+                    rep.updated, rep.window.end
+                )))
+            } else {
+                Err(format!(
+                    "still capturing (window ends {}), skipped",
+                    if rep.window.end.is_empty() {
+                        "at an unknown time"
+                    } else {
+                        &rep.window.end
+                    }
+                ))
+            }
+        }
+        other => Err(format!(
+            "capture.json status {other:?} is not one netdigest writes, skipped"
+        )),
+    }
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// True when `output` exists and is not older than any of `inputs`.
+fn up_to_date(output: &Path, inputs: &[PathBuf]) -> bool {
+    let Some(out) = mtime(output) else {
+        return false;
+    };
+    inputs.iter().all(|i| mtime(i).is_none_or(|t| t <= out))
+}
+
+/// The night's part files, in order: `capture/part-*.pcap`.
+fn part_files(night_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let cdir = night_dir.join("capture");
+    let rd = match std::fs::read_dir(&cdir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(format!(
+                "{}: cannot list capture files: {e}",
+                cdir.display()
+            ));
+        }
+    };
+    let mut parts: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".pcap"))
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+fn process_night(
+    cfg: &Config,
+    opts: &NightlyOptions,
+    now: DateTime<Utc>,
+    rep: &mut NightReport,
+) -> Result<NightStatus, String> {
+    let dir = rep.dir.clone();
+    let json = dir.join("capture.json");
+    let text = match std::fs::read_to_string(&json) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(NightStatus::Skipped(format!(
+                "{}: absent (not a night of `netdigest capture`), skipped",
+                json.display()
+            )));
+        }
+        Err(e) => return Err(format!("{}: {e}", json.display())),
+    };
+    let capture: CaptureReport = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a netdigest capture report: {e}", json.display()))?;
+    match capture_state(&capture, now) {
+        Ok(None) => {}
+        Ok(Some(w)) => rep.warnings.push(format!("{}: {w}", json.display())),
+        Err(why) => return Ok(NightStatus::Skipped(why)),
+    }
+
+    let parquet = dir.join("packets.parquet");
+    let summary_json = dir.join("summary.json");
+    let eml = dir.join(crate::mail::SPOOL_FILE);
+    let all_parts = part_files(&dir)?;
+    let convert_done = !opts.force && !all_parts.is_empty() && up_to_date(&parquet, &all_parts);
+    let analyse_done = convert_done
+        && up_to_date(&summary_json, std::slice::from_ref(&parquet))
+        && pipeline::read_summary(&dir).is_ok();
+    let report_done = analyse_done && up_to_date(&eml, std::slice::from_ref(&summary_json));
+    if report_done {
+        return Ok(NightStatus::UpToDate);
+    }
+
+    let mut stages = Vec::new();
+    let summary = if convert_done {
+        if analyse_done {
+            pipeline::read_summary(&dir).map_err(|e| format!("{e:#}"))?
+        } else {
+            stages.push(Stage::Analyse);
+            pipeline::analyse_night(&dir, cfg, Some(&opts.state_dir))
+                .map_err(|e| format!("{e:#}"))?
+        }
+    } else {
+        let parts = usable_parts(&all_parts, rep);
+        if parts.is_empty() {
+            if rep.errors.is_empty() {
+                return Ok(NightStatus::Skipped(format!(
+                    "{}: no packets captured (no part files), nothing to report",
+                    dir.join("capture").display()
+                )));
+            }
+            return Err("no capture file could be read".into());
+        }
+        let run_opts = RunOptions {
+            state_dir: Some(opts.state_dir.clone()),
+            csv: None,
+            progress: false,
+        };
+        let outcome = pipeline::run(&parts, &dir, cfg, &run_opts).map_err(|e| format!("{e:#}"))?;
+        for w in &outcome.convert.warnings {
+            rep.warnings.push(w.clone());
+        }
+        for d in &outcome.convert.damage {
+            let line = if d.truncation {
+                format!(
+                    "{}: {}; converted the {} complete packets before it",
+                    d.path.display(),
+                    d.message,
+                    d.frames_before
+                )
+            } else {
+                format!(
+                    "{}: {}; converted the {} packets before the damage",
+                    d.path.display(),
+                    d.message,
+                    d.frames_before
+                )
+            };
+            if d.truncation {
+                rep.warnings.push(line);
+            } else {
+                rep.errors.push(line);
+            }
+        }
+        stages.extend([Stage::Convert, Stage::Analyse, Stage::Report]);
+        return Ok(NightStatus::Done {
+            stages,
+            headline: crate::report::headline(&outcome.summary),
+        });
+    };
+    stages.push(Stage::Report);
+    pipeline::write_report(&summary, &dir, cfg).map_err(|e| format!("{e:#}"))?;
+    Ok(NightStatus::Done {
+        stages,
+        headline: crate::report::headline(&summary),
+    })
+}
+
+/// The parts that can be converted. A part too short to hold a file header is what a
+/// power cut leaves when it strikes as a part is created: it holds no packet and is left
+/// out with a warning. A part whose header is unusable is left out as an error.
+fn usable_parts(parts: &[PathBuf], rep: &mut NightReport) -> Vec<PathBuf> {
+    let mut ok = Vec::with_capacity(parts.len());
+    for p in parts {
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        if len < PCAP_HEADER_LEN {
+            rep.warnings.push(format!(
+                "{}: {len} bytes, shorter than a capture file header: left out (no packets)",
+                p.display()
+            ));
+            continue;
+        }
+        match CaptureReader::open(p) {
+            Ok(_) => ok.push(p.clone()),
+            Err(e) => rep.errors.push(format!(
+                "{}: {e}; left out, the night's other parts are converted",
+                p.display()
+            )),
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn report(status: &str, end: &str, updated: &str) -> CaptureReport {
+        let mut r = CaptureReport {
+            status: status.into(),
+            updated: updated.into(),
+            ..CaptureReport::default()
+        };
+        r.window.end = end.into();
+        r
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn which_captures_are_over() {
+        let end = "2026-11-28T06:00:00.000+01:00";
+        let now = t("2026-11-28T05:05:00Z"); // 06:05 local, 5 min after the end
+        // (status, updated, now) -> ended?
+        let cases = [
+            ("complete", "2026-11-28T06:00:01+01:00", now, true),
+            ("failed", "2026-11-28T03:00:00+01:00", now, true),
+            // Rewritten seconds ago: alive (shutting down).
+            ("running", "2026-11-28T06:04:40+01:00", now, false),
+            // Not rewritten for hours and the window is over: died.
+            ("running", "2026-11-28T02:00:00+01:00", now, true),
+            // Stale but the window is not over yet: leave it to the capture.
+            (
+                "running",
+                "2026-11-28T02:00:00+01:00",
+                t("2026-11-28T04:00:00Z"),
+                false,
+            ),
+            ("running", "garbage", now, false),
+            ("paused", "2026-11-28T02:00:00+01:00", now, false),
+        ];
+        for (status, updated, now, ended) in cases {
+            let got = capture_state(&report(status, end, updated), now);
+            assert_eq!(got.is_ok(), ended, "{status} {updated}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn nights_are_listed_oldest_first() {
+        let d = std::env::temp_dir().join(format!("netdigest-nightly-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for n in ["2026-11-28", "2026-11-02", "2025-12-31", "lost+found"] {
+            std::fs::create_dir_all(d.join(n)).unwrap();
+        }
+        std::fs::write(d.join("2026-11-30"), b"a file").unwrap();
+        let got: Vec<String> = list_nights(&d)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(got, ["2025-12-31", "2026-11-02", "2026-11-28"]);
+        assert!(list_nights(&d.join("absent")).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

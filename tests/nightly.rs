@@ -1,0 +1,319 @@
+//! `netdigest nightly` on a real state directory: nights whose capture ended are
+//! converted, analysed and reported once; a second run changes nothing; `--force` redoes
+//! them; a night still being captured is skipped; a corrupt part fails its night (one
+//! line naming the file, exit 1) while the other nights are still processed.
+//!
+//! Nights are made by the binary's own synthetic writer (`netdigest sample`) and a
+//! `capture.json` in the real format (`netdigest::capture::CaptureReport`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::SystemTime;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use netdigest::capture::{CaptureReport, WindowInfo};
+
+/// A night directory with `parts` sample parts (packets, seed) and a capture.json with
+/// `status`; `running` nights have a window that ends in an hour and were updated now.
+fn make_night(state: &Path, night: &str, parts: &[(u64, u64)], status: &str) -> PathBuf {
+    let dir = state.join("nights").join(night);
+    let cdir = dir.join("capture");
+    std::fs::create_dir_all(&cdir).unwrap();
+    for (i, (packets, seed)) in parts.iter().enumerate() {
+        let part = cdir.join(format!("part-{:04}.pcap", i + 1));
+        let out = common::run(&[
+            "sample",
+            "--packets",
+            &packets.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "-o",
+            part.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    let now = Utc::now();
+    let rfc = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let (start, end, updated) = if status == "running" {
+        (now - Duration::hours(1), now + Duration::hours(1), now)
+    } else {
+        (
+            now - Duration::hours(10),
+            now - Duration::hours(2),
+            now - Duration::hours(2),
+        )
+    };
+    let report = CaptureReport {
+        schema_version: netdigest::capture::CAPTURE_SCHEMA_VERSION,
+        status: status.into(),
+        night: night.into(),
+        // No such interface here: the night's own addresses are not looked up from this host.
+        interface: "sample0".into(),
+        snaplen: 192,
+        window: WindowInfo {
+            start: rfc(start),
+            end: rfc(end),
+            source: "config".into(),
+            timezone: "system".into(),
+        },
+        started: rfc(start),
+        ended: (status != "running").then(|| rfc(end)),
+        updated: rfc(updated),
+        stop_reason: (status != "running").then(|| "window end".to_string()),
+        ..CaptureReport::default()
+    };
+    std::fs::write(
+        dir.join("capture.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+fn nightly(state: &Path, extra: &[&str]) -> Output {
+    let mut cmd = common::bin();
+    cmd.args(["nightly", "--state"]).arg(state).args(extra);
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every file under `dir` with its length and modification time.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p, (m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .modified()
+        .unwrap()
+}
+
+const OUTPUTS: [&str; 4] = [
+    "packets.parquet",
+    "summary.json",
+    "report/report.eml",
+    "report/email.html",
+];
+
+#[test]
+fn ended_nights_are_processed_once_and_redone_with_force() {
+    let base = common::tmpdir("nightly-once");
+    let state = base.join("state");
+
+    // Nothing to do: no nights at all.
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+
+    let done = make_night(&state, "2026-11-20", &[(2500, 1), (1500, 2)], "complete");
+    let live = make_night(&state, "2026-11-21", &[(800, 3)], "running");
+
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    for f in OUTPUTS {
+        assert!(done.join(f).is_file(), "{f} missing after nightly");
+        assert!(
+            !live.join(f).exists(),
+            "{f} written for a night still capturing"
+        );
+    }
+    assert!(
+        state.join("devices.parquet").is_file(),
+        "devices not updated"
+    );
+    assert!(
+        common::stderr(&out).contains("night 2026-11-21: still capturing"),
+        "{}",
+        common::stderr(&out)
+    );
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("night 2026-11-20: converted, analysed, reported: "),
+        "{lines:?}"
+    );
+    // Both parts were converted, in order, as one capture.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(done.join("summary.json")).unwrap()).unwrap();
+    let frames = |p: &str| {
+        let o = common::run(&[
+            "convert",
+            p,
+            "-o",
+            base.join("check.parquet").to_str().unwrap(),
+        ]);
+        let e = common::stderr(&o);
+        e.split("converted ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no packet count in {e}"))
+    };
+    let expected = frames(done.join("capture/part-0001.pcap").to_str().unwrap())
+        + frames(done.join("capture/part-0002.pcap").to_str().unwrap());
+    assert_eq!(summary["totals"]["packets"].as_u64(), Some(expected));
+    assert_eq!(
+        summary["capture"]["interface"], "sample0",
+        "capture.json not read"
+    );
+
+    // A second run changes nothing at all.
+    let before = tree(&state);
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(stdout(&out), "", "second run did work");
+    assert_eq!(
+        tree(&state),
+        before,
+        "second run changed the state directory"
+    );
+
+    // --force redoes every stage of the ended night, and still leaves the live one alone.
+    let out = nightly(&state, &["--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    for f in OUTPUTS {
+        let p = done.join(f);
+        assert_ne!(mtime(&p), before[&p].1, "{f} not rewritten by --force");
+        assert!(!live.join(f).exists());
+    }
+
+    // A report deleted by hand is made again, and only it.
+    let parquet_before = mtime(&done.join("packets.parquet"));
+    let summary_before = mtime(&done.join("summary.json"));
+    std::fs::remove_file(done.join("report/report.eml")).unwrap();
+    let out = nightly(&state, &["--night", "2026-11-20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(
+        stdout(&out).starts_with("night 2026-11-20: reported: "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(done.join("report/report.eml").is_file());
+    assert_eq!(mtime(&done.join("packets.parquet")), parquet_before);
+    assert_eq!(mtime(&done.join("summary.json")), summary_before);
+
+    // The capture ends: the night is processed on the next run.
+    let json_path = live.join("capture.json");
+    let mut rep: CaptureReport =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    rep.status = "complete".into();
+    std::fs::write(&json_path, serde_json::to_string(&rep).unwrap()).unwrap();
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(live.join("report/report.eml").is_file());
+    assert!(
+        stdout(&out).starts_with("night 2026-11-21: converted"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Asking for a night that does not exist, or not a date.
+    let out = nightly(&state, &["--night", "2026-01-01"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::stderr(&out).contains("2026-01-01"),
+        "{}",
+        common::stderr(&out)
+    );
+    let out = nightly(&state, &["--night", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Overwrites the length fields of the `n`th record of a pcap with an impossible length.
+fn corrupt_record(path: &Path, n: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let little = bytes[..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |b: &[u8], i: usize| {
+        let a: [u8; 4] = b[i..i + 4].try_into().unwrap();
+        if little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let mut off = 24;
+    for _ in 0..n {
+        let incl = u32_at(&bytes, off + 8) as usize;
+        off += 16 + incl;
+        assert!(off + 16 < bytes.len(), "fewer than {n} records");
+    }
+    let bad: [u8; 4] = if little {
+        0x7fff_fff0u32.to_le_bytes()
+    } else {
+        0x7fff_fff0u32.to_be_bytes()
+    };
+    bytes[off + 8..off + 12].copy_from_slice(&bad);
+    bytes[off + 12..off + 16].copy_from_slice(&bad);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_part_fails_its_night_and_the_others_still_run() {
+    let base = common::tmpdir("nightly-corrupt");
+    let state = base.join("state");
+    let damaged = make_night(&state, "2026-11-20", &[(1500, 4), (1500, 5)], "complete");
+    let garbage = make_night(&state, "2026-11-21", &[(1200, 6), (10, 7)], "complete");
+    let good = make_night(&state, "2026-11-22", &[(2000, 8)], "complete");
+    let damaged_part = damaged.join("capture/part-0002.pcap");
+    corrupt_record(&damaged_part, 700);
+    let garbage_part = garbage.join("capture/part-0002.pcap");
+    std::fs::write(&garbage_part, b"this is not a capture file, it is text\n").unwrap();
+
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // One error line per bad file, naming it.
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("netdigest: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{err}");
+    assert!(
+        errors[0].starts_with("netdigest: night 2026-11-20: ")
+            && errors[0].contains(damaged_part.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        errors[1].starts_with("netdigest: night 2026-11-21: ")
+            && errors[1].contains(garbage_part.to_str().unwrap()),
+        "{err}"
+    );
+    // Every night still got its report: the packets that could be read, the good parts.
+    for dir in [&damaged, &garbage, &good] {
+        for f in OUTPUTS {
+            assert!(dir.join(f).is_file(), "{}: {f} missing", dir.display());
+        }
+    }
+    let out = stdout(&out);
+    for n in ["2026-11-20", "2026-11-21", "2026-11-22"] {
+        assert!(out.contains(&format!("night {n}: converted")), "{out}");
+    }
+
+    // The damage cannot be repaired by running again: the nights are complete now.
+    let before = tree(&state);
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(tree(&state), before);
+    let _ = std::fs::remove_dir_all(&base);
+}
