@@ -1,0 +1,844 @@
+//! The Nix side, checked without Nix's store or network (flake.nix, image/).
+//!
+//! - Every `.nix` file in the repository parses (`nix-instantiate --parse`, Debian's
+//!   `nix-bin`; missing: a skip, a failure under `CI=true`).
+//! - image/firstboot.sh, the Pi's first-boot secret mover, against a temporary
+//!   directory standing in for the FAT partition and the target directories.
+//! - Where `NIXPKGS_LIB` points at nixpkgs' `lib` directory (a checkout of
+//!   nix-community/nixpkgs.lib), image/module.nix is evaluated with `lib.evalModules`
+//!   (image/tests/eval-module.nix: stand-ins for the NixOS options it sets), the
+//!   services and timers are checked against notes/units-contract.md, rendered to unit
+//!   files as NixOS renders them and verified with `systemd-analyze verify` (any
+//!   output is a failure: it reports some errors only on stderr with exit 0), and the
+//!   settings are checked with the built binary's `check-config`, as the module does at
+//!   build time. Unset: skipped with the reason printed (CI has no copy of it and no
+//!   network to fetch one).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("netdigest-nix-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `nix-instantiate`, quiet about the missing `nixbld` group of a daemonless install.
+fn nix_instantiate() -> Option<Command> {
+    let ok = Command::new("nix-instantiate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !ci(),
+            "CI=true but nix-instantiate is missing (Debian: nix-bin, scripts/install-deps)"
+        );
+        eprintln!("SKIP: nix-instantiate not installed (Debian: nix-bin)");
+        return None;
+    }
+    let mut c = Command::new("nix-instantiate");
+    c.env("NIX_CONFIG", "build-users-group =");
+    Some(c)
+}
+
+fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let p = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if e.file_type().unwrap().is_dir() {
+            if !matches!(name.as_ref(), "target" | ".git" | "netdigest-demo" | "result")
+                && !name.starts_with("result-")
+            {
+                nix_files(&p, out);
+            }
+        } else if name.ends_with(".nix") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_nix_file_parses() {
+    let Some(_) = nix_instantiate() else { return };
+    let mut files = Vec::new();
+    nix_files(repo(), &mut files);
+    files.sort();
+    for must in [
+        "flake.nix",
+        "image/package.nix",
+        "image/module.nix",
+        "image/pi5.nix",
+        "image/vm-test.nix",
+        "image/tests/eval-module.nix",
+    ] {
+        assert!(
+            files.contains(&repo().join(must)),
+            "{must} not found among {files:?}"
+        );
+    }
+    let mut failed = String::new();
+    for f in &files {
+        let o = nix_instantiate().unwrap().arg("--parse").arg(f).output().unwrap();
+        if !o.status.success() {
+            let _ = writeln!(failed, "{}: {}", f.display(), text(&o));
+        }
+    }
+    assert!(failed.is_empty(), "nix-instantiate --parse failed:\n{failed}");
+    eprintln!("parsed {} .nix files", files.len());
+
+    // The check can fail: a broken expression is refused.
+    let bad = tmpdir("parse").join("bad.nix");
+    std::fs::write(&bad, "{ a = 1; b = ; }\n").unwrap();
+    let o = nix_instantiate().unwrap().arg("--parse").arg(&bad).output().unwrap();
+    assert!(!o.status.success(), "a syntax error parsed: {}", text(&o));
+}
+
+// ---------------------------------------------------------------- firstboot.sh
+
+struct Firstboot {
+    dir: PathBuf,
+}
+
+impl Firstboot {
+    fn new(name: &str) -> Self {
+        let dir = tmpdir(&format!("firstboot-{name}"));
+        std::fs::create_dir_all(dir.join("firmware")).unwrap();
+        std::fs::create_dir_all(dir.join("zoneinfo/Europe")).unwrap();
+        std::fs::write(dir.join("zoneinfo/Europe/Berlin"), "TZif").unwrap();
+        Firstboot { dir }
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.join("firmware/netdigest.env")
+    }
+    fn pw(&self) -> PathBuf {
+        self.dir.join("var/lib/netdigest-secrets/smtp-password")
+    }
+    fn env(&self) -> PathBuf {
+        self.dir.join("etc/netdigest/netdigest.env")
+    }
+    fn wifi(&self) -> PathBuf {
+        self.dir.join("etc/wpa_supplicant/imperative.conf")
+    }
+    fn run(&self) -> Output {
+        Command::new("bash")
+            .arg(repo().join("image/firstboot.sh"))
+            .env("NETDIGEST_FIRSTBOOT_SRC", self.src())
+            .env("NETDIGEST_PASSWORD_FILE", self.pw())
+            .env("NETDIGEST_ENV_FILE", self.env())
+            .env("NETDIGEST_WIFI_CONF", self.wifi())
+            .env("NETDIGEST_LOCALTIME", self.dir.join("etc/localtime"))
+            .env("NETDIGEST_ZONEINFO", self.dir.join("zoneinfo"))
+            .env("NETDIGEST_SSH_KEYS", self.dir.join("root/.ssh/authorized_keys"))
+            .output()
+            .unwrap()
+    }
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+}
+
+/// The environment file read back as systemd would (its quoting is the shell's for
+/// double quotes with `\\ \" \$ \``): every assignment the file makes.
+fn env_file_values(p: &Path) -> BTreeMap<String, String> {
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -a; . "$1"; env -0"#)
+        .arg("bash")
+        .arg(p)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.starts_with("NETDIGEST_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn firstboot_moves_secrets_from_a_windows_edited_file() {
+    let fb = Firstboot::new("windows");
+    // Notepad: a byte order mark, CRLF, a last line without a newline; a user's
+    // spaces, quotes, comments and a key we do not know.
+    let content = "\u{feff}# netdigest settings\r\n\
+        NETDIGEST_MAIL__TO=\"you@gmail.com, other@example.org\"\r\n\
+        export NETDIGEST_CAPTURE__INTERFACE = 'wlan0'\r\n\
+        \r\n\
+        NETDIGEST_MAIL__USERNAME=you@gmail.com\r\n\
+        NETDIGEST_REPORT__TOP_N=5 \r\n\
+        NETDIGEST_MAIL__SUBJECT=\"Night of {night}: $HOME \\\"quoted\\\" `x`\"\r\n\
+        SMTP_PASSWORD=abcd efgh ijkl mnop\r\n\
+        WIFI_SSID=My \"Home\" Net\r\n\
+        WIFI_PSK=correct horse battery\r\n\
+        WIFI_COUNTRY=de\r\n\
+        TIMEZONE=Europe/Berlin\r\n\
+        SSH_AUTHORIZED_KEY=ssh-ed25519 AAAAC3Nzaaaa me@laptop\r\n\
+        SSH_AUTHORIZED_KEY = \"ssh-ed25519 AAAAC3Nzbbbb me@phone\"\r\n\
+        NETDIGEST_CAPTURE__START=21:00\r\n\
+        PATH=/evil\r\n\
+        no equals sign here\r\n\
+        NETDIGEST_MAIL__FROM=me@example.org";
+    std::fs::write(fb.src(), content).unwrap();
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = String::from_utf8_lossy(&o.stderr);
+
+    // The password: 0600, exactly what was written (spaces kept; the binary removes
+    // Gmail's display spaces itself), one final newline.
+    assert_eq!(
+        std::fs::read_to_string(fb.pw()).unwrap(),
+        "abcd efgh ijkl mnop\n"
+    );
+    assert_eq!(Firstboot::mode(&fb.pw()), 0o600, "password file mode");
+
+    // The environment file: 0600, only NETDIGEST_* assignments, no CR, values intact.
+    assert_eq!(Firstboot::mode(&fb.env()), 0o600, "env file mode");
+    let env_text = std::fs::read_to_string(fb.env()).unwrap();
+    assert!(!env_text.contains('\r'), "CR left in {env_text:?}");
+    for line in env_text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("NETDIGEST_"), "not a NETDIGEST_ line: {line:?}");
+    }
+    for secret in ["abcd", "SMTP_PASSWORD", "horse", "WIFI", "PATH", "/evil"] {
+        assert!(!env_text.contains(secret), "{secret} in the env file: {env_text}");
+    }
+    let vals = env_file_values(&fb.env());
+    let want: BTreeMap<String, String> = [
+        ("NETDIGEST_MAIL__TO", "you@gmail.com, other@example.org"),
+        ("NETDIGEST_CAPTURE__INTERFACE", "wlan0"),
+        ("NETDIGEST_MAIL__USERNAME", "you@gmail.com"),
+        ("NETDIGEST_REPORT__TOP_N", "5"),
+        (
+            "NETDIGEST_MAIL__SUBJECT",
+            "Night of {night}: $HOME \\\"quoted\\\" `x`",
+        ),
+        ("NETDIGEST_MAIL__FROM", "me@example.org"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(vals, want, "env file:\n{env_text}");
+
+    // Wi-Fi: the SSID in hex (quotes in it are harmless), the passphrase, the country.
+    let wifi = std::fs::read_to_string(fb.wifi()).unwrap();
+    assert_eq!(Firstboot::mode(&fb.wifi()), 0o600);
+    let hex: String = "My \"Home\" Net"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(wifi.contains(&format!("ssid={hex}\n")), "{wifi}");
+    assert!(wifi.contains("psk=\"correct horse battery\"\n"), "{wifi}");
+    assert!(wifi.starts_with("country=DE\n"), "{wifi}");
+
+    // The plain-text copy is gone from the FAT partition; nothing secret was logged.
+    assert!(!fb.src().exists(), "netdigest.env left on the FAT partition");
+    for secret in ["abcd", "efgh", "horse", "you@gmail.com"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    assert!(log.contains("unknown key PATH"), "{log}");
+    assert!(log.contains("NETDIGEST_CAPTURE__START is ignored"), "{log}");
+    assert_eq!(
+        std::fs::read_link(fb.dir.join("etc/localtime")).unwrap(),
+        fb.dir.join("zoneinfo/Europe/Berlin")
+    );
+    let keys_path = fb.dir.join("root/.ssh/authorized_keys");
+    assert_eq!(
+        std::fs::read_to_string(&keys_path).unwrap(),
+        "ssh-ed25519 AAAAC3Nzaaaa me@laptop\nssh-ed25519 AAAAC3Nzbbbb me@phone\n"
+    );
+    assert_eq!(Firstboot::mode(&keys_path), 0o600);
+    assert!(log.contains("no '='"), "{log}");
+    // No temporary files left beside the targets.
+    for d in [fb.pw(), fb.env(), fb.wifi()] {
+        let parent = d.parent().unwrap();
+        let left: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".netdigest-firstboot"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+}
+
+#[test]
+fn firstboot_without_the_file_does_nothing() {
+    let fb = Firstboot::new("missing");
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to do"));
+    for p in [fb.pw(), fb.env(), fb.wifi()] {
+        assert!(!p.exists(), "{} created", p.display());
+    }
+}
+
+#[test]
+fn firstboot_quoted_password_and_a_later_drop_keep_what_it_does_not_name() {
+    let fb = Firstboot::new("again");
+    std::fs::write(
+        fb.src(),
+        "SMTP_PASSWORD=\"p@ss word #1 'x'\"\nNETDIGEST_MAIL__TO=a@example.org\n",
+    )
+    .unwrap();
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(fb.pw()).unwrap(),
+        "p@ss word #1 'x'\n"
+    );
+    assert!(!fb.wifi().exists(), "Wi-Fi written without WIFI_SSID");
+
+    // A second card edit with only a new address: the password stays, the env file is
+    // replaced by the new lines.
+    std::fs::write(
+        fb.src(),
+        "NETDIGEST_MAIL__TO='b@example.org'\r\nSSH_AUTHORIZED_KEY=ssh-ed25519 K1 a\r\n\
+         SSH_AUTHORIZED_KEY=ssh-ed25519 K1 a\r\nTIMEZONE=../../etc/passwd\r\n",
+    )
+    .unwrap();
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(fb.pw()).unwrap(),
+        "p@ss word #1 'x'\n"
+    );
+    let vals = env_file_values(&fb.env());
+    assert_eq!(vals.len(), 1, "{vals:?}");
+    assert_eq!(vals["NETDIGEST_MAIL__TO"], "b@example.org");
+    assert!(!fb.src().exists());
+    assert_eq!(
+        std::fs::read_to_string(fb.dir.join("root/.ssh/authorized_keys")).unwrap(),
+        "ssh-ed25519 K1 a\n",
+        "keys not deduplicated"
+    );
+    assert!(!fb.dir.join("etc/localtime").exists(), "a path as TIMEZONE was linked");
+
+    // A Wi-Fi passphrase too short for WPA is refused, the rest still stored.
+    std::fs::write(fb.src(), "WIFI_SSID=Home\nWIFI_PSK=short\nSMTP_PASSWORD=new\n").unwrap();
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!fb.wifi().exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("8 to 63"));
+    assert_eq!(std::fs::read_to_string(fb.pw()).unwrap(), "new\n");
+}
+
+// ---------------------------------------------------------------- the NixOS module
+
+/// `$NIXPKGS_LIB`, nixpkgs' `lib` directory; None (with the reason printed): skip.
+fn nixpkgs_lib() -> Option<PathBuf> {
+    match std::env::var_os("NIXPKGS_LIB").filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.join("default.nix").is_file() && p.join("modules.nix").is_file(),
+                "NIXPKGS_LIB={}: not nixpkgs' lib directory (no default.nix, modules.nix)",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            eprintln!(
+                "SKIP: NIXPKGS_LIB is unset: the NixOS module evaluation needs nixpkgs' lib \
+                 (a checkout of nix-community/nixpkgs.lib; NIXPKGS_LIB=<checkout>/lib)"
+            );
+            None
+        }
+    }
+}
+
+/// A directory standing in for the package's store path: bin/netdigest is the binary
+/// under test, so `systemd-analyze verify` finds a real executable.
+fn package_dir() -> PathBuf {
+    let d = tmpdir("pkg");
+    std::fs::create_dir_all(d.join("bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_netdigest"), d.join("bin/netdigest")).unwrap();
+    d
+}
+
+/// Evaluates the module with `user_module` (a Nix expression) added.
+fn eval_module(lib: &Path, pkg: &Path, user_module: &str) -> Value {
+    let mut c = nix_instantiate().expect("NIXPKGS_LIB is set but nix-instantiate is missing");
+    let o = c
+        .args(["--eval", "--strict", "--json"])
+        .arg(repo().join("image/tests/eval-module.nix"))
+        .arg("--arg")
+        .arg("lib")
+        .arg(format!("import {}", lib.display()))
+        .arg("--argstr")
+        .arg("packageDir")
+        .arg(pkg)
+        .arg("--arg")
+        .arg("userModule")
+        .arg(user_module)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "evaluating image/module.nix: {}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn unit_value(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(unit_value).collect(),
+        Value::Bool(b) => vec![b.to_string()],
+        Value::Number(n) => vec![n.to_string()],
+        Value::String(s) => vec![s.clone()],
+        Value::Null => vec![],
+        Value::Object(_) => panic!("object as a unit value: {v}"),
+    }
+}
+
+/// `[Section]` lines as NixOS writes them: a list is one `Key=` line per element.
+fn section(out: &mut String, name: &str, kv: &[(String, Vec<String>)]) {
+    if kv.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "[{name}]");
+    for (k, vs) in kv {
+        for v in vs {
+            let _ = writeln!(out, "{k}={v}");
+        }
+    }
+    out.push('\n');
+}
+
+fn pairs(obj: &Value) -> Vec<(String, Vec<String>)> {
+    obj.as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), unit_value(v))).collect())
+        .unwrap_or_default()
+}
+
+fn unit_section(unit: &Value) -> Vec<(String, Vec<String>)> {
+    let mut u = vec![(
+        "Description".to_string(),
+        vec![unit["description"].as_str().unwrap().to_string()],
+    )];
+    for (key, nix) in [("After", "after"), ("Before", "before"), ("Wants", "wants")] {
+        let v = unit_value(&unit[nix]);
+        if !v.is_empty() {
+            u.push((key.to_string(), vec![v.join(" ")]));
+        }
+    }
+    u.extend(pairs(&unit["unitConfig"]));
+    u
+}
+
+fn render_service(svc: &Value) -> String {
+    let mut out = String::new();
+    section(&mut out, "Unit", &unit_section(svc));
+    let mut s: Vec<(String, Vec<String>)> = svc["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                "Environment".to_string(),
+                vec![format!("\"{k}={}\"", v.as_str().unwrap())],
+            )
+        })
+        .collect();
+    s.extend(pairs(&svc["serviceConfig"]));
+    section(&mut out, "Service", &s);
+    let wanted = unit_value(&svc["wantedBy"]);
+    if !wanted.is_empty() {
+        section(&mut out, "Install", &[("WantedBy".into(), vec![wanted.join(" ")])]);
+    }
+    out
+}
+
+fn render_timer(t: &Value) -> String {
+    let mut out = String::new();
+    section(&mut out, "Unit", &unit_section(t));
+    section(&mut out, "Timer", &pairs(&t["timerConfig"]));
+    section(
+        &mut out,
+        "Install",
+        &[("WantedBy".into(), vec![unit_value(&t["wantedBy"]).join(" ")])],
+    );
+    out
+}
+
+/// The unit files in a fresh directory, verified by `systemd-analyze verify` with no
+/// output at all; every OnCalendar accepted by `systemd-analyze calendar`.
+fn verify_units(ev: &Value, name: &str) -> PathBuf {
+    let dir = tmpdir(&format!("units-{name}"));
+    let mut files = Vec::new();
+    for (n, svc) in ev["services"].as_object().unwrap() {
+        let p = dir.join(format!("{n}.service"));
+        std::fs::write(&p, render_service(svc)).unwrap();
+        files.push(p);
+    }
+    for (n, t) in ev["timers"].as_object().unwrap() {
+        let p = dir.join(format!("{n}.timer"));
+        std::fs::write(&p, render_timer(t)).unwrap();
+        files.push(p);
+        let cal = t["timerConfig"]["OnCalendar"].as_str().unwrap();
+        let o = Command::new("systemd-analyze")
+            .args(["calendar", cal])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "systemd-analyze calendar {cal:?}: {}", text(&o));
+    }
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&files)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let units: String = files
+        .iter()
+        .map(|f| format!("--- {}\n{}", f.display(), std::fs::read_to_string(f).unwrap()))
+        .collect();
+    assert!(
+        o.status.success() && all.trim().is_empty(),
+        "systemd-analyze verify: {}\n{units}",
+        text(&o)
+    );
+    dir
+}
+
+/// A rendered unit's `Key=value` lines.
+fn lines(dir: &Path, file: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn has(l: &[String], line: &str, file: &str) {
+    let n = l.iter().filter(|x| *x == line).count();
+    assert_eq!(n, 1, "{file}: want `{line}` exactly once, in:\n{}", l.join("\n"));
+}
+
+fn value_of<'a>(l: &'a [String], key: &str) -> Vec<&'a str> {
+    l.iter()
+        .filter_map(|x| x.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .collect()
+}
+
+/// notes/units-contract.md, line by line.
+fn check_contract(dir: &Path, capture_at: &str, nightly_at: &str, mail_at: &str, runtime_max: u64) {
+    const EVERY: &[&str] = &[
+        "User=netdigest",
+        "Group=netdigest",
+        "StateDirectory=netdigest",
+        "StateDirectoryMode=0700",
+        "EnvironmentFile=-/etc/netdigest/netdigest.env",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "NoNewPrivileges=yes",
+        "UMask=0077",
+        "SystemCallFilter=@system-service",
+        "SystemCallArchitectures=native",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+    ];
+    let bin = "/bin/netdigest";
+    let per: [(&str, &str, &[&str]); 3] = [
+        (
+            "netdigest-capture",
+            "capture",
+            &[
+                "Type=simple",
+                "AmbientCapabilities=CAP_NET_RAW",
+                "CapabilityBoundingSet=CAP_NET_RAW",
+                "RestrictAddressFamilies=AF_PACKET AF_NETLINK AF_UNIX AF_INET AF_INET6",
+                "KillSignal=SIGTERM",
+                "TimeoutStopSec=60",
+            ],
+        ),
+        (
+            "netdigest-nightly",
+            "nightly",
+            &[
+                "Type=oneshot",
+                "PrivateNetwork=yes",
+                "RestrictAddressFamilies=AF_UNIX",
+                "Nice=10",
+                "CapabilityBoundingSet=",
+            ],
+        ),
+        (
+            "netdigest-mail",
+            "mail",
+            &[
+                "Type=oneshot",
+                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                "CapabilityBoundingSet=",
+            ],
+        ),
+    ];
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "netdigest-capture.service",
+            "netdigest-capture.timer",
+            "netdigest-mail.service",
+            "netdigest-mail.timer",
+            "netdigest-nightly.service",
+            "netdigest-nightly.timer"
+        ]
+    );
+    for (unit, cmd, extra) in per {
+        let file = format!("{unit}.service");
+        let l = lines(dir, &file);
+        for want in EVERY.iter().chain(extra) {
+            has(&l, want, &file);
+        }
+        let exec = value_of(&l, "ExecStart");
+        assert_eq!(exec.len(), 1, "{file}: {exec:?}");
+        assert!(
+            exec[0].ends_with(&format!("{bin} {cmd}")),
+            "{file}: ExecStart={}",
+            exec[0]
+        );
+        // Capabilities: exactly the known names, CAP_NET_RAW on capture alone.
+        for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
+            for v in value_of(&l, key) {
+                for cap in v.split_whitespace() {
+                    assert_eq!(cap, "CAP_NET_RAW", "{file}: {key}={v}");
+                }
+                assert!(v.is_empty() || unit == "netdigest-capture", "{file}: {key}={v}");
+            }
+        }
+        assert!(
+            unit != "netdigest-capture" || value_of(&l, "AmbientCapabilities").len() == 1,
+            "capture without AmbientCapabilities"
+        );
+        let f = format!("{unit}.timer");
+        let t = lines(dir, &f);
+        has(&t, "Persistent=true", &f);
+        has(&t, "WantedBy=timers.target", &f);
+        let at = match cmd {
+            "capture" => capture_at,
+            "nightly" => nightly_at,
+            _ => mail_at,
+        };
+        has(&t, &format!("OnCalendar={at}"), &f);
+    }
+    let l = lines(dir, "netdigest-capture.service");
+    has(&l, &format!("RuntimeMaxSec={runtime_max}"), "netdigest-capture.service");
+    let m = lines(dir, "netdigest-mail.service");
+    has(
+        &m,
+        "LoadCredential=smtp-password:/etc/netdigest/smtp-password",
+        "netdigest-mail.service",
+    );
+    has(&m, "SetCredential=smtp-password:\\n", "netdigest-mail.service");
+}
+
+/// The settings as the module renders them, checked by the binary (the module runs the
+/// same `check-config` in a derivation at build time).
+fn check_config(settings: &Value, env: &[(&str, &str)], name: &str) -> Output {
+    let toml_value: toml::Value = serde_json::from_value(settings.clone()).unwrap();
+    let path = tmpdir(&format!("cfg-{name}")).join("netdigest.toml");
+    std::fs::write(&path, toml::to_string(&toml_value).unwrap()).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netdigest"));
+    c.env_clear()
+        .env("NETDIGEST_CONFIG", &path)
+        .arg("check-config");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn module_defaults_match_the_units_contract() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let pkg = package_dir();
+    let ev = eval_module(&lib, &pkg, "{ }");
+    assert_eq!(ev["failedAssertions"], serde_json::json!([]), "{ev}");
+    let u = &ev["users"]["netdigest"];
+    assert_eq!(u["isSystemUser"], true);
+    assert_eq!(u["group"], "netdigest");
+    assert!(ev["groups"].get("netdigest").is_some());
+    assert!(ev["etc"].get("netdigest/netdigest.toml").is_some());
+    let font = ev["services"]["netdigest-nightly"]["environment"]["NETDIGEST_FONT_DIR"]
+        .as_str()
+        .unwrap();
+    assert!(font.ends_with("-dejavu-fonts/share/fonts"), "{font}");
+
+    let dir = verify_units(&ev, "defaults");
+    // 22:00 to 06:00 is 8 h; +15 min backstop.
+    check_contract(
+        &dir,
+        "*-*-* 22:00:00",
+        "*-*-* 06:05:00",
+        "*-*-* 06:30:00",
+        (8 * 60 + 15) * 60,
+    );
+
+    let o = check_config(&ev["settings"], &[], "defaults");
+    assert!(o.status.success(), "check-config on the module's settings: {}", text(&o));
+}
+
+#[test]
+fn module_schedule_follows_settings_with_time_zone_and_midnight() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let pkg = package_dir();
+    let ev = eval_module(
+        &lib,
+        &pkg,
+        r#"{ services.netdigest = {
+              interface = "eth1";
+              settings.capture = { start = "23:30"; end = "23:58"; timezone = "Europe/Berlin"; filter = "not port 22"; };
+              settings.mail = { send_at = "07:15"; to = [ "a@example.org" "b@example.org" ]; };
+              settings.report.top_n = 5;
+              environment.NETDIGEST_CAPTURE__INTERFACE = "wlan0";
+            }; }"#,
+    );
+    assert_eq!(ev["failedAssertions"], serde_json::json!([]), "{ev}");
+    let dir = verify_units(&ev, "tz");
+    // 28 minutes + 15; the report 5 minutes after 23:58 is 00:03 (the next day).
+    check_contract(
+        &dir,
+        "*-*-* 23:30:00 Europe/Berlin",
+        "*-*-* 00:03:00 Europe/Berlin",
+        "*-*-* 07:15:00 Europe/Berlin",
+        (28 + 15) * 60,
+    );
+    for unit in ["netdigest-capture", "netdigest-nightly", "netdigest-mail"] {
+        let f = format!("{unit}.service");
+        has(
+            &lines(&dir, &f),
+            "Environment=\"NETDIGEST_CAPTURE__INTERFACE=wlan0\"",
+            &f,
+        );
+    }
+    assert_eq!(ev["settings"]["capture"]["interface"], "eth1");
+    assert!(ev["settings"]["capture"].get("timezone").is_some());
+    let o = check_config(
+        &ev["settings"],
+        &[("NETDIGEST_CAPTURE__INTERFACE", "wlan0")],
+        "tz",
+    );
+    assert!(o.status.success(), "check-config: {}", text(&o));
+
+    // An invalid filter in settings is what the build-time check refuses.
+    let bad = eval_module(
+        &lib,
+        &pkg,
+        r#"{ services.netdigest.settings.capture.filter = "port nonsense"; }"#,
+    );
+    let o = check_config(&bad["settings"], &[], "badfilter");
+    assert_eq!(o.status.code(), Some(2), "check-config accepted a bad filter: {}", text(&o));
+}
+
+#[test]
+fn module_refuses_store_passwords_and_schedule_overrides() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let pkg = package_dir();
+    let failed = |m: &str| -> Vec<String> {
+        eval_module(&lib, &pkg, m)["failedAssertions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    for bad in [
+        r#"{ services.netdigest.passwordFile = "/nix/store/0000-smtp-password"; }"#,
+        r#"{ services.netdigest.passwordFile = "${builtins.storeDir}/0000-smtp-password"; }"#,
+        r#"{ services.netdigest.passwordFile = "relative/smtp-password"; }"#,
+    ] {
+        let f = failed(bad);
+        assert!(
+            f.len() == 1 && f[0].contains("outside the Nix store"),
+            "{bad}: {f:?}"
+        );
+    }
+    let f = failed(r#"{ services.netdigest.environment.NETDIGEST_CAPTURE__START = "21:00"; }"#);
+    assert!(f.len() == 1 && f[0].contains("timers are built from settings"), "{f:?}");
+    let f = failed(r#"{ services.netdigest.environment.SMTP_PASSWORD = "x"; }"#);
+    assert!(f.len() == 1 && f[0].contains("only NETDIGEST_*"), "{f:?}");
+    let f = failed(r#"{ services.netdigest.settings.mail.password = "hunter2"; }"#);
+    assert!(f.len() == 1 && f[0].contains("passwordFile"), "{f:?}");
+
+    // A Nix path is not even a string: refused by the option's type.
+    let o = nix_instantiate()
+        .unwrap()
+        .args(["--eval", "--strict", "--json"])
+        .arg(repo().join("image/tests/eval-module.nix"))
+        .args(["--arg", "lib"])
+        .arg(format!("import {}", lib.display()))
+        .args(["--argstr", "packageDir"])
+        .arg(&pkg)
+        .args(["--arg", "userModule"])
+        .arg(format!(
+            "{{ services.netdigest.passwordFile = {}/Cargo.toml; }}",
+            repo().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a Nix path was accepted as passwordFile");
+
+    // No password file: no credential lines, and the units still verify.
+    let ev = eval_module(&lib, &pkg, "{ services.netdigest.passwordFile = null; }");
+    assert_eq!(ev["failedAssertions"], serde_json::json!([]));
+    let dir = verify_units(&ev, "nopw");
+    let m = lines(&dir, "netdigest-mail.service");
+    assert!(value_of(&m, "LoadCredential").is_empty() && value_of(&m, "SetCredential").is_empty());
+    // A password file elsewhere (the Pi's): the credential follows it.
+    let ev = eval_module(
+        &lib,
+        &pkg,
+        r#"{ services.netdigest.passwordFile = "/var/lib/netdigest-secrets/smtp-password"; }"#,
+    );
+    let dir = verify_units(&ev, "pipw");
+    has(
+        &lines(&dir, "netdigest-mail.service"),
+        "LoadCredential=smtp-password:/var/lib/netdigest-secrets/smtp-password",
+        "netdigest-mail.service",
+    );
+}
