@@ -72,8 +72,10 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if e.file_type().unwrap().is_dir() {
-            if !matches!(name.as_ref(), "target" | ".git" | "netdigest-demo" | "result")
-                && !name.starts_with("result-")
+            if !matches!(
+                name.as_ref(),
+                "target" | ".git" | "netdigest-demo" | "result"
+            ) && !name.starts_with("result-")
             {
                 nix_files(&p, out);
             }
@@ -104,19 +106,59 @@ fn every_nix_file_parses() {
     }
     let mut failed = String::new();
     for f in &files {
-        let o = nix_instantiate().unwrap().arg("--parse").arg(f).output().unwrap();
+        let o = nix_instantiate()
+            .unwrap()
+            .arg("--parse")
+            .arg(f)
+            .output()
+            .unwrap();
         if !o.status.success() {
             let _ = writeln!(failed, "{}: {}", f.display(), text(&o));
         }
     }
-    assert!(failed.is_empty(), "nix-instantiate --parse failed:\n{failed}");
+    assert!(
+        failed.is_empty(),
+        "nix-instantiate --parse failed:\n{failed}"
+    );
     eprintln!("parsed {} .nix files", files.len());
 
     // The check can fail: a broken expression is refused.
     let bad = tmpdir("parse").join("bad.nix");
     std::fs::write(&bad, "{ a = 1; b = ; }\n").unwrap();
-    let o = nix_instantiate().unwrap().arg("--parse").arg(&bad).output().unwrap();
+    let o = nix_instantiate()
+        .unwrap()
+        .arg("--parse")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!o.status.success(), "a syntax error parsed: {}", text(&o));
+}
+
+/// No flake.lock can be made without network: every input is pinned to a commit in its
+/// URL, and nixpkgs follows nixos-raspberrypi's own pin (its binary cache then applies).
+#[test]
+fn flake_inputs_are_pinned_to_commits() {
+    let Some(mut c) = nix_instantiate() else {
+        return;
+    };
+    let o = c
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!("(import {}/flake.nix).inputs", repo().display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let inputs: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let url = inputs["nixos-raspberrypi"]["url"].as_str().unwrap();
+    let rev = url
+        .strip_prefix("github:nvmd/nixos-raspberrypi/")
+        .unwrap_or_else(|| panic!("nixos-raspberrypi url {url}"));
+    assert!(
+        rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()),
+        "nixos-raspberrypi is not pinned to a commit: {url}"
+    );
+    assert_eq!(inputs["nixpkgs"]["follows"], "nixos-raspberrypi/nixpkgs");
+    let names: Vec<&String> = inputs.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["nixos-raspberrypi", "nixpkgs"], "unexpected inputs");
 }
 
 // ---------------------------------------------------------------- firstboot.sh
@@ -154,7 +196,10 @@ impl Firstboot {
             .env("NETDIGEST_WIFI_CONF", self.wifi())
             .env("NETDIGEST_LOCALTIME", self.dir.join("etc/localtime"))
             .env("NETDIGEST_ZONEINFO", self.dir.join("zoneinfo"))
-            .env("NETDIGEST_SSH_KEYS", self.dir.join("root/.ssh/authorized_keys"))
+            .env(
+                "NETDIGEST_SSH_KEYS",
+                self.dir.join("root/.ssh/authorized_keys"),
+            )
             .output()
             .unwrap()
     }
@@ -225,10 +270,16 @@ fn firstboot_moves_secrets_from_a_windows_edited_file() {
     let env_text = std::fs::read_to_string(fb.env()).unwrap();
     assert!(!env_text.contains('\r'), "CR left in {env_text:?}");
     for line in env_text.lines().filter(|l| !l.starts_with('#')) {
-        assert!(line.starts_with("NETDIGEST_"), "not a NETDIGEST_ line: {line:?}");
+        assert!(
+            line.starts_with("NETDIGEST_"),
+            "not a NETDIGEST_ line: {line:?}"
+        );
     }
     for secret in ["abcd", "SMTP_PASSWORD", "horse", "WIFI", "PATH", "/evil"] {
-        assert!(!env_text.contains(secret), "{secret} in the env file: {env_text}");
+        assert!(
+            !env_text.contains(secret),
+            "{secret} in the env file: {env_text}"
+        );
     }
     let vals = env_file_values(&fb.env());
     let want: BTreeMap<String, String> = [
@@ -259,7 +310,10 @@ fn firstboot_moves_secrets_from_a_windows_edited_file() {
     assert!(wifi.starts_with("country=DE\n"), "{wifi}");
 
     // The plain-text copy is gone from the FAT partition; nothing secret was logged.
-    assert!(!fb.src().exists(), "netdigest.env left on the FAT partition");
+    assert!(
+        !fb.src().exists(),
+        "netdigest.env left on the FAT partition"
+    );
     for secret in ["abcd", "efgh", "horse", "you@gmail.com"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
@@ -339,10 +393,17 @@ fn firstboot_quoted_password_and_a_later_drop_keep_what_it_does_not_name() {
         "ssh-ed25519 K1 a\n",
         "keys not deduplicated"
     );
-    assert!(!fb.dir.join("etc/localtime").exists(), "a path as TIMEZONE was linked");
+    assert!(
+        !fb.dir.join("etc/localtime").exists(),
+        "a path as TIMEZONE was linked"
+    );
 
     // A Wi-Fi passphrase too short for WPA is refused, the rest still stored.
-    std::fs::write(fb.src(), "WIFI_SSID=Home\nWIFI_PSK=short\nSMTP_PASSWORD=new\n").unwrap();
+    std::fs::write(
+        fb.src(),
+        "WIFI_SSID=Home\nWIFI_PSK=short\nSMTP_PASSWORD=new\n",
+    )
+    .unwrap();
     let o = fb.run();
     assert!(o.status.success(), "{}", text(&o));
     assert!(!fb.wifi().exists());
@@ -400,7 +461,11 @@ fn eval_module(lib: &Path, pkg: &Path, user_module: &str) -> Value {
         .arg(user_module)
         .output()
         .unwrap();
-    assert!(o.status.success(), "evaluating image/module.nix: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "evaluating image/module.nix: {}",
+        text(&o)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -468,7 +533,11 @@ fn render_service(svc: &Value) -> String {
     section(&mut out, "Service", &s);
     let wanted = unit_value(&svc["wantedBy"]);
     if !wanted.is_empty() {
-        section(&mut out, "Install", &[("WantedBy".into(), vec![wanted.join(" ")])]);
+        section(
+            &mut out,
+            "Install",
+            &[("WantedBy".into(), vec![wanted.join(" ")])],
+        );
     }
     out
 }
@@ -480,7 +549,10 @@ fn render_timer(t: &Value) -> String {
     section(
         &mut out,
         "Install",
-        &[("WantedBy".into(), vec![unit_value(&t["wantedBy"]).join(" ")])],
+        &[(
+            "WantedBy".into(),
+            vec![unit_value(&t["wantedBy"]).join(" ")],
+        )],
     );
     out
 }
@@ -504,7 +576,11 @@ fn verify_units(ev: &Value, name: &str) -> PathBuf {
             .args(["calendar", cal])
             .output()
             .unwrap();
-        assert!(o.status.success(), "systemd-analyze calendar {cal:?}: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "systemd-analyze calendar {cal:?}: {}",
+            text(&o)
+        );
     }
     let o = Command::new("systemd-analyze")
         .arg("verify")
@@ -518,7 +594,13 @@ fn verify_units(ev: &Value, name: &str) -> PathBuf {
     );
     let units: String = files
         .iter()
-        .map(|f| format!("--- {}\n{}", f.display(), std::fs::read_to_string(f).unwrap()))
+        .map(|f| {
+            format!(
+                "--- {}\n{}",
+                f.display(),
+                std::fs::read_to_string(f).unwrap()
+            )
+        })
         .collect();
     assert!(
         o.status.success() && all.trim().is_empty(),
@@ -539,7 +621,12 @@ fn lines(dir: &Path, file: &str) -> Vec<String> {
 
 fn has(l: &[String], line: &str, file: &str) {
     let n = l.iter().filter(|x| *x == line).count();
-    assert_eq!(n, 1, "{file}: want `{line}` exactly once, in:\n{}", l.join("\n"));
+    assert_eq!(
+        n,
+        1,
+        "{file}: want `{line}` exactly once, in:\n{}",
+        l.join("\n")
+    );
 }
 
 fn value_of<'a>(l: &'a [String], key: &str) -> Vec<&'a str> {
@@ -648,7 +735,10 @@ fn check_contract(dir: &Path, capture_at: &str, nightly_at: &str, mail_at: &str,
                 for cap in v.split_whitespace() {
                     assert_eq!(cap, "CAP_NET_RAW", "{file}: {key}={v}");
                 }
-                assert!(v.is_empty() || unit == "netdigest-capture", "{file}: {key}={v}");
+                assert!(
+                    v.is_empty() || unit == "netdigest-capture",
+                    "{file}: {key}={v}"
+                );
             }
         }
         assert!(
@@ -667,14 +757,22 @@ fn check_contract(dir: &Path, capture_at: &str, nightly_at: &str, mail_at: &str,
         has(&t, &format!("OnCalendar={at}"), &f);
     }
     let l = lines(dir, "netdigest-capture.service");
-    has(&l, &format!("RuntimeMaxSec={runtime_max}"), "netdigest-capture.service");
+    has(
+        &l,
+        &format!("RuntimeMaxSec={runtime_max}"),
+        "netdigest-capture.service",
+    );
     let m = lines(dir, "netdigest-mail.service");
     has(
         &m,
         "LoadCredential=smtp-password:/etc/netdigest/smtp-password",
         "netdigest-mail.service",
     );
-    has(&m, "SetCredential=smtp-password:\\n", "netdigest-mail.service");
+    has(
+        &m,
+        "SetCredential=smtp-password:\\n",
+        "netdigest-mail.service",
+    );
 }
 
 /// The settings as the module renders them, checked by the binary (the module runs the
@@ -720,7 +818,11 @@ fn module_defaults_match_the_units_contract() {
     );
 
     let o = check_config(&ev["settings"], &[], "defaults");
-    assert!(o.status.success(), "check-config on the module's settings: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "check-config on the module's settings: {}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -772,7 +874,12 @@ fn module_schedule_follows_settings_with_time_zone_and_midnight() {
         r#"{ services.netdigest.settings.capture.filter = "port nonsense"; }"#,
     );
     let o = check_config(&bad["settings"], &[], "badfilter");
-    assert_eq!(o.status.code(), Some(2), "check-config accepted a bad filter: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "check-config accepted a bad filter: {}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -799,7 +906,10 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
         );
     }
     let f = failed(r#"{ services.netdigest.environment.NETDIGEST_CAPTURE__START = "21:00"; }"#);
-    assert!(f.len() == 1 && f[0].contains("timers are built from settings"), "{f:?}");
+    assert!(
+        f.len() == 1 && f[0].contains("timers are built from settings"),
+        "{f:?}"
+    );
     let f = failed(r#"{ services.netdigest.environment.SMTP_PASSWORD = "x"; }"#);
     assert!(f.len() == 1 && f[0].contains("only NETDIGEST_*"), "{f:?}");
     let f = failed(r#"{ services.netdigest.settings.mail.password = "hunter2"; }"#);
@@ -821,7 +931,10 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
         ))
         .output()
         .unwrap();
-    assert!(!o.status.success(), "a Nix path was accepted as passwordFile");
+    assert!(
+        !o.status.success(),
+        "a Nix path was accepted as passwordFile"
+    );
 
     // No password file: no credential lines, and the units still verify.
     let ev = eval_module(&lib, &pkg, "{ services.netdigest.passwordFile = null; }");
