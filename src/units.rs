@@ -298,6 +298,8 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          Nice=10\n",
         common = common_service(&exec, "nightly", state),
     );
+    // After= the nightly job: when both timers fire together (a Pi switched on in the
+    // morning, Persistent=true), tonight's report is made before the mail goes out.
     // SetCredential= is systemd's fallback when LoadCredential= cannot read the file, so
     // the unit still starts without a password file (a relay without login). systemd 252
     // (Debian 12, Raspberry Pi OS) refuses an empty value, so the fallback is a newline:
@@ -306,7 +308,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
         "{HEADER}[Unit]\n\
          Description=netdigest: mail every unsent night's report\n\
          Wants=network-online.target\n\
-         After=network-online.target\n\
+         After=network-online.target netdigest-nightly.service\n\
          \n\
          [Service]\n\
          Type=oneshot\n\

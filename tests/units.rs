@@ -297,6 +297,14 @@ fn check_all(dir: &Path, files: &[PathBuf], calendars: &[(&str, &str)], runtime_
         assert_eq!(values(&text, "User"), ["netdigest"], "{s}");
         assert_eq!(values(&text, "StateDirectory"), ["netdigest"], "{s}");
     }
+    // At boot both timers may fire together: the mail waits for the nightly report.
+    let after = values(&read(dir, "netdigest-mail.service"), "After");
+    assert!(
+        after.iter().any(|a| a
+            .split_whitespace()
+            .any(|u| u == "netdigest-nightly.service")),
+        "{after:?}"
+    );
     for t in [
         "netdigest-capture.timer",
         "netdigest-nightly.timer",
