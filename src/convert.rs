@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 
 use crate::capfile::{CapError, CaptureReader, Format};
 use crate::decode::{self, Addr, FrameMeta, PacketRecord, TcpSeqTracker};
@@ -235,6 +236,73 @@ impl AddrCache {
     }
 }
 
+/// A nullable column under construction: values and validity side by side, handed to
+/// polars as one array without another pass (building from `Vec<Option<T>>` costs a
+/// second pass over every value).
+struct Nullable<T> {
+    values: Vec<T>,
+    valid: MutableBitmap,
+}
+
+impl<T: Default + Copy> Nullable<T> {
+    fn with_capacity(n: usize) -> Self {
+        Nullable {
+            values: Vec::with_capacity(n),
+            valid: MutableBitmap::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: Option<T>) {
+        self.values.push(v.unwrap_or_default());
+        self.valid.push(v.is_some());
+    }
+}
+
+impl<T> Nullable<T> {
+    fn into_column<P>(self, name: &str) -> Column
+    where
+        P: PolarsNumericType<Native = T>,
+    {
+        let valid: Bitmap = self.valid.into();
+        let valid = (valid.unset_bits() > 0).then_some(valid);
+        ChunkedArray::<P>::from_vec_validity(name.into(), self.values, valid)
+            .into_series()
+            .into()
+    }
+}
+
+/// The protocol column's codes in polars' global categories, found once per protocol
+/// name (a handful a night) instead of hashing the name on every packet. Holds the
+/// global mapping so the codes stay valid while the file is written.
+struct ProtocolCodes {
+    mapping: Arc<CategoricalMapping>,
+    known: Vec<(&'static str, u32)>,
+}
+
+impl ProtocolCodes {
+    fn new() -> Self {
+        ProtocolCodes {
+            mapping: Categories::global().mapping(),
+            known: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn code(&mut self, name: &'static str) -> PolarsResult<u32> {
+        if let Some(&(_, c)) = self.known.iter().find(|(n, _)| *n == name) {
+            return Ok(c);
+        }
+        let c = self.mapping.insert_cat(name)?;
+        self.known.push((name, c));
+        Ok(c)
+    }
+
+    fn dtype(&self) -> DataType {
+        DataType::Categorical(Categories::global(), Arc::clone(&self.mapping))
+    }
+}
+
 /// Column builders for one row group.
 struct Columns {
     len: usize,
@@ -246,25 +314,25 @@ struct Columns {
     cap_len: Vec<u32>,
     src_mac: StringChunkedBuilder,
     dst_mac: StringChunkedBuilder,
-    vlan: Vec<Option<u16>>,
-    ether_type: Vec<Option<u16>>,
-    ip_version: Vec<Option<u8>>,
+    vlan: Nullable<u16>,
+    ether_type: Nullable<u16>,
+    ip_version: Nullable<u8>,
     src: StringChunkedBuilder,
     dst: StringChunkedBuilder,
-    ttl: Vec<Option<u8>>,
-    ip_proto: Vec<Option<u8>>,
-    protocol: StringChunkedBuilder,
-    src_port: Vec<Option<u16>>,
-    dst_port: Vec<Option<u16>>,
-    tcp_flags: Vec<Option<u8>>,
-    tcp_seq: Vec<Option<u32>>,
-    tcp_seq_raw: Vec<Option<u32>>,
-    payload_len: Vec<Option<u32>>,
-    icmp_type: Vec<Option<u8>>,
-    icmp_code: Vec<Option<u8>>,
-    icmp_id: Vec<Option<u16>>,
-    icmp_seq: Vec<Option<u16>>,
-    arp_op: Vec<Option<u16>>,
+    ttl: Nullable<u8>,
+    ip_proto: Nullable<u8>,
+    protocol: Vec<u32>,
+    src_port: Nullable<u16>,
+    dst_port: Nullable<u16>,
+    tcp_flags: Nullable<u8>,
+    tcp_seq: Nullable<u32>,
+    tcp_seq_raw: Nullable<u32>,
+    payload_len: Nullable<u32>,
+    icmp_type: Nullable<u8>,
+    icmp_code: Nullable<u8>,
+    icmp_id: Nullable<u16>,
+    icmp_seq: Nullable<u16>,
+    arp_op: Nullable<u16>,
     arp_sender_ip: StringChunkedBuilder,
     arp_target_ip: StringChunkedBuilder,
     fragment: Vec<bool>,
@@ -286,25 +354,25 @@ impl Columns {
             cap_len: Vec::with_capacity(n),
             src_mac: s("src_mac"),
             dst_mac: s("dst_mac"),
-            vlan: Vec::with_capacity(n),
-            ether_type: Vec::with_capacity(n),
-            ip_version: Vec::with_capacity(n),
+            vlan: Nullable::with_capacity(n),
+            ether_type: Nullable::with_capacity(n),
+            ip_version: Nullable::with_capacity(n),
             src: s("src"),
             dst: s("dst"),
-            ttl: Vec::with_capacity(n),
-            ip_proto: Vec::with_capacity(n),
-            protocol: s("protocol"),
-            src_port: Vec::with_capacity(n),
-            dst_port: Vec::with_capacity(n),
-            tcp_flags: Vec::with_capacity(n),
-            tcp_seq: Vec::with_capacity(n),
-            tcp_seq_raw: Vec::with_capacity(n),
-            payload_len: Vec::with_capacity(n),
-            icmp_type: Vec::with_capacity(n),
-            icmp_code: Vec::with_capacity(n),
-            icmp_id: Vec::with_capacity(n),
-            icmp_seq: Vec::with_capacity(n),
-            arp_op: Vec::with_capacity(n),
+            ttl: Nullable::with_capacity(n),
+            ip_proto: Nullable::with_capacity(n),
+            protocol: Vec::with_capacity(n),
+            src_port: Nullable::with_capacity(n),
+            dst_port: Nullable::with_capacity(n),
+            tcp_flags: Nullable::with_capacity(n),
+            tcp_seq: Nullable::with_capacity(n),
+            tcp_seq_raw: Nullable::with_capacity(n),
+            payload_len: Nullable::with_capacity(n),
+            icmp_type: Nullable::with_capacity(n),
+            icmp_code: Nullable::with_capacity(n),
+            icmp_id: Nullable::with_capacity(n),
+            icmp_seq: Nullable::with_capacity(n),
+            arp_op: Nullable::with_capacity(n),
             arp_sender_ip: s("arp_sender_ip"),
             arp_target_ip: s("arp_target_ip"),
             fragment: Vec::with_capacity(n),
@@ -313,7 +381,13 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>, cache: &mut AddrCache) {
+    fn push(
+        &mut self,
+        r: &PacketRecord,
+        rel_seq: Option<u32>,
+        cache: &mut AddrCache,
+        protos: &mut ProtocolCodes,
+    ) -> PolarsResult<()> {
         self.len += 1;
         self.frame.push(r.frame);
         self.ts.push(r.ts_ns);
@@ -332,7 +406,7 @@ impl Columns {
         push_addr(&mut self.dst, r.dst, cache);
         self.ttl.push(r.ttl);
         self.ip_proto.push(r.ip_proto);
-        self.protocol.append_value(r.protocol);
+        self.protocol.push(protos.code(r.protocol)?);
         self.src_port.push(r.src_port);
         self.dst_port.push(r.dst_port);
         self.tcp_flags.push(r.tcp_flags);
@@ -357,18 +431,19 @@ impl Columns {
         self.fragment.push(r.fragment);
         self.truncated.push(r.truncated);
         self.decode_error.append_option(r.decode_error.as_deref());
+        Ok(())
     }
 
     /// Builds the batch's DataFrame and resets the builders.
-    fn take(&mut self) -> PolarsResult<DataFrame> {
+    fn take(&mut self, protos: &ProtocolCodes) -> PolarsResult<DataFrame> {
         let mut old = std::mem::replace(self, Columns::new());
         let ts = Series::new("ts".into(), std::mem::take(&mut old.ts))
             .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC));
-        let protocol = old
-            .protocol
-            .finish()
-            .into_series()
-            .cast(&DataType::from_categories(Categories::global()))?;
+        let protocol = CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(
+            UInt32Chunked::from_vec("protocol".into(), old.protocol),
+            protos.dtype(),
+        )
+        .into_series();
         let cols: Vec<Column> = vec![
             Series::new("frame".into(), old.frame).into(),
             ts.into(),
@@ -378,25 +453,25 @@ impl Columns {
             Series::new("cap_len".into(), old.cap_len).into(),
             old.src_mac.finish().into_series().into(),
             old.dst_mac.finish().into_series().into(),
-            Series::new("vlan".into(), old.vlan).into(),
-            Series::new("ether_type".into(), old.ether_type).into(),
-            Series::new("ip_version".into(), old.ip_version).into(),
+            old.vlan.into_column::<UInt16Type>("vlan"),
+            old.ether_type.into_column::<UInt16Type>("ether_type"),
+            old.ip_version.into_column::<UInt8Type>("ip_version"),
             old.src.finish().into_series().into(),
             old.dst.finish().into_series().into(),
-            Series::new("ttl".into(), old.ttl).into(),
-            Series::new("ip_proto".into(), old.ip_proto).into(),
+            old.ttl.into_column::<UInt8Type>("ttl"),
+            old.ip_proto.into_column::<UInt8Type>("ip_proto"),
             protocol.into(),
-            Series::new("src_port".into(), old.src_port).into(),
-            Series::new("dst_port".into(), old.dst_port).into(),
-            Series::new("tcp_flags".into(), old.tcp_flags).into(),
-            Series::new("tcp_seq".into(), old.tcp_seq).into(),
-            Series::new("tcp_seq_raw".into(), old.tcp_seq_raw).into(),
-            Series::new("payload_len".into(), old.payload_len).into(),
-            Series::new("icmp_type".into(), old.icmp_type).into(),
-            Series::new("icmp_code".into(), old.icmp_code).into(),
-            Series::new("icmp_id".into(), old.icmp_id).into(),
-            Series::new("icmp_seq".into(), old.icmp_seq).into(),
-            Series::new("arp_op".into(), old.arp_op).into(),
+            old.src_port.into_column::<UInt16Type>("src_port"),
+            old.dst_port.into_column::<UInt16Type>("dst_port"),
+            old.tcp_flags.into_column::<UInt8Type>("tcp_flags"),
+            old.tcp_seq.into_column::<UInt32Type>("tcp_seq"),
+            old.tcp_seq_raw.into_column::<UInt32Type>("tcp_seq_raw"),
+            old.payload_len.into_column::<UInt32Type>("payload_len"),
+            old.icmp_type.into_column::<UInt8Type>("icmp_type"),
+            old.icmp_code.into_column::<UInt8Type>("icmp_code"),
+            old.icmp_id.into_column::<UInt16Type>("icmp_id"),
+            old.icmp_seq.into_column::<UInt16Type>("icmp_seq"),
+            old.arp_op.into_column::<UInt16Type>("arp_op"),
             old.arp_sender_ip.finish().into_series().into(),
             old.arp_target_ip.finish().into_series().into(),
             Series::new("fragment".into(), old.fragment).into(),
@@ -423,6 +498,7 @@ struct ParquetSink {
     writer: Option<std::thread::JoinHandle<PolarsResult<()>>>,
     cols: Columns,
     cache: AddrCache,
+    protos: ProtocolCodes,
 }
 
 impl ParquetSink {
@@ -468,6 +544,7 @@ impl ParquetSink {
             writer: Some(writer),
             cols: Columns::new(),
             cache: AddrCache::default(),
+            protos: ProtocolCodes::new(),
         })
     }
 
@@ -479,7 +556,12 @@ impl ParquetSink {
     }
 
     fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
-        self.cols.push(r, rel_seq, &mut self.cache);
+        if let Err(e) = self
+            .cols
+            .push(r, rel_seq, &mut self.cache, &mut self.protos)
+        {
+            return Err(self.pq_err(e));
+        }
         if self.cols.len >= ROW_GROUP_ROWS {
             self.flush()?;
         }
@@ -488,7 +570,7 @@ impl ParquetSink {
 
     /// Hands the batch to the writer thread; if that thread stopped, its error.
     fn flush(&mut self) -> Result<()> {
-        let df = self.cols.take().map_err(|e| self.pq_err(e))?;
+        let df = self.cols.take(&self.protos).map_err(|e| self.pq_err(e))?;
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(df).is_ok());
         if sent { Ok(()) } else { self.join() }
     }
