@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 use polars_arrow::bitmap::{Bitmap, MutableBitmap};
+use polars_parquet::parquet::error::ParquetError;
+use polars_parquet::write as pq;
 
 use crate::capfile::{CapError, CaptureReader, Format};
 use crate::decode::{self, Addr, FrameMeta, PacketRecord, TcpSeqTracker};
@@ -186,11 +188,11 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
                     *summary.undecoded_by_link.entry(link.0).or_default() += 1;
                 }
             }
-            if let Some(p) = parquet.as_mut() {
-                p.push(&rec, rel_seq)?;
-            }
             if let Some(c) = csv.as_mut() {
                 c.push(&rec, rel_seq, tracker.last_relative_ack())?;
+            }
+            if let Some(p) = parquet.as_mut() {
+                p.push(&rec, rel_seq)?;
             }
             if summary.frames % 65_536 == 0 {
                 progress.update(bytes_done + reader.bytes_read(), summary.frames);
@@ -489,6 +491,115 @@ fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCach
     }
 }
 
+/// Writes row groups whose columns are encoded and compressed on several threads at
+/// once (polars' own batched writer encodes them one after another on one thread, which
+/// made it the slowest stage of a convert), then appended to the file in order.
+struct RowGroupWriter {
+    out: polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    arrow: ArrowSchema,
+    parquet: pq::SchemaDescriptor,
+    encodings: Vec<Vec<pq::Encoding>>,
+    options: pq::WriteOptions,
+    threads: usize,
+}
+
+impl RowGroupWriter {
+    fn new(file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        let parquet = pq::to_parquet_schema(&arrow)?;
+        let encodings = polars::io::parquet::write::get_encodings(&arrow);
+        let options = pq::WriteOptions {
+            statistics: pq::StatisticsOptions::default(),
+            compression: pq::CompressionOptions::Zstd(None),
+            version: pq::Version::V1,
+            data_page_size: None,
+        };
+        let file_writer =
+            pq::FileWriter::new_with_parquet_schema(file, arrow.clone(), parquet.clone(), options);
+        Ok(RowGroupWriter {
+            encodings: encodings.iter().cloned().collect(),
+            out: polars::io::parquet::write::BatchedWriter::new(
+                std::sync::Mutex::new(file_writer),
+                encodings,
+                options,
+                false,
+                None,
+            ),
+            arrow,
+            parquet,
+            options,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)),
+        })
+    }
+
+    fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        let cols = df.columns();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut encoded: Vec<Option<PolarsResult<Vec<Vec<pq::CompressedPage>>>>> =
+            (0..cols.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..self.threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(c) = cols.get(i) else { break };
+                            done.push((i, self.encode_column(i, c)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for w in workers {
+                // A worker that panicked leaves its columns unset: an error below.
+                for (i, r) in w.join().unwrap_or_default() {
+                    if let Some(slot) = encoded.get_mut(i) {
+                        *slot = Some(r);
+                    }
+                }
+            }
+        });
+        let mut row_group = Vec::with_capacity(self.parquet.columns().len());
+        for e in encoded {
+            let pages = e.ok_or_else(|| {
+                PolarsError::ComputeError("a Parquet encoding thread panicked".into())
+            })??;
+            row_group.extend(pages);
+        }
+        self.out
+            .write_row_group(u64::try_from(df.height()).unwrap_or(u64::MAX), &row_group)
+    }
+
+    /// One column's pages (one list per Parquet leaf column), encoded and compressed.
+    fn encode_column(&self, i: usize, c: &Column) -> PolarsResult<Vec<Vec<pq::CompressedPage>>> {
+        let (field, ptype) = match (self.arrow.get_at_index(i), self.parquet.fields().get(i)) {
+            (Some((_, f)), Some(t)) => (f, t),
+            _ => {
+                return Err(PolarsError::ComputeError(
+                    format!("column {i} is not in the Parquet schema").into(),
+                ));
+            }
+        };
+        let enc = self.encodings.get(i).map_or(&[][..], Vec::as_slice);
+        let array = c.as_materialized_series().rechunk().to_arrow_with_field(
+            0,
+            std::borrow::Cow::Borrowed(field),
+            true,
+        )?;
+        let mut out = Vec::new();
+        for pages in pq::array_to_columns(array, ptype.clone(), self.options, enc)? {
+            let pages = pages.map(|r| {
+                r.map_err(|e| ParquetError::FeatureNotSupported(format!("encoding a page: {e}")))
+            });
+            let compressed = pq::Compressor::new_from_vec(pages, self.options.compression, vec![])
+                .collect::<Result<Vec<_>, ParquetError>>()?;
+            out.push(compressed);
+        }
+        Ok(out)
+    }
+}
+
 /// Parquet output: column building on the reading thread, encoding and compression on a
 /// writer thread, with at most one row group queued between them (flat memory).
 struct ParquetSink {
@@ -516,23 +627,19 @@ impl ParquetSink {
             .name("parquet-writer".into())
             .spawn(move || -> PolarsResult<()> {
                 let mut handle = Some(handle);
-                let mut w = None;
+                let mut w: Option<RowGroupWriter> = None;
                 for df in rx {
-                    if let Some(h) = handle.take() {
-                        w = Some(
-                            ParquetWriter::new(h)
-                                .with_compression(ParquetCompression::Zstd(None))
-                                .batched(df.schema())?,
-                        );
-                    }
-                    if let Some(w) = w.as_mut()
-                        && df.height() > 0
-                    {
-                        w.write_batch(&df)?;
+                    let w = match (&mut w, handle.take()) {
+                        (Some(w), _) => w,
+                        (None, Some(h)) => w.insert(RowGroupWriter::new(h, df.schema())?),
+                        (None, None) => continue,
+                    };
+                    if df.height() > 0 {
+                        w.write(&df)?;
                     }
                 }
                 if let Some(w) = w {
-                    w.finish()?;
+                    w.out.finish()?;
                 }
                 Ok(())
             })
