@@ -1,8 +1,24 @@
 # services.netdigest: the NixOS module. It writes the three services and three timers
-# of notes/units-contract.md (the same names, schedule and hardening as
-# `netdigest units` and scripts/install), /etc/netdigest/netdigest.toml rendered from
+# that `netdigest units` writes (src/units.rs, the source of truth; scripts/install
+# uses it), /etc/netdigest/netdigest.toml rendered from
 # `settings` and checked at build time by the binary's own `check-config`, and a static
 # user and group `netdigest`.
+#
+# Every directive of every unit is the one `netdigest units` writes for the same
+# settings; tests/nix.rs renders both and compares them directive by directive. Where
+# the module differs on purpose:
+# - ExecStart= runs the package's store path (`netdigest units` writes its --bin).
+# - Environment= (module only): NETDIGEST_FONT_DIR (the store's DejaVu fonts: a NixOS
+#   system has no fontconfig fonts to fall back on) and `environment`'s overrides.
+#   NixOS adds its own (PATH, LOCALE_ARCHIVE, TZDIR) besides.
+# - The config: /etc/netdigest/netdigest.toml, the binary's default path, as with
+#   `netdigest units`; here it is a link into the Nix store (environment.etc), built
+#   from `settings` and checked by `check-config`. NETDIGEST_CONFIG is not set, so
+#   `netdigest doctor` in a shell reads the same file as the services.
+# - EnvironmentFile= is `environmentFiles` (default: `netdigest units`'s
+#   -/etc/netdigest/netdigest.env), LoadCredential= follows `passwordFile` (default:
+#   the same /etc/netdigest/smtp-password; null: no credential lines at all).
+# - capture has restartIfChanged = false (X-RestartIfChanged=false, NixOS only).
 #
 # The schedule is derived from `settings` (capture.start/end/timezone, mail.send_at),
 # not set beside it: the binary reads its window from the same file, and `capture`
@@ -56,7 +72,10 @@ let
 
   cap = cfg.settings.capture;
   tz = cap.timezone;
-  onCalendar = t: "*-*-* ${t}:00" + lib.optionalString (tz != null) " ${tz}";
+  zoneSuffix = lib.optionalString (tz != null && lib.trim tz != "") " ${tz}";
+  onCalendar = t: "*-*-* ${t}:00${zoneSuffix}";
+  # As in the units' descriptions: "22:00-06:00", with the zone when set.
+  window = "${cap.start}-${cap.end}${zoneSuffix}";
   # The window's length in minutes: the end is on the next day when not after the start.
   windowMinutes =
     let
@@ -85,7 +104,21 @@ let
 
   bin = "${cfg.package}/bin/netdigest";
 
-  # notes/units-contract.md, "Every service".
+  # state.dir as the binary sees it: an override in `environment` wins over settings
+  # (the config's own order). src/units.rs DEFAULT_STATE_DIR.
+  defaultStateDir = "/var/lib/netdigest";
+  stateDir =
+    let
+      fromSettings = cfg.settings.state.dir or null;
+      d = cfg.environment.NETDIGEST_STATE__DIR or fromSettings;
+    in
+    if d == null then defaultStateDir else toString d;
+  # A state.dir other than systemd's StateDirectory must stay writable under
+  # ProtectSystem=strict (it must exist and belong to netdigest), as `netdigest units`
+  # writes it. "/var/lib/netdigest/" is the default too (the binary compares paths).
+  customStateDir = lib.removeSuffix "/" stateDir != defaultStateDir;
+
+  # src/units.rs common_service() and HARDENING: every service.
   common = {
     User = "netdigest";
     Group = "netdigest";
@@ -114,7 +147,8 @@ let
     ProtectProc = "invisible";
     ProcSubset = "pid";
     CapabilityBoundingSet = "";
-  };
+  }
+  // lib.optionalAttrs customStateDir { ReadWritePaths = [ stateDir ]; };
   serviceEnv = {
     # The charts' text: DejaVu, whatever fontconfig has (a headless system has none).
     NETDIGEST_FONT_DIR = "${pkgs.dejavu_fonts}/share/fonts";
@@ -238,8 +272,9 @@ in
       description = ''
         File holding the SMTP password (a Gmail app password), readable by root,
         outside the Nix store. Handed to the mail unit as the systemd credential
-        `smtp-password`; when the file is missing the credential is empty (fine when
-        the server needs no login). null: no credential at all.
+        `smtp-password`; when the file is missing the credential is blank
+        (SetCredential=smtp-password:\n, fine when the server needs no login).
+        null: no credential lines at all (unlike `netdigest units`).
       '';
     };
   };
@@ -276,6 +311,10 @@ in
         '';
       }
       {
+        assertion = lib.hasPrefix "/" stateDir;
+        message = "services.netdigest: state.dir must be an absolute path (got ${stateDir}): a service has no working directory to resolve it.";
+      }
+      {
         assertion = !(cfg.settings.mail ? password);
         message = "services.netdigest.settings.mail.password would put the password in the Nix store: use services.netdigest.passwordFile.";
       }
@@ -292,8 +331,9 @@ in
     environment.systemPackages = [ cfg.package ];
 
     systemd.services.netdigest-capture = {
-      description = "netdigest: capture the night's traffic";
-      after = [ "network.target" ];
+      description = "netdigest: capture the night's traffic (${window})";
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
       environment = serviceEnv;
       # A rebuild during the night must not cut the capture in two.
       restartIfChanged = false;
@@ -311,20 +351,30 @@ in
     };
 
     systemd.services.netdigest-nightly = {
-      description = "netdigest: convert, analyse and report finished nights";
+      description = "netdigest: convert, analyse and report the nights whose capture ended";
       environment = serviceEnv;
       serviceConfig = common // {
         Type = "oneshot";
         ExecStart = "${bin} nightly";
-        PrivateNetwork = "yes";
-        RestrictAddressFamilies = "AF_UNIX";
+        # No IP traffic at all, but the host's interfaces stay visible: with
+        # report.own_addresses unset the analysis looks up the capture interface's
+        # addresses (libpcap: getifaddrs over AF_NETLINK, an AF_INET socket for
+        # SIOCGIFFLAGS) to leave the appliance's own out of the pings chart, which
+        # PrivateNetwork=yes would hide (only `lo` in a private namespace).
+        IPAddressDeny = "any";
+        RestrictAddressFamilies = "AF_UNIX AF_NETLINK AF_INET AF_INET6";
         Nice = "10";
       };
     };
 
     systemd.services.netdigest-mail = {
-      description = "netdigest: mail unsent reports";
-      after = [ "network-online.target" ];
+      description = "netdigest: mail every unsent night's report";
+      # After the nightly job: when both timers fire together at boot (Persistent=true
+      # after a night switched off), tonight's report is made before the mail goes out.
+      after = [
+        "network-online.target"
+        "netdigest-nightly.service"
+      ];
       wants = [ "network-online.target" ];
       environment = serviceEnv;
       serviceConfig =
@@ -344,10 +394,15 @@ in
         };
     };
 
-    systemd.timers.netdigest-capture = timer "netdigest: start the capture window" cap.start;
+    systemd.timers.netdigest-capture =
+      timer "netdigest: start the night's capture (${window})"
+        cap.start;
+    # src/units.rs NIGHTLY_DELAY_MIN: 5 minutes after the window's end.
     systemd.timers.netdigest-nightly =
-      timer "netdigest: build the report after the window"
+      timer "netdigest: convert, analyse and report after the capture window"
         (hhmmOf (minutesOf cap.end + 5));
-    systemd.timers.netdigest-mail = timer "netdigest: mail the report" cfg.settings.mail.send_at;
+    systemd.timers.netdigest-mail =
+      timer "netdigest: mail the morning report"
+        cfg.settings.mail.send_at;
   };
 }

@@ -7,12 +7,16 @@
 //! - Where `NIXPKGS_LIB` points at nixpkgs' `lib` directory (a checkout of
 //!   nix-community/nixpkgs.lib), image/module.nix is evaluated with `lib.evalModules`
 //!   (image/tests/eval-module.nix: stand-ins for the NixOS options it sets), the
-//!   services and timers are checked against notes/units-contract.md, rendered to unit
-//!   files as NixOS renders them and verified with `systemd-analyze verify` (any
-//!   output is a failure: it reports some errors only on stderr with exit 0), and the
-//!   settings are checked with the built binary's `check-config`, as the module does at
-//!   build time. Unset: skipped with the reason printed (CI has no copy of it and no
-//!   network to fetch one).
+//!   services and timers are rendered to unit files as NixOS renders them, verified
+//!   with `systemd-analyze verify` (any output is a failure: it reports some errors
+//!   only on stderr with exit 0) and compared directive by directive with what the
+//!   built binary's `netdigest units` writes for the same config (src/units.rs is the
+//!   source of truth; `MAY_DIFFER` lists the keys allowed to differ, and why). The
+//!   module's own options (environment, environmentFiles, passwordFile, its
+//!   assertions) are checked on their own, and the settings with the binary's
+//!   `check-config`, as the module does at build time. Unset: skipped with the reason
+//!   printed (CI has no copy of it and no network to fetch one). The comparison itself
+//!   is checked without Nix (`unit_comparison_catches_drift`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -511,6 +515,10 @@ fn unit_section(unit: &Value) -> Vec<(String, Vec<String>)> {
             u.push((key.to_string(), vec![v.join(" ")]));
         }
     }
+    // NixOS writes restartIfChanged = false as this key (switch-to-configuration reads it).
+    if unit["restartIfChanged"] == Value::Bool(false) {
+        u.push(("X-RestartIfChanged".to_string(), vec!["false".to_string()]));
+    }
     u.extend(pairs(&unit["unitConfig"]));
     u
 }
@@ -635,186 +643,409 @@ fn value_of<'a>(l: &'a [String], key: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// notes/units-contract.md, line by line.
-fn check_contract(dir: &Path, capture_at: &str, nightly_at: &str, mail_at: &str, runtime_max: u64) {
-    const EVERY: &[&str] = &[
-        "User=netdigest",
-        "Group=netdigest",
-        "StateDirectory=netdigest",
-        "StateDirectoryMode=0700",
-        "EnvironmentFile=-/etc/netdigest/netdigest.env",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "PrivateDevices=yes",
-        "NoNewPrivileges=yes",
-        "UMask=0077",
-        "SystemCallFilter=@system-service",
-        "SystemCallArchitectures=native",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
-        "ProtectKernelLogs=yes",
-        "ProtectControlGroups=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
-        "ProtectProc=invisible",
-        "ProcSubset=pid",
-    ];
-    let bin = "/bin/netdigest";
-    let per: [(&str, &str, &[&str]); 3] = [
-        (
-            "netdigest-capture",
-            "capture",
-            &[
-                "Type=simple",
-                "AmbientCapabilities=CAP_NET_RAW",
-                "CapabilityBoundingSet=CAP_NET_RAW",
-                "RestrictAddressFamilies=AF_PACKET AF_NETLINK AF_UNIX AF_INET AF_INET6",
-                "KillSignal=SIGTERM",
-                "TimeoutStopSec=60",
-            ],
-        ),
-        (
-            "netdigest-nightly",
-            "nightly",
-            &[
-                "Type=oneshot",
-                "PrivateNetwork=yes",
-                "RestrictAddressFamilies=AF_UNIX",
-                "Nice=10",
-                "CapabilityBoundingSet=",
-            ],
-        ),
-        (
-            "netdigest-mail",
-            "mail",
-            &[
-                "Type=oneshot",
-                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                "CapabilityBoundingSet=",
-            ],
-        ),
-    ];
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "netdigest-capture.service",
-            "netdigest-capture.timer",
-            "netdigest-mail.service",
-            "netdigest-mail.timer",
-            "netdigest-nightly.service",
-            "netdigest-nightly.timer"
-        ]
-    );
-    for (unit, cmd, extra) in per {
-        let file = format!("{unit}.service");
-        let l = lines(dir, &file);
-        for want in EVERY.iter().chain(extra) {
-            has(&l, want, &file);
+// ------------------------------------- the module against `netdigest units`, directive by directive
+
+/// Unit files as systemd reads them: file name -> section -> key -> the values of its
+/// `Key=` lines, in file order.
+type Units = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<String>>>>;
+
+/// List settings: systemd merges their lines and splits them on whitespace, and an
+/// empty assignment resets the list. Compared as sets (`After=a b` is `After=b` plus
+/// `After=a`); every other key as its values, in any order.
+const SET_KEYS: &[&str] = &[
+    "After",
+    "Before",
+    "Wants",
+    "Requires",
+    "WantedBy",
+    "RestrictAddressFamilies",
+    "SystemCallFilter",
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "ReadWritePaths",
+    "IPAddressDeny",
+];
+
+/// (section, key, why): the only keys whose values may differ between the module and
+/// `netdigest units`; every other directive of every unit must be equal, present in
+/// both or in neither.
+///
+/// Not here because the comparison makes them equal: `ExecStart=` (the module runs its
+/// package's store path; the comparison gives `netdigest units --bin` the stand-in
+/// package's `bin/netdigest`), `EnvironmentFile=` and `LoadCredential=` (the module's
+/// `environmentFiles` and `passwordFile` default to the contract's paths; their
+/// overrides are checked in `module_overrides_reach_the_units`). The config file is
+/// /etc/netdigest/netdigest.toml on both sides (the module links it into the store),
+/// so no directive names it.
+const MAY_DIFFER: &[(&str, &str, &str)] = &[
+    (
+        "Service",
+        "Environment",
+        "module only: NETDIGEST_FONT_DIR (the store's DejaVu fonts; NixOS has no fontconfig \
+         fallback) and services.netdigest.environment (`netdigest units` reads overrides \
+         only from EnvironmentFile=); real NixOS also adds PATH, LOCALE_ARCHIVE, TZDIR",
+    ),
+    (
+        "Unit",
+        "X-RestartIfChanged",
+        "NixOS only: capture's restartIfChanged = false (a rebuild at night must not cut \
+         the capture in two); systemd ignores X- keys",
+    ),
+];
+
+fn parse_unit(name: &str, text: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let mut section: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
         }
-        let exec = value_of(&l, "ExecStart");
-        assert_eq!(exec.len(), 1, "{file}: {exec:?}");
-        assert!(
-            exec[0].ends_with(&format!("{bin} {cmd}")),
-            "{file}: ExecStart={}",
-            exec[0]
-        );
-        // Capabilities: exactly the known names, CAP_NET_RAW on capture alone.
-        for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
-            for v in value_of(&l, key) {
-                for cap in v.split_whitespace() {
-                    assert_eq!(cap, "CAP_NET_RAW", "{file}: {key}={v}");
-                }
-                assert!(
-                    v.is_empty() || unit == "netdigest-capture",
-                    "{file}: {key}={v}"
-                );
-            }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            out.entry(s.to_string()).or_default();
+            section = Some(s.to_string());
+            continue;
         }
         assert!(
-            unit != "netdigest-capture" || value_of(&l, "AmbientCapabilities").len() == 1,
-            "capture without AmbientCapabilities"
+            !line.ends_with('\\'),
+            "{name}: continuation lines are not parsed here: {line:?}"
         );
-        let f = format!("{unit}.timer");
-        let t = lines(dir, &f);
-        has(&t, "Persistent=true", &f);
-        has(&t, "WantedBy=timers.target", &f);
-        let at = match cmd {
-            "capture" => capture_at,
-            "nightly" => nightly_at,
-            _ => mail_at,
-        };
-        has(&t, &format!("OnCalendar={at}"), &f);
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{name}: not Key=Value: {line:?}"));
+        let sec = section
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: {line:?} before any [Section]"));
+        out.get_mut(sec)
+            .unwrap()
+            .entry(k.trim().to_string())
+            .or_default()
+            .push(v.trim().to_string());
     }
-    let l = lines(dir, "netdigest-capture.service");
-    has(
-        &l,
-        &format!("RuntimeMaxSec={runtime_max}"),
-        "netdigest-capture.service",
-    );
-    let m = lines(dir, "netdigest-mail.service");
-    has(
-        &m,
-        "LoadCredential=smtp-password:/etc/netdigest/smtp-password",
-        "netdigest-mail.service",
-    );
-    has(
-        &m,
-        "SetCredential=smtp-password:\\n",
-        "netdigest-mail.service",
-    );
+    out
 }
 
-/// The settings as the module renders them, checked by the binary (the module runs the
-/// same `check-config` in a derivation at build time).
-fn check_config(settings: &Value, env: &[(&str, &str)], name: &str) -> Output {
+fn parse_units(dir: &Path) -> Units {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            let parsed = parse_unit(&name, &text);
+            (name, parsed)
+        })
+        .collect()
+}
+
+/// A key's values as compared: a set for [`SET_KEYS`] (with systemd's reset on an
+/// empty assignment), else the values sorted.
+fn normalized(key: &str, values: &[String]) -> Vec<String> {
+    if SET_KEYS.contains(&key) {
+        let mut set = std::collections::BTreeSet::new();
+        for v in values {
+            if v.is_empty() {
+                set.clear();
+            } else {
+                set.extend(v.split_whitespace().map(String::from));
+            }
+        }
+        set.into_iter().collect()
+    } else {
+        let mut v = values.to_vec();
+        v.sort();
+        v
+    }
+}
+
+fn shown(v: Option<&Vec<String>>) -> String {
+    match v {
+        None => "(absent)".to_string(),
+        Some(v) if v.is_empty() => "(empty)".to_string(),
+        Some(v) => v
+            .iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Every directive on which `module` and `units` disagree, outside [`MAY_DIFFER`]: one
+/// line each, naming the unit, the section, the key and both values.
+fn unit_differences(module: &Units, units: &Units) -> Vec<String> {
+    let mut out = Vec::new();
+    let none = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> = module.keys().chain(units.keys()).collect();
+    for name in names {
+        let (Some(m), Some(u)) = (module.get(name), units.get(name)) else {
+            let side = if module.contains_key(name) {
+                "the module"
+            } else {
+                "`netdigest units`"
+            };
+            out.push(format!("{name}: only {side} writes this unit"));
+            continue;
+        };
+        let sections: std::collections::BTreeSet<&String> = m.keys().chain(u.keys()).collect();
+        for sec in sections {
+            let ms = m.get(sec).unwrap_or(&none);
+            let us = u.get(sec).unwrap_or(&none);
+            let keys: std::collections::BTreeSet<&String> = ms.keys().chain(us.keys()).collect();
+            for key in keys {
+                if MAY_DIFFER.iter().any(|(s, k, _)| s == sec && k == key) {
+                    continue;
+                }
+                let mv = ms.get(key).map(|v| normalized(key, v));
+                let uv = us.get(key).map(|v| normalized(key, v));
+                if mv != uv {
+                    out.push(format!(
+                        "{name} [{sec}] {key}: module {} | `netdigest units` {}",
+                        shown(mv.as_ref()),
+                        shown(uv.as_ref())
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The module's settings as the TOML file the services read (the module writes the
+/// same values with pkgs.formats.toml).
+fn settings_file(settings: &Value, name: &str) -> PathBuf {
     let toml_value: toml::Value = serde_json::from_value(settings.clone()).unwrap();
     let path = tmpdir(&format!("cfg-{name}")).join("netdigest.toml");
     std::fs::write(&path, toml::to_string(&toml_value).unwrap()).unwrap();
+    path
+}
+
+/// `netdigest units --out DIR --bin BIN` on `settings` with the module's `environment`.
+fn netdigest_units(settings: &Value, env: &Value, bin: &Path, name: &str) -> PathBuf {
+    let cfg = settings_file(settings, &format!("units-{name}"));
+    let out = tmpdir(&format!("netdigest-units-{name}"));
     let mut c = Command::new(env!("CARGO_BIN_EXE_netdigest"));
     c.env_clear()
-        .env("NETDIGEST_CONFIG", &path)
-        .arg("check-config");
-    for (k, v) in env {
-        c.env(k, v);
+        .env("NETDIGEST_CONFIG", &cfg)
+        .arg("units")
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin")
+        .arg(bin);
+    for (k, v) in env.as_object().unwrap() {
+        c.env(k, v.as_str().unwrap());
     }
-    c.output().unwrap()
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "netdigest units on the module's settings ({}): {}",
+        std::fs::read_to_string(&cfg).unwrap(),
+        text(&o)
+    );
+    out
+}
+
+/// Evaluates the module with `user_module`, verifies its units, runs `netdigest units`
+/// on the same settings and environment, and fails on any directive that differs
+/// outside [`MAY_DIFFER`]. Returns the evaluation and the module's unit directory.
+fn assert_module_matches_netdigest_units(
+    lib: &Path,
+    pkg: &Path,
+    user_module: &str,
+    name: &str,
+) -> (Value, PathBuf) {
+    let ev = eval_module(lib, pkg, user_module);
+    assert_eq!(ev["failedAssertions"], serde_json::json!([]), "{ev}");
+    let module_dir = verify_units(&ev, name);
+    let units_dir = netdigest_units(
+        &ev["settings"],
+        &ev["environment"],
+        &pkg.join("bin/netdigest"),
+        name,
+    );
+    let diff = unit_differences(&parse_units(&module_dir), &parse_units(&units_dir));
+    assert!(
+        diff.is_empty(),
+        "image/module.nix and `netdigest units` (src/units.rs) differ for {user_module}:\n  {}\n\
+         (module: {}, netdigest units: {}; keys allowed to differ: {:?})",
+        diff.join("\n  "),
+        module_dir.display(),
+        units_dir.display(),
+        MAY_DIFFER
+            .iter()
+            .map(|(s, k, _)| format!("[{s}] {k}"))
+            .collect::<Vec<_>>()
+    );
+    (ev, module_dir)
+}
+
+/// The comparison itself, without Nix: equal units compare equal whatever the line
+/// order and however lists are split; drift is reported by unit, key and both values.
+#[test]
+fn unit_comparison_catches_drift() {
+    let dir = netdigest_units(
+        &serde_json::json!({}),
+        &serde_json::json!({}),
+        Path::new("/opt/netdigest/bin/netdigest"),
+        "selfcheck",
+    );
+    let units = parse_units(&dir);
+    assert_eq!(units.len(), 6, "{units:?}");
+    assert!(unit_differences(&units, &units).is_empty());
+
+    let nightly = std::fs::read_to_string(dir.join("netdigest-nightly.service")).unwrap();
+    let mail = std::fs::read_to_string(dir.join("netdigest-mail.service")).unwrap();
+    let rewrite = |name: &str, text: &str| {
+        let mut m = units.clone();
+        m.insert(name.to_string(), parse_unit(name, text));
+        m
+    };
+
+    // The same directives in reverse order, lists one value a line, an allowed key
+    // added: equal.
+    let mut reordered = String::new();
+    for (sec, kv) in units["netdigest-mail.service"].iter().rev() {
+        let _ = writeln!(reordered, "[{sec}]");
+        if sec == "Service" {
+            reordered.push_str("Environment=\"NETDIGEST_FONT_DIR=/x\"\n");
+        }
+        for (k, vs) in kv.iter().rev() {
+            for v in vs {
+                if SET_KEYS.contains(&k.as_str()) && !v.is_empty() {
+                    for tok in v.split_whitespace().rev() {
+                        let _ = writeln!(reordered, "{k}={tok}");
+                    }
+                } else {
+                    let _ = writeln!(reordered, "{k}={v}");
+                }
+            }
+        }
+    }
+    assert!(reordered.contains("After=netdigest-nightly.service\nAfter=network-online"));
+    let d = unit_differences(&rewrite("netdigest-mail.service", &reordered), &units);
+    assert!(d.is_empty(), "{d:?}\n{reordered}");
+
+    // The module's old nightly: PrivateNetwork=yes and AF_UNIX alone, no IPAddressDeny.
+    let old = nightly
+        .replace("IPAddressDeny=any\n", "PrivateNetwork=yes\n")
+        .replace(
+            "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
+            "RestrictAddressFamilies=AF_UNIX",
+        );
+    assert_ne!(old, nightly, "the nightly unit changed: update this check");
+    let d = unit_differences(&rewrite("netdigest-nightly.service", &old), &units);
+    assert_eq!(
+        d,
+        [
+            "netdigest-nightly.service [Service] IPAddressDeny: module (absent) | \
+             `netdigest units` \"any\"",
+            "netdigest-nightly.service [Service] PrivateNetwork: module \"yes\" | \
+             `netdigest units` (absent)",
+            "netdigest-nightly.service [Service] RestrictAddressFamilies: module \"AF_UNIX\" | \
+             `netdigest units` \"AF_INET\", \"AF_INET6\", \"AF_NETLINK\", \"AF_UNIX\"",
+        ]
+    );
+
+    // The mail without its ordering after the nightly job; an empty bounding set is not
+    // an absent one (absent: every capability); a unit missing on one side.
+    let drifted = mail
+        .replace(
+            "After=network-online.target netdigest-nightly.service",
+            "After=network-online.target",
+        )
+        .replace("CapabilityBoundingSet=\n", "");
+    let mut m = rewrite("netdigest-mail.service", &drifted);
+    m.remove("netdigest-mail.timer");
+    let d = unit_differences(&m, &units);
+    assert_eq!(
+        d,
+        [
+            "netdigest-mail.service [Service] CapabilityBoundingSet: module (absent) | \
+             `netdigest units` (empty)",
+            "netdigest-mail.service [Unit] After: module \"network-online.target\" | \
+             `netdigest units` \"netdigest-nightly.service\", \"network-online.target\"",
+            "netdigest-mail.timer: only `netdigest units` writes this unit",
+        ]
+    );
+}
+
+/// The module's units for several settings sets are the ones `netdigest units` writes
+/// for the same config: the defaults; a window in a time zone whose report time wraps
+/// past midnight, with another state directory (ReadWritePaths=); a whole-day window
+/// with the state directory from `environment`; the default directory written with a
+/// trailing slash (still the default: no ReadWritePaths=).
+#[test]
+fn module_units_match_netdigest_units() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let pkg = package_dir();
+    let cases = [
+        ("defaults", "{ }"),
+        (
+            "tz",
+            r#"{ services.netdigest = {
+                  settings.capture = { start = "23:30"; end = "23:58"; timezone = "Europe/Berlin"; };
+                  settings.mail.send_at = "07:15";
+                  settings.state.dir = "/srv/netdigest";
+                  environment.NETDIGEST_CAPTURE__INTERFACE = "wlan0";
+                }; }"#,
+        ),
+        (
+            "day",
+            r#"{ services.netdigest = {
+                  settings.capture = { start = "00:00"; end = "00:00"; timezone = "UTC"; };
+                  settings.mail.send_at = "09:05";
+                  environment.NETDIGEST_STATE__DIR = "/data/netdigest";
+                }; }"#,
+        ),
+        (
+            "slash",
+            r#"{ services.netdigest.settings.state.dir = "/var/lib/netdigest/"; }"#,
+        ),
+    ];
+    for (name, m) in cases {
+        let (_, dir) = assert_module_matches_netdigest_units(&lib, &pkg, m, name);
+        // The cases exercise what they are meant to (the comparison alone would also
+        // pass if both sides lost ReadWritePaths=).
+        let rw = value_of(&lines(&dir, "netdigest-mail.service"), "ReadWritePaths")
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let want: &[&str] = match name {
+            "tz" => &["/srv/netdigest"],
+            "day" => &["/data/netdigest"],
+            _ => &[],
+        };
+        assert_eq!(rw, want, "{name}: ReadWritePaths");
+    }
 }
 
 #[test]
-fn module_defaults_match_the_units_contract() {
+fn module_defaults() {
     let Some(lib) = nixpkgs_lib() else { return };
     let pkg = package_dir();
-    let ev = eval_module(&lib, &pkg, "{ }");
-    assert_eq!(ev["failedAssertions"], serde_json::json!([]), "{ev}");
+    let (ev, dir) = assert_module_matches_netdigest_units(&lib, &pkg, "{ }", "module-defaults");
     let u = &ev["users"]["netdigest"];
     assert_eq!(u["isSystemUser"], true);
     assert_eq!(u["group"], "netdigest");
     assert!(ev["groups"].get("netdigest").is_some());
-    assert!(ev["etc"].get("netdigest/netdigest.toml").is_some());
-    let font = ev["services"]["netdigest-nightly"]["environment"]["NETDIGEST_FONT_DIR"]
-        .as_str()
-        .unwrap();
-    assert!(font.ends_with("-dejavu-fonts/share/fonts"), "{font}");
-
-    let dir = verify_units(&ev, "defaults");
-    // 22:00 to 06:00 is 8 h; +15 min backstop.
-    check_contract(
-        &dir,
-        "*-*-* 22:00:00",
-        "*-*-* 06:05:00",
-        "*-*-* 06:30:00",
-        (8 * 60 + 15) * 60,
+    // The config the services read is the binary's default path, linked to the store.
+    let etc = ev["etc"]["netdigest/netdigest.toml"].as_str().unwrap();
+    assert!(etc.starts_with("/nix/store/"), "{etc}");
+    for unit in ["netdigest-capture", "netdigest-nightly", "netdigest-mail"] {
+        let svc = &ev["services"][unit];
+        let font = svc["environment"]["NETDIGEST_FONT_DIR"].as_str().unwrap();
+        assert!(font.ends_with("-dejavu-fonts/share/fonts"), "{font}");
+        assert!(svc["environment"].get("NETDIGEST_CONFIG").is_none());
+        // ExecStart runs the package (here the stand-in for its store path).
+        let cmd = unit.strip_prefix("netdigest-").unwrap();
+        let file = format!("{unit}.service");
+        has(
+            &lines(&dir, &file),
+            &format!("ExecStart={}/bin/netdigest {cmd}", pkg.display()),
+            &file,
+        );
+    }
+    has(
+        &lines(&dir, "netdigest-capture.service"),
+        "X-RestartIfChanged=false",
+        "netdigest-capture.service",
     );
 
     let o = check_config(&ev["settings"], &[], "defaults");
@@ -825,8 +1056,24 @@ fn module_defaults_match_the_units_contract() {
     );
 }
 
+/// The settings as the module renders them, checked by the binary (the module runs the
+/// same `check-config` in a derivation at build time).
+fn check_config(settings: &Value, env: &[(&str, &str)], name: &str) -> Output {
+    let path = settings_file(settings, name);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netdigest"));
+    c.env_clear()
+        .env("NETDIGEST_CONFIG", &path)
+        .arg("check-config");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// What the module has and `netdigest units` has not: `environment` on every unit,
+/// `interface`, other environment files and password files, no password file.
 #[test]
-fn module_schedule_follows_settings_with_time_zone_and_midnight() {
+fn module_overrides_reach_the_units() {
     let Some(lib) = nixpkgs_lib() else { return };
     let pkg = package_dir();
     let ev = eval_module(
@@ -838,24 +1085,19 @@ fn module_schedule_follows_settings_with_time_zone_and_midnight() {
               settings.mail = { send_at = "07:15"; to = [ "a@example.org" "b@example.org" ]; };
               settings.report.top_n = 5;
               environment.NETDIGEST_CAPTURE__INTERFACE = "wlan0";
+              environmentFiles = [ "/run/secrets/netdigest.env" ];
             }; }"#,
     );
     assert_eq!(ev["failedAssertions"], serde_json::json!([]), "{ev}");
-    let dir = verify_units(&ev, "tz");
-    // 28 minutes + 15; the report 5 minutes after 23:58 is 00:03 (the next day).
-    check_contract(
-        &dir,
-        "*-*-* 23:30:00 Europe/Berlin",
-        "*-*-* 00:03:00 Europe/Berlin",
-        "*-*-* 07:15:00 Europe/Berlin",
-        (28 + 15) * 60,
-    );
+    let dir = verify_units(&ev, "overrides");
     for unit in ["netdigest-capture", "netdigest-nightly", "netdigest-mail"] {
         let f = format!("{unit}.service");
-        has(
-            &lines(&dir, &f),
-            "Environment=\"NETDIGEST_CAPTURE__INTERFACE=wlan0\"",
-            &f,
+        let l = lines(&dir, &f);
+        has(&l, "Environment=\"NETDIGEST_CAPTURE__INTERFACE=wlan0\"", &f);
+        assert_eq!(
+            value_of(&l, "EnvironmentFile"),
+            ["/run/secrets/netdigest.env"],
+            "{f}"
         );
     }
     assert_eq!(ev["settings"]["capture"]["interface"], "eth1");
@@ -879,6 +1121,32 @@ fn module_schedule_follows_settings_with_time_zone_and_midnight() {
         Some(2),
         "check-config accepted a bad filter: {}",
         text(&o)
+    );
+
+    // No password file: no credential lines at all, and the units still verify.
+    let ev = eval_module(&lib, &pkg, "{ services.netdigest.passwordFile = null; }");
+    assert_eq!(ev["failedAssertions"], serde_json::json!([]));
+    let dir = verify_units(&ev, "nopw");
+    let m = lines(&dir, "netdigest-mail.service");
+    assert!(value_of(&m, "LoadCredential").is_empty() && value_of(&m, "SetCredential").is_empty());
+    // A password file elsewhere (the Pi's): the credential follows it, with the same
+    // non-empty fallback as `netdigest units` (systemd 252 refuses an empty one).
+    let ev = eval_module(
+        &lib,
+        &pkg,
+        r#"{ services.netdigest.passwordFile = "/var/lib/netdigest-secrets/smtp-password"; }"#,
+    );
+    let dir = verify_units(&ev, "pipw");
+    let m = lines(&dir, "netdigest-mail.service");
+    has(
+        &m,
+        "LoadCredential=smtp-password:/var/lib/netdigest-secrets/smtp-password",
+        "netdigest-mail.service",
+    );
+    has(
+        &m,
+        "SetCredential=smtp-password:\\n",
+        "netdigest-mail.service",
     );
 }
 
@@ -914,6 +1182,17 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
     assert!(f.len() == 1 && f[0].contains("only NETDIGEST_*"), "{f:?}");
     let f = failed(r#"{ services.netdigest.settings.mail.password = "hunter2"; }"#);
     assert!(f.len() == 1 && f[0].contains("passwordFile"), "{f:?}");
+    // A relative state directory, as `netdigest units` refuses it.
+    for bad in [
+        r#"{ services.netdigest.settings.state.dir = "netdigest"; }"#,
+        r#"{ services.netdigest.environment.NETDIGEST_STATE__DIR = "state"; }"#,
+    ] {
+        let f = failed(bad);
+        assert!(
+            f.len() == 1 && f[0].contains("state.dir must be an absolute path"),
+            "{bad}: {f:?}"
+        );
+    }
 
     // A Nix path is not even a string: refused by the option's type.
     let o = nix_instantiate()
@@ -934,24 +1213,5 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
     assert!(
         !o.status.success(),
         "a Nix path was accepted as passwordFile"
-    );
-
-    // No password file: no credential lines, and the units still verify.
-    let ev = eval_module(&lib, &pkg, "{ services.netdigest.passwordFile = null; }");
-    assert_eq!(ev["failedAssertions"], serde_json::json!([]));
-    let dir = verify_units(&ev, "nopw");
-    let m = lines(&dir, "netdigest-mail.service");
-    assert!(value_of(&m, "LoadCredential").is_empty() && value_of(&m, "SetCredential").is_empty());
-    // A password file elsewhere (the Pi's): the credential follows it.
-    let ev = eval_module(
-        &lib,
-        &pkg,
-        r#"{ services.netdigest.passwordFile = "/var/lib/netdigest-secrets/smtp-password"; }"#,
-    );
-    let dir = verify_units(&ev, "pipw");
-    has(
-        &lines(&dir, "netdigest-mail.service"),
-        "LoadCredential=smtp-password:/var/lib/netdigest-secrets/smtp-password",
-        "netdigest-mail.service",
     );
 }

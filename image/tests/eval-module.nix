@@ -5,7 +5,8 @@
 #     --arg lib 'import /path/to/nixpkgs.lib/lib' --argstr packageDir DIR \
 #     --arg userModule '{ services.netdigest.settings.capture.start = "23:00"; }'
 # The result: the systemd services and timers, users, /etc entries, the settings as
-# the TOML file gets them, and the messages of failed assertions.
+# the TOML file gets them, the `environment` overrides, and the messages of failed
+# assertions.
 {
   lib,
   # Directory standing in for the package's store path (DIR/bin/netdigest).
@@ -144,4 +145,6 @@ in
   inherit (c.users) users groups;
   etc = lib.mapAttrs (_: e: toString e.source) c.environment.etc;
   settings = lib.filterAttrsRecursive (_: v: v != null) c.services.netdigest.settings;
+  # services.netdigest.environment, for `netdigest units` run on the same config.
+  inherit (c.services.netdigest) environment;
 }
