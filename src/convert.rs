@@ -491,6 +491,10 @@ fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCach
     }
 }
 
+/// Row groups built and waiting for the writer: lets the reading thread run ahead while
+/// a row group is encoded (memory: about 7 MB each).
+const QUEUED_ROW_GROUPS: usize = 2;
+
 /// Writes row groups whose columns are encoded and compressed on several threads at
 /// once (polars' own batched writer encodes them one after another on one thread, which
 /// made it the slowest stage of a convert), then appended to the file in order.
@@ -501,6 +505,8 @@ struct RowGroupWriter {
     encodings: Vec<Vec<pq::Encoding>>,
     options: pq::WriteOptions,
     threads: usize,
+    /// How long each column took to encode in the last row group.
+    cost: Vec<Duration>,
 }
 
 impl RowGroupWriter {
@@ -510,7 +516,10 @@ impl RowGroupWriter {
         let encodings = polars::io::parquet::write::get_encodings(&arrow);
         let options = pq::WriteOptions {
             statistics: pq::StatisticsOptions::default(),
-            compression: pq::CompressionOptions::Zstd(None),
+            // zstd level 1 (polars' default is 3): on a 2M-packet night 6% faster for a
+            // 10% bigger file (with the encodings below, still smaller than level 3 was
+            // with polars' own).
+            compression: pq::CompressionOptions::Zstd(pq::ZstdLevel::try_new(1).ok()),
             version: pq::Version::V1,
             data_page_size: None,
         };
@@ -543,24 +552,38 @@ impl RowGroupWriter {
             arrow,
             parquet,
             options,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)),
+            // One more than the cores: the reading thread shares them, and a spare worker
+            // fills the gaps while another waits on a big column.
+            threads: std::thread::available_parallelism().map_or(3, |n| (n.get() + 1).clamp(3, 8)),
+            cost: vec![Duration::ZERO; schema.len()],
         })
     }
 
     fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
         let cols = df.columns();
+        // Longest first (by the last row group's times), so no thread is left with a big
+        // column at the end while the others idle.
+        let mut order: Vec<usize> = (0..cols.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.cost.get(i).copied().unwrap_or_default()));
         let next = std::sync::atomic::AtomicUsize::new(0);
+        type Encoded = (usize, PolarsResult<Vec<Vec<pq::CompressedPage>>>, Duration);
         let mut encoded: Vec<Option<PolarsResult<Vec<Vec<pq::CompressedPage>>>>> =
             (0..cols.len()).map(|_| None).collect();
+        let mut times = Vec::with_capacity(cols.len());
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..self.threads)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut done = Vec::new();
+                        let mut done: Vec<Encoded> = Vec::new();
                         loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(c) = cols.get(i) else { break };
-                            done.push((i, self.encode_column(i, c)));
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((i, c)) = order.get(k).and_then(|&i| Some((i, cols.get(i)?)))
+                            else {
+                                break;
+                            };
+                            let t = Instant::now();
+                            let r = self.encode_column(i, c);
+                            done.push((i, r, t.elapsed()));
                         }
                         done
                     })
@@ -568,13 +591,19 @@ impl RowGroupWriter {
                 .collect();
             for w in workers {
                 // A worker that panicked leaves its columns unset: an error below.
-                for (i, r) in w.join().unwrap_or_default() {
+                for (i, r, took) in w.join().unwrap_or_default() {
                     if let Some(slot) = encoded.get_mut(i) {
                         *slot = Some(r);
                     }
+                    times.push((i, took));
                 }
             }
         });
+        for (i, took) in times {
+            if let Some(c) = self.cost.get_mut(i) {
+                *c = took;
+            }
+        }
         let mut row_group = Vec::with_capacity(self.parquet.columns().len());
         for e in encoded {
             let pages = e.ok_or_else(|| {
@@ -637,7 +666,7 @@ impl ParquetSink {
         // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
         // would hide write errors.
         let handle = file.writer().try_clone().map_err(io)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(QUEUED_ROW_GROUPS);
         let writer = std::thread::Builder::new()
             .name("parquet-writer".into())
             .spawn(move || -> PolarsResult<()> {

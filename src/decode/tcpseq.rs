@@ -46,17 +46,29 @@ pub struct TcpSeqTracker {
     /// foldhash with a per-process random seed: several times cheaper than std's SipHash
     /// on these small keys, and still not predictable by whoever sends the packets.
     convs: HashMap<Key, Conv, RandomState>,
+    /// The generation before `convs`: conversations not seen since it was retired are
+    /// looked up here and moved back. Two generations bound memory on any capture while
+    /// every conversation still active keeps its bases.
+    older: HashMap<Key, Conv, RandomState>,
     last_ack: Option<u32>,
 }
 
 impl TcpSeqTracker {
-    /// Conversations kept before the table is cleared (bounds memory on long captures;
-    /// a conversation seen again after that restarts mid-flow).
-    const MAX_CONVERSATIONS: usize = 1 << 20;
+    /// Conversations in one generation. A conversation silent for a whole generation
+    /// (this many newer conversations started since) is forgotten and, if it speaks again,
+    /// restarts mid-flow as tshark's would after its first frame. At most two generations
+    /// (about 10 MB) are held.
+    pub const GENERATION_LEN: usize = 1 << 16;
 
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Conversations currently remembered (both generations).
+    #[must_use]
+    pub fn conversations(&self) -> usize {
+        self.convs.len() + self.older.len()
     }
 
     /// The relative sequence number tshark shows for this frame's TCP header, or `None`
@@ -96,10 +108,14 @@ impl TcpSeqTracker {
             (dst, dp, src, sp)
         };
         let (f, r) = if fwd_is_1 { (0, 1) } else { (1, 0) };
-        if self.convs.len() >= Self::MAX_CONVERSATIONS && !self.convs.contains_key(&key) {
-            self.convs.clear();
+        if self.convs.len() >= Self::GENERATION_LEN {
+            self.older = std::mem::take(&mut self.convs);
         }
-        let conv = self.convs.entry(key).or_default();
+        let older = &mut self.older;
+        let conv = self
+            .convs
+            .entry(key)
+            .or_insert_with(|| older.remove(&key).unwrap_or_default());
         if syn && !has_ack && conv.flow[f].base.is_some_and(|b| b != seq) {
             // Port reuse: a new conversation.
             *conv = Conv::default();

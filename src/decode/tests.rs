@@ -952,3 +952,36 @@ fn tcp_relative_short_segment_is_absolute() {
     assert_eq!(r.payload_len, None);
     assert_eq!(TcpSeqTracker::new().relative(&r), Some(1000));
 }
+
+#[test]
+fn tcp_tracker_memory_is_bounded_but_active_conversations_keep_their_bases() {
+    let mut t = TcpSeqTracker::new();
+    // A long-lived conversation: its SYN sets the base, then it keeps talking while
+    // three generations' worth of one-packet conversations pass by.
+    assert_eq!(t.relative(&seg(C, S, 40000, 443, 5000, 0, SYN, 0)), Some(0));
+    let mut port_scan = 0u32;
+    for round in 0..3 * TcpSeqTracker::GENERATION_LEN / 1000 {
+        for i in 0..1000u32 {
+            port_scan += 1;
+            let src = (0x0a01_0000 + port_scan).to_be_bytes();
+            assert_eq!(
+                t.relative(&seg(src, S, 1024, 80, 77 + i, 0, SYN, 0)),
+                Some(0)
+            );
+        }
+        let seq = 5001 + u32::try_from(round).unwrap();
+        let rel = t.relative(&seg(C, S, 40000, 443, seq, 1, ACK, 1));
+        assert_eq!(rel, Some(seq - 5000), "round {round}");
+    }
+    assert!(
+        t.conversations() <= 2 * TcpSeqTracker::GENERATION_LEN,
+        "{}",
+        t.conversations()
+    );
+    // A conversation silent since long ago restarts mid-flow (relative 1), as documented.
+    let first = (0x0a01_0000u32 + 1).to_be_bytes();
+    assert_eq!(
+        t.relative(&seg(first, S, 1024, 80, 900, 0, ACK, 0)),
+        Some(1)
+    );
+}
