@@ -61,18 +61,7 @@ const KNOWN_CAPS: [&str; 41] = [
 
 /// True when systemd-analyze runs here; missing under `CI=true`: a failure.
 fn have_systemd_analyze() -> bool {
-    let ok = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but systemd-analyze is not installed (Debian package systemd)"
-        );
-        eprintln!("SKIP: systemd-analyze not installed (Debian package systemd)");
-    }
-    ok
+    common::have_tool("systemd-analyze", "systemd")
 }
 
 /// Runs `netdigest units --out DIR --bin BIN` with the given environment overrides.

@@ -25,20 +25,27 @@ pub fn shared_dir() -> Option<PathBuf> {
     None
 }
 
-/// True when tshark is installed. Missing under `CI=true`: a failure.
-pub fn have_tshark() -> bool {
-    let ok = Command::new("tshark")
+/// True when `program --version` runs here. Missing under `CI=true` (which installs
+/// everything, scripts/install-deps): a failure naming the Debian package; elsewhere the
+/// caller skips, and this prints why.
+pub fn have_tool(program: &str, debian_package: &str) -> bool {
+    let ok = Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but tshark is not installed"
+            "CI=true but {program} is not installed (Debian package {debian_package})"
         );
-        eprintln!("SKIP: tshark not installed");
+        eprintln!("SKIP: {program} not installed (Debian package {debian_package})");
     }
     ok
+}
+
+/// True when tshark is installed. Missing under `CI=true`: a failure.
+pub fn have_tshark() -> bool {
+    have_tool("tshark", "tshark")
 }
 
 /// A fresh empty directory for one test.
