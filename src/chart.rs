@@ -179,7 +179,9 @@ impl ChartRenderer {
     /// [`ChartError::NoFonts`] when no font is installed; the engine failing to start
     /// or to run ECharts.
     pub fn new() -> Result<Self, ChartError> {
+        let t = Instant::now();
         let (fontdb, sans_family) = load_fonts()?;
+        tracing::debug!(ms = t.elapsed().as_millis(), faces = fontdb.len(), "charts: fonts loaded");
         let runtime = Runtime::new().map_err(|e| ChartError::Engine(one_line(&e.to_string())))?;
         runtime.set_memory_limit(JS_MEMORY_LIMIT);
         let deadline: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
@@ -210,6 +212,7 @@ impl ChartRenderer {
                 .map_err(|e| ChartError::LoadEcharts(caught_message(&e)))
         })?;
         runtime.run_gc();
+        tracing::debug!(ms = t.elapsed().as_millis(), "charts: ECharts loaded");
         Ok(Self {
             context,
             runtime,
@@ -281,8 +284,12 @@ impl ChartRenderer {
         scale: u32,
     ) -> Result<RgbaImage, ChartError> {
         check_size(width, height, scale)?;
+        let t = Instant::now();
         let svg = self.render_svg(chart, width, height)?;
-        self.rasterize(&svg, width, height, scale)
+        let svg_ms = t.elapsed().as_secs_f64() * 1e3;
+        let img = self.rasterize(&svg, width, height, scale);
+        tracing::debug!(svg_ms, raster_ms = t.elapsed().as_secs_f64() * 1e3 - svg_ms, "charts: drawn");
+        img
     }
 
     /// The chart as a PNG of `width`x`height` pixels on white.

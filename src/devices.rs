@@ -10,6 +10,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::analyse::CollectStreaming as _;
 use crate::fsutil::AtomicFile;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +123,7 @@ pub fn night_devices_loaded(lf: LazyFrame) -> PolarsResult<Vec<Device>> {
             len().cast(DataType::UInt64).alias("packets"),
             col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
         ])
-        .collect()?;
+        .collect_streaming()?;
     let mut out = rows(&df)?;
     out.retain(|d| is_local(&d.ip) && d.mac != "00:00:00:00:00:00" && d.mac != "ff:ff:ff:ff:ff:ff");
     out.sort();

@@ -282,9 +282,11 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     if !defs.is_empty() {
         let renderer = ChartRenderer::new().context("starting the chart renderer")?;
         for d in &defs {
+            let t = std::time::Instant::now();
             let bytes = renderer
                 .render_jpeg(&d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)
                 .with_context(|| format!("rendering chart {}", d.id))?;
+            tracing::debug!(ms = t.elapsed().as_millis(), chart = d.id, "charts: rendered");
             let img = ChartImage {
                 id: d.id.to_string(),
                 title: d.title.clone(),
