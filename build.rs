@@ -19,8 +19,15 @@
 //!    under `$CARGO_HOME/registry/src/*/charming-<version>/`, where cargo has put it
 //!    before running this script (it is a dependency of this package).
 //!
-//! Only std: no build-dependencies. Reruns only when Cargo.lock, this file or the
-//! variable change, so it costs nothing on ordinary rebuilds.
+//! It then compiles the script into QuickJS bytecode (`$OUT_DIR/echarts.qjsbc`, handed
+//! over as `NETDIGEST_ECHARTS_BYTECODE`) with the same QuickJS the binary embeds
+//! (`rquickjs`, one version in Cargo.lock): parsing the 1 MB script took 85 of the
+//! 98 ms a report spent starting the chart renderer; loading the bytecode takes 8 ms.
+//! The bytecode is little-endian, as every target this project builds for (x86_64,
+//! aarch64); a big-endian target gets none and the script is parsed at run time.
+//!
+//! Reruns only when Cargo.lock, this file, the script or the variable change, so it
+//! costs nothing on ordinary rebuilds.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,26 @@ fn main() {
         Ok(path) => {
             println!("cargo:rerun-if-changed={}", path.display());
             println!("cargo:rustc-env=NETDIGEST_ECHARTS_JS={}", path.display());
+            let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+            let bytecode = out_dir.join("echarts.qjsbc");
+            let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() == Ok("little");
+            let written = if little {
+                compile_bytecode(&path, &bytecode)
+            } else {
+                Err("big-endian target".to_string())
+            };
+            if let Err(why) = written {
+                // Not fatal: the renderer parses the script instead (slower start).
+                println!("cargo:warning=ECharts bytecode not built ({why}); charts start slower");
+                if let Err(e) = std::fs::write(&bytecode, b"") {
+                    eprintln!("netdigest build: {}: {e}", bytecode.display());
+                    std::process::exit(1);
+                }
+            }
+            println!(
+                "cargo:rustc-env=NETDIGEST_ECHARTS_BYTECODE={}",
+                bytecode.display()
+            );
         }
         Err(why) => {
             // A build error with the reasons; no way to build the chart renderer without it.
@@ -47,6 +74,28 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Compiles the ECharts script as a module (its UMD wrapper sets `globalThis.echarts`
+/// there too) and writes QuickJS's bytecode for it, little-endian.
+fn compile_bytecode(js: &Path, out: &Path) -> Result<(), String> {
+    use rquickjs::{CatchResultExt as _, Context, Module, Runtime, WriteOptions};
+    let source = std::fs::read(js).map_err(|e| format!("{}: {e}", js.display()))?;
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+    let bytes = context.with(|ctx| {
+        let module = Module::declare(ctx.clone(), "echarts.min.js", source)
+            .catch(&ctx)
+            .map_err(|e| format!("compiling {}: {e}", js.display()))?;
+        module
+            .write(WriteOptions {
+                endianness: rquickjs::WriteOptionsEndianness::Little,
+                strip_source: true,
+                ..WriteOptions::default()
+            })
+            .map_err(|e| e.to_string())
+    })?;
+    std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))
 }
 
 fn find_echarts() -> Result<PathBuf, String> {

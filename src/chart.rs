@@ -38,6 +38,10 @@ use rquickjs::{CatchResultExt as _, CaughtError, Context, Runtime};
 /// The ECharts script embedded in the binary (see `build.rs`).
 static ECHARTS_JS: &str = include_str!(env!("NETDIGEST_ECHARTS_JS"));
 
+/// The same script compiled by `build.rs` into QuickJS bytecode, as a module (empty
+/// when the build could not make it: then the script is parsed at start).
+static ECHARTS_BYTECODE: &[u8] = include_bytes!(env!("NETDIGEST_ECHARTS_BYTECODE"));
+
 /// Where the interactive page loads ECharts from (the version embedded here).
 pub const ECHARTS_CDN_URL: &str = "https://cdn.jsdelivr.net/npm/echarts@5.5.1/dist/echarts.min.js";
 
@@ -203,7 +207,9 @@ impl ChartRenderer {
             opts.filename = Some("echarts.min.js".into());
             let load = || -> rquickjs::Result<()> {
                 ctx.eval::<(), _>(RUNTIME_JS)?;
-                ctx.eval_with_options::<(), _>(ECHARTS_JS, opts)?;
+                if !load_echarts_bytecode(&ctx)? {
+                    ctx.eval_with_options::<(), _>(ECHARTS_JS, opts)?;
+                }
                 ctx.eval::<(), _>(RENDER_FN_JS)?;
                 Ok(())
             };
@@ -412,6 +418,29 @@ impl ChartRenderer {
         };
         d.is_some_and(|d| Instant::now() > d)
     }
+}
+
+/// Runs the ECharts bytecode `build.rs` compiled (sets `globalThis.echarts`). False
+/// when there is none, or QuickJS refuses it: the caller then parses the script.
+fn load_echarts_bytecode(ctx: &rquickjs::Ctx<'_>) -> rquickjs::Result<bool> {
+    if ECHARTS_BYTECODE.is_empty() {
+        return Ok(false);
+    }
+    // SAFETY: `Module::load` trusts its bytes to be bytecode QuickJS wrote (malformed
+    // bytecode is undefined behaviour, as in QuickJS's own JS_ReadObject). These bytes
+    // are compiled into the binary: build.rs wrote them with `Module::write` from the
+    // ECharts script, with the QuickJS of the same rquickjs version (one entry in
+    // Cargo.lock) and little-endian only for little-endian targets. They are never read
+    // from a file or the network at run time. A version mismatch is an error, handled.
+    #[allow(unsafe_code)]
+    let module = unsafe { rquickjs::Module::load(ctx.clone(), ECHARTS_BYTECODE) };
+    let Ok(module) = module else {
+        tracing::debug!("charts: ECharts bytecode refused, parsing the script");
+        return Ok(false);
+    };
+    let (_, done) = module.eval()?;
+    done.finish::<()>()?;
+    Ok(true)
 }
 
 /// A whole HTML page showing one interactive chart, by charming's `HtmlRenderer`
