@@ -1,11 +1,12 @@
 //! Analyse: polars (lazy) over a night's Parquet, handing out our own [`Summary`].
 //!
-//! The columns the analysis needs are read once ([`load`]: about 50 bytes a packet,
-//! addresses as categorical codes), then each question is a lazy query over them.
-//! Group keys are single integers where they can be (a pair of codes packed in a u64),
-//! and address pairs are grouped once: talkers, hosts and conversations come from that
-//! small table. Polars types stay in this module; the report reads [`Summary`] (or
-//! `summary.json`).
+//! Three streaming queries read the Parquet, and nothing holds the night's packets in
+//! memory: the cube (packets and bytes per time slot, protocol, address pair, IP
+//! version, service port and source MAC: thousands of rows on a home network, whatever
+//! the number of packets), from which totals, timeline, protocols, talkers,
+//! conversations, ports and devices are rolled up; the echo requests and replies,
+//! grouped per exchange for the pings chart; and the ARP senders. Polars types stay in
+//! this module; the report reads [`Summary`] (or `summary.json`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -298,15 +299,6 @@ fn scan(path: &Path) -> Result<LazyFrame> {
     LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(err)
 }
 
-/// A categorical column's code as u64 (`u32::MAX` for null), to build one-column
-/// group keys: polars groups a single integer key much faster than several columns.
-fn code(name: &str) -> Expr {
-    col(name)
-        .to_physical()
-        .cast(DataType::UInt64)
-        .fill_null(lit(u64::from(u32::MAX)))
-}
-
 /// The protocol column (categorical: compared with text literals and grouped on its
 /// codes; results are turned into text by [`strs`]).
 fn proto() -> Expr {
@@ -391,40 +383,328 @@ impl Zone {
     }
 }
 
-/// The packet columns the analysis reads, loaded once into memory: addresses, MACs and
-/// the protocol as categoricals (4-byte codes, grouped without hashing text), the
-/// decode error as a flag. About 50 bytes a packet whatever the capture's text holds,
-/// and every question below is then answered from memory instead of decoding the
-/// Parquet again.
-///
-/// # Errors
-/// The file cannot be read as the Parquet `convert` writes.
-pub fn load(parquet: &Path) -> Result<LazyFrame> {
+/// One row of the night's cube: packets and bytes per (time slot, protocol, source,
+/// destination, IP version, service port, source MAC). Every section but the pings and
+/// ARP is a roll-up of these rows, so the packets are read and grouped once.
+#[derive(Debug, Clone)]
+struct CubeRow {
+    /// Slot start (UTC ns, a multiple of the cube's granularity).
+    slot: i64,
+    protocol: String,
+    src: Option<String>,
+    dst: Option<String>,
+    ip_version: Option<u8>,
+    /// The lower of a TCP/UDP packet's two ports (the service side, as a rule).
+    port: Option<u16>,
+    src_mac: Option<String>,
+    packets: u64,
+    bytes: u64,
+    first_ns: i64,
+    last_ns: i64,
+    decode_errors: u64,
+}
+
+/// A night read by [`read_night`]: the cube, the echo exchanges rolled up per source,
+/// and the ARP senders.
+struct Night {
+    cube: Vec<CubeRow>,
+    /// Cube slots in ns: divides the timeline interval and the zone's UTC offset.
+    slot_ns: i64,
+    pings: Vec<PingRow>,
+    arp: Vec<ArpSender>,
+}
+
+/// ARP packets per (sender IP, source MAC).
+#[derive(Debug, Clone)]
+struct ArpSender {
+    ip: String,
+    mac: Option<String>,
+    requests: u64,
+    replies: u64,
+    packets: u64,
+    bytes: u64,
+    first_ns: i64,
+    last_ns: i64,
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.abs() } else { gcd(b, a % b) }
+}
+
+pub(crate) fn opt_strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
+    let s = df.column(name)?.cast(&DataType::String)?;
+    Ok(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn opt_u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<u64>>> {
+    let s = df.column(name)?.cast(&DataType::UInt64)?;
+    Ok(s.u64()?.iter().collect())
+}
+
+/// The cube, grouped on the streaming engine straight from the Parquet: memory is
+/// bounded by the number of distinct keys (thousands on a home network), not by the
+/// number of packets.
+fn cube(parquet: &Path, slot_ns: i64) -> PolarsResult<Vec<CubeRow>> {
+    let p = PlRefPath::try_from_path(parquet)?;
+    let base = LazyFrame::scan_parquet(p, ScanArgsParquet::default())?;
+    cube_rows(&cube_plan(base, slot_ns).collect_streaming()?)
+}
+
+fn cube_plan(base: LazyFrame, slot_ns: i64) -> LazyFrame {
+    let ts = col("ts").cast(DataType::Int64);
+    let both = col("src_port")
+        .is_not_null()
+        .and(col("dst_port").is_not_null());
+    let port = when(both.clone().and(col("src_port").lt(col("dst_port"))))
+        .then(col("src_port"))
+        .when(both)
+        .then(col("dst_port"))
+        .otherwise(lit(NULL).cast(DataType::UInt16));
+    base.select([
+        (ts.clone() - ts.clone() % lit(slot_ns)).alias("slot"),
+        proto().alias("protocol"),
+        col("src"),
+        col("dst"),
+        col("ip_version"),
+        port.alias("port"),
+        col("src_mac"),
+        ts.alias("ts"),
+        col("wire_len").cast(DataType::UInt64),
+        col("decode_error").is_not_null().alias("error"),
+    ])
+    .group_by([
+        col("slot"),
+        col("protocol"),
+        col("src"),
+        col("dst"),
+        col("ip_version"),
+        col("port"),
+        col("src_mac"),
+    ])
+    .agg([
+        len().cast(DataType::UInt64).alias("packets"),
+        col("wire_len").sum().alias("bytes"),
+        col("ts").min().alias("first"),
+        col("ts").max().alias("last"),
+        col("error").sum().cast(DataType::UInt64).alias("errors"),
+    ])
+}
+
+fn cube_rows(df: &DataFrame) -> PolarsResult<Vec<CubeRow>> {
+    let slot = i64s(df, "slot")?;
+    let protocol = strs(df, "protocol")?;
+    let (src, dst, mac) = (
+        opt_strs(df, "src")?,
+        opt_strs(df, "dst")?,
+        opt_strs(df, "src_mac")?,
+    );
+    let (version, port) = (opt_u64s(df, "ip_version")?, opt_u64s(df, "port")?);
+    let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
+    let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);
+    let errors = u64s(df, "errors")?;
+    let mut rows = Vec::with_capacity(slot.len());
+    for (i, ((((protocol, src), dst), src_mac), slot)) in protocol
+        .into_iter()
+        .zip(src)
+        .zip(dst)
+        .zip(mac)
+        .zip(slot)
+        .enumerate()
+    {
+        rows.push(CubeRow {
+            slot,
+            protocol,
+            src,
+            dst,
+            ip_version: version[i].and_then(|v| u8::try_from(v).ok()),
+            port: port[i].and_then(|v| u16::try_from(v).ok()),
+            src_mac,
+            packets: packets[i],
+            bytes: bytes[i],
+            first_ns: first[i],
+            last_ns: last[i],
+            decode_errors: errors[i],
+        });
+    }
+    Ok(rows)
+}
+
+fn echo(kind_v4: u8, kind_v6: u8) -> Expr {
+    (proto()
+        .eq(lit("ICMP"))
+        .and(col("icmp_type").eq(lit(kind_v4))))
+    .or(proto()
+        .eq(lit("ICMPv6"))
+        .and(col("icmp_type").eq(lit(kind_v6))))
+}
+
+/// Echo requests per source, replies it received, and requests no reply answered (same
+/// peer, identifier and sequence number): requests and replies are grouped together on
+/// (initiator, responder, id, seq), so matching needs no join.
+fn pings_plan(base: LazyFrame) -> LazyFrame {
+    let request = echo(8, 128);
+    // Addresses as codes of one categorical mapping, so an exchange is keyed by two
+    // integers: (initiator, responder) and (id, seq) (null id/seq: a code of their own).
     let cat = || DataType::from_categories(Categories::global());
-    let df = scan(parquet)?
+    let code = |e: Expr| e.to_physical().cast(DataType::UInt64);
+    let (src, dst) = (col("src").cast(cat()), col("dst").cast(cat()));
+    let initiator = when(request.clone())
+        .then(src.clone())
+        .otherwise(dst.clone());
+    let responder = when(request.clone()).then(dst).otherwise(src);
+    let exchange = (col("icmp_id").cast(DataType::UInt64) * lit(1u64 << 16)
+        + col("icmp_seq").cast(DataType::UInt64))
+    .fill_null(lit(1u64 << 32));
+    base.filter(request.clone().or(echo(0, 129)))
         .select([
-            col("ts"),
-            col("wire_len"),
-            col("ip_version"),
-            col("decode_error").is_not_null().alias("decode_error"),
-            col("src").cast(cat()),
-            col("dst").cast(cat()),
-            col("protocol"),
-            col("icmp_type"),
-            col("icmp_id"),
-            col("icmp_seq"),
-            col("src_port"),
-            col("dst_port"),
-            col("arp_op"),
-            col("arp_sender_ip").cast(cat()),
-            col("src_mac").cast(cat()),
+            initiator.clone().alias("initiator"),
+            (code(initiator) * lit(1u64 << 32)
+                + code(responder).fill_null(lit(u64::from(u32::MAX))))
+            .alias("peers"),
+            exchange.alias("exchange"),
+            request.cast(DataType::UInt64).alias("request"),
         ])
-        .collect_streaming()
-        .map_err(|source| AnalyseError::Polars {
-            path: parquet.display().to_string(),
-            source,
-        })?;
-    Ok(df.lazy())
+        .filter(col("initiator").is_not_null())
+        .group_by([col("peers"), col("exchange")])
+        .agg([
+            col("initiator").first(),
+            col("request").sum().alias("requests"),
+            (len().cast(DataType::UInt64) - col("request").sum()).alias("replies"),
+        ])
+        .group_by([col("initiator")])
+        .agg([
+            col("requests").sum(),
+            col("replies").sum(),
+            when(col("replies").eq(lit(0u64)))
+                .then(col("requests"))
+                .otherwise(lit(0u64))
+                .sum()
+                .alias("unanswered"),
+        ])
+        .filter(col("requests").gt(lit(0u64)))
+}
+
+fn ping_rows(df: &DataFrame, own: &[IpAddr]) -> PolarsResult<Vec<PingRow>> {
+    let own: Vec<String> = own.iter().map(ToString::to_string).collect();
+    let src = strs(df, "initiator")?;
+    let requests = u64s(df, "requests")?;
+    let replies = u64s(df, "replies")?;
+    let unanswered = u64s(df, "unanswered")?;
+    let mut rows: Vec<PingRow> = src
+        .into_iter()
+        .zip(requests)
+        .zip(replies)
+        .zip(unanswered)
+        .filter(|(((s, _), _), _)| !own.contains(s))
+        .map(|(((src, requests), replies), unanswered)| PingRow {
+            src,
+            requests,
+            replies,
+            unanswered,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.src.cmp(&b.src)));
+    Ok(rows)
+}
+
+/// ARP packets per (sender IP, source MAC): the ARP section and the ARP half of devices.
+fn arp_plan(base: LazyFrame) -> LazyFrame {
+    let ts = col("ts").cast(DataType::Int64);
+    base.filter(
+        col("arp_op")
+            .is_not_null()
+            .and(col("arp_sender_ip").is_not_null()),
+    )
+    .group_by([
+        col("arp_sender_ip").alias("ip"),
+        col("src_mac").alias("mac"),
+    ])
+    .agg([
+        col("arp_op")
+            .eq(lit(1u16))
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("requests"),
+        col("arp_op")
+            .eq(lit(2u16))
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("replies"),
+        len().cast(DataType::UInt64).alias("packets"),
+        col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
+        ts.clone().min().alias("first"),
+        ts.max().alias("last"),
+    ])
+}
+
+fn arp_rows(df: &DataFrame) -> PolarsResult<Vec<ArpSender>> {
+    let (ip, mac) = (strs(df, "ip")?, opt_strs(df, "mac")?);
+    let (req, rep) = (u64s(df, "requests")?, u64s(df, "replies")?);
+    let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
+    let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);
+    Ok((0..ip.len())
+        .map(|i| ArpSender {
+            ip: ip[i].clone(),
+            mac: mac[i].clone(),
+            requests: req[i],
+            replies: rep[i],
+            packets: packets[i],
+            bytes: bytes[i],
+            first_ns: first[i],
+            last_ns: last[i],
+        })
+        .collect())
+}
+
+/// Reads a night: the cube with slots of the timeline interval when the zone's UTC
+/// offset at the first packet is a whole number of intervals (as it is for 10 minutes
+/// in every zone but a few), else of their greatest common divisor, so that each slot
+/// lies in one timeline bin. The offset is taken at the file's first row (one row read)
+/// and checked against the earliest packet once the cube is read; in the rare case they
+/// differ (a DST change between them) the cube is read again with finer slots.
+fn read_night(parquet: &Path, interval_s: u64, zone: Zone, own: &[IpAddr]) -> PolarsResult<Night> {
+    let step = i64::try_from(interval_s.max(1))
+        .unwrap_or(i64::MAX / 2_000_000_000)
+        .saturating_mul(1_000_000_000);
+    let base = LazyFrame::scan_parquet(
+        PlRefPath::try_from_path(parquet)?,
+        ScanArgsParquet::default(),
+    )?;
+    let head = base
+        .clone()
+        .select([col("ts").cast(DataType::Int64)])
+        .limit(1)
+        .collect()?;
+    let mut slot_ns = match i64s(&head, "ts")?.first() {
+        Some(&t) => gcd(step, zone.offset_s(t) * 1_000_000_000),
+        None => step,
+    };
+    // Three streaming queries, one after the other (one run with three sinks was no
+    // faster and held more memory).
+    let t = std::time::Instant::now();
+    let cube_df = cube_plan(base.clone(), slot_ns).collect_streaming()?;
+    let pings_df = pings_plan(base.clone()).collect_streaming()?;
+    let arp_df = arp_plan(base.clone()).collect_streaming()?;
+    let mut cube = cube_rows(&cube_df)?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis(),
+        cube_rows = cube.len(),
+        slot_s = slot_ns / 1_000_000_000,
+        "analyse: queries"
+    );
+    if let Some(first) = cube.iter().map(|r| r.first_ns).min() {
+        let off_ns = zone.offset_s(first) * 1_000_000_000;
+        if off_ns % slot_ns != 0 {
+            slot_ns = gcd(slot_ns, off_ns);
+            cube = cube_rows(&cube_plan(base, slot_ns).collect_streaming()?)?;
+        }
+    }
+    Ok(Night {
+        cube,
+        slot_ns,
+        pings: ping_rows(&pings_df, own)?,
+        arp: arp_rows(&arp_df)?,
+    })
 }
 
 /// Analyses one night's Parquet.
@@ -432,60 +712,112 @@ pub fn load(parquet: &Path) -> Result<LazyFrame> {
 /// # Errors
 /// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
 pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
-    let packets = load(parquet)?;
-    analyse_loaded(&packets, opts, parquet)
+    analyse_with_devices(parquet, opts).map(|(s, _)| s)
 }
 
-/// Analyses packets from [`load`] (read from `source`, named in errors).
+/// Analyses one night's Parquet, and lists its devices (see [`crate::devices`]).
 ///
 /// # Errors
-/// The time zone is unknown, or a query fails.
-pub fn analyse_loaded(lf: &LazyFrame, opts: &AnalyseOptions, source: &Path) -> Result<Summary> {
+/// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
+pub fn analyse_with_devices(
+    parquet: &Path,
+    opts: &AnalyseOptions,
+) -> Result<(Summary, Vec<crate::devices::Device>)> {
     let zone = Zone::parse(opts.timezone.as_deref())?;
-    summarise(lf, opts, zone).map_err(|e| AnalyseError::Polars {
-        path: source.display().to_string(),
-        source: e,
-    })
-}
-
-fn summarise(lf: &LazyFrame, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
+    let pe = |source| AnalyseError::Polars {
+        path: parquet.display().to_string(),
+        source,
+    };
     let t = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
-    let mut totals = totals(lf.clone(), zone)?;
-    lap("totals");
-    let pings = pings(lf.clone(), &opts.own_addresses)?;
-    lap("pings");
-    let (timeline, protocols) = timeline(lf.clone(), opts.interval_s, totals.first_ns, zone)?;
-    lap("timeline and protocols");
-    let pairs = pairs(lf.clone())?;
+    let night = read_night(parquet, opts.interval_s, zone, &opts.own_addresses).map_err(pe)?;
+    let summary = summarise(&night, opts, zone);
+    let devices = night_devices_of(&night);
+    lap("roll-ups");
+    Ok((summary, devices))
+}
+
+/// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
+/// local addresses only.
+///
+/// # Errors
+/// The Parquet cannot be read.
+pub fn night_devices(parquet: &Path) -> Result<Vec<crate::devices::Device>> {
+    let night =
+        read_night(parquet, 600, Zone::Local, &[]).map_err(|source| AnalyseError::Polars {
+            path: parquet.display().to_string(),
+            source,
+        })?;
+    Ok(night_devices_of(&night))
+}
+
+fn night_devices_of(night: &Night) -> Vec<crate::devices::Device> {
+    use crate::devices::{Device, is_local};
+    // (mac, ip, first, last, packets, bytes) of IP packets, then of ARP senders.
+    let ip_rows = night
+        .cube
+        .iter()
+        .filter_map(|r| match (&r.src_mac, &r.src, r.ip_version) {
+            (Some(mac), Some(ip), Some(_)) => {
+                Some((mac, ip, r.first_ns, r.last_ns, r.packets, r.bytes))
+            }
+            _ => None,
+        });
+    let arp_rows = night.arp.iter().filter_map(|a| {
+        a.mac
+            .as_ref()
+            .map(|mac| (mac, &a.ip, a.first_ns, a.last_ns, a.packets, a.bytes))
+    });
+    let mut by: BTreeMap<(&str, &str), Device> = BTreeMap::new();
+    for (mac, ip, first, last, packets, bytes) in ip_rows.chain(arp_rows) {
+        let d = by.entry((mac, ip)).or_insert_with(|| Device {
+            mac: mac.clone(),
+            ip: ip.clone(),
+            first_seen_ns: first,
+            last_seen_ns: last,
+            packets: 0,
+            bytes: 0,
+        });
+        d.first_seen_ns = d.first_seen_ns.min(first);
+        d.last_seen_ns = d.last_seen_ns.max(last);
+        d.packets += packets;
+        d.bytes += bytes;
+    }
+    let mut out: Vec<Device> = by
+        .into_values()
+        .filter(|d| is_local(&d.ip) && d.mac != "00:00:00:00:00:00" && d.mac != "ff:ff:ff:ff:ff:ff")
+        .collect();
+    out.sort();
+    out
+}
+
+fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> Summary {
+    let mut totals = totals(&night.cube, zone);
+    let (timeline, protocols) = timeline(night, opts.interval_s, totals.first_ns, zone);
+    let pairs = pairs(&night.cube);
     totals.hosts = u64::try_from(hosts(&pairs)).unwrap_or(u64::MAX);
     let (talkers_by_bytes, talkers_by_packets) = talkers(&pairs, opts.top_n);
     let conversations = conversations(&pairs, None)
         .into_iter()
         .take(opts.top_n)
         .collect();
-    lap("talkers and conversations");
-    let ports = ports(lf.clone(), opts.top_n)?;
-    lap("ports");
-    let arp = arp(lf.clone())?;
-    lap("arp");
-    Ok(Summary {
+    Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         night: night_of(totals.first_ns, zone, opts.window_start_min),
         timezone: zone.name(),
         capture: None,
         totals,
-        pings,
+        pings: night.pings.clone(),
         timeline,
         protocols,
         talkers_by_bytes,
         talkers_by_packets,
         conversations,
-        ports,
-        arp,
+        ports: ports(&night.cube, opts.top_n),
+        arp: arp(&night.arp),
         devices: None,
         history: Vec::new(),
-    })
+    }
 }
 
 /// The night a capture belongs to: the local date its window started. A first packet
@@ -507,178 +839,65 @@ fn night_of(first_ns: Option<i64>, zone: Zone, window_start_min: u32) -> String 
     date.format("%Y-%m-%d").to_string()
 }
 
-fn totals(lf: LazyFrame, zone: Zone) -> PolarsResult<Totals> {
-    let df = lf
-        .select([
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
-            col("ts").cast(DataType::Int64).min().alias("first"),
-            col("ts").cast(DataType::Int64).max().alias("last"),
-            col("ip_version")
-                .is_not_null()
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("ip_packets"),
-            col("decode_error")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("decode_errors"),
-        ])
-        .collect_streaming()?;
-    let one =
-        |name: &str| -> PolarsResult<u64> { Ok(u64s(&df, name)?.first().copied().unwrap_or(0)) };
-    let first = df.column("first")?.cast(&DataType::Int64)?.i64()?.get(0);
-    let last = df.column("last")?.cast(&DataType::Int64)?.i64()?.get(0);
-    Ok(Totals {
+fn totals(cube: &[CubeRow], zone: Zone) -> Totals {
+    let first = cube.iter().map(|r| r.first_ns).min();
+    let last = cube.iter().map(|r| r.last_ns).max();
+    Totals {
         first_ns: first,
         last_ns: last,
         first: first.map(|t| zone.format(t)),
         last: last.map(|t| zone.format(t)),
-        packets: one("packets")?,
-        bytes: one("bytes")?,
+        packets: cube.iter().map(|r| r.packets).sum(),
+        bytes: cube.iter().map(|r| r.bytes).sum(),
         hosts: 0,
-        ip_packets: one("ip_packets")?,
-        decode_errors: one("decode_errors")?,
-    })
-}
-
-fn echo(kind_v4: u8, kind_v6: u8) -> Expr {
-    (proto()
-        .eq(lit("ICMP"))
-        .and(col("icmp_type").eq(lit(kind_v4))))
-    .or(proto()
-        .eq(lit("ICMPv6"))
-        .and(col("icmp_type").eq(lit(kind_v6))))
-}
-
-fn pings(lf: LazyFrame, own: &[IpAddr]) -> PolarsResult<Vec<PingRow>> {
-    let keys = ["src", "dst", "icmp_id", "icmp_seq"];
-    let requests = lf
-        .clone()
-        .filter(echo(8, 128).and(col("src").is_not_null()))
-        .select(keys.map(col));
-    let replies = lf
-        .filter(echo(0, 129).and(col("dst").is_not_null()))
-        .select(keys.map(col));
-    let req_by_src = requests
-        .clone()
-        .group_by([col("src")])
-        .agg([len().cast(DataType::UInt64).alias("requests")]);
-    let rep_by_dst = replies
-        .clone()
-        .group_by([col("dst").alias("src")])
-        .agg([len().cast(DataType::UInt64).alias("replies")]);
-    // A request is answered when a reply goes back from its destination with the same id and seq.
-    let answered = replies
-        .select([
-            col("dst").alias("src"),
-            col("src").alias("dst"),
-            col("icmp_id"),
-            col("icmp_seq"),
-        ])
-        .unique(None, UniqueKeepStrategy::Any);
-    let unanswered = requests
-        .join(
-            answered,
-            keys.map(col),
-            keys.map(col),
-            JoinArgs::new(JoinType::Anti),
-        )
-        .group_by([col("src")])
-        .agg([len().cast(DataType::UInt64).alias("unanswered")]);
-    let df = req_by_src
-        .join(
-            rep_by_dst,
-            [col("src")],
-            [col("src")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            unanswered,
-            [col("src")],
-            [col("src")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .collect_streaming()?;
-    let own: Vec<String> = own.iter().map(ToString::to_string).collect();
-    let src = strs(&df, "src")?;
-    let requests = u64s(&df, "requests")?;
-    let replies = u64s(&df, "replies")?;
-    let unanswered = u64s(&df, "unanswered")?;
-    let mut rows: Vec<PingRow> = src
-        .into_iter()
-        .zip(requests)
-        .zip(replies)
-        .zip(unanswered)
-        .filter(|(((s, _), _), _)| !own.contains(s))
-        .map(|(((src, requests), replies), unanswered)| PingRow {
-            src,
-            requests,
-            replies,
-            unanswered,
-        })
-        .collect();
-    rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.src.cmp(&b.src)));
-    Ok(rows)
+        ip_packets: cube
+            .iter()
+            .filter(|r| r.ip_version.is_some())
+            .map(|r| r.packets)
+            .sum(),
+        decode_errors: cube.iter().map(|r| r.decode_errors).sum(),
+    }
 }
 
 /// Bins aligned to the local clock at the first packet: a DST change mid-night shifts the
 /// offset by whole hours, so bins stay aligned, and bins are absolute instants, so the
-/// repeated hour of a fall-back night is never merged into one bin. The protocol mix is
-/// the timeline's cells summed, so both come from one pass.
+/// repeated hour of a fall-back night is never merged into one bin. A cube slot lies in
+/// one bin (slots divide both the interval and the offset). The protocol mix is the
+/// timeline's cells summed.
 fn timeline(
-    lf: LazyFrame,
+    night: &Night,
     interval_s: u64,
     first: Option<i64>,
     zone: Zone,
-) -> PolarsResult<(Timeline, Vec<ProtocolRow>)> {
+) -> (Timeline, Vec<ProtocolRow>) {
     let Some(first) = first else {
-        return Ok((
+        return (
             Timeline {
                 interval_s,
                 bins: Vec::new(),
             },
             Vec::new(),
-        ));
+        );
     };
     let off_ns = zone.offset_s(first) * 1_000_000_000;
-    let step = i64::try_from(interval_s)
+    let step = i64::try_from(interval_s.max(1))
         .unwrap_or(i64::MAX / 2_000_000_000)
-        .saturating_mul(1_000_000_000);
+        .saturating_mul(1_000_000_000)
+        .max(night.slot_ns);
     // Floor to the bin as x - x % step (timestamps are after 1970, so x >= 0).
-    let local = col("ts").cast(DataType::Int64) + lit(off_ns);
-    let bin = local.clone() - local % lit(step) - lit(off_ns);
-    // One u64 key (bin number from the first bin, protocol code) groups much faster
-    // than two columns. Every bin is the first bin plus a whole number of steps.
-    let first_local = first + off_ns;
-    let first_bin = first_local - first_local % step - off_ns;
-    let bin_no = ((bin.clone() - lit(first_bin)) / lit(step)).cast(DataType::UInt64);
-    let df = lf
-        .select([
-            bin.alias("bin"),
-            (bin_no * lit(1u64 << 32) + code("protocol")).alias("key"),
-            proto().alias("protocol"),
-            col("wire_len"),
-        ])
-        .group_by([col("key")])
-        .agg([
-            col("bin").first(),
-            col("protocol").first(),
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
-        ])
-        .collect_streaming()?;
-    let mut cells: Vec<(i64, String, u64, u64)> = i64s(&df, "bin")?
-        .into_iter()
-        .zip(strs(&df, "protocol")?)
-        .zip(u64s(&df, "packets")?)
-        .zip(u64s(&df, "bytes")?)
-        .map(|(((b, p), n), by)| (b, p, n, by))
-        .collect();
-    cells.sort_unstable_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+    let bin_of = |slot: i64| {
+        let local = slot + off_ns;
+        local - local.rem_euclid(step) - off_ns
+    };
+    let mut cells: BTreeMap<(i64, &str), (u64, u64)> = BTreeMap::new();
+    for r in &night.cube {
+        let c = cells.entry((bin_of(r.slot), &r.protocol)).or_default();
+        c.0 += r.packets;
+        c.1 += r.bytes;
+    }
     let mut bins: Vec<TimeBin> = Vec::new();
     let mut mix: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (b, p, n, by) in cells {
+    for ((b, p), (n, by)) in cells {
         if bins.last().is_none_or(|l| l.start_ns != b) {
             bins.push(TimeBin {
                 start: zone.format(b),
@@ -686,13 +905,13 @@ fn timeline(
                 ..TimeBin::default()
             });
         }
-        let m = mix.entry(p.clone()).or_default();
+        let m = mix.entry(p.to_string()).or_default();
         m.0 += n;
         m.1 += by;
         if let Some(last) = bins.last_mut() {
             last.packets += n;
             last.bytes += by;
-            *last.packets_by_protocol.entry(p).or_default() += n;
+            *last.packets_by_protocol.entry(p.to_string()).or_default() += n;
         }
     }
     let mut protocols: Vec<ProtocolRow> = mix
@@ -708,12 +927,11 @@ fn timeline(
             .cmp(&a.packets)
             .then_with(|| a.protocol.cmp(&b.protocol))
     });
-    Ok((Timeline { interval_s, bins }, protocols))
+    (Timeline { interval_s, bins }, protocols)
 }
 
-/// Packets and bytes per direction of every IP address pair: one group-by on the
-/// address codes, small enough (one row per pair that talked) that talkers, hosts and
-/// conversations are derived from it without another pass over the packets.
+/// Packets and bytes per direction of every IP address pair, from the cube: talkers,
+/// hosts and conversations are derived from it.
 #[derive(Debug, Clone)]
 struct Pair {
     src: String,
@@ -723,39 +941,22 @@ struct Pair {
     bytes: u64,
 }
 
-fn pairs(lf: LazyFrame) -> PolarsResult<Vec<Pair>> {
-    let df = lf
-        .filter(
-            col("ip_version")
-                .is_not_null()
-                .and(col("src").is_not_null())
-                .and(col("dst").is_not_null()),
-        )
-        .group_by([(code("src") * lit(1u64 << 32) + code("dst")).alias("key")])
-        .agg([
-            col("src").first(),
-            col("dst").first(),
-            col("ip_version").first(),
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
-        ])
-        .collect_streaming()?;
-    let (src, dst) = (strs(&df, "src")?, strs(&df, "dst")?);
-    let version = u64s(&df, "ip_version")?;
-    let (p, b) = (u64s(&df, "packets")?, u64s(&df, "bytes")?);
-    Ok(src
-        .into_iter()
-        .zip(dst)
-        .zip(version)
-        .zip(p.into_iter().zip(b))
-        .map(|(((src, dst), v), (packets, bytes))| Pair {
-            src,
-            dst,
-            version: u8::try_from(v).unwrap_or(0),
-            packets,
-            bytes,
-        })
-        .collect())
+fn pairs(cube: &[CubeRow]) -> Vec<Pair> {
+    let mut by: BTreeMap<(&str, &str), Pair> = BTreeMap::new();
+    for r in cube {
+        if let (Some(src), Some(dst), Some(v)) = (&r.src, &r.dst, r.ip_version) {
+            let p = by.entry((src, dst)).or_insert_with(|| Pair {
+                src: src.clone(),
+                dst: dst.clone(),
+                version: v,
+                packets: 0,
+                bytes: 0,
+            });
+            p.packets += r.packets;
+            p.bytes += r.bytes;
+        }
+    }
+    by.into_values().collect()
 }
 
 /// Distinct addresses among IP packets' sources and destinations.
@@ -797,10 +998,12 @@ fn endpoint_rows(pairs: &[Pair], version: Option<u8>) -> Vec<Talker> {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Endpoint>> {
-    let pairs = pairs(load(parquet)?).map_err(|source| AnalyseError::Polars {
-        path: parquet.display().to_string(),
-        source,
-    })?;
+    let pairs = pairs(
+        &cube(parquet, 60_000_000_000).map_err(|source| AnalyseError::Polars {
+            path: parquet.display().to_string(),
+            source,
+        })?,
+    );
     Ok(endpoint_rows(&pairs, Some(version))
         .into_iter()
         .map(|t| {
@@ -876,10 +1079,12 @@ fn conversations(pairs: &[Pair], version: Option<u8>) -> Vec<Conversation> {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn all_conversations(parquet: &Path, version: u8) -> Result<Vec<Conversation>> {
-    let pairs = pairs(load(parquet)?).map_err(|source| AnalyseError::Polars {
-        path: parquet.display().to_string(),
-        source,
-    })?;
+    let pairs = pairs(
+        &cube(parquet, 60_000_000_000).map_err(|source| AnalyseError::Polars {
+            path: parquet.display().to_string(),
+            source,
+        })?,
+    );
     Ok(conversations(&pairs, Some(version)))
 }
 
@@ -944,41 +1149,23 @@ fn service_name(proto: &str, port: u16) -> &'static str {
 
 /// Top services: for each TCP/UDP packet the lower of its two ports (the service side,
 /// as a rule), most packets first.
-fn ports(lf: LazyFrame, top_n: usize) -> PolarsResult<Vec<PortRow>> {
-    let lower = when(col("src_port").lt(col("dst_port")))
-        .then(col("src_port"))
-        .otherwise(col("dst_port"));
-    let df = lf
-        .filter(
-            col("src_port")
-                .is_not_null()
-                .and(col("dst_port").is_not_null()),
-        )
-        .select([
-            proto().alias("protocol"),
-            lower.alias("port"),
-            col("wire_len").cast(DataType::UInt64),
-        ])
-        .group_by([col("protocol"), col("port")])
-        .agg([
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").sum().alias("bytes"),
-        ])
-        .collect_streaming()?;
-    let protos = strs(&df, "protocol")?;
-    let ports = u64s(&df, "port")?;
-    let p = u64s(&df, "packets")?;
-    let b = u64s(&df, "bytes")?;
-    let mut rows: Vec<PortRow> = (0..protos.len())
-        .map(|i| {
-            let port = u16::try_from(ports[i]).unwrap_or(0);
-            PortRow {
-                service: service_name(&protos[i], port).to_string(),
-                protocol: protos[i].clone(),
-                port,
-                packets: p[i],
-                bytes: b[i],
-            }
+fn ports(cube: &[CubeRow], top_n: usize) -> Vec<PortRow> {
+    let mut by: BTreeMap<(&str, u16), (u64, u64)> = BTreeMap::new();
+    for r in cube {
+        if let Some(port) = r.port {
+            let c = by.entry((&r.protocol, port)).or_default();
+            c.0 += r.packets;
+            c.1 += r.bytes;
+        }
+    }
+    let mut rows: Vec<PortRow> = by
+        .into_iter()
+        .map(|((protocol, port), (packets, bytes))| PortRow {
+            service: service_name(protocol, port).to_string(),
+            protocol: protocol.to_string(),
+            port,
+            packets,
+            bytes,
         })
         .collect();
     rows.sort_by(|x, y| {
@@ -987,42 +1174,21 @@ fn ports(lf: LazyFrame, top_n: usize) -> PolarsResult<Vec<PortRow>> {
             .then_with(|| (&x.protocol, x.port).cmp(&(&y.protocol, y.port)))
     });
     rows.truncate(top_n);
-    Ok(rows)
+    rows
 }
 
 /// Who is on the LAN: ARP senders (IP and MAC), with their requests and replies.
-fn arp(lf: LazyFrame) -> PolarsResult<Vec<ArpRow>> {
-    let df = lf
-        .filter(
-            col("arp_op")
-                .is_not_null()
-                .and(col("arp_sender_ip").is_not_null()),
-        )
-        .select([
-            col("arp_sender_ip").alias("ip"),
-            col("src_mac").alias("mac"),
-            col("arp_op")
-                .eq(lit(1u16))
-                .cast(DataType::UInt64)
-                .alias("req"),
-            col("arp_op")
-                .eq(lit(2u16))
-                .cast(DataType::UInt64)
-                .alias("rep"),
-        ])
-        .group_by([col("ip"), col("mac")])
-        .agg([col("req").sum(), col("rep").sum()])
-        .sort(["ip", "mac"], SortMultipleOptions::default())
-        .collect_streaming()?;
-    let (ip, mac) = (strs(&df, "ip")?, strs(&df, "mac")?);
-    let (req, rep) = (u64s(&df, "req")?, u64s(&df, "rep")?);
-    Ok((0..ip.len())
-        .map(|i| ArpRow {
-            ip: ip[i].clone(),
-            mac: mac[i].clone(),
-            requests: req[i],
-            replies: rep[i],
+fn arp(senders: &[ArpSender]) -> Vec<ArpRow> {
+    let mut rows: Vec<ArpRow> = senders
+        .iter()
+        .filter(|a| a.ip != "0.0.0.0")
+        .map(|a| ArpRow {
+            ip: a.ip.clone(),
+            mac: a.mac.clone().unwrap_or_default(),
+            requests: a.requests,
+            replies: a.replies,
         })
-        .filter(|r| r.ip != "0.0.0.0")
-        .collect())
+        .collect();
+    rows.sort_by(|x, y| (&x.ip, &x.mac).cmp(&(&y.ip, &y.mac)));
+    rows
 }

@@ -185,7 +185,11 @@ impl ChartRenderer {
     pub fn new() -> Result<Self, ChartError> {
         let t = Instant::now();
         let (fontdb, sans_family) = load_fonts()?;
-        tracing::debug!(ms = t.elapsed().as_millis(), faces = fontdb.len(), "charts: fonts loaded");
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            faces = fontdb.len(),
+            "charts: fonts loaded"
+        );
         let runtime = Runtime::new().map_err(|e| ChartError::Engine(one_line(&e.to_string())))?;
         runtime.set_memory_limit(JS_MEMORY_LIMIT);
         let deadline: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
@@ -294,7 +298,11 @@ impl ChartRenderer {
         let svg = self.render_svg(chart, width, height)?;
         let svg_ms = t.elapsed().as_secs_f64() * 1e3;
         let img = self.rasterize(&svg, width, height, scale);
-        tracing::debug!(svg_ms, raster_ms = t.elapsed().as_secs_f64() * 1e3 - svg_ms, "charts: drawn");
+        tracing::debug!(
+            svg_ms,
+            raster_ms = t.elapsed().as_secs_f64() * 1e3 - svg_ms,
+            "charts: drawn"
+        );
         img
     }
 

@@ -10,7 +10,6 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analyse::CollectStreaming as _;
 use crate::fsutil::AtomicFile;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,54 +79,7 @@ fn pe(path: &Path) -> impl Fn(PolarsError) -> DevicesError + '_ {
 /// # Errors
 /// The Parquet cannot be read.
 pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
-    let lf = crate::analyse::load(parquet)?;
-    night_devices_loaded(lf).map_err(pe(parquet))
-}
-
-/// As [`night_devices`], from the packets [`crate::analyse::load`] read.
-///
-/// # Errors
-/// A query fails.
-pub fn night_devices_loaded(lf: LazyFrame) -> PolarsResult<Vec<Device>> {
-    let ip_src = lf
-        .clone()
-        .filter(
-            col("src_mac")
-                .is_not_null()
-                .and(col("ip_version").is_not_null())
-                .and(col("src").is_not_null()),
-        )
-        .select([
-            col("src_mac").alias("mac"),
-            col("src").alias("ip"),
-            col("ts"),
-            col("wire_len"),
-        ]);
-    let arp_src = lf
-        .filter(
-            col("src_mac")
-                .is_not_null()
-                .and(col("arp_sender_ip").is_not_null()),
-        )
-        .select([
-            col("src_mac").alias("mac"),
-            col("arp_sender_ip").alias("ip"),
-            col("ts"),
-            col("wire_len"),
-        ]);
-    let df = concat([ip_src, arp_src], UnionArgs::default())?
-        .group_by([col("mac"), col("ip")])
-        .agg([
-            col("ts").cast(DataType::Int64).min().alias("first"),
-            col("ts").cast(DataType::Int64).max().alias("last"),
-            len().cast(DataType::UInt64).alias("packets"),
-            col("wire_len").cast(DataType::UInt64).sum().alias("bytes"),
-        ])
-        .collect_streaming()?;
-    let mut out = rows(&df)?;
-    out.retain(|d| is_local(&d.ip) && d.mac != "00:00:00:00:00:00" && d.mac != "ff:ff:ff:ff:ff:ff");
-    out.sort();
-    Ok(out)
+    Ok(crate::analyse::night_devices(parquet)?)
 }
 
 fn rows(df: &DataFrame) -> PolarsResult<Vec<Device>> {

@@ -105,15 +105,8 @@ pub fn analyse_night(
     {
         opts.own_addresses = own_addresses_from_capture(c);
     }
-    let t = std::time::Instant::now();
-    let packets = analyse::load(&parquet)?;
-    tracing::debug!(ms = t.elapsed().as_millis(), "analyse: load");
-    let polars_err = |e| anyhow::anyhow!("{}: {e}", parquet.display());
-    let mut summary = analyse::analyse_loaded(&packets, &opts, &parquet)?;
+    let (mut summary, tonight) = analyse::analyse_with_devices(&parquet, &opts)?;
     summary.capture = capture.as_ref().map(capture_health);
-    let t = std::time::Instant::now();
-    let tonight = devices::night_devices_loaded(packets).map_err(polars_err)?;
-    tracing::debug!(ms = t.elapsed().as_millis(), "analyse: devices");
     if let Some(state) = state_dir {
         let rep = devices::update(
             &state.join("devices.parquet"),
@@ -280,7 +273,11 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
             let bytes = renderer
                 .render_jpeg(&d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)
                 .with_context(|| format!("rendering chart {}", d.id))?;
-            tracing::debug!(ms = t.elapsed().as_millis(), chart = d.id, "charts: rendered");
+            tracing::debug!(
+                ms = t.elapsed().as_millis(),
+                chart = d.id,
+                "charts: rendered"
+            );
             out.push((
                 i,
                 ChartImage {
