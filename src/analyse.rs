@@ -26,6 +26,11 @@ pub enum AnalyseError {
     Polars { path: String, source: PolarsError },
     #[error("unknown time zone {0:?}")]
     TimeZone(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = AnalyseError> = std::result::Result<T, E>;
@@ -724,6 +729,11 @@ pub fn analyse_with_devices(
     opts: &AnalyseOptions,
 ) -> Result<(Summary, Vec<crate::devices::Device>)> {
     let zone = Zone::parse(opts.timezone.as_deref())?;
+    // Checked here so that a missing file is named once (polars repeats the path).
+    std::fs::metadata(parquet).map_err(|source| AnalyseError::Io {
+        path: parquet.display().to_string(),
+        source,
+    })?;
     let pe = |source| AnalyseError::Polars {
         path: parquet.display().to_string(),
         source,

@@ -179,7 +179,7 @@ pub fn main() -> ExitCode {
     match run(cli.command, &config_path) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("netdigest: {}", one_line(&format!("{e:#}")));
+            eprintln!("netdigest: {}", one_line(&error_chain(&e)));
             if e.downcast_ref::<config::ConfigError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -190,6 +190,24 @@ pub fn main() -> ExitCode {
 }
 
 /// Messages are one line: join anything multi-line.
+/// An error and its causes, joined with ": ", leaving out a cause whose text the message
+/// already holds (our errors name the file and include their source's text, so
+/// anyhow's `{:#}` would print it twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
@@ -647,4 +665,23 @@ fn demo(out: &Path, config_path: &Path) -> anyhow::Result<ExitCode> {
     let code = run_night(&[pcap], out, &cfg, &opts)?;
     println!("demo: tshark-style CSV: {}", csv.display());
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chain_prints_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(crate::convert::ConvertError::Output {
+            path: "/x/packets.parquet".into(),
+            source: io,
+        })
+        .context("writing the night");
+        assert_eq!(
+            super::error_chain(&e),
+            "writing the night: /x/packets.parquet: No such file or directory"
+        );
+        let plain = anyhow::anyhow!("outer").context("ctx");
+        assert_eq!(super::error_chain(&plain), "ctx: outer");
+    }
 }
