@@ -23,8 +23,8 @@
 //! over as `NETDIGEST_ECHARTS_BYTECODE`) with the same QuickJS the binary embeds
 //! (`rquickjs`, one version in Cargo.lock): parsing the 1 MB script took 85 of the
 //! 98 ms a report spent starting the chart renderer; loading the bytecode takes 8 ms.
-//! The bytecode is little-endian, as every target this project builds for (x86_64,
-//! aarch64); a big-endian target gets none and the script is parsed at run time.
+//! Only native builds get it (host = target, little-endian): a cross build (cross/,
+//! pkgsCross) embeds none and parses the script at start, as before.
 //!
 //! Reruns only when Cargo.lock, this file, the script or the variable change, so it
 //! costs nothing on ordinary rebuilds.
@@ -45,15 +45,22 @@ fn main() {
             println!("cargo:rustc-env=NETDIGEST_ECHARTS_JS={}", path.display());
             let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
             let bytecode = out_dir.join("echarts.qjsbc");
+            // Only when the build runs on the target's own architecture: QuickJS's
+            // bytecode is meant for the engine build that wrote it, and loading it
+            // is trusted (see src/chart.rs). Cross builds parse the script at start.
+            let native = env::var("HOST").ok() == env::var("TARGET").ok();
             let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() == Ok("little");
-            let written = if little {
-                compile_bytecode(&path, &bytecode)
+            let written = if native && little {
+                compile_bytecode(&path, &bytecode).inspect_err(|why| {
+                    println!(
+                        "cargo:warning=ECharts bytecode not built ({why}); charts start slower"
+                    );
+                })
             } else {
-                Err("big-endian target".to_string())
+                Err("cross build".to_string())
             };
-            if let Err(why) = written {
+            if written.is_err() {
                 // Not fatal: the renderer parses the script instead (slower start).
-                println!("cargo:warning=ECharts bytecode not built ({why}); charts start slower");
                 if let Err(e) = std::fs::write(&bytecode, b"") {
                     eprintln!("netdigest build: {}: {e}", bytecode.display());
                     std::process::exit(1);

@@ -438,7 +438,7 @@ fn load_echarts_bytecode(ctx: &rquickjs::Ctx<'_>) -> rquickjs::Result<bool> {
     // bytecode is undefined behaviour, as in QuickJS's own JS_ReadObject). These bytes
     // are compiled into the binary: build.rs wrote them with `Module::write` from the
     // ECharts script, with the QuickJS of the same rquickjs version (one entry in
-    // Cargo.lock) and little-endian only for little-endian targets. They are never read
+    // Cargo.lock), in native builds only (host = target). They are never read
     // from a file or the network at run time. A version mismatch is an error, handled.
     #[allow(unsafe_code)]
     let module = unsafe { rquickjs::Module::load(ctx.clone(), ECHARTS_BYTECODE) };
@@ -1019,6 +1019,24 @@ mod tests {
         // Still usable afterwards.
         assert!(r.render_png(&pie_chart(), W, H).is_ok());
         assert_eq!(one_line("  a \n\n b\tc "), "a b c");
+    }
+
+    #[test]
+    fn echarts_bytecode_is_embedded_and_defines_echarts() {
+        // Native builds (as tests are) embed the bytecode build.rs compiled.
+        assert!(!ECHARTS_BYTECODE.is_empty(), "build.rs wrote no bytecode");
+        let rt = Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::full(&rt).unwrap_or_else(|e| panic!("{e}"));
+        ctx.with(|ctx| {
+            ctx.eval::<(), _>(RUNTIME_JS)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let loaded = load_echarts_bytecode(&ctx).unwrap_or_else(|e| panic!("{e}"));
+            assert!(loaded, "QuickJS refused the bytecode");
+            let ok: bool = ctx
+                .eval("typeof echarts.init === 'function' && typeof echarts.use === 'function'")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(ok, "the bytecode did not define echarts");
+        });
     }
 
     #[test]
