@@ -437,7 +437,7 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a.abs() } else { gcd(b, a % b) }
 }
 
-pub(crate) fn opt_strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
+fn opt_strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
     let s = df.column(name)?.cast(&DataType::String)?;
     Ok(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
 }
@@ -750,18 +750,6 @@ pub fn analyse_with_devices(
 
 /// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
 /// local addresses only.
-///
-/// # Errors
-/// The Parquet cannot be read.
-pub fn night_devices(parquet: &Path) -> Result<Vec<crate::devices::Device>> {
-    let night =
-        read_night(parquet, 600, Zone::Local, &[]).map_err(|source| AnalyseError::Polars {
-            path: parquet.display().to_string(),
-            source,
-        })?;
-    Ok(night_devices_of(&night))
-}
-
 fn night_devices_of(night: &Night) -> Vec<crate::devices::Device> {
     use crate::devices::{Device, is_local};
     // (mac, ip, first, last, packets, bytes) of IP packets, then of ARP senders.

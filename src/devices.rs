@@ -73,15 +73,6 @@ fn pe(path: &Path) -> impl Fn(PolarsError) -> DevicesError + '_ {
     }
 }
 
-/// The devices in a night's Parquet: (source MAC, source IP) of IP packets from local
-/// addresses, plus ARP senders.
-///
-/// # Errors
-/// The Parquet cannot be read.
-pub fn night_devices(parquet: &Path) -> Result<Vec<Device>> {
-    Ok(crate::analyse::night_devices(parquet)?)
-}
-
 fn rows(df: &DataFrame) -> PolarsResult<Vec<Device>> {
     use crate::analyse::{i64s as i, strs as s, u64s as u};
     let (mac, ip, first, last, packets, bytes) = (
