@@ -305,12 +305,6 @@ fn scan(path: &Path) -> Result<LazyFrame> {
     LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(err)
 }
 
-/// The protocol column (categorical: compared with text literals and grouped on its
-/// codes; results are turned into text by [`strs`]).
-fn proto() -> Expr {
-    col("protocol")
-}
-
 pub(crate) fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let s = df.column(name)?.cast(&DataType::UInt64)?;
     Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
@@ -447,16 +441,100 @@ fn opt_u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<u64>>> {
     Ok(s.u64()?.iter().collect())
 }
 
+/// The address and protocol tables `convert` writes in the Parquet footer: with them
+/// the queries group on the small integer columns `src_id`, `dst_id`, `src_mac_id` and
+/// `protocol_id` instead of hashing text on every row, and only the few result rows are
+/// turned back into text. Files without complete tables (other writers, or a night with
+/// more distinct addresses than ids) are read through the text columns.
+struct Tables {
+    addresses: Vec<String>,
+    protocols: Vec<String>,
+}
+
+impl Tables {
+    fn read(parquet: &Path) -> Option<Self> {
+        let mut f = std::fs::File::open(parquet).ok()?;
+        let meta = polars_parquet::read::read_metadata(&mut f).ok()?;
+        let kv = meta.key_value_metadata.as_ref()?;
+        let table = |key: &str| -> Option<Vec<String>> {
+            let v = kv.iter().find(|kv| kv.key == key)?.value.as_deref()?;
+            Some(if v.is_empty() {
+                Vec::new()
+            } else {
+                v.split('\n').map(str::to_string).collect()
+            })
+        };
+        let tables = Tables {
+            addresses: table(crate::convert::ADDRESSES_KEY)?,
+            protocols: table(crate::convert::PROTOCOLS_KEY)?,
+        };
+        let schema = meta.schema();
+        let has = |name: &str| schema.fields().iter().any(|f| f.name() == name);
+        ["src_id", "dst_id", "src_mac_id", "protocol_id"]
+            .iter()
+            .all(|c| has(c))
+            .then_some(tables)
+    }
+
+    /// The query column for a key: its id column when the tables are there.
+    fn key(tables: Option<&Self>, name: &str) -> Expr {
+        match tables {
+            Some(_) => col(format!("{name}_id")).alias(name),
+            None => col(name),
+        }
+    }
+
+    /// A result column of keys back as text (ids through the table).
+    fn texts(
+        tables: Option<&Self>,
+        df: &DataFrame,
+        name: &str,
+    ) -> PolarsResult<Vec<Option<String>>> {
+        let Some(t) = tables else {
+            return opt_strs(df, name);
+        };
+        let table = if name == "protocol" {
+            &t.protocols
+        } else {
+            &t.addresses
+        };
+        let ids = df.column(name)?.cast(&DataType::UInt32)?;
+        ids.u32()?
+            .iter()
+            .map(|id| {
+                id.filter(|&id| id != u32::from(crate::convert::NO_ID))
+                    .map(|id| {
+                        usize::try_from(id)
+                            .ok()
+                            .and_then(|i| table.get(i))
+                            .cloned()
+                            .ok_or_else(|| {
+                                PolarsError::ComputeError(
+                                    format!("{name} id {id} is not in the file's table").into(),
+                                )
+                            })
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+}
+
 /// The cube, grouped on the streaming engine straight from the Parquet: memory is
 /// bounded by the number of distinct keys (thousands on a home network), not by the
 /// number of packets.
 fn cube(parquet: &Path, slot_ns: i64) -> PolarsResult<Vec<CubeRow>> {
     let p = PlRefPath::try_from_path(parquet)?;
     let base = LazyFrame::scan_parquet(p, ScanArgsParquet::default())?;
-    cube_rows(&cube_plan(base, slot_ns).collect_streaming()?)
+    let tables = Tables::read(parquet);
+    cube_rows(
+        &cube_plan(base, slot_ns, tables.as_ref()).collect_streaming()?,
+        tables.as_ref(),
+    )
 }
 
-fn cube_plan(base: LazyFrame, slot_ns: i64) -> LazyFrame {
+fn cube_plan(base: LazyFrame, slot_ns: i64, tables: Option<&Tables>) -> LazyFrame {
+    let key = |name: &str| Tables::key(tables, name);
     let ts = col("ts").cast(DataType::Int64);
     let both = col("src_port")
         .is_not_null()
@@ -468,12 +546,12 @@ fn cube_plan(base: LazyFrame, slot_ns: i64) -> LazyFrame {
         .otherwise(lit(NULL).cast(DataType::UInt16));
     base.select([
         (ts.clone() - ts.clone() % lit(slot_ns)).alias("slot"),
-        proto().alias("protocol"),
-        col("src"),
-        col("dst"),
+        key("protocol"),
+        key("src"),
+        key("dst"),
         col("ip_version"),
         port.alias("port"),
-        col("src_mac"),
+        key("src_mac"),
         ts.alias("ts"),
         col("wire_len").cast(DataType::UInt64),
         col("decode_error").is_not_null().alias("error"),
@@ -496,13 +574,13 @@ fn cube_plan(base: LazyFrame, slot_ns: i64) -> LazyFrame {
     ])
 }
 
-fn cube_rows(df: &DataFrame) -> PolarsResult<Vec<CubeRow>> {
+fn cube_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<CubeRow>> {
     let slot = i64s(df, "slot")?;
-    let protocol = strs(df, "protocol")?;
+    let protocol = Tables::texts(tables, df, "protocol")?;
     let (src, dst, mac) = (
-        opt_strs(df, "src")?,
-        opt_strs(df, "dst")?,
-        opt_strs(df, "src_mac")?,
+        Tables::texts(tables, df, "src")?,
+        Tables::texts(tables, df, "dst")?,
+        Tables::texts(tables, df, "src_mac")?,
     );
     let (version, port) = (opt_u64s(df, "ip_version")?, opt_u64s(df, "port")?);
     let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
@@ -519,7 +597,7 @@ fn cube_rows(df: &DataFrame) -> PolarsResult<Vec<CubeRow>> {
     {
         rows.push(CubeRow {
             slot,
-            protocol,
+            protocol: protocol.unwrap_or_default(),
             src,
             dst,
             ip_version: version[i].and_then(|v| u8::try_from(v).ok()),
@@ -535,25 +613,39 @@ fn cube_rows(df: &DataFrame) -> PolarsResult<Vec<CubeRow>> {
     Ok(rows)
 }
 
+/// ICMP (IP protocol 1) or ICMPv6 (58) messages of the given type. `icmp_type` is set
+/// only on frames decoded as ICMP/ICMPv6, so this is the same set as testing the
+/// `protocol` text, without reading that column.
 fn echo(kind_v4: u8, kind_v6: u8) -> Expr {
-    (proto()
-        .eq(lit("ICMP"))
+    (col("ip_proto")
+        .eq(lit(1u8))
         .and(col("icmp_type").eq(lit(kind_v4))))
-    .or(proto()
-        .eq(lit("ICMPv6"))
+    .or(col("ip_proto")
+        .eq(lit(58u8))
         .and(col("icmp_type").eq(lit(kind_v6))))
 }
 
 /// Echo requests per source, replies it received, and requests no reply answered (same
 /// peer, identifier and sequence number): requests and replies are grouped together on
 /// (initiator, responder, id, seq), so matching needs no join.
-fn pings_plan(base: LazyFrame) -> LazyFrame {
+fn pings_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
     let request = echo(8, 128);
-    // Addresses as codes of one categorical mapping, so an exchange is keyed by two
-    // integers: (initiator, responder) and (id, seq) (null id/seq: a code of their own).
+    // Addresses as integers (their ids, or else codes of one categorical mapping), so
+    // an exchange is keyed by two integers: (initiator, responder) and (id, seq) (null
+    // id/seq: a code of their own).
     let cat = || DataType::from_categories(Categories::global());
-    let code = |e: Expr| e.to_physical().cast(DataType::UInt64);
-    let (src, dst) = (col("src").cast(cat()), col("dst").cast(cat()));
+    // An id column with "no address" as null, as in the text column.
+    let id = |name: &str| {
+        when(col(name).eq(lit(crate::convert::NO_ID)))
+            .then(lit(NULL).cast(DataType::UInt16))
+            .otherwise(col(name))
+    };
+    let (src, dst, code): (Expr, Expr, fn(Expr) -> Expr) = match tables {
+        Some(_) => (id("src_id"), id("dst_id"), |e| e.cast(DataType::UInt64)),
+        None => (col("src").cast(cat()), col("dst").cast(cat()), |e| {
+            e.to_physical().cast(DataType::UInt64)
+        }),
+    };
     let initiator = when(request.clone())
         .then(src.clone())
         .otherwise(dst.clone());
@@ -590,9 +682,16 @@ fn pings_plan(base: LazyFrame) -> LazyFrame {
         .filter(col("requests").gt(lit(0u64)))
 }
 
-fn ping_rows(df: &DataFrame, own: &[IpAddr]) -> PolarsResult<Vec<PingRow>> {
+fn ping_rows(
+    df: &DataFrame,
+    own: &[IpAddr],
+    tables: Option<&Tables>,
+) -> PolarsResult<Vec<PingRow>> {
     let own: Vec<String> = own.iter().map(ToString::to_string).collect();
-    let src = strs(df, "initiator")?;
+    let src: Vec<String> = Tables::texts(tables, df, "initiator")?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
     let requests = u64s(df, "requests")?;
     let replies = u64s(df, "replies")?;
     let unanswered = u64s(df, "unanswered")?;
@@ -614,7 +713,7 @@ fn ping_rows(df: &DataFrame, own: &[IpAddr]) -> PolarsResult<Vec<PingRow>> {
 }
 
 /// ARP packets per (sender IP, source MAC): the ARP section and the ARP half of devices.
-fn arp_plan(base: LazyFrame) -> LazyFrame {
+fn arp_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
     let ts = col("ts").cast(DataType::Int64);
     base.filter(
         col("arp_op")
@@ -623,7 +722,7 @@ fn arp_plan(base: LazyFrame) -> LazyFrame {
     )
     .group_by([
         col("arp_sender_ip").alias("ip"),
-        col("src_mac").alias("mac"),
+        Tables::key(tables, "src_mac").alias("mac"),
     ])
     .agg([
         col("arp_op")
@@ -643,8 +742,8 @@ fn arp_plan(base: LazyFrame) -> LazyFrame {
     ])
 }
 
-fn arp_rows(df: &DataFrame) -> PolarsResult<Vec<ArpSender>> {
-    let (ip, mac) = (strs(df, "ip")?, opt_strs(df, "mac")?);
+fn arp_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<ArpSender>> {
+    let (ip, mac) = (strs(df, "ip")?, Tables::texts(tables, df, "mac")?);
     let (req, rep) = (u64s(df, "requests")?, u64s(df, "replies")?);
     let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
     let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);
@@ -688,13 +787,20 @@ fn read_night(parquet: &Path, interval_s: u64, zone: Zone, own: &[IpAddr]) -> Po
     // Three streaming queries, one after the other (one run with three sinks was no
     // faster and held more memory).
     let t = std::time::Instant::now();
-    let cube_df = cube_plan(base.clone(), slot_ns).collect_streaming()?;
-    let pings_df = pings_plan(base.clone()).collect_streaming()?;
-    let arp_df = arp_plan(base.clone()).collect_streaming()?;
-    let mut cube = cube_rows(&cube_df)?;
+    let tables = Tables::read(parquet);
+    let tables = tables.as_ref();
+    let cube_df = cube_plan(base.clone(), slot_ns, tables).collect_streaming()?;
+    let cube_ms = t.elapsed().as_millis();
+    let pings_df = pings_plan(base.clone(), tables).collect_streaming()?;
+    let pings_ms = t.elapsed().as_millis() - cube_ms;
+    let arp_df = arp_plan(base.clone(), tables).collect_streaming()?;
+    let mut cube = cube_rows(&cube_df, tables)?;
     tracing::debug!(
         ms = t.elapsed().as_millis(),
+        cube_ms,
+        pings_ms,
         cube_rows = cube.len(),
+        id_keys = tables.is_some(),
         slot_s = slot_ns / 1_000_000_000,
         "analyse: queries"
     );
@@ -702,14 +808,17 @@ fn read_night(parquet: &Path, interval_s: u64, zone: Zone, own: &[IpAddr]) -> Po
         let off_ns = zone.offset_s(first) * 1_000_000_000;
         if off_ns % slot_ns != 0 {
             slot_ns = gcd(slot_ns, off_ns);
-            cube = cube_rows(&cube_plan(base, slot_ns).collect_streaming()?)?;
+            cube = cube_rows(
+                &cube_plan(base, slot_ns, tables).collect_streaming()?,
+                tables,
+            )?;
         }
     }
     Ok(Night {
         cube,
         slot_ns,
-        pings: ping_rows(&pings_df, own)?,
-        arp: arp_rows(&arp_df)?,
+        pings: ping_rows(&pings_df, own, tables)?,
+        arp: arp_rows(&arp_df, tables)?,
     })
 }
 

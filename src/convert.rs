@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
+use polars_arrow::array::{DictionaryArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::bitmap::{Bitmap, MutableBitmap};
+use polars_arrow::datatypes::IntegerType;
 use polars_parquet::parquet::error::ParquetError;
 use polars_parquet::write as pq;
 
@@ -218,23 +220,147 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
     Ok(summary)
 }
 
-/// Formats addresses once and reuses the text: a night has few distinct addresses.
-/// Bounded: cleared when it grows past [`AddrCache::MAX`] entries.
+/// Footer key (Parquet key-value metadata) of the address table: the text of every
+/// address in `src`/`dst`/`src_mac`, one per line, line `i` being id `i` of
+/// `src_id`/`dst_id`/`src_mac_id`. Absent when the file has more distinct addresses
+/// than [`AddrCache::MAX_IDS`]: the id columns are then incomplete and readers use the
+/// text columns.
+pub const ADDRESSES_KEY: &str = "netdigest.addresses";
+/// The id of "no address" in `src_id`/`dst_id`/`src_mac_id` (where the text column is
+/// null, or the address got no id): the id columns have no nulls, so they are read
+/// without definition levels.
+pub const NO_ID: u16 = u16::MAX;
+
+/// Footer key of the protocol table: line `i` is the name of `protocol_id` `i`.
+pub const PROTOCOLS_KEY: &str = "netdigest.protocols";
+
+/// Formats addresses once and numbers them: a night has few distinct addresses, so
+/// address columns are built as ids (the writer turns them into dictionary-encoded text
+/// without hashing text on every row) and analysis groups on the small integers. Bounded:
+/// past [`AddrCache::MAX_IDS`] distinct addresses the ids stop (the file gets no address
+/// table, and address columns are built as text from then on) and a text cache, cleared
+/// whenever it fills, takes over.
 #[derive(Default)]
 struct AddrCache {
-    map: PlHashMap<Addr, Box<str>>,
+    ids: PlHashMap<Addr, u16>,
+    /// Id -> text; append-only, kept for the whole file (at most `MAX_IDS` entries).
+    table: Vec<Box<str>>,
+    /// Entries of `table` already handed to the writer.
+    sent: usize,
+    /// Set once the ids ran out: text only from then on.
+    overflow: Option<PlHashMap<Addr, Box<str>>>,
 }
 
 impl AddrCache {
-    const MAX: usize = 65_536;
+    /// Ids are u16 and [`NO_ID`] is not one: at most this many addresses get one.
+    const MAX_IDS: usize = NO_ID as usize;
 
-    fn get(&mut self, a: Addr) -> &str {
-        if self.map.len() >= Self::MAX && !self.map.contains_key(&a) {
-            self.map.clear();
+    /// The address's id (`None` once the ids ran out) and text.
+    #[inline]
+    fn get(&mut self, a: Addr) -> (Option<u16>, &str) {
+        if self.overflow.is_none() {
+            if let Some(&id) = self.ids.get(&a) {
+                return (Some(id), self.text(id));
+            }
+            match u16::try_from(self.table.len()) {
+                Ok(id) if usize::from(id) < Self::MAX_IDS => {
+                    self.ids.insert(a, id);
+                    self.table.push(a.to_string().into_boxed_str());
+                    return (Some(id), self.text(id));
+                }
+                _ => self.overflow = Some(PlHashMap::default()),
+            }
         }
-        self.map
-            .entry(a)
-            .or_insert_with(|| a.to_string().into_boxed_str())
+        let map = self.overflow.get_or_insert_with(PlHashMap::default);
+        if map.len() >= Self::MAX_IDS && !map.contains_key(&a) {
+            map.clear();
+        }
+        (
+            None,
+            map.entry(a)
+                .or_insert_with(|| a.to_string().into_boxed_str()),
+        )
+    }
+
+    #[inline]
+    fn text(&self, id: u16) -> &str {
+        self.table.get(usize::from(id)).map_or("", |t| t)
+    }
+
+    /// Table entries not yet handed to the writer.
+    fn take_new(&mut self) -> Vec<Box<str>> {
+        let new = self.table.get(self.sent..).unwrap_or_default().to_vec();
+        self.sent = self.table.len();
+        new
+    }
+
+    /// The address table for the footer (line `i`: the text of id `i`), when every
+    /// address got an id.
+    fn table_text(&self) -> Option<String> {
+        self.overflow.is_none().then(|| self.table.join("\n"))
+    }
+}
+
+/// The address columns: built as ids while every address has one.
+const ADDRESS_COLUMNS: [&str; 6] = [
+    "src_mac",
+    "dst_mac",
+    "src",
+    "dst",
+    "arp_sender_ip",
+    "arp_target_ip",
+];
+
+/// An address column under construction: ids ([`NO_ID`] for null) while the file's
+/// addresses all have one, text once they ran out.
+enum AddrColumn {
+    Ids(Vec<u16>),
+    Text(StringChunkedBuilder),
+}
+
+impl AddrColumn {
+    fn new(n: usize) -> Self {
+        AddrColumn::Ids(Vec::with_capacity(n))
+    }
+
+    /// Appends the address and returns its id.
+    #[inline]
+    fn push(&mut self, name: &str, a: Option<Addr>, cache: &mut AddrCache) -> Option<u16> {
+        let Some(a) = a else {
+            match self {
+                AddrColumn::Ids(v) => v.push(NO_ID),
+                AddrColumn::Text(b) => b.append_null(),
+            }
+            return None;
+        };
+        let (id, text) = cache.get(a);
+        match (&mut *self, id) {
+            (AddrColumn::Ids(v), Some(id)) => v.push(id),
+            (AddrColumn::Text(b), _) => b.append_value(text),
+            (AddrColumn::Ids(v), None) => {
+                // The ids just ran out: this column's rows so far become text.
+                let mut b = StringChunkedBuilder::new(name.into(), v.capacity());
+                for &id in v.iter() {
+                    if id == NO_ID {
+                        b.append_null();
+                    } else {
+                        b.append_value(cache.text(id));
+                    }
+                }
+                let (_, text) = cache.get(a);
+                b.append_value(text);
+                *self = AddrColumn::Text(b);
+            }
+        }
+        id
+    }
+
+    /// The column: u16 ids (the writer reads them as text through the table) or text.
+    fn into_column(self, name: &str) -> Column {
+        match self {
+            AddrColumn::Ids(v) => Series::new(name.into(), v).into(),
+            AddrColumn::Text(b) => b.finish().into_series().into(),
+        }
     }
 }
 
@@ -290,14 +416,27 @@ impl ProtocolCodes {
         }
     }
 
+    /// The name's categorical code and its `protocol_id` (its index in this file's
+    /// protocol table; `None` past 255 names, which the decoder cannot produce).
     #[inline]
-    fn code(&mut self, name: &'static str) -> PolarsResult<u32> {
-        if let Some(&(_, c)) = self.known.iter().find(|(n, _)| *n == name) {
-            return Ok(c);
+    fn code(&mut self, name: &'static str) -> PolarsResult<(u32, Option<u8>)> {
+        if let Some(i) = self.known.iter().position(|(n, _)| *n == name) {
+            return Ok((self.known[i].1, u8::try_from(i).ok()));
         }
         let c = self.mapping.insert_cat(name)?;
         self.known.push((name, c));
-        Ok(c)
+        Ok((c, u8::try_from(self.known.len() - 1).ok()))
+    }
+
+    /// The protocol table for the footer, when every name got an id.
+    fn table_text(&self) -> Option<String> {
+        (self.known.len() < usize::from(u8::MAX)).then(|| {
+            self.known
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     }
 
     fn dtype(&self) -> DataType {
@@ -314,13 +453,13 @@ struct Columns {
     link_type: Vec<u16>,
     wire_len: Vec<u32>,
     cap_len: Vec<u32>,
-    src_mac: StringChunkedBuilder,
-    dst_mac: StringChunkedBuilder,
+    src_mac: AddrColumn,
+    dst_mac: AddrColumn,
     vlan: Nullable<u16>,
     ether_type: Nullable<u16>,
     ip_version: Nullable<u8>,
-    src: StringChunkedBuilder,
-    dst: StringChunkedBuilder,
+    src: AddrColumn,
+    dst: AddrColumn,
     ttl: Nullable<u8>,
     ip_proto: Nullable<u8>,
     protocol: Vec<u32>,
@@ -335,11 +474,15 @@ struct Columns {
     icmp_id: Nullable<u16>,
     icmp_seq: Nullable<u16>,
     arp_op: Nullable<u16>,
-    arp_sender_ip: StringChunkedBuilder,
-    arp_target_ip: StringChunkedBuilder,
+    arp_sender_ip: AddrColumn,
+    arp_target_ip: AddrColumn,
     fragment: Vec<bool>,
     truncated: Vec<bool>,
     decode_error: StringChunkedBuilder,
+    src_id: Vec<u16>,
+    dst_id: Vec<u16>,
+    src_mac_id: Vec<u16>,
+    protocol_id: Vec<u8>,
 }
 
 impl Columns {
@@ -354,13 +497,13 @@ impl Columns {
             link_type: Vec::with_capacity(n),
             wire_len: Vec::with_capacity(n),
             cap_len: Vec::with_capacity(n),
-            src_mac: s("src_mac"),
-            dst_mac: s("dst_mac"),
+            src_mac: AddrColumn::new(n),
+            dst_mac: AddrColumn::new(n),
             vlan: Nullable::with_capacity(n),
             ether_type: Nullable::with_capacity(n),
             ip_version: Nullable::with_capacity(n),
-            src: s("src"),
-            dst: s("dst"),
+            src: AddrColumn::new(n),
+            dst: AddrColumn::new(n),
             ttl: Nullable::with_capacity(n),
             ip_proto: Nullable::with_capacity(n),
             protocol: Vec::with_capacity(n),
@@ -375,11 +518,15 @@ impl Columns {
             icmp_id: Nullable::with_capacity(n),
             icmp_seq: Nullable::with_capacity(n),
             arp_op: Nullable::with_capacity(n),
-            arp_sender_ip: s("arp_sender_ip"),
-            arp_target_ip: s("arp_target_ip"),
+            arp_sender_ip: AddrColumn::new(n),
+            arp_target_ip: AddrColumn::new(n),
             fragment: Vec::with_capacity(n),
             truncated: Vec::with_capacity(n),
             decode_error: s("decode_error"),
+            src_id: Vec::with_capacity(n),
+            dst_id: Vec::with_capacity(n),
+            src_mac_id: Vec::with_capacity(n),
+            protocol_id: Vec::with_capacity(n),
         }
     }
 
@@ -399,16 +546,24 @@ impl Columns {
             .push(u16::try_from(r.link.0).unwrap_or(u16::MAX));
         self.wire_len.push(r.wire_len);
         self.cap_len.push(r.cap_len);
-        push_addr(&mut self.src_mac, r.src_mac.map(Addr::Mac), cache);
-        push_addr(&mut self.dst_mac, r.dst_mac.map(Addr::Mac), cache);
+        let src_mac_id = self
+            .src_mac
+            .push("src_mac", r.src_mac.map(Addr::Mac), cache);
+        self.src_mac_id.push(src_mac_id.unwrap_or(NO_ID));
+        self.dst_mac
+            .push("dst_mac", r.dst_mac.map(Addr::Mac), cache);
         self.vlan.push(r.vlan);
         self.ether_type.push(r.ether_type);
         self.ip_version.push(r.ip_version);
-        push_addr(&mut self.src, r.src, cache);
-        push_addr(&mut self.dst, r.dst, cache);
+        let src_id = self.src.push("src", r.src, cache);
+        self.src_id.push(src_id.unwrap_or(NO_ID));
+        let dst_id = self.dst.push("dst", r.dst, cache);
+        self.dst_id.push(dst_id.unwrap_or(NO_ID));
         self.ttl.push(r.ttl);
         self.ip_proto.push(r.ip_proto);
-        self.protocol.push(protos.code(r.protocol)?);
+        let (code, protocol_id) = protos.code(r.protocol)?;
+        self.protocol.push(code);
+        self.protocol_id.push(protocol_id.unwrap_or(u8::MAX));
         self.src_port.push(r.src_port);
         self.dst_port.push(r.dst_port);
         self.tcp_flags.push(r.tcp_flags);
@@ -420,16 +575,10 @@ impl Columns {
         self.icmp_id.push(r.icmp_id);
         self.icmp_seq.push(r.icmp_seq);
         self.arp_op.push(r.arp_op);
-        push_addr(
-            &mut self.arp_sender_ip,
-            r.arp_sender_ip.map(Addr::V4),
-            cache,
-        );
-        push_addr(
-            &mut self.arp_target_ip,
-            r.arp_target_ip.map(Addr::V4),
-            cache,
-        );
+        self.arp_sender_ip
+            .push("arp_sender_ip", r.arp_sender_ip.map(Addr::V4), cache);
+        self.arp_target_ip
+            .push("arp_target_ip", r.arp_target_ip.map(Addr::V4), cache);
         self.fragment.push(r.fragment);
         self.truncated.push(r.truncated);
         self.decode_error.append_option(r.decode_error.as_deref());
@@ -453,13 +602,13 @@ impl Columns {
             Series::new("link_type".into(), old.link_type).into(),
             Series::new("wire_len".into(), old.wire_len).into(),
             Series::new("cap_len".into(), old.cap_len).into(),
-            old.src_mac.finish().into_series().into(),
-            old.dst_mac.finish().into_series().into(),
+            old.src_mac.into_column("src_mac"),
+            old.dst_mac.into_column("dst_mac"),
             old.vlan.into_column::<UInt16Type>("vlan"),
             old.ether_type.into_column::<UInt16Type>("ether_type"),
             old.ip_version.into_column::<UInt8Type>("ip_version"),
-            old.src.finish().into_series().into(),
-            old.dst.finish().into_series().into(),
+            old.src.into_column("src"),
+            old.dst.into_column("dst"),
             old.ttl.into_column::<UInt8Type>("ttl"),
             old.ip_proto.into_column::<UInt8Type>("ip_proto"),
             protocol.into(),
@@ -474,20 +623,17 @@ impl Columns {
             old.icmp_id.into_column::<UInt16Type>("icmp_id"),
             old.icmp_seq.into_column::<UInt16Type>("icmp_seq"),
             old.arp_op.into_column::<UInt16Type>("arp_op"),
-            old.arp_sender_ip.finish().into_series().into(),
-            old.arp_target_ip.finish().into_series().into(),
+            old.arp_sender_ip.into_column("arp_sender_ip"),
+            old.arp_target_ip.into_column("arp_target_ip"),
             Series::new("fragment".into(), old.fragment).into(),
             Series::new("truncated".into(), old.truncated).into(),
             old.decode_error.finish().into_series().into(),
+            Series::new("src_id".into(), old.src_id).into(),
+            Series::new("dst_id".into(), old.dst_id).into(),
+            Series::new("src_mac_id".into(), old.src_mac_id).into(),
+            Series::new("protocol_id".into(), old.protocol_id).into(),
         ];
         DataFrame::new(old.len, cols)
-    }
-}
-
-fn push_addr(b: &mut StringChunkedBuilder, a: Option<Addr>, cache: &mut AddrCache) {
-    match a {
-        Some(a) => b.append_value(cache.get(a)),
-        None => b.append_null(),
     }
 }
 
@@ -511,6 +657,11 @@ struct RowGroupWriter {
 
 impl RowGroupWriter {
     fn new(file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
+        // Address columns may come as ids: in the file they are text.
+        let mut schema = schema.clone();
+        for name in ADDRESS_COLUMNS {
+            schema.set_dtype(name, DataType::String);
+        }
         let arrow = schema.to_arrow(CompatLevel::newest());
         let parquet = pq::to_parquet_schema(&arrow)?;
         let encodings = polars::io::parquet::write::get_encodings(&arrow);
@@ -559,7 +710,7 @@ impl RowGroupWriter {
         })
     }
 
-    fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
+    fn write(&mut self, df: &DataFrame, table: &[Box<str>]) -> PolarsResult<()> {
         let cols = df.columns();
         // Longest first (by the last row group's times), so no thread is left with a big
         // column at the end while the others idle.
@@ -582,7 +733,7 @@ impl RowGroupWriter {
                                 break;
                             };
                             let t = Instant::now();
-                            let r = self.encode_column(i, c);
+                            let r = self.encode_column(i, c, table);
                             done.push((i, r, t.elapsed()));
                         }
                         done
@@ -615,8 +766,26 @@ impl RowGroupWriter {
             .write_row_group(u64::try_from(df.height()).unwrap_or(u64::MAX), &row_group)
     }
 
+    /// Writes the footer: polars' schema entry (so polars reads the columns back with
+    /// their types) and `extra`.
+    fn finish(&self, extra: Vec<pq::KeyValue>) -> PolarsResult<()> {
+        let mut kv = vec![pq::schema_to_metadata_key(&self.arrow)];
+        kv.extend(extra);
+        let mut w =
+            self.out.get_writer().lock().map_err(|_| {
+                PolarsError::ComputeError("the Parquet writer lock is poisoned".into())
+            })?;
+        w.end(Some(kv))?;
+        Ok(())
+    }
+
     /// One column's pages (one list per Parquet leaf column), encoded and compressed.
-    fn encode_column(&self, i: usize, c: &Column) -> PolarsResult<Vec<Vec<pq::CompressedPage>>> {
+    fn encode_column(
+        &self,
+        i: usize,
+        c: &Column,
+        table: &[Box<str>],
+    ) -> PolarsResult<Vec<Vec<pq::CompressedPage>>> {
         let (field, ptype) = match (self.arrow.get_at_index(i), self.parquet.fields().get(i)) {
             (Some((_, f)), Some(t)) => (f, t),
             _ => {
@@ -626,11 +795,15 @@ impl RowGroupWriter {
             }
         };
         let enc = self.encodings.get(i).map_or(&[][..], Vec::as_slice);
-        let array = c.as_materialized_series().rechunk().to_arrow_with_field(
-            0,
-            std::borrow::Cow::Borrowed(field),
-            true,
-        )?;
+        let array = if c.dtype() == &DataType::UInt16 && field.dtype() == &ArrowDataType::Utf8View {
+            address_dictionary(c, table)?
+        } else {
+            c.as_materialized_series().rechunk().to_arrow_with_field(
+                0,
+                std::borrow::Cow::Borrowed(field),
+                true,
+            )?
+        };
         let mut out = Vec::new();
         for pages in pq::array_to_columns(array, ptype.clone(), self.options, enc)? {
             let pages = pages.map(|r| {
@@ -644,12 +817,61 @@ impl RowGroupWriter {
     }
 }
 
+/// What the reading thread hands the writer thread.
+enum ToWriter {
+    /// A row group, and the address table's entries added since the last one.
+    RowGroup(DataFrame, Vec<Box<str>>),
+    /// The footer's key-value metadata (the address and protocol tables): the last message.
+    Footer(Vec<pq::KeyValue>),
+}
+
+/// An address column given as ids, as a dictionary array of its text (the row group's
+/// own dictionary: the addresses it uses, in order of first use). Written as the
+/// dictionary-encoded text column it would have been, without hashing each row's text.
+fn address_dictionary(c: &Column, table: &[Box<str>]) -> PolarsResult<ArrayRef> {
+    let ids = c.u16()?;
+    let mut local: Vec<u16> = vec![NO_ID; table.len()];
+    let mut values: Vec<&str> = Vec::new();
+    let mut keys: Vec<u16> = Vec::with_capacity(ids.len());
+    let mut valid = MutableBitmap::with_capacity(ids.len());
+    for id in ids.into_no_null_iter() {
+        let Some(slot) = (id != NO_ID)
+            .then(|| local.get_mut(usize::from(id)))
+            .flatten()
+        else {
+            keys.push(0);
+            valid.push(false);
+            continue;
+        };
+        if *slot == NO_ID {
+            *slot = u16::try_from(values.len()).unwrap_or(NO_ID);
+            values.push(table.get(usize::from(id)).map_or("", |t| t));
+        }
+        keys.push(*slot);
+        valid.push(true);
+    }
+    let valid: Bitmap = valid.into();
+    let valid = (valid.unset_bits() > 0).then_some(valid);
+    let keys = PrimitiveArray::<u16>::new(ArrowDataType::UInt16, keys.into(), valid);
+    let values = Utf8ViewArray::from_slice_values(values);
+    let dict = DictionaryArray::try_new(
+        ArrowDataType::Dictionary(
+            IntegerType::UInt16,
+            Box::new(ArrowDataType::Utf8View),
+            false,
+        ),
+        keys,
+        values.boxed(),
+    )?;
+    Ok(dict.boxed())
+}
+
 /// Parquet output: column building on the reading thread, encoding and compression on a
 /// writer thread, with at most one row group queued between them (flat memory).
 struct ParquetSink {
     path: PathBuf,
     file: Option<AtomicFile>,
-    tx: Option<std::sync::mpsc::SyncSender<DataFrame>>,
+    tx: Option<std::sync::mpsc::SyncSender<ToWriter>>,
     writer: Option<std::thread::JoinHandle<PolarsResult<()>>>,
     cols: Columns,
     cache: AddrCache,
@@ -666,26 +888,39 @@ impl ParquetSink {
         // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
         // would hide write errors.
         let handle = file.writer().try_clone().map_err(io)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(QUEUED_ROW_GROUPS);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToWriter>(QUEUED_ROW_GROUPS);
         let writer = std::thread::Builder::new()
             .name("parquet-writer".into())
             .spawn(move || -> PolarsResult<()> {
                 let mut handle = Some(handle);
                 let mut w: Option<RowGroupWriter> = None;
-                for df in rx {
+                let mut table: Vec<Box<str>> = Vec::new();
+                for msg in rx {
+                    let df = match msg {
+                        ToWriter::RowGroup(df, new) => {
+                            table.extend(new);
+                            df
+                        }
+                        ToWriter::Footer(kv) => {
+                            if let Some(w) = &w {
+                                w.finish(kv)?;
+                            }
+                            return Ok(());
+                        }
+                    };
                     let w = match (&mut w, handle.take()) {
                         (Some(w), _) => w,
                         (None, Some(h)) => w.insert(RowGroupWriter::new(h, df.schema())?),
                         (None, None) => continue,
                     };
                     if df.height() > 0 {
-                        w.write(&df)?;
+                        w.write(&df, &table)?;
                     }
                 }
-                if let Some(w) = w {
-                    w.out.finish()?;
-                }
-                Ok(())
+                // The reading side stopped without a footer (an error): no complete file.
+                Err(PolarsError::ComputeError(
+                    "the Parquet file was not finished".into(),
+                ))
             })
             .map_err(io)?;
         Ok(ParquetSink {
@@ -722,7 +957,12 @@ impl ParquetSink {
     /// Hands the batch to the writer thread; if that thread stopped, its error.
     fn flush(&mut self) -> Result<()> {
         let df = self.cols.take(&self.protos).map_err(|e| self.pq_err(e))?;
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(df).is_ok());
+        let new = self.cache.take_new();
+        self.send(ToWriter::RowGroup(df, new))
+    }
+
+    fn send(&mut self, msg: ToWriter) -> Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
         if sent { Ok(()) } else { self.join() }
     }
 
@@ -741,6 +981,19 @@ impl ParquetSink {
     fn finish(mut self) -> Result<()> {
         // Always send the last batch, even empty: it carries the schema of an empty file.
         self.flush()?;
+        let mut footer = Vec::new();
+        for (key, table) in [
+            (ADDRESSES_KEY, self.cache.table_text()),
+            (PROTOCOLS_KEY, self.protos.table_text()),
+        ] {
+            if let Some(value) = table {
+                footer.push(pq::KeyValue {
+                    key: key.to_string(),
+                    value: Some(value),
+                });
+            }
+        }
+        self.send(ToWriter::Footer(footer))?;
         self.join()?;
         if let Some(f) = self.file.take() {
             f.commit().map_err(|source| ConvertError::Output {
@@ -832,11 +1085,11 @@ fn csv_row(
     );
     line.push(',');
     if let Some(a) = r.src {
-        push_field(line, cache.get(a));
+        push_field(line, cache.get(a).1);
     }
     line.push(',');
     if let Some(a) = r.dst {
-        push_field(line, cache.get(a));
+        push_field(line, cache.get(a).1);
     }
     line.push(',');
     push_field(line, r.protocol);
