@@ -681,3 +681,211 @@ fn csv_reads_back_with_pandas() {
         "some Info fields hold commas (quoted), and pandas still reads them"
     );
 }
+
+/// The footer's key-value entries of a Parquet file, read with the Parquet library
+/// directly (not through netdigest).
+fn footer(p: &Path) -> BTreeMap<String, String> {
+    let mut f = std::fs::File::open(p).unwrap();
+    let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+    meta.key_value_metadata
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| Some((kv.key, kv.value?)))
+        .collect()
+}
+
+fn table(footer: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+    let v = footer
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in the footer"));
+    v.split('\n').map(str::to_string).collect()
+}
+
+/// Row `i`'s text of an id column through the table (`None` for "no address").
+fn through_table(df: &DataFrame, id_col: &str, table: &[String]) -> Vec<Option<String>> {
+    let ids = df.column(id_col).unwrap().cast(&DataType::UInt32).unwrap();
+    ids.u32()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            let id = id.expect("id columns have no nulls");
+            (id != u32::from(netdigest::convert::NO_ID)).then(|| table[id as usize].clone())
+        })
+        .collect()
+}
+
+fn texts(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+    let s = df.column(c).unwrap().cast(&DataType::String).unwrap();
+    s.str()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn address_and_protocol_ids_match_the_text_columns() {
+    let dir = tmpdir("ids");
+    let (pcap, _) = sample(&dir, 6_000);
+    let pq = dir.join("p.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let kv = footer(&pq);
+    let addresses = table(&kv, netdigest::convert::ADDRESSES_KEY);
+    let protocols = table(&kv, netdigest::convert::PROTOCOLS_KEY);
+    let distinct = |t: &[String]| t.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(distinct(&addresses), addresses.len(), "one id per address");
+    assert_eq!(distinct(&protocols), protocols.len(), "one id per protocol");
+    let df = read_parquet(&pq);
+    for (id_col, text_col) in [
+        ("src_id", "src"),
+        ("dst_id", "dst"),
+        ("src_mac_id", "src_mac"),
+    ] {
+        assert_eq!(df.column(id_col).unwrap().dtype(), &DataType::UInt16);
+        let got = through_table(&df, id_col, &addresses);
+        let want = texts(&df, text_col);
+        assert!(want.iter().any(Option::is_some), "{text_col}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g, w,
+                "row {i}: {id_col} through the table against {text_col}"
+            );
+        }
+    }
+    assert_eq!(df.column("protocol_id").unwrap().dtype(), &DataType::UInt8);
+    let got = through_table(&df, "protocol_id", &protocols);
+    assert_eq!(got, texts(&df, "protocol"));
+}
+
+/// A night with more distinct addresses than there are ids: the file has no address
+/// table, the text columns are still right (also in the row group where the ids ran out),
+/// and analysis reads them instead.
+#[test]
+fn more_addresses_than_ids_falls_back_to_text() {
+    let dir = tmpdir("ids-overflow");
+    let pcap = dir.join("n.pcap");
+    let f = std::fs::File::create(&pcap).unwrap();
+    let mut w = netdigest::synth::PcapWriter::new(
+        std::io::BufWriter::new(f),
+        netdigest::linktype::LinkType::ETHERNET,
+        65535,
+        false,
+    )
+    .unwrap();
+    let n: u32 = 70_000;
+    let src = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i);
+    let t0 = 1_731_704_400_000_000_000i64;
+    let mut frames = 0u64;
+    let mut write =
+        |ts: i64, from: std::net::Ipv4Addr, to: std::net::Ipv4Addr, reply: bool| {
+            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4(from.octets(), to.octets(), 64);
+            let b = if reply {
+                b.icmpv4_echo_reply(7, 1)
+            } else {
+                b.icmpv4_echo_request(7, 1)
+            };
+            let mut data = Vec::new();
+            b.write(&mut data, &[0u8; 8]).unwrap();
+            w.write_packet(ts, &data, u32::try_from(data.len()).unwrap())
+                .unwrap();
+            frames += 1;
+        };
+    let gw = std::net::Ipv4Addr::new(192, 168, 1, 1);
+    for i in 0..n {
+        let ts = t0 + i64::from(i) * 1_000_000;
+        write(ts, src(i), gw, false);
+        // Every other request is answered.
+        if i % 2 == 0 {
+            write(ts + 500, gw, src(i), true);
+        }
+    }
+    drop(write);
+    w.into_inner().unwrap();
+
+    let pq = dir.join("p.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !footer(&pq).contains_key(netdigest::convert::ADDRESSES_KEY),
+        "no address table when the ids ran out"
+    );
+    let df = read_parquet(&pq);
+    assert_eq!(df.height() as u64, frames);
+    let got = texts(&df, "src");
+    let mut want = Vec::new();
+    for i in 0..n {
+        want.push(Some(src(i).to_string()));
+        if i % 2 == 0 {
+            want.push(Some(gw.to_string()));
+        }
+    }
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "row {i}");
+    }
+
+    let s =
+        netdigest::analyse::analyse(&pq, &netdigest::analyse::AnalyseOptions::default()).unwrap();
+    assert_eq!(s.totals.packets, frames);
+    assert_eq!(s.pings.len(), n as usize, "one row per source");
+    assert!(s.pings.iter().all(|p| p.requests == 1));
+    assert_eq!(
+        s.pings.iter().map(|p| p.replies).sum::<u64>(),
+        u64::from(n / 2)
+    );
+    assert_eq!(
+        s.pings.iter().map(|p| p.unanswered).sum::<u64>(),
+        u64::from(n / 2)
+    );
+    let p = s.pings.iter().find(|p| p.src == "10.0.0.3").unwrap();
+    assert_eq!((p.replies, p.unanswered), (0, 1));
+    // Request 68,000 (10.1.9.160), long after the ids ran out, was answered.
+    let p = s.pings.iter().find(|p| p.src == "10.1.9.160").unwrap();
+    assert_eq!((p.replies, p.unanswered), (1, 0));
+}
+
+/// Analysis through the id columns and through the text columns (the same packets
+/// written without the footer tables) gives the same summary.
+#[test]
+fn analysis_through_ids_equals_analysis_through_text() {
+    let dir = tmpdir("ids-text");
+    let (pcap, _) = sample(&dir, 20_000);
+    let pq = dir.join("p.parquet");
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(footer(&pq).contains_key(netdigest::convert::ADDRESSES_KEY));
+    let plain = dir.join("plain.parquet");
+    let mut df = read_parquet(&pq);
+    ParquetWriter::new(std::fs::File::create(&plain).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    assert!(!footer(&plain).contains_key(netdigest::convert::ADDRESSES_KEY));
+    let opts = netdigest::analyse::AnalyseOptions {
+        timezone: Some("Europe/Berlin".into()),
+        ..Default::default()
+    };
+    let a = netdigest::analyse::analyse(&pq, &opts).unwrap();
+    let b = netdigest::analyse::analyse(&plain, &opts).unwrap();
+    assert!(!a.pings.is_empty() && !a.conversations.is_empty() && !a.arp.is_empty());
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        serde_json::to_value(&b).unwrap()
+    );
+}
