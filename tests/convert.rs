@@ -807,7 +807,6 @@ fn more_addresses_than_ids_falls_back_to_text() {
             write(ts + 500, gw, src(i), true);
         }
     }
-    drop(write);
     w.into_inner().unwrap();
 
     let pq = dir.join("p.parquet");
