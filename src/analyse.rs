@@ -630,22 +630,75 @@ fn echo(kind_v4: u8, kind_v6: u8) -> Expr {
 /// (initiator, responder, id, seq), so matching needs no join.
 fn pings_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
     let request = echo(8, 128);
-    // Addresses as integers (their ids, or else codes of one categorical mapping), so
-    // an exchange is keyed by two integers: (initiator, responder) and (id, seq) (null
-    // id/seq: a code of their own).
+    let exchanges = match tables {
+        Some(_) => id_exchanges(base, request.clone()),
+        None => text_exchanges(base, request),
+    };
+    exchanges
+        .group_by([col("initiator")])
+        .agg([
+            col("requests").sum(),
+            col("replies").sum(),
+            when(col("replies").eq(lit(0u64)))
+                .then(col("requests"))
+                .otherwise(lit(0u64))
+                .sum()
+                .alias("unanswered"),
+        ])
+        .filter(col("requests").gt(lit(0u64)))
+}
+
+/// Echo exchanges keyed by one u64 built from the address ids (u16, [`NO_ID`] never an
+/// address): initiator, responder, identifier, sequence number, 16 bits each. Messages
+/// without identifier/sequence (cut short) form one exchange per address pair, keyed
+/// initiator, [`NO_ID`], responder. Echo messages are IP packets, so both ids are set.
+///
+/// [`NO_ID`]: crate::convert::NO_ID
+fn id_exchanges(base: LazyFrame, request: Expr) -> LazyFrame {
+    let u = |e: Expr| e.cast(DataType::UInt64);
+    let initiator = u(when(request.clone())
+        .then(col("src_id"))
+        .otherwise(col("dst_id")));
+    let responder = u(when(request.clone())
+        .then(col("dst_id"))
+        .otherwise(col("src_id")));
+    let no_id = u64::from(crate::convert::NO_ID);
+    let has_seq = col("icmp_id")
+        .is_not_null()
+        .and(col("icmp_seq").is_not_null());
+    let key = col("initiator") * lit(1u64 << 48)
+        + when(has_seq)
+            .then(
+                responder.clone() * lit(1u64 << 32)
+                    + u(col("icmp_id")) * lit(1u64 << 16)
+                    + u(col("icmp_seq")),
+            )
+            .otherwise(lit(no_id << 32) + responder);
+    base.filter(request.clone().or(echo(0, 129)))
+        .with_column(initiator.alias("initiator"))
+        .filter(col("initiator").lt(lit(no_id)))
+        .select([
+            key.alias("exchange"),
+            request.cast(DataType::UInt64).alias("request"),
+        ])
+        .group_by([col("exchange")])
+        .agg([
+            col("request").sum().alias("requests"),
+            (len().cast(DataType::UInt64) - col("request").sum()).alias("replies"),
+        ])
+        .select([
+            (col("exchange") / lit(1u64 << 48)).alias("initiator"),
+            col("requests"),
+            col("replies"),
+        ])
+}
+
+/// Echo exchanges keyed by (initiator, responder) as codes of one categorical mapping
+/// and (id, seq) (null id/seq: a code of their own), for files without id tables.
+fn text_exchanges(base: LazyFrame, request: Expr) -> LazyFrame {
     let cat = || DataType::from_categories(Categories::global());
-    // An id column with "no address" as null, as in the text column.
-    let id = |name: &str| {
-        when(col(name).eq(lit(crate::convert::NO_ID)))
-            .then(lit(NULL).cast(DataType::UInt16))
-            .otherwise(col(name))
-    };
-    let (src, dst, code): (Expr, Expr, fn(Expr) -> Expr) = match tables {
-        Some(_) => (id("src_id"), id("dst_id"), |e| e.cast(DataType::UInt64)),
-        None => (col("src").cast(cat()), col("dst").cast(cat()), |e| {
-            e.to_physical().cast(DataType::UInt64)
-        }),
-    };
+    let code = |e: Expr| e.to_physical().cast(DataType::UInt64);
+    let (src, dst) = (col("src").cast(cat()), col("dst").cast(cat()));
     let initiator = when(request.clone())
         .then(src.clone())
         .otherwise(dst.clone());
@@ -669,17 +722,7 @@ fn pings_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
             col("request").sum().alias("requests"),
             (len().cast(DataType::UInt64) - col("request").sum()).alias("replies"),
         ])
-        .group_by([col("initiator")])
-        .agg([
-            col("requests").sum(),
-            col("replies").sum(),
-            when(col("replies").eq(lit(0u64)))
-                .then(col("requests"))
-                .otherwise(lit(0u64))
-                .sum()
-                .alias("unanswered"),
-        ])
-        .filter(col("requests").gt(lit(0u64)))
+        .select([col("initiator"), col("requests"), col("replies")])
 }
 
 fn ping_rows(
