@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
-use crate::chart::ChartRenderer;
+use crate::chart::{self, ChartRenderer};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
@@ -256,19 +256,27 @@ pub fn envelope(s: &Summary, cfg: &Config) -> Envelope {
     }
 }
 
-/// Draws the charts as JPEGs, on as many threads as there are cores (each with its own
-/// renderer: QuickJS is single-threaded; starting one takes ~20 ms, a chart ~25 ms).
+/// Draws the charts as JPEGs, on as many threads as there are cores, each with its own
+/// renderer (QuickJS is single-threaded; starting one takes ~20 ms, a chart ~25 ms).
+/// The fonts are loaded once, by this thread while the others start their engines;
+/// charts are taken biggest first (by the size of their option) from a shared queue, so
+/// no thread is left with two big ones.
 fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     if defs.is_empty() {
         return Ok(Vec::new());
     }
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, defs.len());
-    let render = |k: usize| -> anyhow::Result<Vec<(usize, ChartImage)>> {
-        let renderer = ChartRenderer::new().context("starting the chart renderer")?;
+    let mut order: Vec<usize> = (0..defs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(defs[i].chart.to_string().len()));
+    let next = AtomicUsize::new(0);
+    let fonts: std::sync::OnceLock<Result<chart::Fonts, String>> = std::sync::OnceLock::new();
+    let render = |renderer: ChartRenderer| -> anyhow::Result<Vec<(usize, ChartImage)>> {
         let mut out = Vec::new();
-        for (i, d) in defs.iter().enumerate().skip(k).step_by(threads) {
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let d = &defs[i];
             let t = std::time::Instant::now();
             let bytes = renderer
                 .render_jpeg(&d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)
@@ -290,18 +298,38 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
         }
         Ok(out)
     };
+    let shared = || fonts.wait().clone().map_err(chart::ChartError::Engine);
     let mut all: Vec<(usize, ChartImage)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..threads)
-            .map(|k| scope.spawn(move || render(k)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let r =
+                        ChartRenderer::with_fonts(shared).context("starting the chart renderer")?;
+                    render(r)
+                })
+            })
             .collect();
-        let mut all = render(0)?;
+        let loaded = chart::Fonts::load();
+        let _ = fonts.set(loaded.as_ref().map_err(ToString::to_string).cloned());
+        let mut all = match loaded {
+            Ok(f) => {
+                let r = ChartRenderer::with_fonts(move || Ok(f))
+                    .context("starting the chart renderer")?;
+                render(r)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("starting the chart renderer")),
+        };
         for h in handles {
             let part = h
                 .join()
-                .map_err(|_| anyhow::anyhow!("a chart thread panicked"))??;
-            all.extend(part);
+                .map_err(|_| anyhow::anyhow!("a chart thread panicked"))?;
+            match (&mut all, part) {
+                (Ok(all), Ok(part)) => all.extend(part),
+                (Ok(_), Err(e)) => all = Err(e),
+                (Err(_), _) => {}
+            }
         }
-        anyhow::Ok(all)
+        all
     })?;
     all.sort_by_key(|(i, _)| *i);
     Ok(all.into_iter().map(|(_, img)| img).collect())
