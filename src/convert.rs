@@ -809,7 +809,12 @@ impl RowGroupWriter {
             let pages = pages.map(|r| {
                 r.map_err(|e| ParquetError::FeatureNotSupported(format!("encoding a page: {e}")))
             });
-            let compressed = pq::Compressor::new_from_vec(pages, self.options.compression, vec![])
+            let compression = if HOT_COLUMNS.contains(&field.name.as_str()) {
+                pq::CompressionOptions::Lz4Raw
+            } else {
+                self.options.compression
+            };
+            let compressed = pq::Compressor::new_from_vec(pages, compression, vec![])
                 .collect::<Result<Vec<_>, ParquetError>>()?;
             out.push(compressed);
         }
@@ -824,6 +829,28 @@ enum ToWriter {
     /// The footer's key-value metadata (the address and protocol tables): the last message.
     Footer(Vec<pq::KeyValue>),
 }
+
+/// The columns analysis reads on every row: LZ4 (about 4x faster to decompress than
+/// zstd) instead of zstd. Measured on a 2M-packet night: analyse 5-10% faster, convert
+/// no slower, the file 13% bigger (27.8 -> 31.5 MB).
+const HOT_COLUMNS: [&str; 16] = [
+    "ts",
+    "wire_len",
+    "src_id",
+    "dst_id",
+    "src_mac_id",
+    "protocol_id",
+    "ip_version",
+    "src_port",
+    "dst_port",
+    "ip_proto",
+    "icmp_type",
+    "icmp_id",
+    "icmp_seq",
+    "arp_op",
+    "arp_sender_ip",
+    "decode_error",
+];
 
 /// An address column given as ids, as a dictionary array of its text (the row group's
 /// own dictionary: the addresses it uses, in order of first use). Written as the
