@@ -6,12 +6,18 @@ use std::fmt::Write as _;
 
 use charming::Chart;
 use charming::component::{Axis, Grid, Legend, Title};
-use charming::element::{AxisLabel, AxisType, Tooltip, Trigger};
+use charming::element::{AxisLabel, AxisType, Formatter, JsFunction, Tooltip, Trigger};
 use charming::series::{Bar, Line, Pie};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::analyse::Summary;
+
+/// An axis label for a byte count, as the tables write it ("120 MB"): raw counts such as
+/// 120,000,000 are too wide for the talkers chart's ticks and ran into each other.
+const BYTES_LABEL_JS: &str = "var u = ['B', 'kB', 'MB', 'GB', 'TB'], i = 0; \
+    while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; } \
+    return (Math.round(v * 10) / 10) + ' ' + u[i];";
 
 /// A chart of the report: its definition and where it goes.
 pub struct ChartDef {
@@ -230,7 +236,13 @@ pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
             .tooltip(Tooltip::new().trigger(Trigger::Axis))
             .legend(Legend::new().top("bottom"))
             .grid(Grid::new().left(150).right(30).bottom(50).top(50))
-            .x_axis(Axis::new().type_(AxisType::Value))
+            .x_axis(
+                Axis::new()
+                    .type_(AxisType::Value)
+                    .axis_label(AxisLabel::new().formatter(Formatter::Function(
+                        JsFunction::new_with_args("v", BYTES_LABEL_JS),
+                    ))),
+            )
             .y_axis(Axis::new().type_(AxisType::Category).data(names))
             .series(Bar::new().name("sent").stack("b").data(sent))
             .series(Bar::new().name("received").stack("b").data(recv));
