@@ -283,6 +283,13 @@ const TH: &str =
     "padding:4px 8px;border-bottom:2px solid #9ca3af;font-size:13px;text-align:left;color:#374151;";
 const H2: &str = "font-size:18px;margin:24px 0 8px 0;color:#111827;";
 
+/// Text with a line-break opportunity (`<wbr>`) after each `.` and `:`: on a phone a
+/// long IPv6 address would otherwise push the number columns off the screen, and a
+/// break anywhere else could split a number ("192.168.1.1" / "0").
+fn breakable(html: &str) -> String {
+    html.replace('.', ".<wbr>").replace(':', ":<wbr>")
+}
+
 /// A table: header cells (a leading `>` right-aligns a column) and rows.
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     let mut t = String::from(
@@ -302,12 +309,11 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     for r in rows {
         t.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            let style = if right.get(i).copied().unwrap_or(false) {
-                TDR
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(t, "<td style=\"{TDR}\">{}</td>", esc(c));
             } else {
-                TD
-            };
-            let _ = write!(t, "<td style=\"{style}\">{}</td>", esc(c));
+                let _ = write!(t, "<td style=\"{TD}\">{}</td>", breakable(&esc(c)));
+            }
         }
         t.push_str("</tr>");
     }
