@@ -875,4 +875,18 @@ mod tests {
         assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
         assert_eq!(headline(&s), "0 new devices, 1,204 pings, 0 drops");
     }
+
+    #[test]
+    fn address_cells_break_only_at_separators() {
+        let t = table(
+            &["Source", ">Requests"],
+            &[vec!["fe80::dea6:32ff:fe5d:7e10".into(), "10,273".into()]],
+        );
+        assert!(
+            t.contains(">fe80:<wbr>:<wbr>dea6:<wbr>32ff:<wbr>fe5d:<wbr>7e10</td>"),
+            "{t}"
+        );
+        assert!(t.contains(">10,273</td>"), "numbers are never broken: {t}");
+        assert_eq!(breakable("192.168.1.10"), "192.<wbr>168.<wbr>1.<wbr>10");
+    }
 }
