@@ -484,19 +484,32 @@ impl Tables {
         }
     }
 
-    /// A result column of keys back as text (ids through the table).
-    fn texts(
+    /// A result column of addresses back as text (ids through the address table).
+    fn addresses(
         tables: Option<&Self>,
         df: &DataFrame,
         name: &str,
     ) -> PolarsResult<Vec<Option<String>>> {
-        let Some(t) = tables else {
+        Self::texts(tables.map(|t| t.addresses.as_slice()), df, name)
+    }
+
+    /// A result column of protocols back as text (ids through the protocol table).
+    fn protocols(
+        tables: Option<&Self>,
+        df: &DataFrame,
+        name: &str,
+    ) -> PolarsResult<Vec<Option<String>>> {
+        Self::texts(tables.map(|t| t.protocols.as_slice()), df, name)
+    }
+
+    /// A result column of keys back as text: ids through `table`, else the text itself.
+    fn texts(
+        table: Option<&[String]>,
+        df: &DataFrame,
+        name: &str,
+    ) -> PolarsResult<Vec<Option<String>>> {
+        let Some(table) = table else {
             return opt_strs(df, name);
-        };
-        let table = if name == "protocol" {
-            &t.protocols
-        } else {
-            &t.addresses
         };
         let ids = df.column(name)?.cast(&DataType::UInt32)?;
         ids.u32()?
@@ -576,11 +589,11 @@ fn cube_plan(base: LazyFrame, slot_ns: i64, tables: Option<&Tables>) -> LazyFram
 
 fn cube_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<CubeRow>> {
     let slot = i64s(df, "slot")?;
-    let protocol = Tables::texts(tables, df, "protocol")?;
+    let protocol = Tables::protocols(tables, df, "protocol")?;
     let (src, dst, mac) = (
-        Tables::texts(tables, df, "src")?,
-        Tables::texts(tables, df, "dst")?,
-        Tables::texts(tables, df, "src_mac")?,
+        Tables::addresses(tables, df, "src")?,
+        Tables::addresses(tables, df, "dst")?,
+        Tables::addresses(tables, df, "src_mac")?,
     );
     let (version, port) = (opt_u64s(df, "ip_version")?, opt_u64s(df, "port")?);
     let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
@@ -731,7 +744,7 @@ fn ping_rows(
     tables: Option<&Tables>,
 ) -> PolarsResult<Vec<PingRow>> {
     let own: Vec<String> = own.iter().map(ToString::to_string).collect();
-    let src: Vec<String> = Tables::texts(tables, df, "initiator")?
+    let src: Vec<String> = Tables::addresses(tables, df, "initiator")?
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect();
@@ -786,7 +799,7 @@ fn arp_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
 }
 
 fn arp_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<ArpSender>> {
-    let (ip, mac) = (strs(df, "ip")?, Tables::texts(tables, df, "mac")?);
+    let (ip, mac) = (strs(df, "ip")?, Tables::addresses(tables, df, "mac")?);
     let (req, rep) = (u64s(df, "requests")?, u64s(df, "replies")?);
     let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
     let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);

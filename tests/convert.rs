@@ -40,14 +40,7 @@ fn sample(dir: &Path, packets: u64) -> (PathBuf, synth::GroundTruth) {
 fn parquet_has_documented_schema_and_counts() {
     let dir = tmpdir("schema");
     let (pcap, truth) = sample(&dir, 5_000);
-    let pq = dir.join("p.parquet");
-    let o = run(&[
-        "convert",
-        pcap.to_str().unwrap(),
-        "-o",
-        pq.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pq = to_parquet(&pcap, &dir.join("p.parquet"));
     let df = read_parquet(&pq);
     assert_eq!(df.height() as u64, truth.frames);
     let schema = df.schema();
@@ -682,6 +675,18 @@ fn csv_reads_back_with_pandas() {
     );
 }
 
+/// `netdigest convert PCAP -o OUT`, which must succeed; returns OUT.
+fn to_parquet(pcap: &Path, out: &Path) -> PathBuf {
+    let o = run(&[
+        "convert",
+        pcap.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out.to_path_buf()
+}
+
 /// The footer's key-value entries of a Parquet file, read with the Parquet library
 /// directly (not through netdigest).
 fn footer(p: &Path) -> BTreeMap<String, String> {
@@ -728,14 +733,7 @@ fn texts(df: &DataFrame, c: &str) -> Vec<Option<String>> {
 fn address_and_protocol_ids_match_the_text_columns() {
     let dir = tmpdir("ids");
     let (pcap, _) = sample(&dir, 6_000);
-    let pq = dir.join("p.parquet");
-    let o = run(&[
-        "convert",
-        pcap.to_str().unwrap(),
-        "-o",
-        pq.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pq = to_parquet(&pcap, &dir.join("p.parquet"));
     let kv = footer(&pq);
     let addresses = table(&kv, netdigest::convert::ADDRESSES_KEY);
     let protocols = table(&kv, netdigest::convert::PROTOCOLS_KEY);
@@ -771,20 +769,11 @@ fn address_and_protocol_ids_match_the_text_columns() {
 fn more_addresses_than_ids_falls_back_to_text() {
     let dir = tmpdir("ids-overflow");
     let pcap = dir.join("n.pcap");
-    let f = std::fs::File::create(&pcap).unwrap();
-    let mut w = netdigest::synth::PcapWriter::new(
-        std::io::BufWriter::new(f),
-        netdigest::linktype::LinkType::ETHERNET,
-        65535,
-        false,
-    )
-    .unwrap();
     let n: u32 = 70_000;
     let src = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i);
-    let t0 = 1_731_704_400_000_000_000i64;
-    let mut frames = 0u64;
-    let mut write =
-        |ts: i64, from: std::net::Ipv4Addr, to: std::net::Ipv4Addr, reply: bool| {
+    let gw = std::net::Ipv4Addr::new(192, 168, 1, 1);
+    let echo =
+        |from: std::net::Ipv4Addr, to: std::net::Ipv4Addr, reply: bool| {
             let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
                 .ipv4(from.octets(), to.octets(), 64);
             let b = if reply {
@@ -794,29 +783,22 @@ fn more_addresses_than_ids_falls_back_to_text() {
             };
             let mut data = Vec::new();
             b.write(&mut data, &[0u8; 8]).unwrap();
-            w.write_packet(ts, &data, u32::try_from(data.len()).unwrap())
-                .unwrap();
-            frames += 1;
+            data
         };
-    let gw = std::net::Ipv4Addr::new(192, 168, 1, 1);
+    let t0 = 1_731_704_400_000_000_000i64;
+    let mut frames = Vec::new();
     for i in 0..n {
         let ts = t0 + i64::from(i) * 1_000_000;
-        write(ts, src(i), gw, false);
+        frames.push((ts, echo(src(i), gw, false)));
         // Every other request is answered.
         if i % 2 == 0 {
-            write(ts + 500, gw, src(i), true);
+            frames.push((ts + 500, echo(gw, src(i), true)));
         }
     }
-    w.into_inner().unwrap();
+    common::write_pcap(&pcap, &frames);
+    let frames = frames.len() as u64;
 
-    let pq = dir.join("p.parquet");
-    let o = run(&[
-        "convert",
-        pcap.to_str().unwrap(),
-        "-o",
-        pq.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pq = to_parquet(&pcap, &dir.join("p.parquet"));
     assert!(
         !footer(&pq).contains_key(netdigest::convert::ADDRESSES_KEY),
         "no address table when the ids ran out"
@@ -861,14 +843,7 @@ fn more_addresses_than_ids_falls_back_to_text() {
 fn analysis_through_ids_equals_analysis_through_text() {
     let dir = tmpdir("ids-text");
     let (pcap, _) = sample(&dir, 20_000);
-    let pq = dir.join("p.parquet");
-    let o = run(&[
-        "convert",
-        pcap.to_str().unwrap(),
-        "-o",
-        pq.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pq = to_parquet(&pcap, &dir.join("p.parquet"));
     assert!(footer(&pq).contains_key(netdigest::convert::ADDRESSES_KEY));
     let plain = dir.join("plain.parquet");
     let mut df = read_parquet(&pq);

@@ -8,10 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{run, stderr, tmpdir};
+use common::{run, stderr, tmpdir, write_pcap};
 use netdigest::analyse::Summary;
-use netdigest::linktype::LinkType;
-use netdigest::synth::{self, NightSpec, PcapWriter};
+use netdigest::synth::{self, NightSpec};
 
 fn summary(night: &Path) -> Summary {
     serde_json::from_str(&std::fs::read_to_string(night.join("summary.json")).unwrap()).unwrap()
@@ -180,17 +179,6 @@ print(json.dumps(out))
     // Addresses in the HTML may carry line-break opportunities (<wbr>) after `.`/`:`.
     assert!(text.contains(&top.src) && html.replace("<wbr>", "").contains(&top.src));
     assert!(text.contains(&netdigest::report::thousands(top.requests)));
-}
-
-fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w =
-        PcapWriter::new(std::io::BufWriter::new(f), LinkType::ETHERNET, 65535, false).unwrap();
-    for (ts, data) in frames {
-        w.write_packet(*ts, data, u32::try_from(data.len()).unwrap())
-            .unwrap();
-    }
-    w.into_inner().unwrap();
 }
 
 #[test]

@@ -109,3 +109,20 @@ pub fn corpus(sub: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Writes an Ethernet pcap of `(timestamp ns, frame)`, each frame captured whole.
+pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = netdigest::synth::PcapWriter::new(
+        std::io::BufWriter::new(f),
+        netdigest::linktype::LinkType::ETHERNET,
+        65535,
+        false,
+    )
+    .unwrap();
+    for (ts, data) in frames {
+        w.write_packet(*ts, data, u32::try_from(data.len()).unwrap())
+            .unwrap();
+    }
+    w.into_inner().unwrap();
+}
