@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
 use crate::logging::{self, LogFormat};
-use crate::{capture, mail, nightly, pipeline, synth, units};
+use crate::{capture, mail, nightly, pipeline, units};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]

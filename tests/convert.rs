@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{corpus, run, stderr, tmpdir};
-use netdigest::synth::{self, NightSpec};
+use synth::NightSpec;
 use polars::prelude::*;
 
 fn read_parquet(p: &Path) -> DataFrame {
