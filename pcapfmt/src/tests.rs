@@ -15,7 +15,10 @@ fn parse(b: &[u8]) -> (u32, bool, Vec<Record>) {
     let mut out = Vec::new();
     let mut o = FILE_HEADER_LEN;
     while o < b.len() {
-        assert!(o + RECORD_HEADER_LEN <= b.len(), "truncated record header at {o}");
+        assert!(
+            o + RECORD_HEADER_LEN <= b.len(),
+            "truncated record header at {o}"
+        );
         let secs = i64::from(u32at(o));
         let frac = i64::from(u32at(o + 4));
         let cap = u32at(o + 8) as usize;
@@ -60,7 +63,10 @@ fn headers_are_the_documented_bytes() {
             0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0
         ]
     );
-    assert_eq!(&file_header(true, 1, LinkType::RAW)[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
+    assert_eq!(
+        &file_header(true, 1, LinkType::RAW)[..4],
+        &[0x4d, 0x3c, 0xb2, 0xa1]
+    );
     assert_eq!(
         record_header(1, 2, 3, 4),
         [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0]
@@ -75,7 +81,11 @@ fn magic_in_both_byte_orders() {
         (MAGIC_MODIFIED, false, true),
     ] {
         for big_endian in [false, true] {
-            let b = if big_endian { m.to_be_bytes() } else { m.to_le_bytes() };
+            let b = if big_endian {
+                m.to_be_bytes()
+            } else {
+                m.to_le_bytes()
+            };
             assert_eq!(
                 Magic::parse(b),
                 Some(Magic {

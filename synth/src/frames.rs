@@ -9,8 +9,8 @@
 use std::io;
 
 use etherparse::{
-    ArpHardwareId, ArpOperation, ArpPacket, EtherType, Ethernet2Header, Icmpv4Header,
-    Icmpv4Type, Icmpv6Header, Icmpv6Type, IcmpEchoHeader, IpFragOffset, IpNumber, Ipv4Header,
+    ArpHardwareId, ArpOperation, ArpPacket, EtherType, Ethernet2Header, IcmpEchoHeader,
+    Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type, IpFragOffset, IpNumber, Ipv4Header,
     Ipv6Header, SingleVlanHeader, TcpHeader, TcpOptionElement, UdpHeader, VlanId, VlanPcp,
 };
 
@@ -37,20 +37,8 @@ pub(crate) struct Stage {
 const MIN_FRAME: usize = 60;
 
 impl Stage {
-    /// Writes Ethernet (with an 802.1Q tag when `vlan` is not 0), the IP header and
-    /// the transport header with correct lengths and checksums, then `payload`.
-    pub(crate) fn ip_frame(
-        &mut self,
-        src: &Ep,
-        dst: &Ep,
-        vlan: u16,
-        l4: L4,
-        payload: &[u8],
-    ) -> io::Result<()> {
-        let ether_type = match src.ip {
-            Ip::V4(_) => EtherType::IPV4,
-            Ip::V6(_) => EtherType::IPV6,
-        };
+    /// The Ethernet header, with an 802.1Q tag (counted) when `vlan` is not 0.
+    fn ethernet(&mut self, src: &Ep, dst: &Ep, vlan: u16, ether_type: EtherType) -> io::Result<()> {
         let b = &mut self.bytes;
         if vlan == 0 {
             b.extend_from_slice(
@@ -81,6 +69,25 @@ impl Stage {
                 .to_bytes(),
             );
         }
+        Ok(())
+    }
+
+    /// Writes Ethernet (with an 802.1Q tag when `vlan` is not 0), the IP header and
+    /// the transport header with correct lengths and checksums, then `payload`.
+    pub(crate) fn ip_frame(
+        &mut self,
+        src: &Ep,
+        dst: &Ep,
+        vlan: u16,
+        l4: L4,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let ether_type = match src.ip {
+            Ip::V4(_) => EtherType::IPV4,
+            Ip::V6(_) => EtherType::IPV6,
+        };
+        self.ethernet(src, dst, vlan, ether_type)?;
+        let b = &mut self.bytes;
         let (proto, l4_len) = match &l4 {
             L4::Tcp(t) => (IpNumber::TCP, t.header_len() + payload.len()),
             L4::Udp(..) => (IpNumber::UDP, UdpHeader::LEN + payload.len()),
@@ -374,4 +381,3 @@ pub(crate) fn tcp_frame(
     stage.done(src, delay);
     Ok(())
 }
-

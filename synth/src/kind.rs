@@ -10,8 +10,8 @@
 use std::io::{self, Write};
 
 use crate::cast::{
-    ANNA, BEN, Fam, Ip, LAPTOP, PI, PLUG, PRINTER, ROUTER, S_CDN, S_PLUG, S_PUSH, S_THERMO,
-    TABLET, THERMO, TV, awake, joins_at,
+    ANNA, BEN, Fam, Ip, LAPTOP, PI, PLUG, PRINTER, ROUTER, S_CDN, S_PLUG, S_PUSH, S_THERMO, TABLET,
+    THERMO, TV, awake, joins_at,
 };
 use crate::clock::{HUMAN, knots};
 use crate::link::Target;

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use etherparse::{ArpOperation, IcmpEchoHeader};
 
 use crate::cast::{
-    ANNA, Dev, BEN, BROADCAST_MAC, Ep, Fam, Ip, LAPTOP, PI, PING4_TARGET, PING6_TARGET, PLUG,
+    ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, Ip, LAPTOP, PI, PING4_TARGET, PING6_TARGET, PLUG,
     PRINTER, ROUTER, TABLET, THERMO, TV, awake, solicited_node, v6,
 };
 use crate::night::Gen;

@@ -184,4 +184,3 @@ pub(crate) fn dhcp(buf: &mut Vec<u8>, msg: u8, xid: u32, dev: &Dev, server: [u8;
         buf.resize(300, 0);
     }
 }
-

@@ -8,8 +8,8 @@
 use std::io::{self, Write};
 
 use crate::cast::{
-    ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES,
-    S_WWW, TABLET, THERMO, TV, awake, v6,
+    ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
+    TABLET, THERMO, TV, awake, v6,
 };
 use crate::night::Gen;
 use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};

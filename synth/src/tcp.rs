@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use crate::cast::Ep;
+use crate::cast::{Ep, Ip};
 use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, tcp_frame};
 use crate::night::Gen;
 use crate::payload::{extend_random, ssh_content, ssh_packet, ssh_string, tls_content};

@@ -30,7 +30,10 @@ fn parse(b: &[u8]) -> (u32, bool, Vec<Record>) {
     let mut out = Vec::new();
     let mut o = FILE_HEADER_LEN;
     while o < b.len() {
-        assert!(o + RECORD_HEADER_LEN <= b.len(), "truncated record header at {o}");
+        assert!(
+            o + RECORD_HEADER_LEN <= b.len(),
+            "truncated record header at {o}"
+        );
         let secs = i64::from(u32at(o));
         let frac = i64::from(u32at(o + 4));
         let cap = u32at(o + 8) as usize;
@@ -343,4 +346,26 @@ fn ground_truth_matches_tshark() {
     .count() as u64;
     assert_eq!(n, truth.tcp_sessions);
     std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
+fn kinds_follow_who_is_awake() {
+    use crate::kind::{Kind, Moment};
+    use crate::rng::Rng;
+    let all = Kind::ALL;
+    for (i, k) in all.iter().enumerate() {
+        assert!(!all[i + 1..].contains(k), "{k:?} listed twice");
+    }
+    // 23:00: the TV is on, the plug has not joined; 03:00: the laptop sleeps, the TV is off.
+    let evening = Moment::at(0.125);
+    let night = Moment::at(0.625);
+    assert!(Kind::TvStream.weight(evening) > 0.0);
+    assert!(Kind::PlugTls.weight(evening) == 0.0);
+    assert!(Kind::TvStream.weight(night) == 0.0 && Kind::Ssh.weight(night) == 0.0);
+    assert!(Kind::Browse.weight(evening) > Kind::Browse.weight(night));
+    let mut rng = Rng(1);
+    for _ in 0..2_000 {
+        let k = Kind::draw(&mut rng, night);
+        assert!(k.weight(night) > 0.0, "{k:?} drawn with weight 0");
+    }
 }
