@@ -334,20 +334,34 @@ pub(crate) const F_ACK: u8 = 2;
 pub(crate) const F_PSH: u8 = 4;
 pub(crate) const F_FIN: u8 = 8;
 
-/// Stages one TCP segment from `src` (SYNs carry MSS, SACK-permitted and window scale 7).
-#[allow(clippy::too_many_arguments)]
+/// The header fields of one TCP segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seg {
+    pub(crate) src: Ep,
+    pub(crate) dst: Ep,
+    /// Source and destination port.
+    pub(crate) ports: (u16, u16),
+    pub(crate) seq: u32,
+    /// Written only when `flags` has [`F_ACK`].
+    pub(crate) ack: u32,
+    pub(crate) flags: u8,
+}
+
+/// Stages one TCP segment (SYNs carry MSS, SACK-permitted and window scale 7).
 pub(crate) fn tcp_frame(
     stage: &mut Stage,
-    src: &Ep,
-    dst: &Ep,
-    sp: u16,
-    dp: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
+    seg: &Seg,
     payload: &[u8],
     delay: u64,
 ) -> io::Result<()> {
+    let Seg {
+        src,
+        dst,
+        ports: (sp, dp),
+        seq,
+        ack,
+        flags,
+    } = *seg;
     // Windows as the SYNs announce them; later ones are scaled by 2^7.
     let window = match (flags & F_SYN != 0, src.dev == ROUTER) {
         (true, true) => 65_160,
@@ -377,7 +391,7 @@ pub(crate) fn tcp_frame(
         ])
         .map_err(build_err)?;
     }
-    stage.ip_frame(src, dst, 0, L4::Tcp(t), payload)?;
-    stage.done(src, delay);
+    stage.ip_frame(&src, &dst, 0, L4::Tcp(t), payload)?;
+    stage.done(&src, delay);
     Ok(())
 }

@@ -197,7 +197,7 @@ impl<W: Write> Gen<W> {
                 self.tls_check_in(THERMO, S_THERMO, (120, 500), (40, 300), 40_000)
             }
             Kind::PlugTls => self.tls_check_in(PLUG, S_PLUG, (60, 200), (30, 120), 60_000),
-            Kind::RouterAdvertisement => self.router_advertisement(),
+            Kind::RouterAdvertisement => self.router_advertisement(0),
         }
     }
 

@@ -205,7 +205,8 @@ impl<W: Write> Gen<W> {
         self.stage.icmpv6(&t, &a, 136, flags, &p, delay)
     }
 
-    pub(crate) fn router_advertisement(&mut self) -> io::Result<()> {
+    /// The router's advertisement to all nodes, `delay` µs after the previous frame.
+    pub(crate) fn router_advertisement(&mut self, delay: u64) -> io::Result<()> {
         let r = self.ep(ROUTER, Fam::Ll);
         let r = Ep { ttl: 255, ..r };
         let all = Ep {
@@ -213,10 +214,6 @@ impl<W: Write> Gen<W> {
             ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, 1])),
             ..r
         };
-        self.router_advertisement_to(&r, &all, 0)
-    }
-
-    fn router_advertisement_to(&mut self, r: &Ep, dst: &Ep, delay: u64) -> io::Result<()> {
         // reachable time, retrans timer, SLLAO (8), prefix information (32).
         let mut p = [0u8; 48];
         p[8] = 1;
@@ -231,7 +228,7 @@ impl<W: Write> Gen<W> {
         p[32..48].copy_from_slice(&v6([0xfd00, 0, 0, 0, 0, 0, 0, 0]));
         // cur hop limit 64, no flags, router lifetime 1800 s
         self.stage
-            .icmpv6(r, dst, 134, [64, 0, 0x07, 0x08], &p, delay)
+            .icmpv6(&r, &all, 134, [64, 0, 0x07, 0x08], &p, delay)
     }
 
     /// Device `d` joins the network: DHCP (discover, offer, request, ack), ARP probes
@@ -340,16 +337,7 @@ impl<W: Write> Gen<W> {
         p[2..8].copy_from_slice(&dev.mac);
         let delay = self.delay(1_000_000, 1_200_000);
         self.stage.icmpv6(&me6, &routers, 133, [0; 4], &p, delay)?;
-        let r = Ep {
-            ttl: 255,
-            ..self.ep(ROUTER, Fam::Ll)
-        };
-        let all = Ep {
-            mac: [0x33, 0x33, 0, 0, 0, 1],
-            ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, 1])),
-            ..r
-        };
         let delay = self.delay(2_000, 20_000);
-        self.router_advertisement_to(&r, &all, delay)
+        self.router_advertisement(delay)
     }
 }

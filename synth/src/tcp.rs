@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use crate::cast::{Ep, Ip};
-use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, tcp_frame};
+use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Seg, tcp_frame};
 use crate::night::Gen;
 use crate::payload::{extend_random, ssh_content, ssh_packet, ssh_string, tls_content};
 
@@ -24,6 +24,25 @@ struct Flow {
     cseq: u32,
     sseq: u32,
     mss: usize,
+}
+
+impl Flow {
+    /// A segment from the client (or the server) at its next sequence number.
+    fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
+        let (src, dst, ports, seq) = if from_client {
+            (self.c, self.s, (self.cport, self.sport), self.cseq)
+        } else {
+            (self.s, self.c, (self.sport, self.cport), self.sseq)
+        };
+        Seg {
+            src,
+            dst,
+            ports,
+            seq,
+            ack,
+            flags,
+        }
+    }
 }
 
 impl<W: Write> Gen<W> {
@@ -231,28 +250,17 @@ impl<W: Write> Gen<W> {
                 self.delay(30, 1_200)
             };
             let flags = F_ACK | if last { F_PSH } else { 0 };
-            let (src, dst, sp, dp, seq, ack) = if from_client {
-                (f.c, f.s, f.cport, f.sport, f.cseq, f.sseq)
-            } else {
-                (f.s, f.c, f.sport, f.cport, f.sseq, f.cseq)
-            };
+            let seg = f.seg(
+                from_client,
+                flags,
+                if from_client { f.sseq } else { f.cseq },
+            );
             let payload = if from_client {
                 &self.pay_c[off..off + len]
             } else {
                 &self.pay_s[off..off + len]
             };
-            tcp_frame(
-                &mut self.stage,
-                &src,
-                &dst,
-                sp,
-                dp,
-                seq,
-                ack,
-                flags,
-                payload,
-                delay,
-            )?;
+            tcp_frame(&mut self.stage, &seg, payload, delay)?;
             if from_client {
                 f.cseq = f.cseq.wrapping_add(len as u32);
             } else {
@@ -283,23 +291,7 @@ impl<W: Write> Gen<W> {
         ack: u32,
         delay: u64,
     ) -> io::Result<()> {
-        let (src, dst, sp, dp, seq) = if from_client {
-            (f.c, f.s, f.cport, f.sport, f.cseq)
-        } else {
-            (f.s, f.c, f.sport, f.cport, f.sseq)
-        };
-        tcp_frame(
-            &mut self.stage,
-            &src,
-            &dst,
-            sp,
-            dp,
-            seq,
-            ack,
-            flags,
-            &[],
-            delay,
-        )?;
+        tcp_frame(&mut self.stage, &f.seg(from_client, flags, ack), &[], delay)?;
         if flags & F_SYN != 0 {
             if from_client {
                 f.cseq = f.cseq.wrapping_add(1);
