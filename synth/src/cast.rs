@@ -182,6 +182,16 @@ pub(crate) fn solicited_node(target: &[u8; 16]) -> ([u8; 16], [u8; 6]) {
     (ip, [0x33, 0x33, 0xff, target[13], target[14], target[15]])
 }
 
+/// `from` sending to the link-local IPv6 multicast group `ff02::<group>` (MAC
+/// `33:33:00:00:00:<group>`): 1 all nodes, 2 all routers, 0xfb mDNS.
+pub(crate) fn to_ipv6_group(from: Ep, group: u8) -> Ep {
+    Ep {
+        mac: [0x33, 0x33, 0, 0, 0, group],
+        ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, u16::from(group)])),
+        ..from
+    }
+}
+
 pub(crate) fn mac_text(m: &[u8; 6]) -> String {
     format!(
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

@@ -12,7 +12,7 @@ use etherparse::{ArpOperation, IcmpEchoHeader};
 
 use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, Ip, LAPTOP, PI, PING4_TARGET, PING6_TARGET, PLUG,
-    PRINTER, ROUTER, TABLET, THERMO, TV, awake, solicited_node, v6,
+    PRINTER, ROUTER, TABLET, THERMO, TV, awake, solicited_node, to_ipv6_group, v6,
 };
 use crate::night::Gen;
 use crate::payload::dhcp;
@@ -209,11 +209,7 @@ impl<W: Write> Gen<W> {
     pub(crate) fn router_advertisement(&mut self, delay: u64) -> io::Result<()> {
         let r = self.ep(ROUTER, Fam::Ll);
         let r = Ep { ttl: 255, ..r };
-        let all = Ep {
-            mac: [0x33, 0x33, 0, 0, 0, 1],
-            ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, 1])),
-            ..r
-        };
+        let all = to_ipv6_group(r, 1);
         // reachable time, retrans timer, SLLAO (8), prefix information (32).
         let mut p = [0u8; 48];
         p[8] = 1;
@@ -326,11 +322,7 @@ impl<W: Write> Gen<W> {
             ttl: 255,
             ..self.ep(d, Fam::Ll)
         };
-        let routers = Ep {
-            mac: [0x33, 0x33, 0, 0, 0, 2],
-            ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, 2])),
-            ..me6
-        };
+        let routers = to_ipv6_group(me6, 2);
         let mut p = [0u8; 8];
         p[0] = 1;
         p[1] = 1;

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
-    TABLET, THERMO, TV, awake, v6,
+    TABLET, THERMO, TV, awake, to_ipv6_group,
 };
 use crate::night::Gen;
 use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};
@@ -155,11 +155,7 @@ impl<W: Write> Gen<W> {
         let use6 = self.rng.chance(300);
         let c = self.ep(q, if use6 { Fam::Ll } else { Fam::V4 });
         let group = if use6 {
-            Ep {
-                mac: [0x33, 0x33, 0, 0, 0, 0xfb],
-                ip: Ip::V6(v6([0xff02, 0, 0, 0, 0, 0, 0, 0xfb])),
-                ..c
-            }
+            to_ipv6_group(c, 0xfb)
         } else {
             Ep {
                 mac: [0x01, 0x00, 0x5e, 0, 0, 0xfb],
