@@ -16,9 +16,10 @@ rustPlatform.buildRustPackage {
   pname = cargoToml.package.name;
   inherit (cargoToml.package) version;
 
-  # Only what cargo reads. tests/ whole (the insta snapshots under tests/snapshots, the
-  # SMTP test server), and image/firstboot.sh, which tests/nix.rs runs. lib.fileset
-  # rather than a source filter that keeps *.rs/*.toml only: that would drop them.
+  # Only what cargo reads: the workspace (the root package, pcapfmt/, synth/), tests/
+  # whole (the insta snapshots under tests/snapshots, the SMTP test server), and
+  # image/firstboot.sh, which tests/nix.rs runs. lib.fileset rather than a source
+  # filter that keeps *.rs/*.toml only: that would drop them.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
@@ -26,6 +27,8 @@ rustPlatform.buildRustPackage {
       ../Cargo.lock
       ../build.rs
       ../src
+      ../pcapfmt
+      ../synth
       ../tests
       ../image/firstboot.sh
     ];

@@ -51,9 +51,9 @@ pub const CAPTURE_SCHEMA_VERSION: u32 = 1;
 const CAP_NET_RAW: u32 = 13;
 const MIB: u64 = 1024 * 1024;
 /// Length of a pcap record header.
-const REC_HDR: usize = 16;
+const REC_HDR: usize = pcapfmt::RECORD_HEADER_LEN;
 /// Length of the pcap file header.
-const FILE_HDR: u64 = 24;
+const FILE_HDR: u64 = pcapfmt::FILE_HEADER_LEN as u64;
 /// Pause of the reader when libpcap has nothing ready (non-blocking reads): it doubles
 /// from 1 ms up to [`MAX_IDLE_SLEEP`] while the link is quiet. At 150 000 packets/s of
 /// 192-byte snaps, 20 ms fill under 1 MiB of the kernel ring.
@@ -752,12 +752,13 @@ impl Batch {
         self.last_ts = Some((sec, usec));
         let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
         // pcap stores seconds as u32 (good until 2106).
-        self.data
-            .extend_from_slice(&u32::try_from(sec).unwrap_or(0).to_le_bytes());
-        self.data.extend_from_slice(&usec.to_le_bytes());
-        self.data.extend_from_slice(&caplen.to_le_bytes());
-        self.data
-            .extend_from_slice(&wire_len.max(caplen).to_le_bytes());
+        let secs = u32::try_from(sec).unwrap_or(0);
+        self.data.extend_from_slice(&pcapfmt::record_header(
+            secs,
+            usec,
+            caplen,
+            wire_len.max(caplen),
+        ));
         self.data.extend_from_slice(data);
         self.packets += 1;
     }
@@ -1152,13 +1153,7 @@ impl Reader {
 
 /// The pcap file header (microsecond timestamps, little-endian).
 fn pcap_file_header(snaplen: u32, link_type: u32) -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
-    h[20..24].copy_from_slice(&link_type.to_le_bytes());
-    h
+    pcapfmt::file_header(false, snaplen, LinkType(link_type))
 }
 
 struct Part {
@@ -1442,7 +1437,7 @@ fn scan_part(path: &Path) -> io::Result<PartScan> {
     let len = f.metadata()?.len();
     let mut r = BufReader::new(f);
     let mut hdr = [0u8; 24];
-    if r.read_exact(&mut hdr).is_err() || u32_at(&hdr, 0) != 0xa1b2_c3d4 {
+    if r.read_exact(&mut hdr).is_err() || u32_at(&hdr, 0) != pcapfmt::MAGIC_MICROS {
         return Ok((0, 0, None));
     }
     let mut off = FILE_HDR;

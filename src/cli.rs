@@ -13,7 +13,7 @@ use crate::convert::{self, ConvertOptions};
 use crate::exit::{self, Exit};
 use crate::layout::{self, NightDir, ReportDir};
 use crate::logging::{self, LogFormat};
-use crate::{capture, mail, nightly, pipeline, synth, units};
+use crate::{capture, mail, nightly, pipeline, units};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]

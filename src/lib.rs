@@ -6,7 +6,8 @@
 //! `devices`) -> `chart` / `report` (images, email, page, `.eml`). `pipeline` runs the
 //! stages for a night, `nightly` for every night the timer finds, `units` writes the
 //! systemd units of the schedule. Beside them: `config`, `cli`, `logging`, `fsutil` (atomic files)
-//! and `synth` (sample nights for the demo, tests and benchmarks).
+//! and `linktype` (re-exported from the `pcapfmt` crate, which owns the pcap format). Sample
+//! nights for the demo, tests and benchmarks come from the `synth` crate, outside this library.
 
 pub mod analyse;
 pub mod capfile;
@@ -26,5 +27,4 @@ pub mod mail;
 pub mod nightly;
 pub mod pipeline;
 pub mod report;
-pub mod synth;
 pub mod units;

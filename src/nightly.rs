@@ -40,7 +40,7 @@ use crate::pipeline::{self, RunOptions};
 /// left by a capture that died.
 pub const STALE_AFTER_MIN: i64 = 10;
 /// Smallest capture file that can hold a packet-less pcap (its file header).
-const PCAP_HEADER_LEN: u64 = 24;
+const PCAP_HEADER_LEN: u64 = pcapfmt::FILE_HEADER_LEN as u64;
 
 /// What `netdigest nightly` does.
 #[derive(Debug, Clone)]

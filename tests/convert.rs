@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{corpus, run, stderr, tmpdir};
-use netdigest::synth::{self, NightSpec};
 use polars::prelude::*;
+use synth::NightSpec;
 
 fn read_parquet(p: &Path) -> DataFrame {
     let f = std::fs::File::open(p).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::{run, stderr, tmpdir, write_pcap};
 use netdigest::analyse::Summary;
-use netdigest::synth::{self, NightSpec};
+use synth::NightSpec;
 
 fn summary(night: &Path) -> Summary {
     serde_json::from_str(&std::fs::read_to_string(night.join("summary.json")).unwrap()).unwrap()

@@ -113,9 +113,9 @@ pub fn corpus(sub: &str) -> Vec<PathBuf> {
 /// Writes an Ethernet pcap of `(timestamp ns, frame)`, each frame captured whole.
 pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
     let f = std::fs::File::create(path).unwrap();
-    let mut w = netdigest::synth::PcapWriter::new(
+    let mut w = pcapfmt::PcapWriter::new(
         std::io::BufWriter::new(f),
-        netdigest::linktype::LinkType::ETHERNET,
+        pcapfmt::LinkType::ETHERNET,
         65535,
         false,
     )

@@ -1,0 +1,183 @@
+//! synth: a deterministic generator of a realistic home-network "night" (Ethernet
+//! pcap, 22:00 to 06:00) with known ground truth. The pcap writer it uses is
+//! `pcapfmt`'s; this crate is not part of the netdigest library.
+//!
+//! Used by `netdigest demo` and `netdigest sample` (no network, no privileges), by
+//! tests that need a capture whose contents are known exactly, and by benchmarks
+//! that need millions of packets quickly.
+//!
+//! # What a night contains
+//! A home LAN, 192.168.1.0/24 and fd00::/64 (plus fe80:: link-local), with ten
+//! devices: the router (192.168.1.1), the capturing appliance (192.168.1.10, the
+//! [`GroundTruth::own_addresses`]), two phones (one comes home at about 22:35 and
+//! joins with DHCP), a laptop (asleep from about 01:15 to 05:25), a TV (off at
+//! about 23:45), a printer, a tablet, a thermostat and a smart plug that only
+//! appears at about 04:35 (DHCP, ARP probes). Traffic: ICMP and ICMPv6 echo
+//! (from the appliance to the router, the internet and the laptop, the latter
+//! unanswered while the laptop sleeps, plus some lost internet pings; between
+//! devices too), ARP who-has/is-at, IPv6 neighbour and router discovery, DNS to the
+//! router followed by TCP sessions (handshake, data with correct seq/ack, FIN) to
+//! ports 443 (TLS records), 80 (HTTP/1.1 with Content-Length) and 22 (SSH), mDNS,
+//! NTP (the printer's tagged with 802.1Q VLAN 10), DHCP and IPv4 fragments (the
+//! router's long syslog lines). Outside addresses are documentation ranges only
+//! (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32); names are under example.*.
+//!
+//! Timestamps increase strictly and stay inside the window, with more traffic in
+//! the evening and morning than at 3am. The same [`NightSpec`] always gives the
+//! same bytes.
+//!
+//! # Modules
+//! `night` (the generator: time, staging, the burst loop), `kind` (the kinds of traffic,
+//! their weights and how one is drawn), `link` (echo, ARP, neighbour discovery, DHCP),
+//! `services` (DNS, mDNS, NTP, syslog, HTTP/SSH/TLS clients), `tcp` (sessions and
+//! segments), `frames` (Ethernet/IP/transport headers of one burst), `payload`
+//! (application bytes), `cast` (devices, servers, addresses), `clock` (the night's
+//! traffic shape), `rng` (splitmix64).
+//!
+//! Invariant for every change: the random draws happen in a fixed order, so a change
+//! that adds, drops or reorders a draw changes every byte after it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use pcapfmt::{LinkType, PcapWriter};
+
+mod cast;
+mod clock;
+mod frames;
+mod kind;
+mod link;
+mod night;
+mod payload;
+mod rng;
+mod services;
+mod tcp;
+
+use night::Gen;
+
+/// What night to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NightSpec {
+    /// Approximate total number of frames to write: generation stops at the first
+    /// burst boundary at or past this number.
+    pub packets: u64,
+    /// Window start (e.g. 22:00 local of some date), in ns since the epoch, UTC.
+    pub start_ts_ns: i64,
+    /// Window length in seconds, e.g. 8 * 3600.
+    pub duration_s: u64,
+    pub seed: u64,
+    /// Nanosecond timestamps (pcap magic `a1b23c4d`) instead of microseconds.
+    pub nanos: bool,
+}
+
+impl NightSpec {
+    /// About 20 000 packets from 22:00 to 06:00 (UTC+1, i.e. 21:00Z) on 2024-11-15,
+    /// microsecond timestamps, a fixed seed.
+    #[must_use]
+    pub fn demo() -> Self {
+        NightSpec {
+            packets: 20_000,
+            // 2024-11-15T21:00:00Z = 22:00 in Central Europe (winter time).
+            start_ts_ns: 1_731_704_400 * 1_000_000_000,
+            duration_s: 8 * 3600,
+            seed: 0x6e65_7464_6967_6573,
+            nanos: false,
+        }
+    }
+
+    pub(crate) fn end_ts_ns(&self) -> i64 {
+        let dur = i64::try_from(self.duration_s).unwrap_or(i64::MAX / 2_000_000_000);
+        self.start_ts_ns
+            .saturating_add(dur.saturating_mul(1_000_000_000))
+    }
+}
+
+/// What a generated night contains, for comparison with what a reader finds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroundTruth {
+    pub frames: u64,
+    /// Sum of wire lengths (all frames are captured whole).
+    pub bytes: u64,
+    /// ICMP and ICMPv6 echo requests sent by each source address.
+    pub echo_requests_by_src: BTreeMap<IpAddr, u64>,
+    /// ICMP and ICMPv6 echo replies by destination address.
+    pub echo_replies_by_dst: BTreeMap<IpAddr, u64>,
+    /// Echo requests that got no reply, by source address.
+    pub echo_unanswered_by_src: BTreeMap<IpAddr, u64>,
+    /// The appliance's (the capturing Pi's) addresses.
+    pub own_addresses: Vec<IpAddr>,
+    /// Every LAN device (IP, MAC) that sent at least one frame, each address of it.
+    pub hosts: Vec<(IpAddr, [u8; 6])>,
+    /// Frames per tshark Source column text (`tshark -n`): the IP source, or the
+    /// Ethernet source MAC (`aa:bb:...`) for ARP.
+    pub packets_by_src: BTreeMap<String, u64>,
+    /// Frames carrying an 802.1Q tag.
+    pub vlan_frames: u64,
+    /// IPv4 fragments (MF set or non-zero offset).
+    pub ipv4_fragments: u64,
+    /// TCP sessions (each with a full handshake and FIN close).
+    pub tcp_sessions: u64,
+}
+
+/// Writes a night to `w` (buffer it yourself) and returns its ground truth.
+///
+/// # Errors
+/// The spec is unusable (zero duration, a window outside 1970..2106, or more than
+/// one packet per 16 µs of window on average), or a write failed.
+pub fn write_night<W: Write>(w: W, spec: &NightSpec) -> io::Result<GroundTruth> {
+    let out = PcapWriter::new(w, LinkType::ETHERNET, 262_144, spec.nanos)?;
+    let mut g = Gen::new(out, spec)?;
+    g.run()?;
+    let (truth, out) = g.finish();
+    out.into_inner()?;
+    Ok(truth)
+}
+
+/// Writes a night to `path`, buffered, under a temporary name in the same
+/// directory that is renamed over `path` only when complete.
+///
+/// # Errors
+/// As [`write_night`], or the file could not be created, synced or renamed.
+pub fn write_night_file(path: &Path, spec: &NightSpec) -> io::Result<GroundTruth> {
+    let tmp = temporary_beside(path)?;
+    let written = File::create(&tmp).and_then(|file| {
+        let truth = write_night(BufWriter::with_capacity(1 << 20, &file), spec)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(truth)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// `.<name>.tmp-<pid>` in `path`'s directory (the netdigest library's atomic-file
+/// naming, so a leftover is recognisably ours).
+fn temporary_beside(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| invalid("no file name"))?
+        .to_string_lossy();
+    let tmp = format!(".{name}.tmp-{}", std::process::id());
+    Ok(path.with_file_name(tmp))
+}
+
+pub(crate) fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+pub(crate) fn build_err<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::other(format!("building a synthetic packet: {e}"))
+}
+
+#[cfg(test)]
+mod tests;
