@@ -1,6 +1,12 @@
 //! Report: the morning email (HTML with inline CSS and `cid:` images, plus a plain
 //! text part with the same numbers), the interactive `index.html`, and the whole
 //! message as `report.eml`. Everything here is generated from a [`Summary`].
+//!
+//! The report composes sections: one function per section builds its title, table and
+//! empty-night line, in the order the config's `report.sections` lists them; the
+//! charts of the sections that have data are defined in [`crate::chart::defs`].
+//! Invariants: every text put into HTML goes through [`esc`]; the email parts and the
+//! page are pure functions of the summary and the options (no clock, no randomness).
 
 use std::fmt::Write as _;
 
@@ -239,7 +245,8 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
     out
 }
 
-/// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`, as the chart).
+/// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
+/// as the chart does).
 fn pings_section(s: &Summary) -> Section {
     Section {
         key: "pings",
