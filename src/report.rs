@@ -245,6 +245,14 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
     out
 }
 
+/// [`rows`] of every item.
+const ALL: usize = usize::MAX;
+
+/// The first `n` of `items`, one table row each.
+fn rows<T>(items: &[T], n: usize, row: impl FnMut(&T) -> Vec<String>) -> Vec<Vec<String>> {
+    items.iter().take(n).map(row).collect()
+}
+
 /// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
 /// as the chart does).
 fn pings_section(s: &Summary) -> Section {
@@ -252,18 +260,14 @@ fn pings_section(s: &Summary) -> Section {
         key: "pings",
         title: "Pings per source",
         head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
-        rows: s
-            .pings
-            .iter()
-            .map(|p| {
-                vec![
-                    p.src.clone(),
-                    thousands(p.requests),
-                    thousands(p.replies),
-                    thousands(p.unanswered),
-                ]
-            })
-            .collect(),
+        rows: rows(&s.pings, ALL, |p| {
+            vec![
+                p.src.clone(),
+                thousands(p.requests),
+                thousands(p.replies),
+                thousands(p.unanswered),
+            ]
+        }),
         empty: "No echo requests (pings) tonight.",
         chart: Some("pings"),
     }
@@ -299,17 +303,13 @@ fn protocols_section(s: &Summary) -> Section {
         key: "protocols",
         title: "Protocol mix",
         head: vec!["Protocol", ">Packets", ">Bytes"],
-        rows: s
-            .protocols
-            .iter()
-            .map(|p| {
-                vec![
-                    p.protocol.clone(),
-                    thousands(p.packets),
-                    human_bytes(p.bytes),
-                ]
-            })
-            .collect(),
+        rows: rows(&s.protocols, ALL, |p| {
+            vec![
+                p.protocol.clone(),
+                thousands(p.packets),
+                human_bytes(p.bytes),
+            ]
+        }),
         empty: "No packets tonight.",
         chart: Some("protocols"),
     }
@@ -321,19 +321,14 @@ fn talkers_section(s: &Summary, n: usize) -> Section {
         key: "talkers",
         title: "Top talkers",
         head: vec!["Address", ">Sent", ">Received", ">Packets"],
-        rows: s
-            .talkers_by_bytes
-            .iter()
-            .take(n)
-            .map(|t| {
-                vec![
-                    t.addr.clone(),
-                    human_bytes(t.tx_bytes),
-                    human_bytes(t.rx_bytes),
-                    thousands(t.packets),
-                ]
-            })
-            .collect(),
+        rows: rows(&s.talkers_by_bytes, n, |t| {
+            vec![
+                t.addr.clone(),
+                human_bytes(t.tx_bytes),
+                human_bytes(t.rx_bytes),
+                thousands(t.packets),
+            ]
+        }),
         empty: "No IP traffic tonight.",
         chart: Some("talkers"),
     }
@@ -345,19 +340,14 @@ fn conversations_section(s: &Summary, n: usize) -> Section {
         key: "conversations",
         title: "Top conversations",
         head: vec!["Between", "And", ">Packets", ">Bytes"],
-        rows: s
-            .conversations
-            .iter()
-            .take(n)
-            .map(|c| {
-                vec![
-                    c.a.clone(),
-                    c.b.clone(),
-                    thousands(c.packets),
-                    human_bytes(c.bytes),
-                ]
-            })
-            .collect(),
+        rows: rows(&s.conversations, n, |c| {
+            vec![
+                c.a.clone(),
+                c.b.clone(),
+                thousands(c.packets),
+                human_bytes(c.bytes),
+            ]
+        }),
         empty: "No IP conversations tonight.",
         chart: None,
     }
@@ -369,24 +359,19 @@ fn ports_section(s: &Summary, n: usize) -> Section {
         key: "ports",
         title: "Top services",
         head: vec!["Service", "Port", ">Packets", ">Bytes"],
-        rows: s
-            .ports
-            .iter()
-            .take(n)
-            .map(|p| {
-                let name = if p.service.is_empty() {
-                    "-".to_string()
-                } else {
-                    p.service.clone()
-                };
-                vec![
-                    name,
-                    format!("{}/{}", p.protocol.to_lowercase(), p.port),
-                    thousands(p.packets),
-                    human_bytes(p.bytes),
-                ]
-            })
-            .collect(),
+        rows: rows(&s.ports, n, |p| {
+            let name = if p.service.is_empty() {
+                "-".to_string()
+            } else {
+                p.service.clone()
+            };
+            vec![
+                name,
+                format!("{}/{}", p.protocol.to_lowercase(), p.port),
+                thousands(p.packets),
+                human_bytes(p.bytes),
+            ]
+        }),
         empty: "No TCP or UDP traffic tonight.",
         chart: None,
     }
@@ -410,22 +395,18 @@ fn history_section(s: &Summary) -> Section {
         key: "history",
         title: "Compared with previous nights",
         head: vec!["", ">Tonight", ">Median", ""],
-        rows: s
-            .history
-            .iter()
-            .map(|h| {
-                vec![
-                    h.metric.clone(),
-                    thousands(h.tonight),
-                    format!("{:.0}", h.median),
-                    if h.flagged {
-                        "unusual".into()
-                    } else {
-                        String::new()
-                    },
-                ]
-            })
-            .collect(),
+        rows: rows(&s.history, ALL, |h| {
+            vec![
+                h.metric.clone(),
+                thousands(h.tonight),
+                format!("{:.0}", h.median),
+                if h.flagged {
+                    "unusual".into()
+                } else {
+                    String::new()
+                },
+            ]
+        }),
         empty: "No earlier nights to compare with yet.",
         chart: None,
     }

@@ -45,10 +45,7 @@ pub fn pings(rows: &[PingRow], limit: usize) -> ChartDef {
         .iter()
         .map(|p| to_i64(p.unanswered.min(p.requests)))
         .collect();
-    let chart = Chart::new()
-        .animation(false)
-        .title(Title::new().text("Pings (echo requests) per source"))
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+    let chart = chart("Pings (echo requests) per source", Trigger::Axis)
         .legend(Legend::new().top("bottom"))
         .grid(Grid::new().left(60).right(20).bottom(110).top(50))
         .x_axis(
@@ -72,14 +69,14 @@ pub fn pings(rows: &[PingRow], limit: usize) -> ChartDef {
 pub fn timeline(t: &Timeline) -> ChartDef {
     let names: Vec<String> = t.bins.iter().map(|b| hhmm(&b.start)).collect();
     let packets: Vec<i64> = t.bins.iter().map(|b| to_i64(b.packets)).collect();
-    let chart = Chart::new()
-        .animation(false)
-        .title(Title::new().text(format!("Packets per {} min", t.interval_s / 60)))
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
-        .grid(Grid::new().left(70).right(20).bottom(40).top(50))
-        .x_axis(Axis::new().type_(AxisType::Category).data(names))
-        .y_axis(Axis::new().type_(AxisType::Value))
-        .series(Line::new().name("packets").data(packets));
+    let chart = chart(
+        format!("Packets per {} min", t.interval_s / 60),
+        Trigger::Axis,
+    )
+    .grid(Grid::new().left(70).right(20).bottom(40).top(50))
+    .x_axis(Axis::new().type_(AxisType::Category).data(names))
+    .y_axis(Axis::new().type_(AxisType::Value))
+    .series(Line::new().name("packets").data(packets));
     ChartDef {
         id: "timeline",
         title: "Activity through the night".into(),
@@ -95,17 +92,13 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
         .take(PROTOCOL_SLICES)
         .map(|p| (to_i64(p.packets), p.protocol.clone()))
         .collect();
-    let chart = Chart::new()
-        .animation(false)
-        .title(Title::new().text("Protocol mix (packets)"))
-        .tooltip(Tooltip::new().trigger(Trigger::Item))
-        .series(
-            Pie::new()
-                .name("packets")
-                .radius(vec!["30%", "62%"])
-                .center(vec!["50%", "55%"])
-                .data(data),
-        );
+    let chart = chart("Protocol mix (packets)", Trigger::Item).series(
+        Pie::new()
+            .name("packets")
+            .radius(vec!["30%", "62%"])
+            .center(vec!["50%", "55%"])
+            .data(data),
+    );
     ChartDef {
         id: "protocols",
         title: "Protocol mix".into(),
@@ -121,10 +114,7 @@ pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
     let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
     let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
     let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
-    let chart = Chart::new()
-        .animation(false)
-        .title(Title::new().text("Top talkers (bytes)"))
-        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+    let chart = chart("Top talkers (bytes)", Trigger::Axis)
         .legend(Legend::new().top("bottom"))
         .grid(Grid::new().left(150).right(30).bottom(50).top(50))
         .x_axis(
@@ -142,6 +132,15 @@ pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
         title: "Top talkers".into(),
         chart,
     }
+}
+
+/// A chart with what every chart of the report has: animation off (a static image
+/// would otherwise catch the first frame), `title`, and a tooltip on `trigger`.
+fn chart(title: impl Into<String>, trigger: Trigger) -> Chart {
+    Chart::new()
+        .animation(false)
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new().trigger(trigger))
 }
 
 /// Local `HH:MM` of an RFC 3339 time (the label of a timeline bin).

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use charming::Chart;
-use image::{ImageEncoder as _, RgbaImage};
+use image::{ImageEncoder, RgbaImage};
 use resvg::tiny_skia::{Color, Pixmap};
 use resvg::usvg::{self, fontdb};
 use rquickjs::{CatchResultExt as _, CaughtError, Context, Runtime};
@@ -403,17 +403,14 @@ fn check_size(width: u32, height: u32, scale: u32) -> Result<(), ChartError> {
 
 pub(super) fn encode_png(img: &RgbaImage) -> Result<Vec<u8>, ChartError> {
     let mut buf = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut buf)
-        .write_image(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgba8,
-        )
-        .map_err(|e| ChartError::Encode {
-            format: "PNG",
-            reason: one_line(&e.to_string()),
-        })?;
+    let encoder = image::codecs::png::PngEncoder::new(&mut buf);
+    encode(
+        encoder,
+        "PNG",
+        img,
+        img.as_raw(),
+        image::ExtendedColorType::Rgba8,
+    )?;
     Ok(buf)
 }
 
@@ -425,18 +422,27 @@ pub(super) fn encode_jpeg(img: &RgbaImage, quality: u8) -> Result<Vec<u8>, Chart
         .flat_map(|p| [p[0], p[1], p[2]])
         .collect();
     let mut buf = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100))
-        .write_image(
-            &rgb,
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| ChartError::Encode {
-            format: "JPEG",
-            reason: one_line(&e.to_string()),
-        })?;
+    let encoder =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100));
+    encode(encoder, "JPEG", img, &rgb, image::ExtendedColorType::Rgb8)?;
     Ok(buf)
+}
+
+/// Writes `pixels` (`img`'s size, in `color`'s layout) with `encoder`; an error names
+/// the `format`.
+fn encode(
+    encoder: impl ImageEncoder,
+    format: &'static str,
+    img: &RgbaImage,
+    pixels: &[u8],
+    color: image::ExtendedColorType,
+) -> Result<(), ChartError> {
+    encoder
+        .write_image(pixels, img.width(), img.height(), color)
+        .map_err(|e| ChartError::Encode {
+            format,
+            reason: one_line(&e.to_string()),
+        })
 }
 
 /// A caught JavaScript error as one line: message and the innermost stack frame.
