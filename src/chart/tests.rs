@@ -454,3 +454,39 @@ fn timing() {
         );
     }
 }
+
+#[test]
+fn report_chart_defs_take_their_rows() {
+    use crate::analyse::{PingRow, Talker};
+    let pings: Vec<PingRow> = (0..5)
+        .map(|i| PingRow {
+            src: format!("10.0.0.{i}"),
+            requests: 10,
+            replies: 5,
+            unanswered: 20,
+        })
+        .collect();
+    let d = defs::pings(&pings, 3);
+    let option = d.chart.to_string();
+    assert_eq!(d.id, "pings");
+    assert!(
+        option.contains("10.0.0.2") && !option.contains("10.0.0.3"),
+        "only the first 3 sources: {option}"
+    );
+    assert!(option.contains("\"animation\": false"), "{option}");
+
+    let talker = |addr: &str, tx_bytes| Talker {
+        addr: addr.into(),
+        tx_bytes,
+        ..Talker::default()
+    };
+    let d = defs::talkers(&[talker("big", 3_000_000), talker("small", 1_000)], 10);
+    let option = d.chart.to_string();
+    // The biggest talker last on the category axis: drawn at the top.
+    assert!(option.find("small") < option.find("big"), "{option}");
+    // The byte axis is labelled as the tables write sizes.
+    let svg = renderer()
+        .render_svg(&d.chart, W, H)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(svg.contains("3 MB"), "byte labels on the axis");
+}
