@@ -1,4 +1,4 @@
-//! Build script: finds the ECharts script that `src/chart.rs` embeds.
+//! Build script: finds the ECharts script that `src/chart/render.rs` embeds.
 //!
 //! The charts are rendered by ECharts itself (inside QuickJS), and the script is the
 //! one the `charming` crate ships in its source (`src/asset/echarts-<version>.min.js`).
@@ -47,7 +47,7 @@ fn main() {
             let bytecode = out_dir.join("echarts.qjsbc");
             // Only when the build runs on the target's own architecture: QuickJS's
             // bytecode is meant for the engine build that wrote it, and loading it
-            // is trusted (see src/chart.rs). Cross builds parse the script at start.
+            // is trusted (see src/chart/render.rs). Cross builds parse the script at start.
             let native = env::var("HOST").ok() == env::var("TARGET").ok();
             let little = env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() == Ok("little");
             let written = if native && little {

@@ -1,31 +1,21 @@
 //! Report: the morning email (HTML with inline CSS and `cid:` images, plus a plain
 //! text part with the same numbers), the interactive `index.html`, and the whole
 //! message as `report.eml`. Everything here is generated from a [`Summary`].
+//!
+//! The report composes sections: one function per section builds its title, table and
+//! empty-night line, in the order the config's `report.sections` lists them; the
+//! charts of the sections that have data are defined in [`crate::chart::defs`].
+//! Invariants: every text put into HTML goes through [`esc`]; the email parts and the
+//! page are pure functions of the summary and the options (no clock, no randomness).
 
 use std::fmt::Write as _;
 
-use charming::Chart;
-use charming::component::{Axis, Grid, Legend, Title};
-use charming::element::{AxisLabel, AxisType, Formatter, JsFunction, Tooltip, Trigger};
-use charming::series::{Bar, Line, Pie};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::analyse::Summary;
-
-/// An axis label for a byte count, as the tables write it ("120 MB"): raw counts such as
-/// 120,000,000 are too wide for the talkers chart's ticks and ran into each other.
-const BYTES_LABEL_JS: &str = "var u = ['B', 'kB', 'MB', 'GB', 'TB'], i = 0; \
-    while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; } \
-    return (Math.round(v * 10) / 10) + ' ' + u[i];";
-
-/// A chart of the report: its definition and where it goes.
-pub struct ChartDef {
-    /// Short id: file name stem and `cid:` (`pings`, `timeline`, ...).
-    pub id: &'static str,
-    pub title: String,
-    pub chart: Chart,
-}
+pub use crate::chart::ChartDef;
+use crate::chart::defs;
 
 /// A rendered chart image, attached inline to the email.
 #[derive(Debug, Clone)]
@@ -146,121 +136,24 @@ pub fn headline(s: &Summary) -> String {
     )
 }
 
-/// Local `HH:MM` of an RFC 3339 time (the label of a timeline bin).
-fn hhmm(rfc3339: &str) -> String {
-    rfc3339.get(11..16).unwrap_or(rfc3339).to_string()
-}
-
-/// The charts of the report, for the sections that have data.
+/// The charts of the report, for the sections that have data (always in this order:
+/// pings, timeline, protocols, talkers; the chart images are attached in it).
 #[must_use]
 pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
     let mut out = Vec::new();
-    let label = AxisLabel::new().rotate(30);
     if opts.has("pings") && !s.pings.is_empty() {
-        let rows: Vec<_> = s.pings.iter().take(opts.top_n.max(1) * 2).collect();
-        let names: Vec<String> = rows.iter().map(|p| p.src.clone()).collect();
-        let answered: Vec<i64> = rows
-            .iter()
-            .map(|p| to_i64(p.requests - p.unanswered.min(p.requests)))
-            .collect();
-        let unanswered: Vec<i64> = rows
-            .iter()
-            .map(|p| to_i64(p.unanswered.min(p.requests)))
-            .collect();
-        let chart = Chart::new()
-            .animation(false)
-            .title(Title::new().text("Pings (echo requests) per source"))
-            .tooltip(Tooltip::new().trigger(Trigger::Axis))
-            .legend(Legend::new().top("bottom"))
-            .grid(Grid::new().left(60).right(20).bottom(110).top(50))
-            .x_axis(
-                Axis::new()
-                    .type_(AxisType::Category)
-                    .data(names)
-                    .axis_label(label.clone()),
-            )
-            .y_axis(Axis::new().type_(AxisType::Value))
-            .series(Bar::new().name("answered").stack("req").data(answered))
-            .series(Bar::new().name("unanswered").stack("req").data(unanswered));
-        out.push(ChartDef {
-            id: "pings",
-            title: "Pings per source".into(),
-            chart,
-        });
+        out.push(defs::pings(&s.pings, opts.top_n.max(1) * 2));
     }
     if opts.has("timeline") && !s.timeline.bins.is_empty() {
-        let names: Vec<String> = s.timeline.bins.iter().map(|b| hhmm(&b.start)).collect();
-        let packets: Vec<i64> = s.timeline.bins.iter().map(|b| to_i64(b.packets)).collect();
-        let chart = Chart::new()
-            .animation(false)
-            .title(Title::new().text(format!("Packets per {} min", s.timeline.interval_s / 60)))
-            .tooltip(Tooltip::new().trigger(Trigger::Axis))
-            .grid(Grid::new().left(70).right(20).bottom(40).top(50))
-            .x_axis(Axis::new().type_(AxisType::Category).data(names))
-            .y_axis(Axis::new().type_(AxisType::Value))
-            .series(Line::new().name("packets").data(packets));
-        out.push(ChartDef {
-            id: "timeline",
-            title: "Activity through the night".into(),
-            chart,
-        });
+        out.push(defs::timeline(&s.timeline));
     }
     if opts.has("protocols") && !s.protocols.is_empty() {
-        let data: Vec<(i64, String)> = s
-            .protocols
-            .iter()
-            .take(8)
-            .map(|p| (to_i64(p.packets), p.protocol.clone()))
-            .collect();
-        let chart = Chart::new()
-            .animation(false)
-            .title(Title::new().text("Protocol mix (packets)"))
-            .tooltip(Tooltip::new().trigger(Trigger::Item))
-            .series(
-                Pie::new()
-                    .name("packets")
-                    .radius(vec!["30%", "62%"])
-                    .center(vec!["50%", "55%"])
-                    .data(data),
-            );
-        out.push(ChartDef {
-            id: "protocols",
-            title: "Protocol mix".into(),
-            chart,
-        });
+        out.push(defs::protocols(&s.protocols));
     }
     if opts.has("talkers") && !s.talkers_by_bytes.is_empty() {
-        let rows: Vec<_> = s.talkers_by_bytes.iter().take(opts.top_n).collect();
-        let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
-        let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
-        let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
-        let chart = Chart::new()
-            .animation(false)
-            .title(Title::new().text("Top talkers (bytes)"))
-            .tooltip(Tooltip::new().trigger(Trigger::Axis))
-            .legend(Legend::new().top("bottom"))
-            .grid(Grid::new().left(150).right(30).bottom(50).top(50))
-            .x_axis(
-                Axis::new()
-                    .type_(AxisType::Value)
-                    .axis_label(AxisLabel::new().formatter(Formatter::Function(
-                        JsFunction::new_with_args("v", BYTES_LABEL_JS),
-                    ))),
-            )
-            .y_axis(Axis::new().type_(AxisType::Category).data(names))
-            .series(Bar::new().name("sent").stack("b").data(sent))
-            .series(Bar::new().name("received").stack("b").data(recv));
-        out.push(ChartDef {
-            id: "talkers",
-            title: "Top talkers".into(),
-            chart,
-        });
+        out.push(defs::talkers(&s.talkers_by_bytes, opts.top_n));
     }
     out
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -340,160 +233,187 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
     let mut out = Vec::new();
     for key in &opts.sections {
         let sec = match key.as_str() {
-            "pings" => Section {
-                key: "pings",
-                title: "Pings per source",
-                head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
-                rows: s
-                    .pings
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.src.clone(),
-                            thousands(p.requests),
-                            thousands(p.replies),
-                            thousands(p.unanswered),
-                        ]
-                    })
-                    .collect(),
-                empty: "No echo requests (pings) tonight.",
-                chart: Some("pings"),
-            },
-            "totals" => Section {
-                key: "totals",
-                title: "The night in numbers",
-                head: vec!["", ">"],
-                rows: totals_rows(s),
-                empty: "",
-                chart: None,
-            },
-            "timeline" => Section {
-                key: "timeline",
-                title: "Activity through the night",
-                head: vec!["Hour", ">Packets", ">Bytes"],
-                rows: hourly(s),
-                empty: "No packets tonight.",
-                chart: Some("timeline"),
-            },
-            "protocols" => Section {
-                key: "protocols",
-                title: "Protocol mix",
-                head: vec!["Protocol", ">Packets", ">Bytes"],
-                rows: s
-                    .protocols
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.protocol.clone(),
-                            thousands(p.packets),
-                            human_bytes(p.bytes),
-                        ]
-                    })
-                    .collect(),
-                empty: "No packets tonight.",
-                chart: Some("protocols"),
-            },
-            "talkers" => Section {
-                key: "talkers",
-                title: "Top talkers",
-                head: vec!["Address", ">Sent", ">Received", ">Packets"],
-                rows: s
-                    .talkers_by_bytes
-                    .iter()
-                    .take(n)
-                    .map(|t| {
-                        vec![
-                            t.addr.clone(),
-                            human_bytes(t.tx_bytes),
-                            human_bytes(t.rx_bytes),
-                            thousands(t.packets),
-                        ]
-                    })
-                    .collect(),
-                empty: "No IP traffic tonight.",
-                chart: Some("talkers"),
-            },
-            "conversations" => Section {
-                key: "conversations",
-                title: "Top conversations",
-                head: vec!["Between", "And", ">Packets", ">Bytes"],
-                rows: s
-                    .conversations
-                    .iter()
-                    .take(n)
-                    .map(|c| {
-                        vec![
-                            c.a.clone(),
-                            c.b.clone(),
-                            thousands(c.packets),
-                            human_bytes(c.bytes),
-                        ]
-                    })
-                    .collect(),
-                empty: "No IP conversations tonight.",
-                chart: None,
-            },
-            "ports" => Section {
-                key: "ports",
-                title: "Top services",
-                head: vec!["Service", "Port", ">Packets", ">Bytes"],
-                rows: s
-                    .ports
-                    .iter()
-                    .take(n)
-                    .map(|p| {
-                        let name = if p.service.is_empty() {
-                            "-".to_string()
-                        } else {
-                            p.service.clone()
-                        };
-                        vec![
-                            name,
-                            format!("{}/{}", p.protocol.to_lowercase(), p.port),
-                            thousands(p.packets),
-                            human_bytes(p.bytes),
-                        ]
-                    })
-                    .collect(),
-                empty: "No TCP or UDP traffic tonight.",
-                chart: None,
-            },
-            "devices" => Section {
-                key: "devices",
-                title: "Devices",
-                head: vec!["", "IP", "MAC", ">Packets sent"],
-                rows: device_rows(s),
-                empty: "No devices seen tonight.",
-                chart: None,
-            },
-            "history" => Section {
-                key: "history",
-                title: "Compared with previous nights",
-                head: vec!["", ">Tonight", ">Median", ""],
-                rows: s
-                    .history
-                    .iter()
-                    .map(|h| {
-                        vec![
-                            h.metric.clone(),
-                            thousands(h.tonight),
-                            format!("{:.0}", h.median),
-                            if h.flagged {
-                                "unusual".into()
-                            } else {
-                                String::new()
-                            },
-                        ]
-                    })
-                    .collect(),
-                empty: "No earlier nights to compare with yet.",
-                chart: None,
-            },
+            "pings" => pings_section(s),
+            "totals" => totals_section(s),
+            "timeline" => timeline_section(s),
+            "protocols" => protocols_section(s),
+            "talkers" => talkers_section(s, n),
+            "conversations" => conversations_section(s, n),
+            "ports" => ports_section(s, n),
+            "devices" => devices_section(s),
+            "history" => history_section(s),
             _ => continue,
         };
         out.push(sec);
     }
     out
+}
+
+/// [`rows`] of every item.
+const ALL: usize = usize::MAX;
+
+/// The first `n` of `items`, one table row each.
+fn rows<T>(items: &[T], n: usize, row: impl FnMut(&T) -> Vec<String>) -> Vec<Vec<String>> {
+    items.iter().take(n).map(row).collect()
+}
+
+/// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
+/// as the chart does).
+fn pings_section(s: &Summary) -> Section {
+    Section {
+        key: "pings",
+        title: "Pings per source",
+        head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
+        rows: rows(&s.pings, ALL, |p| {
+            vec![
+                p.src.clone(),
+                thousands(p.requests),
+                thousands(p.replies),
+                thousands(p.unanswered),
+            ]
+        }),
+        empty: "No echo requests (pings) tonight.",
+        chart: Some("pings"),
+    }
+}
+
+/// The night in numbers: window, packets, bytes, hosts, decode errors, capture health.
+fn totals_section(s: &Summary) -> Section {
+    Section {
+        key: "totals",
+        title: "The night in numbers",
+        head: vec!["", ">"],
+        rows: totals_rows(s),
+        empty: "",
+        chart: None,
+    }
+}
+
+/// Packets and bytes per local hour.
+fn timeline_section(s: &Summary) -> Section {
+    Section {
+        key: "timeline",
+        title: "Activity through the night",
+        head: vec!["Hour", ">Packets", ">Bytes"],
+        rows: hourly(s),
+        empty: "No packets tonight.",
+        chart: Some("timeline"),
+    }
+}
+
+/// Packets and bytes per protocol.
+fn protocols_section(s: &Summary) -> Section {
+    Section {
+        key: "protocols",
+        title: "Protocol mix",
+        head: vec!["Protocol", ">Packets", ">Bytes"],
+        rows: rows(&s.protocols, ALL, |p| {
+            vec![
+                p.protocol.clone(),
+                thousands(p.packets),
+                human_bytes(p.bytes),
+            ]
+        }),
+        empty: "No packets tonight.",
+        chart: Some("protocols"),
+    }
+}
+
+/// The first `n` addresses by bytes.
+fn talkers_section(s: &Summary, n: usize) -> Section {
+    Section {
+        key: "talkers",
+        title: "Top talkers",
+        head: vec!["Address", ">Sent", ">Received", ">Packets"],
+        rows: rows(&s.talkers_by_bytes, n, |t| {
+            vec![
+                t.addr.clone(),
+                human_bytes(t.tx_bytes),
+                human_bytes(t.rx_bytes),
+                thousands(t.packets),
+            ]
+        }),
+        empty: "No IP traffic tonight.",
+        chart: Some("talkers"),
+    }
+}
+
+/// The first `n` address pairs.
+fn conversations_section(s: &Summary, n: usize) -> Section {
+    Section {
+        key: "conversations",
+        title: "Top conversations",
+        head: vec!["Between", "And", ">Packets", ">Bytes"],
+        rows: rows(&s.conversations, n, |c| {
+            vec![
+                c.a.clone(),
+                c.b.clone(),
+                thousands(c.packets),
+                human_bytes(c.bytes),
+            ]
+        }),
+        empty: "No IP conversations tonight.",
+        chart: None,
+    }
+}
+
+/// The first `n` services (protocol and port).
+fn ports_section(s: &Summary, n: usize) -> Section {
+    Section {
+        key: "ports",
+        title: "Top services",
+        head: vec!["Service", "Port", ">Packets", ">Bytes"],
+        rows: rows(&s.ports, n, |p| {
+            let name = if p.service.is_empty() {
+                "-".to_string()
+            } else {
+                p.service.clone()
+            };
+            vec![
+                name,
+                format!("{}/{}", p.protocol.to_lowercase(), p.port),
+                thousands(p.packets),
+                human_bytes(p.bytes),
+            ]
+        }),
+        empty: "No TCP or UDP traffic tonight.",
+        chart: None,
+    }
+}
+
+/// New, silent and known devices.
+fn devices_section(s: &Summary) -> Section {
+    Section {
+        key: "devices",
+        title: "Devices",
+        head: vec!["", "IP", "MAC", ">Packets sent"],
+        rows: device_rows(s),
+        empty: "No devices seen tonight.",
+        chart: None,
+    }
+}
+
+/// Tonight against the median of earlier nights.
+fn history_section(s: &Summary) -> Section {
+    Section {
+        key: "history",
+        title: "Compared with previous nights",
+        head: vec!["", ">Tonight", ">Median", ""],
+        rows: rows(&s.history, ALL, |h| {
+            vec![
+                h.metric.clone(),
+                thousands(h.tonight),
+                format!("{:.0}", h.median),
+                if h.flagged {
+                    "unusual".into()
+                } else {
+                    String::new()
+                },
+            ]
+        }),
+        empty: "No earlier nights to compare with yet.",
+        chart: None,
+    }
 }
 
 /// The timeline summed per local hour (the chart keeps the finer bins).

@@ -1,0 +1,153 @@
+//! What each chart of the report shows: one function per chart kind, turning the
+//! analysis' rows into a [`ChartDef`] (an ECharts option, its id and its title).
+//!
+//! Which charts a report has, and in which order, is the report's decision
+//! (`report::chart_defs`); these functions only define the charts.
+//!
+//! Invariants: pure (the same rows give the same option, so the same image bytes);
+//! counts beyond `i64::MAX` are drawn as `i64::MAX`, never wrapped; animation is off.
+
+use charming::Chart;
+use charming::component::{Axis, Grid, Legend, Title};
+use charming::element::{AxisLabel, AxisType, Formatter, JsFunction, Tooltip, Trigger};
+use charming::series::{Bar, Line, Pie};
+
+use crate::analyse::{PingRow, ProtocolRow, Talker, Timeline};
+
+/// An axis label for a byte count, as the tables write it ("120 MB"): raw counts such as
+/// 120,000,000 are too wide for the talkers chart's ticks and ran into each other.
+const BYTES_LABEL_JS: &str = "var u = ['B', 'kB', 'MB', 'GB', 'TB'], i = 0; \
+    while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; } \
+    return (Math.round(v * 10) / 10) + ' ' + u[i];";
+
+/// The protocol pie shows this many protocols (the largest).
+const PROTOCOL_SLICES: usize = 8;
+
+/// A chart of the report: its definition and where it goes.
+pub struct ChartDef {
+    /// Short id: file name stem and `cid:` (`pings`, `timeline`, ...).
+    pub id: &'static str,
+    pub title: String,
+    pub chart: Chart,
+}
+
+/// Pings per source: answered and unanswered echo requests stacked, for the first
+/// `limit` sources of `rows`.
+#[must_use]
+pub fn pings(rows: &[PingRow], limit: usize) -> ChartDef {
+    let rows: Vec<_> = rows.iter().take(limit).collect();
+    let names: Vec<String> = rows.iter().map(|p| p.src.clone()).collect();
+    let answered: Vec<i64> = rows
+        .iter()
+        .map(|p| to_i64(p.requests - p.unanswered.min(p.requests)))
+        .collect();
+    let unanswered: Vec<i64> = rows
+        .iter()
+        .map(|p| to_i64(p.unanswered.min(p.requests)))
+        .collect();
+    let chart = chart("Pings (echo requests) per source", Trigger::Axis)
+        .legend(Legend::new().top("bottom"))
+        .grid(Grid::new().left(60).right(20).bottom(110).top(50))
+        .x_axis(
+            Axis::new()
+                .type_(AxisType::Category)
+                .data(names)
+                .axis_label(AxisLabel::new().rotate(30)),
+        )
+        .y_axis(Axis::new().type_(AxisType::Value))
+        .series(Bar::new().name("answered").stack("req").data(answered))
+        .series(Bar::new().name("unanswered").stack("req").data(unanswered));
+    ChartDef {
+        id: "pings",
+        title: "Pings per source".into(),
+        chart,
+    }
+}
+
+/// Packets per timeline bin through the night, labelled with the bins' local `HH:MM`.
+#[must_use]
+pub fn timeline(t: &Timeline) -> ChartDef {
+    let names: Vec<String> = t.bins.iter().map(|b| hhmm(&b.start)).collect();
+    let packets: Vec<i64> = t.bins.iter().map(|b| to_i64(b.packets)).collect();
+    let chart = chart(
+        format!("Packets per {} min", t.interval_s / 60),
+        Trigger::Axis,
+    )
+    .grid(Grid::new().left(70).right(20).bottom(40).top(50))
+    .x_axis(Axis::new().type_(AxisType::Category).data(names))
+    .y_axis(Axis::new().type_(AxisType::Value))
+    .series(Line::new().name("packets").data(packets));
+    ChartDef {
+        id: "timeline",
+        title: "Activity through the night".into(),
+        chart,
+    }
+}
+
+/// The protocol mix by packets: a ring of the first [`PROTOCOL_SLICES`] protocols.
+#[must_use]
+pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
+    let data: Vec<(i64, String)> = rows
+        .iter()
+        .take(PROTOCOL_SLICES)
+        .map(|p| (to_i64(p.packets), p.protocol.clone()))
+        .collect();
+    let chart = chart("Protocol mix (packets)", Trigger::Item).series(
+        Pie::new()
+            .name("packets")
+            .radius(vec!["30%", "62%"])
+            .center(vec!["50%", "55%"])
+            .data(data),
+    );
+    ChartDef {
+        id: "protocols",
+        title: "Protocol mix".into(),
+        chart,
+    }
+}
+
+/// The first `top_n` talkers of `rows`: bytes sent and received as horizontal stacked
+/// bars, the biggest at the top, the byte axis labelled as the tables write sizes.
+#[must_use]
+pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
+    let rows: Vec<_> = rows.iter().take(top_n).collect();
+    let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
+    let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
+    let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
+    let chart = chart("Top talkers (bytes)", Trigger::Axis)
+        .legend(Legend::new().top("bottom"))
+        .grid(Grid::new().left(150).right(30).bottom(50).top(50))
+        .x_axis(
+            Axis::new()
+                .type_(AxisType::Value)
+                .axis_label(AxisLabel::new().formatter(Formatter::Function(
+                    JsFunction::new_with_args("v", BYTES_LABEL_JS),
+                ))),
+        )
+        .y_axis(Axis::new().type_(AxisType::Category).data(names))
+        .series(Bar::new().name("sent").stack("b").data(sent))
+        .series(Bar::new().name("received").stack("b").data(recv));
+    ChartDef {
+        id: "talkers",
+        title: "Top talkers".into(),
+        chart,
+    }
+}
+
+/// A chart with what every chart of the report has: animation off (a static image
+/// would otherwise catch the first frame), `title`, and a tooltip on `trigger`.
+fn chart(title: impl Into<String>, trigger: Trigger) -> Chart {
+    Chart::new()
+        .animation(false)
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new().trigger(trigger))
+}
+
+/// Local `HH:MM` of an RFC 3339 time (the label of a timeline bin).
+fn hhmm(rfc3339: &str) -> String {
+    rfc3339.get(11..16).unwrap_or(rfc3339).to_string()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
