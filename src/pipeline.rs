@@ -346,12 +346,7 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     std::fs::create_dir_all(&charts_dir)
         .with_context(|| format!("{}: creating directory", charts_dir.display()))?;
     let opts = ReportOptions {
-        sections: cfg
-            .report
-            .sections
-            .iter()
-            .map(|s| s.word().to_string())
-            .collect(),
+        sections: cfg.report.sections.clone(),
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);

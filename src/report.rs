@@ -16,6 +16,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use crate::analyse::Summary;
 pub use crate::chart::ChartDef;
 use crate::chart::defs;
+use crate::config::ReportSection;
 
 /// A rendered chart image, attached inline to the email.
 #[derive(Debug, Clone)]
@@ -54,17 +55,13 @@ pub enum ReportError {
 /// Which sections to show, in order (names from the config's `report.sections`).
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
-    pub sections: Vec<String>,
+    pub sections: Vec<ReportSection>,
     pub top_n: usize,
 }
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        let sections = crate::config::ReportConfig::default()
-            .sections
-            .iter()
-            .map(|s| s.word().to_string())
-            .collect();
+        let sections = crate::config::ReportConfig::default().sections;
         ReportOptions {
             sections,
             top_n: 10,
@@ -73,8 +70,8 @@ impl Default for ReportOptions {
 }
 
 impl ReportOptions {
-    fn has(&self, s: &str) -> bool {
-        self.sections.iter().any(|x| x == s)
+    fn has(&self, s: ReportSection) -> bool {
+        self.sections.contains(&s)
     }
 }
 
@@ -141,16 +138,16 @@ pub fn headline(s: &Summary) -> String {
 #[must_use]
 pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
     let mut out = Vec::new();
-    if opts.has("pings") && !s.pings.is_empty() {
+    if opts.has(ReportSection::Pings) && !s.pings.is_empty() {
         out.push(defs::pings(&s.pings, opts.top_n.max(1) * 2));
     }
-    if opts.has("timeline") && !s.timeline.bins.is_empty() {
+    if opts.has(ReportSection::Timeline) && !s.timeline.bins.is_empty() {
         out.push(defs::timeline(&s.timeline));
     }
-    if opts.has("protocols") && !s.protocols.is_empty() {
+    if opts.has(ReportSection::Protocols) && !s.protocols.is_empty() {
         out.push(defs::protocols(&s.protocols));
     }
-    if opts.has("talkers") && !s.talkers_by_bytes.is_empty() {
+    if opts.has(ReportSection::Talkers) && !s.talkers_by_bytes.is_empty() {
         out.push(defs::talkers(&s.talkers_by_bytes, opts.top_n));
     }
     out
@@ -232,17 +229,16 @@ fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
     let n = opts.top_n;
     let mut out = Vec::new();
     for key in &opts.sections {
-        let sec = match key.as_str() {
-            "pings" => pings_section(s),
-            "totals" => totals_section(s),
-            "timeline" => timeline_section(s),
-            "protocols" => protocols_section(s),
-            "talkers" => talkers_section(s, n),
-            "conversations" => conversations_section(s, n),
-            "ports" => ports_section(s, n),
-            "devices" => devices_section(s),
-            "history" => history_section(s),
-            _ => continue,
+        let sec = match key {
+            ReportSection::Pings => pings_section(s),
+            ReportSection::Totals => totals_section(s),
+            ReportSection::Timeline => timeline_section(s),
+            ReportSection::Protocols => protocols_section(s),
+            ReportSection::Talkers => talkers_section(s, n),
+            ReportSection::Conversations => conversations_section(s, n),
+            ReportSection::Ports => ports_section(s, n),
+            ReportSection::Devices => devices_section(s),
+            ReportSection::History => history_section(s),
         };
         out.push(sec);
     }

@@ -111,7 +111,9 @@ pub struct ReportConfig {
     pub own_addresses: Vec<IpAddr>,
     /// Rows in each top-N table. Default 10.
     pub top_n: usize,
-    /// Sections to include, in order. Default: all of them.
+    /// Sections to include, in order: `pings`, `totals`, `timeline`, `protocols`,
+    /// `talkers`, `conversations`, `ports`, `devices`, `history`. Default: all but
+    /// `conversations` and `ports`.
     pub sections: Vec<ReportSection>,
     /// Nights kept for "compared with previous nights". Default 7.
     pub history_nights: usize,
@@ -124,7 +126,7 @@ impl Default for ReportConfig {
         ReportConfig {
             own_addresses: Vec::new(),
             top_n: 10,
-            sections: ReportSection::ALL.to_vec(),
+            sections: ReportSection::DEFAULT.to_vec(),
             history_nights: 7,
             interval: Interval::TEN_MINUTES,
         }

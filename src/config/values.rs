@@ -59,6 +59,19 @@ impl TimeOfDay {
     }
 }
 
+impl ReportSection {
+    /// The sections shown when `report.sections` is not set, in order.
+    pub const DEFAULT: &'static [ReportSection] = &[
+        ReportSection::Pings,
+        ReportSection::Totals,
+        ReportSection::Timeline,
+        ReportSection::Protocols,
+        ReportSection::Talkers,
+        ReportSection::Devices,
+        ReportSection::History,
+    ];
+}
+
 impl FromStr for TimeOfDay {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -303,13 +316,17 @@ word_enum! {
 }
 
 word_enum! {
-    /// A section of the report, in the order the config lists them.
+    /// A section of the report; `report.sections` lists those shown, in order.
     ReportSection {
         Pings => "pings",
         Totals => "totals",
         Timeline => "timeline",
         Protocols => "protocols",
         Talkers => "talkers",
+        /// Top conversations (address pairs); not in the default list.
+        Conversations => "conversations",
+        /// Top service ports; not in the default list.
+        Ports => "ports",
         Devices => "devices",
         History => "history",
     }
