@@ -381,6 +381,11 @@ fn pings_are_captured_exactly_with_filter_icmp() {
     assert_eq!(count(&files, ""), 14, "nothing else");
     // What the report reads, and our own counters.
     assert_eq!(j["interface"], "veth-a");
+    assert_eq!(
+        j["own_addresses"],
+        serde_json::json!([ADDR_A]),
+        "the capturing interface's address, recorded at the start"
+    );
     assert_eq!(j["filter"], "icmp");
     assert_eq!(u(&j, &["stats", "received"]), 14, "{j:#}");
     assert_eq!(u(&j, &["stats", "dropped_kernel"]), 0);
