@@ -56,7 +56,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MailConfig, Secret};
+use crate::config::{MailConfig, Secret, SmtpPreset, TlsMode};
 use crate::fsutil::write_atomic;
 
 /// The spooled message of a night, relative to the night directory.
@@ -456,17 +456,12 @@ fn parse_mailbox(key: &'static str, s: &str) -> Result<Mailbox> {
 
 /// Host, port and security from the preset or the explicit keys.
 fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
-    if let Some(preset) = cfg.smtp.as_deref() {
+    if let Some(preset) = cfg.smtp {
         let (port, security) = match preset {
-            "gmail" => (587, Security::Starttls),
-            "gmail-tls" => (465, Security::Tls),
-            other => {
-                return Err(MailError::Config {
-                    key: "mail.smtp",
-                    reason: format!("{other:?} is not one of \"gmail\", \"gmail-tls\""),
-                });
-            }
+            SmtpPreset::Gmail => (587, Security::Starttls),
+            SmtpPreset::GmailTls => (465, Security::Tls),
         };
+        let preset = preset.word();
         if let Some(h) = cfg.host.as_deref().filter(|h| *h != "smtp.gmail.com") {
             return Err(MailError::Config {
                 key: "mail.host",
@@ -485,16 +480,10 @@ fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
         }
         return Ok(("smtp.gmail.com".into(), port, security));
     }
-    let security = match cfg.tls.as_str() {
-        "starttls" => Security::Starttls,
-        "tls" => Security::Tls,
-        "none" => Security::None,
-        other => {
-            return Err(MailError::Config {
-                key: "mail.tls",
-                reason: format!("{other:?} is not one of \"starttls\", \"tls\", \"none\""),
-            });
-        }
+    let security = match cfg.tls {
+        TlsMode::Starttls => Security::Starttls,
+        TlsMode::Tls => Security::Tls,
+        TlsMode::None => Security::None,
     };
     let host = cfg
         .host
@@ -1912,7 +1901,7 @@ mod tests {
         MailConfig {
             to: vec!["me@example.org".into()],
             username: Some("sender@gmail.com".into()),
-            smtp: Some("gmail".into()),
+            smtp: Some(SmtpPreset::Gmail),
             password: Some(Secret::new("abcd efgh ijkl mnop")),
             ..MailConfig::default()
         }
@@ -1930,13 +1919,13 @@ mod tests {
             ("smtp.gmail.com", 587, Security::Starttls)
         );
         let mut c = cfg();
-        c.smtp = Some("gmail-tls".into());
+        c.smtp = Some(crate::config::SmtpPreset::GmailTls);
         let s = Settings::from_config_with(&c, None).unwrap();
         assert_eq!((s.port, s.security), (465, Security::Tls));
         let mut c = cfg();
         c.smtp = None;
         c.host = Some("mail.example.org".into());
-        c.tls = "tls".into();
+        c.tls = crate::config::TlsMode::Tls;
         let s = Settings::from_config_with(&c, None).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("mail.example.org", 465));
         c.host = None;
@@ -1949,7 +1938,7 @@ mod tests {
     fn tls_none_only_to_loopback() {
         let mut c = cfg();
         c.smtp = None;
-        c.tls = "none".into();
+        c.tls = crate::config::TlsMode::None;
         for (host, ok) in [
             ("127.0.0.1", true),
             ("::1", true),

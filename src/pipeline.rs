@@ -14,10 +14,11 @@ use anyhow::Context;
 use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
 use crate::capture::CaptureReport;
 use crate::chart::{self, ChartRenderer};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
 use crate::fsutil::write_atomic;
+use crate::layout::{self, NightDir, ReportDir};
 use crate::report::{self, ChartImage, Envelope, ReportOptions};
 
 /// Chart image size in the email (CSS pixels; drawn at this size).
@@ -44,18 +45,16 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// Analyse options from the config.
-///
-/// # Errors
-/// An invalid interval or window start (already refused by `check-config`).
-pub fn analyse_options(cfg: &Config) -> anyhow::Result<AnalyseOptions> {
-    Ok(AnalyseOptions {
+/// Analyse options from the config (its values were checked when it was loaded).
+#[must_use]
+pub fn analyse_options(cfg: &Config) -> AnalyseOptions {
+    AnalyseOptions {
         own_addresses: cfg.report.own_addresses.clone(),
         top_n: cfg.report.top_n,
-        interval_s: config::parse_interval(&cfg.report.interval).map_err(anyhow::Error::msg)?,
-        timezone: cfg.capture.timezone.clone(),
-        window_start_min: config::parse_hhmm(&cfg.capture.start).map_err(anyhow::Error::msg)?,
-    })
+        interval_s: cfg.report.interval.secs(),
+        timezone: cfg.capture.timezone.map(|z| z.to_string()),
+        window_start_min: cfg.capture.start.minutes(),
+    }
 }
 
 /// Convert, analyse and report the given captures into `night_dir`.
@@ -70,7 +69,7 @@ pub fn run(
 ) -> anyhow::Result<NightOutcome> {
     std::fs::create_dir_all(night_dir)
         .with_context(|| format!("{}: creating directory", night_dir.display()))?;
-    let parquet = night_dir.join("packets.parquet");
+    let parquet = NightDir::new(night_dir).packets_parquet();
     let conv = convert::convert(
         inputs,
         &ConvertOptions {
@@ -99,15 +98,16 @@ pub fn analyse_night(
     cfg: &Config,
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
-    let parquet = night_dir.join("packets.parquet");
-    let capture = read_capture_json(night_dir);
-    let mut opts = analyse_options(cfg)?;
+    let night = NightDir::new(night_dir);
+    let parquet = night.packets_parquet();
+    let capture = read_capture_json(&night);
+    let mut opts = analyse_options(cfg);
     opts.own_addresses = own_addresses(&opts.own_addresses, capture.as_ref());
     let (mut summary, tonight) = analyse::analyse_with_devices(&parquet, &opts)?;
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
         let rep = devices::update(
-            &state.join("devices.parquet"),
+            &layout::devices_file(state),
             &summary.night,
             &tonight,
             cfg.report.history_nights,
@@ -115,7 +115,7 @@ pub fn analyse_night(
         )?;
         summary.devices = Some(rep);
         let earlier = earlier_summaries(
-            &state.join("nights"),
+            &layout::nights_dir(state),
             &summary.night,
             cfg.report.history_nights,
             night_dir,
@@ -128,7 +128,7 @@ pub fn analyse_night(
         });
     }
     let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
-    write_atomic(&night_dir.join("summary.json"), &json)
+    write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;
     Ok(summary)
 }
@@ -138,7 +138,7 @@ pub fn analyse_night(
 /// # Errors
 /// Missing (run `netdigest analyse` first) or not a summary of this version.
 pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
-    let p = night_dir.join("summary.json");
+    let p = NightDir::new(night_dir).summary_json();
     let text = std::fs::read_to_string(&p).with_context(|| {
         format!(
             "{}: cannot read (run `netdigest analyse` first)",
@@ -158,8 +158,8 @@ pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
 }
 
 /// `<night>/capture.json` (written by `netdigest capture`), when the night was captured live.
-fn read_capture_json(night_dir: &Path) -> Option<CaptureReport> {
-    let text = std::fs::read_to_string(night_dir.join("capture.json")).ok()?;
+fn read_capture_json(night: &NightDir) -> Option<CaptureReport> {
+    let text = std::fs::read_to_string(night.capture_json()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -208,7 +208,7 @@ fn earlier_summaries(nights_dir: &Path, night: &str, n: usize, this_dir: &Path) 
         .filter(|e| this.is_none() || e.path().canonicalize().ok() != this)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(e.path().join("summary.json")).ok()?;
+            let text = std::fs::read_to_string(NightDir::new(e.path()).summary_json()).ok()?;
             let s: Summary = serde_json::from_str(&text).ok()?;
             (s.night.as_str() < night && !s.night.is_empty()).then_some((name, s))
         })
@@ -325,12 +325,17 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
-    let dir = night_dir.join("report");
-    let charts_dir = dir.join("charts");
+    let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
+    let charts_dir = dir.charts_dir();
     std::fs::create_dir_all(&charts_dir)
         .with_context(|| format!("{}: creating directory", charts_dir.display()))?;
     let opts = ReportOptions {
-        sections: cfg.report.sections.clone(),
+        sections: cfg
+            .report
+            .sections
+            .iter()
+            .map(|s| s.word().to_string())
+            .collect(),
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);
@@ -343,18 +348,17 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     let html = report::email_html(s, &images, &opts);
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
-    for (name, body) in [
-        ("email.html", &html),
-        ("email.txt", &text),
-        ("index.html", &index),
+    for (p, body) in [
+        (dir.email_html(), &html),
+        (dir.email_txt(), &text),
+        (dir.index_html(), &index),
     ] {
-        let p = dir.join(name);
         write_atomic(&p, body.as_bytes()).with_context(|| format!("{}: writing", p.display()))?;
     }
     let env = envelope(s, cfg);
     let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
     let msg = report::build_message(&env, &html, &text, &images, Some(&index), &message_id)?;
-    let eml = dir.join("report.eml");
+    let eml = dir.report_eml();
     write_atomic(&eml, &msg.formatted()).with_context(|| format!("{}: writing", eml.display()))?;
     Ok(eml)
 }

@@ -320,7 +320,7 @@ fn settings_for(dir: &Path, port: u16, tls: &str, ca: Option<PathBuf>) -> Settin
         username: Some(USER.into()),
         host: Some("127.0.0.1".into()),
         port: Some(port),
-        tls: tls.into(),
+        tls: tls.parse().unwrap(),
         password_file: Some(pw),
         ca_file: ca,
         ..MailConfig::default()
@@ -960,7 +960,7 @@ fn config_errors_name_the_key() {
         to: vec!["me@example.org".into()],
         username: Some(USER.into()),
         host: Some("mail.example.org".into()),
-        tls: "none".into(),
+        tls: netdigest::config::TlsMode::None,
         password: Some(netdigest::config::Secret::new(PASSWORD_SHOWN)),
         ..MailConfig::default()
     };

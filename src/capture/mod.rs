@@ -2,7 +2,8 @@
 //! interface, run by an unprivileged user holding only `CAP_NET_RAW`, rotating
 //! files, honest about drops.
 //!
-//! Layout of one night (`<night>` is the local date the window started):
+//! Files of one night (`<night>` is the local date the window started; the paths are
+//! `crate::layout`'s):
 //!
 //! ```text
 //! <state>/nights/<night>/capture/part-0001.pcap, part-0002.pcap, ...
@@ -56,15 +57,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 
+use crate::config::TimeOfDay;
+
 pub use iface::{interfaces, permission_message, validate_filter};
-pub use run::{check_capture, night_dir, run_capture};
+pub use run::{check_capture, run_capture};
 pub use stats::{
     CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStats, DiskInfo, FileInfo, Gap, RunRecord,
     Sample, WindowInfo,
 };
-pub use window::{
-    Window, WindowPlan, WindowSource, Zone, next_local_time, plan_window, resolve_window,
-};
+pub use window::{Window, WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 
 const MIB: u64 = 1024 * 1024;
 /// Length of a pcap record header.
@@ -78,7 +79,7 @@ pub struct CaptureOptions {
     /// `--for 10m`: capture for this long from now, instead of the configured window.
     pub duration: Option<Duration>,
     /// `--until 06:00`: capture from now until the next such local time.
-    pub until: Option<String>,
+    pub until: Option<TimeOfDay>,
     /// `--interface X`: overrides `capture.interface`.
     pub interface: Option<String>,
     /// `--state DIR`: overrides `state.dir`.
@@ -165,10 +166,10 @@ impl StopFlag {
 /// Why a capture could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// A bad option or config value (exit code 2).
+    /// A bad option or config value (a usage error: `crate::exit` maps it to exit code 2).
     #[error("invalid {key}: {reason}")]
     Config { key: &'static str, reason: String },
-    /// libpcap refused the BPF filter (exit code 2).
+    /// libpcap refused the BPF filter (a usage error, exit code 2).
     #[error("invalid capture.filter {filter:?}: {message} (libpcap)")]
     Filter { filter: String, message: String },
     /// The configured interface does not exist.
@@ -194,17 +195,6 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
-}
-
-impl CaptureError {
-    /// The process exit code: 2 for usage and config errors, else 1.
-    #[must_use]
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CaptureError::Config { .. } | CaptureError::Filter { .. } => 2,
-            _ => 1,
-        }
-    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CaptureError + '_ {

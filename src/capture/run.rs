@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use super::iface::{interface_addresses, interface_up, interfaces, permission_message};
 use super::queue::{Batch, Msg, Queue};
@@ -22,18 +22,11 @@ use super::reader::{HandleSpec, OpenError, Reader, ReaderLive, open_handle};
 use super::stats::{
     CAPTURE_SCHEMA_VERSION, CaptureReport, DiskInfo, LiveReport, WindowInfo, carry_over,
 };
-use super::window::{Window, WindowSource, Zone, resolve_window, rfc3339_local};
+use super::window::{Window, WindowSource, resolve_window, rfc3339_local};
 use super::writer::{EarlierParts, Limits, Writer, earlier_parts};
 use super::{CaptureError, CaptureOptions, CaptureOutcome, MIB, StopFlag, io_err, validate_filter};
-use crate::config::Config;
-
-/// The night directory: `<state>/nights/<night>`.
-#[must_use]
-pub fn night_dir(state_dir: &Path, night: NaiveDate) -> PathBuf {
-    state_dir
-        .join("nights")
-        .join(night.format("%Y-%m-%d").to_string())
-}
+use crate::config::{Config, Zone};
+use crate::layout::{self, NightDir};
 
 /// Everything a capture checks before it starts, and the handle it opens: the filter
 /// (libpcap's compiler), the interface's existence, the permission to capture. `None`:
@@ -122,10 +115,7 @@ pub fn run_capture(
     stop: &StopFlag,
 ) -> Result<CaptureOutcome, CaptureError> {
     let c = &cfg.capture;
-    let zone = Zone::from_config(c.timezone.as_deref()).map_err(|reason| CaptureError::Config {
-        key: "capture.timezone",
-        reason,
-    })?;
+    let zone = c.zone();
     let now = Utc::now();
     let window = match resolve_window(cfg, opts, &zone, now)? {
         Ok(w) => w,
@@ -174,7 +164,7 @@ pub fn run_capture(
     }
     log_end(&rep);
     Ok(CaptureOutcome::Captured {
-        night_dir: night.dir,
+        night_dir: night.dir.path().to_path_buf(),
         report: Box::new(rep),
     })
 }
@@ -202,12 +192,9 @@ fn outside_window(
 /// The night's files as this run finds them; an earlier run of the same night is
 /// continued, not overwritten.
 struct NightFiles {
-    /// `<state>/nights/<night>`.
-    dir: PathBuf,
+    dir: NightDir,
     /// Its `capture/`, created.
     capture_dir: PathBuf,
-    /// Its `capture.json`.
-    json_path: PathBuf,
     /// The earlier runs' report carried over (empty for the night's first run).
     base: CaptureReport,
     earlier: EarlierParts,
@@ -220,10 +207,10 @@ impl NightFiles {
         zone: &Zone,
         started: DateTime<Utc>,
     ) -> Result<Self, CaptureError> {
-        let dir = night_dir(state_dir, window.night);
-        let capture_dir = dir.join("capture");
+        let dir = NightDir::of(state_dir, window.night);
+        let capture_dir = dir.capture_dir();
         fs::create_dir_all(&capture_dir).map_err(io_err(&capture_dir))?;
-        let json_path = dir.join("capture.json");
+        let json_path = dir.capture_json();
         let mut base = CaptureReport::default();
         if let Ok(text) = fs::read_to_string(&json_path) {
             match serde_json::from_str::<CaptureReport>(&text) {
@@ -238,7 +225,6 @@ impl NightFiles {
         Ok(NightFiles {
             dir,
             capture_dir,
-            json_path,
             base,
             earlier,
         })
@@ -263,7 +249,7 @@ fn fixed_report(
     CaptureReport {
         schema_version: CAPTURE_SCHEMA_VERSION,
         status: "running".into(),
-        night: window.night.format("%Y-%m-%d").to_string(),
+        night: layout::night_name(window.night),
         interface: interface.to_string(),
         own_addresses,
         filter: c.filter.clone(),
@@ -307,7 +293,7 @@ fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let reader = Reader::new(spec, Arc::clone(&stop), Arc::clone(&reader_live), q);
     let live = LiveReport::new(
-        night.json_path.clone(),
+        night.dir.capture_json(),
         zone,
         fixed,
         night.base.clone(),

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::reader::ReaderLive;
-use super::window::{Zone, rfc3339_local};
+use super::window::rfc3339_local;
 use super::writer::WriterLive;
 use super::{CaptureError, io_err, lock};
+use crate::config::Zone;
 use crate::fsutil::write_atomic;
 use crate::linktype::LinkType;
 

@@ -13,10 +13,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::queue::Batch;
 use super::reader::HandleStats;
 use super::stats::{CaptureReport, CaptureStats, FileInfo, carry_over};
-use super::window::{WindowPlan, WindowSource, Zone, next_local_time, plan_window, resolve_window};
+use super::window::{WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 use super::writer::{EarlierParts, Limits, Writer, scan_part};
 use super::{CaptureOptions, MIB, lock, validate_filter};
-use crate::config::Config;
+use crate::config::{Config, Zone};
+use crate::layout;
 
 fn berlin() -> Zone {
     Zone::Named(chrono_tz::Europe::Berlin)
@@ -100,7 +101,7 @@ fn daytime_window_and_until() {
 #[test]
 fn resolve_for_inside_window_keeps_the_night() {
     let mut cfg = Config::default();
-    cfg.capture.timezone = Some("Europe/Berlin".into());
+    cfg.capture.timezone = Some("Europe/Berlin".parse().unwrap());
     let opts = CaptureOptions {
         duration: Some(Duration::from_secs(600)),
         ..CaptureOptions::default()
@@ -113,7 +114,7 @@ fn resolve_for_inside_window_keeps_the_night() {
     assert_eq!(w.end - w.start, chrono::Duration::minutes(10));
     assert_eq!(w.source, WindowSource::For);
     let both = CaptureOptions {
-        until: Some("06:00".into()),
+        until: Some("06:00".parse().unwrap()),
         ..opts
     };
     assert!(resolve_window(&cfg, &both, &berlin(), now).is_err());
@@ -201,7 +202,7 @@ fn a_torn_last_record_is_found() {
     w.on_link_type(1);
     w.write_batch(&batch(10, 100));
     w.close_part().unwrap();
-    let path = dir.join("part-0001.pcap");
+    let path = dir.join(layout::part_name(1));
     let whole = fs::metadata(&path).unwrap().len();
     assert_eq!(whole, 24 + 10 * 116);
     // A power cut in the middle of the 11th record.
@@ -227,7 +228,7 @@ fn carry_over_adds_restart_gap_and_keeps_totals() {
             ..CaptureStats::default()
         },
         files: vec![FileInfo {
-            name: "part-0001.pcap".into(),
+            name: layout::part_name(1),
             ..FileInfo::default()
         }],
         ..CaptureReport::default()

@@ -1,5 +1,6 @@
 //! The capture window, DST-safe: the configured daily `start..end` in the window's time
-//! zone (`capture.timezone` or the system's), or an ad-hoc `--for`/`--until` window.
+//! zone ([`Zone`]: `capture.timezone` or the system's), or an ad-hoc `--for`/`--until`
+//! window. The times of day and the zone are the config's typed values, parsed at load.
 //!
 //! Invariants: a window is `[start, end)` in UTC and belongs to one *night*, the local
 //! date its configured start falls on (a capture started late, at 01:00, belongs to last
@@ -9,87 +10,10 @@
 
 use std::fmt;
 
-use chrono::{
-    DateTime, Days, FixedOffset, Local, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
-};
+use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 
 use super::{CaptureError, CaptureOptions};
-use crate::config::{self, Config};
-
-/// The time zone of the window: `capture.timezone` or the system's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Zone {
-    System,
-    Named(chrono_tz::Tz),
-}
-
-impl Zone {
-    /// From `capture.timezone` (an IANA name) or the system's zone when unset.
-    ///
-    /// # Errors
-    /// An unknown zone name.
-    pub fn from_config(tz: Option<&str>) -> Result<Zone, String> {
-        match tz {
-            None => Ok(Zone::System),
-            Some(name) => name
-                .parse::<chrono_tz::Tz>()
-                .map(Zone::Named)
-                .map_err(|_| format!("unknown time zone {name:?}")),
-        }
-    }
-
-    /// Name for `capture.json`.
-    #[must_use]
-    pub fn name(&self) -> String {
-        match self {
-            Zone::System => "system".into(),
-            Zone::Named(tz) => tz.name().into(),
-        }
-    }
-
-    #[must_use]
-    pub fn to_local(&self, t: DateTime<Utc>) -> DateTime<FixedOffset> {
-        match self {
-            Zone::System => t.with_timezone(&Local).fixed_offset(),
-            Zone::Named(tz) => t.with_timezone(tz).fixed_offset(),
-        }
-    }
-
-    /// The instant of local `date` at `minutes` after midnight. A time skipped by a DST
-    /// change becomes the first valid minute after it; a repeated time is its first
-    /// occurrence when `earliest`, else its second.
-    #[must_use]
-    pub fn instant(&self, date: NaiveDate, minutes: u32, earliest: bool) -> DateTime<Utc> {
-        match self {
-            Zone::System => resolve_local(&Local, date, minutes, earliest),
-            Zone::Named(tz) => resolve_local(tz, date, minutes, earliest),
-        }
-    }
-}
-
-fn resolve_local<T: TimeZone>(
-    tz: &T,
-    date: NaiveDate,
-    minutes: u32,
-    earliest: bool,
-) -> DateTime<Utc> {
-    let midnight = NaiveDateTime::from(date);
-    let mut naive = midnight + chrono::Duration::minutes(i64::from(minutes));
-    for _ in 0..=(24 * 60) {
-        let found = tz.from_local_datetime(&naive);
-        let pick = if earliest {
-            found.earliest()
-        } else {
-            found.latest()
-        };
-        if let Some(t) = pick {
-            return t.with_timezone(&Utc);
-        }
-        naive += chrono::Duration::minutes(1);
-    }
-    // No valid local time within a day: cannot happen with real zones.
-    Utc.from_utc_datetime(&naive)
-}
+use crate::config::{Config, Zone};
 
 /// Where a window came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,22 +110,15 @@ pub fn next_local_time(zone: &Zone, now: DateTime<Utc>, minutes: u32) -> DateTim
 /// last night), else the local date of `now`.
 ///
 /// # Errors
-/// Both `--for` and `--until`, or a value that does not parse.
+/// Both `--for` and `--until`, or a `--for` that is not a positive duration.
 pub fn resolve_window(
     cfg: &Config,
     opts: &CaptureOptions,
     zone: &Zone,
     now: DateTime<Utc>,
 ) -> Result<Result<Window, DateTime<Utc>>, CaptureError> {
-    let start_min =
-        config::parse_hhmm(&cfg.capture.start).map_err(|reason| CaptureError::Config {
-            key: "capture.start",
-            reason,
-        })?;
-    let end_min = config::parse_hhmm(&cfg.capture.end).map_err(|reason| CaptureError::Config {
-        key: "capture.end",
-        reason,
-    })?;
+    let start_min = cfg.capture.start.minutes();
+    let end_min = cfg.capture.end.minutes();
     let plan = plan_window(zone, now, start_min, end_min);
     let adhoc_night = match &plan {
         WindowPlan::Inside(w) => w.night,
@@ -230,18 +147,12 @@ pub fn resolve_window(
                 source: WindowSource::For,
             }))
         }
-        (None, Some(u)) => {
-            let m = config::parse_hhmm(u).map_err(|reason| CaptureError::Config {
-                key: "--until",
-                reason,
-            })?;
-            Ok(Ok(Window {
-                night: adhoc_night,
-                start: now,
-                end: next_local_time(zone, now, m),
-                source: WindowSource::Until,
-            }))
-        }
+        (None, Some(u)) => Ok(Ok(Window {
+            night: adhoc_night,
+            start: now,
+            end: next_local_time(zone, now, u.minutes()),
+            source: WindowSource::Until,
+        })),
         (None, None) => Ok(match plan {
             WindowPlan::Inside(w) => Ok(w),
             WindowPlan::Outside { next_start } => Err(next_start),

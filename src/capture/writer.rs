@@ -21,6 +21,7 @@ use super::queue::{Batch, Msg};
 use super::stats::FileInfo;
 use super::{CaptureOptions, FILE_HDR, MIB, REC_HDR, lock};
 use crate::config::CaptureConfig;
+use crate::layout;
 
 /// What the writer publishes for `capture.json`.
 #[derive(Debug, Default, Clone)]
@@ -136,7 +137,7 @@ impl Writer {
     }
 
     fn open_part(&mut self, link_type: u32) -> io::Result<()> {
-        let name = format!("part-{:04}.pcap", self.next_index);
+        let name = layout::part_name(self.next_index);
         let path = self.dir.join(&name);
         let file = OpenOptions::new()
             .write(true)
@@ -416,11 +417,7 @@ fn existing_parts(dir: &Path) -> (u32, u64, Vec<PathBuf>) {
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(n) = name
-                .strip_prefix("part-")
-                .and_then(|s| s.strip_suffix(".pcap"))
-                .and_then(|s| s.parse::<u32>().ok())
-            {
+            if let Some(n) = layout::part_index(&name) {
                 max = max.max(n);
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
                 paths.push(e.path());
