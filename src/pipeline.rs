@@ -6,11 +6,13 @@
 //! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, report.eml}
 //! ```
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
+use crate::capture::CaptureReport;
 use crate::chart::{self, ChartRenderer};
 use crate::config::Config;
 use crate::convert::{self, ConvertOptions, ConvertSummary};
@@ -98,13 +100,9 @@ pub fn analyse_night(
 ) -> anyhow::Result<Summary> {
     let night = NightDir::new(night_dir);
     let parquet = night.packets_parquet();
-    let capture = read_capture_json(night_dir);
+    let capture = read_capture_json(&night);
     let mut opts = analyse_options(cfg);
-    if opts.own_addresses.is_empty()
-        && let Some(c) = &capture
-    {
-        opts.own_addresses = own_addresses_from_capture(c);
-    }
+    opts.own_addresses = own_addresses(&opts.own_addresses, capture.as_ref());
     let (mut summary, tonight) = analyse::analyse_with_devices(&parquet, &opts)?;
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
@@ -160,36 +158,26 @@ pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
 }
 
 /// `<night>/capture.json` (written by `netdigest capture`), when the night was captured live.
-fn read_capture_json(night_dir: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(night_dir.join("capture.json")).ok()?;
+fn read_capture_json(night: &NightDir) -> Option<CaptureReport> {
+    let text = std::fs::read_to_string(night.capture_json()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// The appliance's addresses for a night captured live: those of the interface named in
-/// capture.json (looked up now, on the machine that captured).
-fn own_addresses_from_capture(capture: &serde_json::Value) -> Vec<std::net::IpAddr> {
-    capture
-        .get("interface")
-        .and_then(serde_json::Value::as_str)
-        .map(crate::capture::interface_addresses)
-        .unwrap_or_default()
+/// The appliance's own addresses: `report.own_addresses` when set, else those the capture
+/// recorded in capture.json (its interface's, when it started), else none.
+fn own_addresses(configured: &[IpAddr], capture: Option<&CaptureReport>) -> Vec<IpAddr> {
+    if configured.is_empty() {
+        capture.map(|c| c.own_addresses.clone()).unwrap_or_default()
+    } else {
+        configured.to_vec()
+    }
 }
 
 /// Capture health from capture.json: libpcap's counters plus our own queue and disk drops.
-fn capture_health(capture: &serde_json::Value) -> CaptureHealth {
-    let stats = capture.get("stats").unwrap_or(capture);
-    let num = |k: &str| {
-        stats
-            .get(k)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
-    let (received, dk, di) = (
-        num("received"),
-        num("dropped_kernel"),
-        num("dropped_interface"),
-    );
-    let ours = num("dropped_queue") + num("dropped_disk");
+fn capture_health(capture: &CaptureReport) -> CaptureHealth {
+    let s = &capture.stats;
+    let (received, dk, di) = (s.received, s.dropped_kernel, s.dropped_interface);
+    let ours = s.dropped_queue + s.dropped_disk;
     let dropped = dk + di + ours;
     let total = received + dk + di;
     #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
@@ -199,11 +187,7 @@ fn capture_health(capture: &serde_json::Value) -> CaptureHealth {
         dropped as f64 / total as f64
     };
     CaptureHealth {
-        interface: capture
-            .get("interface")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        interface: capture.interface.clone(),
         received,
         dropped_kernel: dk,
         dropped_interface: di,
@@ -378,21 +362,49 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
 mod tests {
     use super::*;
 
+    /// A capture.json as `netdigest capture` writes it (the fields these tests need).
+    fn capture_json(text: &str) -> CaptureReport {
+        serde_json::from_str(text).expect("a capture report")
+    }
+
     #[test]
     fn capture_health_counts_our_own_drops() {
-        let c: serde_json::Value = serde_json::json!({
-            "interface": "wlan0",
-            "stats": {"received": 9_990, "dropped_kernel": 10, "dropped_interface": 0,
-                      "dropped_queue": 5, "dropped_disk": 0}
-        });
+        let c = capture_json(
+            r#"{"interface": "wlan0",
+                "stats": {"received": 9990, "dropped_kernel": 10, "dropped_interface": 0,
+                          "dropped_queue": 5, "dropped_disk": 0}}"#,
+        );
         let h = capture_health(&c);
+        assert_eq!(h.interface, "wlan0");
         assert_eq!(
             (h.received, h.dropped_kernel, h.dropped_ours),
             (9_990, 10, 5)
         );
         assert!((h.drop_ratio - 0.0015).abs() < 1e-9, "{}", h.drop_ratio);
         assert!(h.warning, "above 0.1 % the report warns");
-        let quiet = capture_health(&serde_json::json!({"stats": {"received": 100_000}}));
+        let quiet = capture_health(&capture_json(r#"{"stats": {"received": 100000}}"#));
         assert!(!quiet.warning && quiet.drop_ratio == 0.0);
+    }
+
+    #[test]
+    fn own_addresses_come_from_the_config_else_from_capture_json() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        let recorded =
+            capture_json(r#"{"interface": "eth0", "own_addresses": ["192.168.1.2", "fe80::1"]}"#);
+        assert_eq!(
+            own_addresses(&[], Some(&recorded)),
+            vec![ip("192.168.1.2"), ip("fe80::1")]
+        );
+        assert_eq!(
+            own_addresses(&[ip("10.0.0.9")], Some(&recorded)),
+            vec![ip("10.0.0.9")],
+            "report.own_addresses wins"
+        );
+        assert!(own_addresses(&[], None).is_empty(), "no capture.json");
+        let old = capture_json(r#"{"schema_version": 1, "interface": "eth0"}"#);
+        assert!(
+            own_addresses(&[], Some(&old)).is_empty(),
+            "a capture.json from before the addresses were recorded"
+        );
     }
 }

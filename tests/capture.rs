@@ -381,6 +381,11 @@ fn pings_are_captured_exactly_with_filter_icmp() {
     assert_eq!(count(&files, ""), 14, "nothing else");
     // What the report reads, and our own counters.
     assert_eq!(j["interface"], "veth-a");
+    assert_eq!(
+        j["own_addresses"],
+        serde_json::json!([ADDR_A]),
+        "the capturing interface's address, recorded at the start"
+    );
     assert_eq!(j["filter"], "icmp");
     assert_eq!(u(&j, &["stats", "received"]), 14, "{j:#}");
     assert_eq!(u(&j, &["stats", "dropped_kernel"]), 0);
@@ -849,10 +854,11 @@ fn check_capture_for_doctor() {
         e.to_string().contains("lo"),
         "lists the interfaces present: {e}"
     );
-    assert_eq!(e.exit_code(), 1);
+    let exit = |e: netdigest::capture::CaptureError| netdigest::exit::of_error(&e.into());
+    assert_eq!(exit(e), netdigest::exit::Exit::Failed);
     let mut bad = cfg.clone();
     bad.capture.filter = "port 99999".into();
     let e = netdigest::capture::check_capture(&bad, Some("lo")).unwrap_err();
-    assert_eq!(e.exit_code(), 2, "{e}");
     assert!(e.to_string().contains("port 99999"), "{e}");
+    assert_eq!(exit(e), netdigest::exit::Exit::Usage);
 }

@@ -286,7 +286,7 @@ fn summary_json_snapshot() {
 }
 
 #[test]
-fn own_addresses_come_from_the_capture_interface() {
+fn own_addresses_come_from_capture_json() {
     // A night "captured" on lo: its pings from 127.0.0.1 are the appliance's own.
     let dir = tmpdir("own");
     let night = dir.join("night");
@@ -328,6 +328,7 @@ fn own_addresses_come_from_the_capture_interface() {
         vec!["127.0.0.1", "192.168.1.7"],
         "no capture.json: nothing is excluded"
     );
+    // The analysis takes the addresses capture.json recorded, not the system's now.
     std::fs::write(
         night.join("capture.json"),
         r#"{"interface": "lo", "stats": {"received": 3}}"#,
@@ -335,8 +336,18 @@ fn own_addresses_come_from_the_capture_interface() {
     .unwrap();
     assert_eq!(
         analyse(&night),
+        vec!["127.0.0.1", "192.168.1.7"],
+        "capture.json without own_addresses: nothing is excluded"
+    );
+    std::fs::write(
+        night.join("capture.json"),
+        r#"{"interface": "lo", "own_addresses": ["127.0.0.1", "::1"], "stats": {"received": 3}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        analyse(&night),
         vec!["192.168.1.7"],
-        "lo's own 127.0.0.1 is left out"
+        "lo's own 127.0.0.1, recorded by the capture, is left out"
     );
 }
 
