@@ -20,6 +20,7 @@ pub mod devices;
 pub mod fsutil;
 pub mod linktype;
 pub mod logging;
+pub mod message;
 pub mod mail;
 pub mod nightly;
 pub mod pipeline;

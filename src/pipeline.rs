@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <night>/packets.parquet  <night>/summary.json
-//! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, report.eml}
+//! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, message.json, report.eml}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,8 @@ use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
 use crate::fsutil::write_atomic;
-use crate::report::{self, ChartImage, Envelope, ReportOptions};
+use crate::message::{self, Envelope};
+use crate::report::{self, ChartImage, ReportOptions};
 
 /// Chart image size in the email (CSS pixels; drawn at this size).
 pub const CHART_WIDTH: u32 = 600;
@@ -342,36 +343,24 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
     let dir = night_dir.join("report");
-    let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir)
-        .with_context(|| format!("{}: creating directory", charts_dir.display()))?;
     let opts = ReportOptions {
         sections: cfg.report.sections.clone(),
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);
     let images = render_charts(&defs)?;
-    for img in &images {
-        let path = charts_dir.join(img.file_name());
-        write_atomic(&path, &img.bytes)
-            .with_context(|| format!("{}: writing chart", path.display()))?;
-    }
     let html = report::email_html(s, &images, &opts);
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
-    for (name, body) in [
-        ("email.html", &html),
-        ("email.txt", &text),
-        ("index.html", &index),
-    ] {
-        let p = dir.join(name);
-        write_atomic(&p, body.as_bytes()).with_context(|| format!("{}: writing", p.display()))?;
-    }
     let env = envelope(s, cfg);
     let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
-    let msg = report::build_message(&env, &html, &text, &images, Some(&index), &message_id)?;
-    let eml = dir.join("report.eml");
-    write_atomic(&eml, &msg.formatted()).with_context(|| format!("{}: writing", eml.display()))?;
+    let parts = message::Parts {
+        text: &text,
+        html: &html,
+        charts: &images,
+        index: Some(&index),
+    };
+    let eml = message::spool(&dir, &env, &message_id, &parts)?;
     Ok(eml)
 }
 
