@@ -15,13 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, MultiPart, SinglePart};
 use netdigest::config::MailConfig;
 use netdigest::mail::{
     self, AttemptResult, FailureKind, MailError, MailRecord, Outcome, Phase, RetryPolicy, Settings,
     Status,
 };
+use netdigest::message::{self, Envelope, Parts};
+use netdigest::report::ChartImage;
 use serde_json::Value;
 
 const USER: &str = "sender@example.org";
@@ -225,47 +225,43 @@ fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A report message shaped as report.rs builds it: mixed [ alternative [ text,
-/// related [ html, inline JPEGs ] ], index.html attachment ].
-fn report_eml(night: &str, message_id: &str, attachment_size: usize) -> Vec<u8> {
-    let charts = [("pings", 1u8), ("timeline", 2u8)];
+/// A report spooled as the report stage spools it: text, HTML with two inline JPEGs,
+/// and an index.html attachment of about `attachment_size` bytes.
+fn spool_report(report_dir: &Path, night: &str, message_id: &str, attachment_size: usize) {
+    let charts: Vec<ChartImage> = [("pings", 1u8), ("timeline", 2u8)]
+        .into_iter()
+        .map(|(id, seed)| ChartImage {
+            id: id.into(),
+            title: id.into(),
+            content_type: "image/jpeg".into(),
+            bytes: jpeg(64, 48, seed),
+        })
+        .collect();
     let mut html = format!("<html><body><h1>Your network overnight</h1><p>Night of {night}</p>");
-    for (id, _) in charts {
-        write!(html, "<img src=\"cid:{id}@netdigest\" alt=\"{id}\">").unwrap();
+    for c in &charts {
+        write!(html, "<img src=\"cid:{}\" alt=\"{}\">", c.cid(), c.id).unwrap();
     }
     html.push_str("</body></html>");
-    let mut related = MultiPart::related().singlepart(SinglePart::html(html));
-    for (id, seed) in charts {
-        related = related.singlepart(
-            Attachment::new_inline_with_name(format!("{id}@netdigest"), format!("{id}.jpg")).body(
-                jpeg(64, 48, seed),
-                ContentType::parse("image/jpeg").unwrap(),
-            ),
-        );
-    }
-    let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::plain(format!(
-            "Your network overnight: night of {night}\n0 new devices, 1,204 pings, 0 drops\n"
-        )))
-        .multipart(related);
+    let text =
+        format!("Your network overnight: night of {night}\n0 new devices, 1,204 pings, 0 drops\n");
     let index = format!(
         "<!DOCTYPE html><title>netdigest {night}</title>{}",
         "x".repeat(attachment_size)
     );
-    let body = MultiPart::mixed()
-        .multipart(alternative)
-        .singlepart(Attachment::new("index.html".into()).body(index, ContentType::TEXT_HTML));
-    lettre::Message::builder()
-        .from("netdigest <netdigest@localhost>".parse().unwrap())
-        .to("someone-old@example.org".parse().unwrap())
-        .subject(format!(
-            "netdigest {night}: 0 new devices, 1,204 pings, 0 drops"
-        ))
-        .message_id(Some(message_id.to_string()))
-        .date_now()
-        .multipart(body)
-        .unwrap()
-        .formatted()
+    let env = Envelope {
+        from: "netdigest <netdigest@localhost>".into(),
+        to: vec!["someone-old@example.org".into()],
+        cc: Vec::new(),
+        reply_to: None,
+        subject: format!("netdigest {night}: 0 new devices, 1,204 pings, 0 drops"),
+    };
+    let parts = Parts {
+        text: &text,
+        html: &html,
+        charts: &charts,
+        index: Some(&index),
+    };
+    message::spool(report_dir, &env, message_id, &parts).unwrap();
 }
 
 fn today() -> String {
@@ -281,20 +277,15 @@ fn yesterday() -> String {
         .to_string()
 }
 
-/// Spools a night's report under `<state>/nights/<night>/report/report.eml`.
+/// Spools a night's report under `<state>/nights/<night>/report/`.
 fn spool(state: &Path, night: &str) -> PathBuf {
     spool_sized(state, night, 2000)
 }
 
 fn spool_sized(state: &Path, night: &str, attachment_size: usize) -> PathBuf {
     let dir = state.join("nights").join(night);
-    std::fs::create_dir_all(dir.join("report")).unwrap();
     let id = format!("<netdigest-{night}-test@localhost>");
-    std::fs::write(
-        dir.join(mail::SPOOL_FILE),
-        report_eml(night, &id, attachment_size),
-    )
-    .unwrap();
+    spool_report(&dir.join("report"), night, &id, attachment_size);
     dir
 }
 
