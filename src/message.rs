@@ -12,7 +12,7 @@
 //!
 //! # Invariants
 //! - `report.eml` is written last: when it exists, every part and `message.json` do.
-//! - [`build`] is the only place that knows the message's shape: multipart/mixed [
+//! - `build` is the only place that knows the message's shape: multipart/mixed [
 //!   multipart/alternative [ text/plain, multipart/related [ text/html, inline images ]
 //!   ], index.html attachment ]. `report.eml` and the delivered message both come from it,
 //!   so they differ only in their addresses (and MIME boundaries, which are random).
@@ -192,7 +192,7 @@ pub fn spool(
             .collect(),
         attachment: parts.index.is_some(),
     };
-    let eml = build(&env.addresses()?, &heading, parts, Trim::default())?;
+    let eml = build(&env.addresses()?, &heading, parts, None)?;
     let charts = report_dir.join(CHARTS_DIR);
     std::fs::create_dir_all(&charts).map_err(|source| MessageError::Io {
         path: charts.clone(),
@@ -288,17 +288,14 @@ impl Spooled {
             charts: if trim.images { &[] } else { &self.charts },
             index: self.index.as_deref().filter(|_| !trim.attachment),
         };
-        build(addresses, &self.heading, &parts, trim)
+        build(addresses, &self.heading, &parts, trim.note)
     }
 }
 
 /// Builds the whole message: multipart/mixed [ multipart/alternative [ text/plain,
 /// multipart/related [ text/html, inline images ] ], index.html attachment ], with
-/// `trim.note` as a first text/plain part when there is one.
-///
-/// # Errors
-/// A part lettre refuses.
-pub fn build(a: &Addresses, h: &Heading, parts: &Parts, trim: Trim) -> Result<Vec<u8>> {
+/// `note` as a first text/plain part when there is one.
+fn build(a: &Addresses, h: &Heading, parts: &Parts, note: Option<&str>) -> Result<Vec<u8>> {
     let mut b = lettre::Message::builder().from(a.from.clone());
     for t in &a.to {
         b = b.to(t.clone());
@@ -325,7 +322,7 @@ pub fn build(a: &Addresses, h: &Heading, parts: &Parts, trim: Trim) -> Result<Ve
     let alternative = MultiPart::alternative()
         .singlepart(SinglePart::plain(parts.text.to_string()))
         .multipart(related);
-    let note = trim.note.map(|n| {
+    let note = note.map(|n| {
         SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .header(ContentDisposition::inline())

@@ -110,28 +110,7 @@ pub fn first_failure(outcomes: &[Outcome]) -> Option<&MailError> {
 /// Only when `<state_dir>/nights` exists but cannot be listed; per-night failures are
 /// [`Outcome::Failed`] (see [`first_failure`]).
 pub fn send_pending(state_dir: &Path, s: &Settings, now: DateTime<Utc>) -> Result<Vec<Outcome>> {
-    let dir = state_dir.join("nights");
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(MailError::File {
-                path: dir,
-                reason: format!("listing nights: {e}"),
-            });
-        }
-    };
-    let mut nights: Vec<(NaiveDate, PathBuf)> = rd
-        .filter_map(std::result::Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            NaiveDate::parse_from_str(&name, "%Y-%m-%d")
-                .ok()
-                .map(|d| (d, e.path()))
-        })
-        .collect();
-    nights.sort();
+    let nights = dated_nights(state_dir)?;
     let today = now.with_timezone(&chrono::Local).date_naive();
     let mut out = Vec::new();
     let mut stopped = false;
@@ -157,6 +136,33 @@ pub fn send_pending(state_dir: &Path, s: &Settings, now: DateTime<Utc>) -> Resul
         out.push(o);
     }
     Ok(out)
+}
+
+/// The night directories under `<state_dir>/nights/` named as dates, oldest first.
+fn dated_nights(state_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
+    let dir = state_dir.join("nights");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(MailError::File {
+                path: dir,
+                reason: format!("listing nights: {e}"),
+            });
+        }
+    };
+    let mut nights: Vec<(NaiveDate, PathBuf)> = rd
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            NaiveDate::parse_from_str(&name, "%Y-%m-%d")
+                .ok()
+                .map(|d| (d, e.path()))
+        })
+        .collect();
+    nights.sort();
+    Ok(nights)
 }
 
 /// Records an old unsent night as expired (once) and says so.
@@ -208,7 +214,7 @@ pub fn send_night(night_dir: &Path, s: &Settings) -> Outcome {
 
 fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outcome> {
     // Cheap check first, then again under the lock (another process may just have sent it).
-    if let Some(done) = already_sent(night_dir, night)? {
+    if let Some(done) = already_sent(&MailRecord::load(night_dir)?, night) {
         return Ok(done);
     }
     if !night_dir.join(SPOOL_FILE).exists() {
@@ -218,10 +224,10 @@ fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outco
     }
     let spooled = Spooled::load(&report_dir(night_dir)).map_err(|e| MailError::spool(night, &e))?;
     let _lock = NightLock::acquire(night_dir)?;
-    if let Some(done) = already_sent(night_dir, night)? {
+    let mut record = MailRecord::load(night_dir)?;
+    if let Some(done) = already_sent(&record, night) {
         return Ok(done);
     }
-    let mut record = MailRecord::load(night_dir)?;
     record.night = night.to_string();
     if record.status == Status::Sending {
         tracing::warn!(
@@ -260,12 +266,11 @@ fn report_dir(night_dir: &Path) -> PathBuf {
 }
 
 /// [`Outcome::AlreadySent`] when the night's record says it was sent.
-fn already_sent(night_dir: &Path, night: &str) -> Result<Option<Outcome>> {
-    let r = MailRecord::load(night_dir)?;
-    Ok((r.status == Status::Sent).then(|| Outcome::AlreadySent {
+fn already_sent(r: &MailRecord, night: &str) -> Option<Outcome> {
+    (r.status == Status::Sent).then(|| Outcome::AlreadySent {
         night: night.to_string(),
-        message_id: r.message_id,
-    }))
+        message_id: r.message_id.clone(),
+    })
 }
 
 /// Sends the prepared message, writing `mail.json` before each attempt (`sending`)
