@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 use lettre::message::header::{ContentDisposition, ContentType};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MessageBuilder, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
@@ -292,10 +292,10 @@ impl Spooled {
     }
 }
 
-/// Builds the whole message: multipart/mixed [ multipart/alternative [ text/plain,
-/// multipart/related [ text/html, inline images ] ], index.html attachment ], with
-/// `note` as a first text/plain part when there is one.
-fn build(a: &Addresses, h: &Heading, parts: &Parts, note: Option<&str>) -> Result<Vec<u8>> {
+/// A message's header fields, in the order netdigest writes them: From, To, Cc,
+/// Reply-To, Subject, Message-ID, Date, User-Agent.
+#[must_use]
+pub fn headers(a: &Addresses, subject: &str, message_id: &str, date: SystemTime) -> MessageBuilder {
     let mut b = lettre::Message::builder().from(a.from.clone());
     for t in &a.to {
         b = b.to(t.clone());
@@ -306,11 +306,17 @@ fn build(a: &Addresses, h: &Heading, parts: &Parts, note: Option<&str>) -> Resul
     if let Some(r) = &a.reply_to {
         b = b.reply_to(r.clone());
     }
-    let b = b
-        .subject(h.subject.clone())
-        .message_id(Some(h.message_id.clone()))
-        .date(SystemTime::from(h.date))
-        .user_agent(format!("netdigest {}", env!("CARGO_PKG_VERSION")));
+    b.subject(subject)
+        .message_id(Some(message_id.to_string()))
+        .date(date)
+        .user_agent(format!("netdigest {}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Builds the whole message: multipart/mixed [ multipart/alternative [ text/plain,
+/// multipart/related [ text/html, inline images ] ], index.html attachment ], with
+/// `note` as a first text/plain part when there is one.
+fn build(a: &Addresses, h: &Heading, parts: &Parts, note: Option<&str>) -> Result<Vec<u8>> {
+    let b = headers(a, &h.subject, &h.message_id, SystemTime::from(h.date));
     let mut related = MultiPart::related().singlepart(SinglePart::html(parts.html.to_string()));
     for c in parts.charts {
         let ct =

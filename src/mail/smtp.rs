@@ -8,6 +8,7 @@
 //! retried within a run.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use chrono::Utc;
 use lettre::address::Envelope;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::load_certificate;
 use super::{MailError, Result, Security, Settings};
+use crate::message;
 
 /// What went wrong with an SMTP exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,21 +421,12 @@ pub fn send_test(s: &Settings) -> Result<Delivery> {
         Utc::now().timestamp_millis(),
         std::process::id()
     );
-    let mut b = lettre::Message::builder()
-        .from(s.from.clone())
-        .subject(format!("netdigest test message from {host}"))
-        .message_id(Some(message_id.clone()))
-        .date_now()
-        .user_agent(format!("netdigest {}", env!("CARGO_PKG_VERSION")));
-    for t in &s.to {
-        b = b.to(t.clone());
-    }
-    for c in &s.cc {
-        b = b.cc(c.clone());
-    }
-    if let Some(r) = &s.reply_to {
-        b = b.reply_to(r.clone());
-    }
+    let b = message::headers(
+        &s.addresses(),
+        &format!("netdigest test message from {host}"),
+        &message_id,
+        SystemTime::now(),
+    );
     let msg = b.body(text).map_err(|e| MailError::Config {
         key: "mail.to",
         reason: format!("building the test message: {e}"),
