@@ -51,7 +51,8 @@ pub use spool::{Outcome, Prepared, first_failure, prepare, send_night, send_pend
 
 use crate::message::MessageError;
 
-/// The spooled message of a night, relative to the night directory.
+/// The report stage's last file, relative to the night directory: once it exists, the
+/// night's message is spooled (see [`crate::message`]).
 pub const SPOOL_FILE: &str = "report/report.eml";
 /// The delivery record of a night, relative to the night directory.
 pub const RECORD_FILE: &str = "mail.json";
@@ -91,16 +92,6 @@ pub enum MailError {
     Smtp(SmtpFailure),
 }
 
-impl MailError {
-    /// A spooled message that cannot be read back, as an error of that night.
-    pub(crate) fn spool(night: &str, e: &MessageError) -> MailError {
-        MailError::Spool {
-            night: night.to_string(),
-            reason: e.to_string(),
-        }
-    }
-}
-
 pub type Result<T, E = MailError> = std::result::Result<T, E>;
 
 impl MailError {
@@ -120,6 +111,14 @@ impl MailError {
             MailError::Smtp(f) => f.kind.is_transient(),
             MailError::Locked { .. } => true,
             _ => false,
+        }
+    }
+
+    /// A spooled message that cannot be read back, as an error of that night.
+    pub(crate) fn spool(night: &str, e: &MessageError) -> MailError {
+        MailError::Spool {
+            night: night.to_string(),
+            reason: e.to_string(),
         }
     }
 
