@@ -38,12 +38,10 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chrono::{
-    DateTime, Days, FixedOffset, Local, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
-};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, Config};
+use crate::config::{Config, TimeOfDay};
 use crate::fsutil::write_atomic;
 use crate::linktype::LinkType;
 
@@ -74,7 +72,7 @@ pub struct CaptureOptions {
     /// `--for 10m`: capture for this long from now, instead of the configured window.
     pub duration: Option<Duration>,
     /// `--until 06:00`: capture from now until the next such local time.
-    pub until: Option<String>,
+    pub until: Option<TimeOfDay>,
     /// `--interface X`: overrides `capture.interface`.
     pub interface: Option<String>,
     /// `--state DIR`: overrides `state.dir`.
@@ -387,79 +385,7 @@ fn rfc3339_utc_ts(sec: i64, usec: u32) -> String {
 // ---------------------------------------------------------------------------
 
 /// The time zone of the window: `capture.timezone` or the system's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Zone {
-    System,
-    Named(chrono_tz::Tz),
-}
-
-impl Zone {
-    /// From `capture.timezone` (an IANA name) or the system's zone when unset.
-    ///
-    /// # Errors
-    /// An unknown zone name.
-    pub fn from_config(tz: Option<&str>) -> Result<Zone, String> {
-        match tz {
-            None => Ok(Zone::System),
-            Some(name) => name
-                .parse::<chrono_tz::Tz>()
-                .map(Zone::Named)
-                .map_err(|_| format!("unknown time zone {name:?}")),
-        }
-    }
-
-    /// Name for `capture.json`.
-    #[must_use]
-    pub fn name(&self) -> String {
-        match self {
-            Zone::System => "system".into(),
-            Zone::Named(tz) => tz.name().into(),
-        }
-    }
-
-    #[must_use]
-    pub fn to_local(&self, t: DateTime<Utc>) -> DateTime<FixedOffset> {
-        match self {
-            Zone::System => t.with_timezone(&Local).fixed_offset(),
-            Zone::Named(tz) => t.with_timezone(tz).fixed_offset(),
-        }
-    }
-
-    /// The instant of local `date` at `minutes` after midnight. A time skipped by a DST
-    /// change becomes the first valid minute after it; a repeated time is its first
-    /// occurrence when `earliest`, else its second.
-    #[must_use]
-    pub fn instant(&self, date: NaiveDate, minutes: u32, earliest: bool) -> DateTime<Utc> {
-        match self {
-            Zone::System => resolve_local(&Local, date, minutes, earliest),
-            Zone::Named(tz) => resolve_local(tz, date, minutes, earliest),
-        }
-    }
-}
-
-fn resolve_local<T: TimeZone>(
-    tz: &T,
-    date: NaiveDate,
-    minutes: u32,
-    earliest: bool,
-) -> DateTime<Utc> {
-    let midnight = NaiveDateTime::from(date);
-    let mut naive = midnight + chrono::Duration::minutes(i64::from(minutes));
-    for _ in 0..=(24 * 60) {
-        let found = tz.from_local_datetime(&naive);
-        let pick = if earliest {
-            found.earliest()
-        } else {
-            found.latest()
-        };
-        if let Some(t) = pick {
-            return t.with_timezone(&Utc);
-        }
-        naive += chrono::Duration::minutes(1);
-    }
-    // No valid local time within a day: cannot happen with real zones.
-    Utc.from_utc_datetime(&naive)
-}
+pub use crate::config::Zone;
 
 /// Where a window came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,15 +489,8 @@ pub fn resolve_window(
     zone: &Zone,
     now: DateTime<Utc>,
 ) -> Result<Result<Window, DateTime<Utc>>, CaptureError> {
-    let start_min =
-        config::parse_hhmm(&cfg.capture.start).map_err(|reason| CaptureError::Config {
-            key: "capture.start",
-            reason,
-        })?;
-    let end_min = config::parse_hhmm(&cfg.capture.end).map_err(|reason| CaptureError::Config {
-        key: "capture.end",
-        reason,
-    })?;
+    let start_min = cfg.capture.start.minutes();
+    let end_min = cfg.capture.end.minutes();
     let plan = plan_window(zone, now, start_min, end_min);
     let adhoc_night = match &plan {
         WindowPlan::Inside(w) => w.night,
@@ -600,18 +519,12 @@ pub fn resolve_window(
                 source: WindowSource::For,
             }))
         }
-        (None, Some(u)) => {
-            let m = config::parse_hhmm(u).map_err(|reason| CaptureError::Config {
-                key: "--until",
-                reason,
-            })?;
-            Ok(Ok(Window {
-                night: adhoc_night,
-                start: now,
-                end: next_local_time(zone, now, m),
-                source: WindowSource::Until,
-            }))
-        }
+        (None, Some(u)) => Ok(Ok(Window {
+            night: adhoc_night,
+            start: now,
+            end: next_local_time(zone, now, u.minutes()),
+            source: WindowSource::Until,
+        })),
         (None, None) => Ok(match plan {
             WindowPlan::Inside(w) => Ok(w),
             WindowPlan::Outside { next_start } => Err(next_start),
@@ -1673,10 +1586,7 @@ pub fn run_capture(
     stop: &StopFlag,
 ) -> Result<CaptureOutcome, CaptureError> {
     let c = &cfg.capture;
-    let zone = Zone::from_config(c.timezone.as_deref()).map_err(|reason| CaptureError::Config {
-        key: "capture.timezone",
-        reason,
-    })?;
+    let zone = c.zone();
     let now = Utc::now();
     let window = match resolve_window(cfg, opts, &zone, now)? {
         Ok(w) => w,
@@ -2204,7 +2114,7 @@ mod tests {
     #[test]
     fn resolve_for_inside_window_keeps_the_night() {
         let mut cfg = Config::default();
-        cfg.capture.timezone = Some("Europe/Berlin".into());
+        cfg.capture.timezone = Some("Europe/Berlin".parse().unwrap());
         let opts = CaptureOptions {
             duration: Some(Duration::from_secs(600)),
             ..CaptureOptions::default()
@@ -2217,7 +2127,7 @@ mod tests {
         assert_eq!(w.end - w.start, chrono::Duration::minutes(10));
         assert_eq!(w.source, WindowSource::For);
         let both = CaptureOptions {
-            until: Some("06:00".into()),
+            until: Some("06:00".parse().unwrap()),
             ..opts
         };
         assert!(resolve_window(&cfg, &both, &berlin(), now).is_err());

@@ -1,5 +1,6 @@
-//! The command line: clap derive, one subcommand per stage, exit codes as
-//! DESIGN.md says (0 done, 1 failed, 2 usage or config error).
+//! The command line: clap derive, one subcommand per stage. Each command returns an
+//! [`Exit`] (0 done, 1 failed, 2 usage or config error); an error that ends a command is
+//! mapped by [`exit::of_error`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::convert::{self, ConvertOptions};
+use crate::exit::{self, Exit};
+use crate::layout::{self, NightDir, ReportDir};
 use crate::logging::{self, LogFormat};
 use crate::{capture, mail, nightly, pipeline, synth, units};
 
@@ -38,11 +41,11 @@ pub enum Command {
     Capture {
         /// Capture for this long from now (10m, 1h, 30s) instead of the configured window.
         #[arg(long = "for", value_name = "DURATION", conflicts_with = "until",
-              value_parser = |s: &str| config::parse_interval(s).map(std::time::Duration::from_secs))]
+              value_parser = |s: &str| s.parse::<config::Interval>().map(|i| std::time::Duration::from_secs(i.secs())))]
         duration: Option<std::time::Duration>,
         /// Capture from now until this local time (HH:MM, next occurrence).
-        #[arg(long, value_name = "HH:MM", value_parser = |s: &str| config::parse_hhmm(s).map(|_| s.to_string()))]
-        until: Option<String>,
+        #[arg(long, value_name = "HH:MM", value_parser = |s: &str| s.parse::<config::TimeOfDay>())]
+        until: Option<config::TimeOfDay>,
         /// Interface (overrides capture.interface; "any" for all).
         #[arg(long, value_name = "NAME")]
         interface: Option<String>,
@@ -166,10 +169,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                Exit::Usage
             } else {
-                ExitCode::SUCCESS
-            };
+                Exit::Done
+            }
+            .into();
         }
     };
     let config_path = cli.config.clone().unwrap_or_else(Config::config_path);
@@ -177,14 +181,10 @@ pub fn main() -> ExitCode {
         i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     logging::init(cli.log_format, verbosity);
     match run(cli.command, &config_path) {
-        Ok(code) => code,
+        Ok(code) => code.into(),
         Err(e) => {
             eprintln!("netdigest: {}", one_line(&error_chain(&e)));
-            if e.downcast_ref::<config::ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit::of_error(&e).into()
         }
     }
 }
@@ -216,7 +216,9 @@ fn one_line(s: &str) -> String {
         .join("; ")
 }
 
-fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
+/// Runs one command. An error ends it with the exit status [`exit::of_error`] gives.
+fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
+    let load = || Config::load_from(config_path);
     match cmd {
         Command::Capture {
             duration,
@@ -224,7 +226,6 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
             interface,
             state,
         } => {
-            let cfg = Config::load_from(config_path)?;
             let opts = capture::CaptureOptions {
                 duration,
                 until,
@@ -232,14 +233,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
                 state_dir: state,
                 ..Default::default()
             };
-            let stop = capture::StopFlag::on_signals().context("installing signal handlers")?;
-            match capture::run_capture(&cfg, &opts, &stop) {
-                Ok(_) => Ok(ExitCode::SUCCESS),
-                Err(e) => {
-                    eprintln!("netdigest: {}", one_line(&e.to_string()));
-                    Ok(ExitCode::from(e.exit_code()))
-                }
-            }
+            capture_command(&load()?, &opts)
         }
         Command::Convert {
             inputs,
@@ -261,63 +255,42 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
             output,
             packets,
             seed,
-        } => {
-            let spec = synth::NightSpec {
-                packets,
-                seed,
-                ..synth::NightSpec::demo()
-            };
-            let truth = synth::write_night_file(&output, &spec)
-                .with_context(|| format!("{}: writing sample capture", output.display()))?;
-            tracing::info!(
-                "wrote {} packets ({} bytes) to {}",
-                truth.frames,
-                truth.bytes,
-                output.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => sample(&output, packets, seed),
         Command::Run {
             pcap,
             out,
             state,
             no_progress,
         } => {
-            let cfg = Config::load_from(config_path)?;
             let opts = pipeline::RunOptions {
                 state_dir: state,
                 csv: None,
                 progress: !no_progress,
             };
-            run_night(&pcap, &out, &cfg, &opts)
+            run_night(&pcap, &out, &load()?, &opts)
         }
         Command::Analyse { night_dir, state } => {
-            let cfg = Config::load_from(config_path)?;
-            let s = pipeline::analyse_night(&night_dir, &cfg, state.as_deref())?;
+            let s = pipeline::analyse_night(&night_dir, &load()?, state.as_deref())?;
             println!("night {}: {}", s.night, crate::report::headline(&s));
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Report { night_dir } => {
-            let cfg = Config::load_from(config_path)?;
             let s = pipeline::read_summary(&night_dir)?;
-            let eml = pipeline::write_report(&s, &night_dir, &cfg)?;
+            let eml = pipeline::write_report(&s, &night_dir, &load()?)?;
             println!("message: {}", eml.display());
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         Command::Mail {
             test,
             night,
             night_dir,
-        } => {
-            let cfg = Config::load_from(config_path)?;
-            mail_command(&cfg, test, night, night_dir)
-        }
+        } => mail_command(&load()?, test, night, night_dir),
         Command::Nightly {
             state,
             night,
             force,
         } => {
-            let cfg = Config::load_from(config_path)?;
+            let cfg = load()?;
             let opts = nightly::NightlyOptions {
                 state_dir: state.unwrap_or_else(|| cfg.state.dir.clone()),
                 night,
@@ -326,69 +299,99 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<ExitCode> {
             let reports = nightly::run_nightly(&cfg, &opts, chrono::Utc::now())?;
             Ok(print_nightly(&reports))
         }
-        Command::Units { out, bin } => {
-            let cfg = Config::load_from(config_path)?;
-            let bin = match bin {
-                Some(b) => std::path::absolute(&b)
-                    .with_context(|| format!("{}: resolving --bin", b.display()))?,
-                None => std::env::current_exe()
-                    .context("finding this executable's path (give --bin PATH)")?,
-            };
-            let files = units::render(&cfg, &bin).map_err(|e| match e {
-                units::UnitsError::Config { key, reason } => {
-                    anyhow::Error::from(config::ConfigError::Invalid { key, reason })
-                }
-                e @ units::UnitsError::Path { .. } => e.into(),
-            })?;
-            for p in units::write(&out, &files)? {
-                println!("wrote {}", p.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Units { out, bin } => write_units(&load()?, &out, bin),
         Command::Doctor => doctor(config_path),
-        Command::Demo { out } => demo(&out, config_path),
-        Command::CheckConfig => {
-            let cfg = Config::load_from(config_path)?;
-            if let Err(msg) = capture::validate_filter(&cfg.capture.filter, &cfg.capture.interface)
-            {
-                eprintln!(
-                    "netdigest: invalid config: capture.filter {:?}: {} (libpcap)",
-                    cfg.capture.filter,
-                    one_line(&msg)
-                );
-                return Ok(ExitCode::from(2));
-            }
-            let file = if config_path.exists() {
-                config_path.display().to_string()
-            } else {
-                format!(
-                    "{} (absent: defaults and environment only)",
-                    config_path.display()
-                )
-            };
-            println!("config OK: {file}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Demo { out } => demo(&out, &load()?),
+        Command::CheckConfig => check_config(&load()?, config_path),
         Command::PrintConfig => {
-            Config::load_from(config_path)?;
-            let lines = config::sourced_values(&Config::figment_with_file(config_path))?;
-            let width = lines
-                .iter()
-                .map(|l| l.key.len() + l.value.len() + 3)
-                .max()
-                .unwrap_or(0);
-            for l in lines {
-                let kv = format!("{} = {}", l.key, l.value);
-                println!("{kv:width$}  # {}", l.source);
-            }
-            Ok(ExitCode::SUCCESS)
+            load()?;
+            print_config(config_path)
         }
     }
 }
 
+/// `netdigest capture`: the error of a capture that could not run is printed as one line.
+fn capture_command(cfg: &Config, opts: &capture::CaptureOptions) -> anyhow::Result<Exit> {
+    let stop = capture::StopFlag::on_signals().context("installing signal handlers")?;
+    capture::run_capture(cfg, opts, &stop)?;
+    Ok(Exit::Done)
+}
+
+/// `netdigest sample`: a synthetic night of about `packets` packets.
+fn sample(output: &Path, packets: u64, seed: u64) -> anyhow::Result<Exit> {
+    let spec = synth::NightSpec {
+        packets,
+        seed,
+        ..synth::NightSpec::demo()
+    };
+    let truth = synth::write_night_file(output, &spec)
+        .with_context(|| format!("{}: writing sample capture", output.display()))?;
+    tracing::info!(
+        "wrote {} packets ({} bytes) to {}",
+        truth.frames,
+        truth.bytes,
+        output.display()
+    );
+    Ok(Exit::Done)
+}
+
+/// `netdigest units`: the six unit files for the configured schedule.
+fn write_units(cfg: &Config, out: &Path, bin: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let bin =
+        match bin {
+            Some(b) => std::path::absolute(&b)
+                .with_context(|| format!("{}: resolving --bin", b.display()))?,
+            None => std::env::current_exe()
+                .context("finding this executable's path (give --bin PATH)")?,
+        };
+    let files = units::render(cfg, &bin)?;
+    for p in units::write(out, &files)? {
+        println!("wrote {}", p.display());
+    }
+    Ok(Exit::Done)
+}
+
+/// `netdigest check-config`: the config loaded (every typed value parsed); the capture
+/// filter is compiled by libpcap as well.
+fn check_config(cfg: &Config, config_path: &Path) -> anyhow::Result<Exit> {
+    if let Err(msg) = capture::validate_filter(&cfg.capture.filter, &cfg.capture.interface) {
+        eprintln!(
+            "netdigest: invalid config: capture.filter {:?}: {} (libpcap)",
+            cfg.capture.filter,
+            one_line(&msg)
+        );
+        return Ok(Exit::Usage);
+    }
+    let file = if config_path.exists() {
+        config_path.display().to_string()
+    } else {
+        format!(
+            "{} (absent: defaults and environment only)",
+            config_path.display()
+        )
+    };
+    println!("config OK: {file}");
+    Ok(Exit::Done)
+}
+
+/// `netdigest print-config`: every key, its value and where it came from.
+fn print_config(config_path: &Path) -> anyhow::Result<Exit> {
+    let lines = config::sourced_values(&Config::figment_with_file(config_path))?;
+    let width = lines
+        .iter()
+        .map(|l| l.key.len() + l.value.len() + 3)
+        .max()
+        .unwrap_or(0);
+    for l in lines {
+        let kv = format!("{} = {}", l.key, l.value);
+        println!("{kv:width$}  # {}", l.source);
+    }
+    Ok(Exit::Done)
+}
+
 /// Runs a conversion and reports it: warnings for a file cut short, an error line and
 /// exit 1 for corruption (the frames before it are still written).
-fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<ExitCode> {
+fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<Exit> {
     let summary = convert::convert(inputs, opts)?;
     let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv]
         .into_iter()
@@ -403,7 +406,7 @@ fn report_conversion(
     inputs: &[PathBuf],
     summary: &convert::ConvertSummary,
     outputs: &[PathBuf],
-) -> ExitCode {
+) -> Exit {
     for w in &summary.warnings {
         tracing::warn!("{w}");
     }
@@ -429,7 +432,7 @@ fn report_conversion(
             String::new()
         }
     );
-    let mut code = ExitCode::SUCCESS;
+    let mut code = Exit::Done;
     for d in &summary.damage {
         if d.truncation {
             tracing::warn!(
@@ -445,7 +448,7 @@ fn report_conversion(
                 one_line(&d.message),
                 d.frames_before
             );
-            code = ExitCode::FAILURE;
+            code = Exit::Failed;
         }
     }
     code
@@ -458,33 +461,20 @@ fn mail_command(
     test: bool,
     night: Option<String>,
     night_dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let settings = match mail::Settings::from_config(&cfg.mail) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("netdigest: {}", one_line(&e.to_string()));
-            return Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)));
-        }
-    };
+) -> anyhow::Result<Exit> {
+    let settings = mail::Settings::from_config(&cfg.mail)?;
     if test {
-        return match mail::send_test(&settings) {
-            Ok(d) => {
-                println!(
-                    "test message sent via {} ({}), Message-ID {}",
-                    d.server, d.reply, d.message_id
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("netdigest: {}", one_line(&e.to_string()));
-                Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)))
-            }
-        };
+        let d = mail::send_test(&settings)?;
+        println!(
+            "test message sent via {} ({}), Message-ID {}",
+            d.server, d.reply, d.message_id
+        );
+        return Ok(Exit::Done);
     }
     let outcomes = match (night, night_dir) {
         (_, Some(dir)) => vec![mail::send_night(&dir, &settings)],
         (Some(n), None) => vec![mail::send_night(
-            &cfg.state.dir.join("nights").join(n),
+            NightDir::named(&cfg.state.dir, &n).path(),
             &settings,
         )],
         (None, None) => mail::send_pending(&cfg.state.dir, &settings, chrono::Utc::now())?,
@@ -492,7 +482,7 @@ fn mail_command(
     Ok(print_mail_outcomes(&outcomes))
 }
 
-fn print_mail_outcomes(outcomes: &[mail::Outcome]) -> ExitCode {
+fn print_mail_outcomes(outcomes: &[mail::Outcome]) -> Exit {
     for o in outcomes {
         match o {
             mail::Outcome::AlreadySent { .. } | mail::Outcome::NoReport { .. } => {
@@ -504,23 +494,23 @@ fn print_mail_outcomes(outcomes: &[mail::Outcome]) -> ExitCode {
     match mail::first_failure(outcomes) {
         Some(e) => {
             eprintln!("netdigest: {}", one_line(&e.to_string()));
-            ExitCode::FAILURE
+            Exit::Failed
         }
-        None => ExitCode::SUCCESS,
+        None => Exit::Done,
     }
 }
 
 /// A night name for `--night`: a date `YYYY-MM-DD`.
 fn parse_night(s: &str) -> Result<String, String> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+    layout::parse_night_name(s)
         .map(|_| s.to_string())
-        .map_err(|_| format!("{s:?} is not a night date YYYY-MM-DD"))
+        .ok_or_else(|| format!("{s:?} is not a night date YYYY-MM-DD"))
 }
 
 /// `netdigest nightly`'s account: a line on stdout per night processed, log lines for
 /// the rest, one error line per failure; exit 1 when some night failed.
-fn print_nightly(reports: &[nightly::NightReport]) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+fn print_nightly(reports: &[nightly::NightReport]) -> Exit {
+    let mut code = Exit::Done;
     let mut worked = false;
     for r in reports {
         for w in &r.warnings {
@@ -538,24 +528,23 @@ fn print_nightly(reports: &[nightly::NightReport]) -> ExitCode {
                 let stages: Vec<String> = stages.iter().map(ToString::to_string).collect();
                 println!("night {}: {}: {headline}", r.night, stages.join(", "));
             }
-            Err(e) => eprintln!("netdigest: night {}: {}", r.night, one_line(e)),
+            Err(e) => eprintln!("netdigest: night {}: {}", r.night, one_line(&e.to_string())),
         }
         for e in &r.errors {
             eprintln!("netdigest: night {}: {}", r.night, one_line(e));
         }
         if r.failed() {
-            code = ExitCode::FAILURE;
+            code = Exit::Failed;
         }
     }
-    if !worked && code == ExitCode::SUCCESS {
+    if !worked && code == Exit::Done {
         tracing::info!("nightly: nothing to do ({} night(s) seen)", reports.len());
     }
     code
 }
 
 /// `netdigest doctor`: each check on one line, exit 1 when one fails.
-fn doctor(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let mut ok = true;
+fn doctor(config_path: &Path) -> anyhow::Result<Exit> {
     let cfg = match Config::load_from(config_path) {
         Ok(c) => {
             println!("ok    config: {}", config_path.display());
@@ -563,40 +552,47 @@ fn doctor(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             println!("FAIL  config: {}", one_line(&e.to_string()));
-            return Ok(ExitCode::from(2));
+            return Ok(Exit::Usage);
         }
     };
-    let state = &cfg.state.dir;
+    let state_ok = doctor_state_dir(&cfg.state.dir);
+    let mail_ok = doctor_mail(&cfg);
+    Ok(Exit::from_ok(state_ok && mail_ok))
+}
+
+fn doctor_state_dir(state: &Path) -> bool {
     let probe = state.join(".netdigest-doctor");
     match std::fs::create_dir_all(state).and_then(|()| std::fs::write(&probe, b"ok")) {
         Ok(()) => {
             let _ = std::fs::remove_file(&probe);
             println!("ok    state directory {} is writable", state.display());
+            true
         }
         Err(e) => {
-            ok = false;
             println!(
                 "FAIL  state directory {}: {e} (set state.dir or NETDIGEST_STATE__DIR)",
                 state.display()
             );
+            false
         }
     }
+}
+
+fn doctor_mail(cfg: &Config) -> bool {
     if cfg.mail.to.is_empty() {
         println!("skip  mail: mail.to is not set; reports are kept as report.eml");
-    } else {
-        match mail::Settings::from_config(&cfg.mail).and_then(|s| mail::check_login(&s)) {
-            Ok(c) => println!("ok    mail: {c}"),
-            Err(e) => {
-                ok = false;
-                println!("FAIL  mail: {}", one_line(&e.to_string()));
-            }
+        return true;
+    }
+    match mail::Settings::from_config(&cfg.mail).and_then(|s| mail::check_login(&s)) {
+        Ok(c) => {
+            println!("ok    mail: {c}");
+            true
+        }
+        Err(e) => {
+            println!("FAIL  mail: {}", one_line(&e.to_string()));
+            false
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// Runs the pipeline on a night and says what it wrote; damage is reported as by `convert`.
@@ -605,22 +601,15 @@ fn run_night(
     out: &Path,
     cfg: &Config,
     opts: &pipeline::RunOptions,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let outcome = pipeline::run(inputs, out, cfg, opts)?;
-    let code = report_conversion(
-        inputs,
-        &outcome.convert,
-        &[outcome.night_dir.join("packets.parquet")],
-    );
+    let night = NightDir::new(outcome.night_dir.clone());
+    let code = report_conversion(inputs, &outcome.convert, &[night.packets_parquet()]);
     let s = &outcome.summary;
     println!("night {}: {}", s.night, crate::report::headline(s));
     println!(
         "report: {}",
-        outcome
-            .night_dir
-            .join("report")
-            .join("email.html")
-            .display()
+        ReportDir::new(night.report_dir()).email_html().display()
     );
     println!("message: {}", outcome.eml.display());
     if cfg.mail.to.is_empty() {
@@ -628,18 +617,13 @@ fn run_night(
     }
     // Mail configured: send this night now (it stays spooled if that fails).
     let settings = mail::Settings::from_config(&cfg.mail)?;
-    let sent = print_mail_outcomes(&[mail::send_night(&outcome.night_dir, &settings)]);
-    Ok(if sent == ExitCode::SUCCESS {
-        code
-    } else {
-        sent
-    })
+    let sent = print_mail_outcomes(&[mail::send_night(night.path(), &settings)]);
+    Ok(code.and(sent))
 }
 
 /// The main job on an embedded default: a sample night the program makes itself, run
 /// through the whole pipeline. With no SMTP server configured the message stays a `.eml`.
-fn demo(out: &Path, config_path: &Path) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load_from(config_path)?;
+fn demo(out: &Path, cfg: &Config) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: creating directory", out.display()))?;
     let pcap = out.join("sample-night.pcap");
@@ -652,11 +636,11 @@ fn demo(out: &Path, config_path: &Path) -> anyhow::Result<ExitCode> {
     );
     let csv = out.join("packets.csv");
     // The sample night is a home in Central Europe; its own addresses are the appliance's.
-    let mut cfg = cfg;
+    let mut cfg = cfg.clone();
     cfg.report.own_addresses.clone_from(&truth.own_addresses);
     cfg.capture
         .timezone
-        .get_or_insert_with(|| "Europe/Berlin".to_string());
+        .get_or_insert(config::ZoneName(chrono_tz::Europe::Berlin));
     let opts = pipeline::RunOptions {
         state_dir: None,
         csv: Some(csv.clone()),

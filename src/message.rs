@@ -28,20 +28,8 @@ use lettre::message::{Attachment, Mailbox, MessageBuilder, MultiPart, SinglePart
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
+use crate::layout::{INDEX_HTML, ReportDir};
 use crate::report::ChartImage;
-
-/// The plain-text body, relative to the report directory.
-pub const TEXT_FILE: &str = "email.txt";
-/// The HTML body, relative to the report directory.
-pub const HTML_FILE: &str = "email.html";
-/// The interactive report page, attached as `index.html`.
-pub const INDEX_FILE: &str = "index.html";
-/// The chart images (inline in the HTML body), relative to the report directory.
-pub const CHARTS_DIR: &str = "charts";
-/// The heading of the message, relative to the report directory.
-pub const MANIFEST_FILE: &str = "message.json";
-/// The whole message as the user gets it without SMTP; written last.
-pub const EML_FILE: &str = "report.eml";
 
 /// Errors writing or reading the spooled message.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +160,7 @@ fn read_text(path: &Path) -> Result<String> {
 /// An address that does not parse, a part lettre refuses, or a file that cannot be
 /// written.
 pub fn spool(
-    report_dir: &Path,
+    report_dir: &ReportDir,
     env: &Envelope,
     message_id: &str,
     parts: &Parts,
@@ -193,7 +181,7 @@ pub fn spool(
         attachment: parts.index.is_some(),
     };
     let eml = build(&env.addresses()?, &heading, parts, None)?;
-    let charts = report_dir.join(CHARTS_DIR);
+    let charts = report_dir.charts_dir();
     std::fs::create_dir_all(&charts).map_err(|source| MessageError::Io {
         path: charts.clone(),
         source,
@@ -201,18 +189,18 @@ pub fn spool(
     for c in parts.charts {
         write(&charts.join(c.file_name()), &c.bytes)?;
     }
-    write(&report_dir.join(HTML_FILE), parts.html.as_bytes())?;
-    write(&report_dir.join(TEXT_FILE), parts.text.as_bytes())?;
+    write(&report_dir.email_html(), parts.html.as_bytes())?;
+    write(&report_dir.email_txt(), parts.text.as_bytes())?;
     if let Some(index) = parts.index {
-        write(&report_dir.join(INDEX_FILE), index.as_bytes())?;
+        write(&report_dir.index_html(), index.as_bytes())?;
     }
     let mut json = serde_json::to_vec_pretty(&heading).map_err(|e| MessageError::Manifest {
-        path: report_dir.join(MANIFEST_FILE),
+        path: report_dir.message_json(),
         reason: e.to_string(),
     })?;
     json.push(b'\n');
-    write(&report_dir.join(MANIFEST_FILE), &json)?;
-    let path = report_dir.join(EML_FILE);
+    write(&report_dir.message_json(), &json)?;
+    let path = report_dir.report_eml();
     write(&path, &eml)?;
     Ok(path)
 }
@@ -232,8 +220,8 @@ impl Spooled {
     ///
     /// # Errors
     /// A file is missing or unreadable, or `message.json` does not parse.
-    pub fn load(report_dir: &Path) -> Result<Spooled> {
-        let path = report_dir.join(MANIFEST_FILE);
+    pub fn load(report_dir: &ReportDir) -> Result<Spooled> {
+        let path = report_dir.message_json();
         let json = std::fs::read(&path).map_err(|e| MessageError::Manifest {
             path: path.clone(),
             reason: e.to_string(),
@@ -253,18 +241,18 @@ impl Spooled {
                     content_type: c.content_type.clone(),
                     bytes: Vec::new(),
                 };
-                img.bytes = read(&report_dir.join(CHARTS_DIR).join(img.file_name()))?;
+                img.bytes = read(&report_dir.charts_dir().join(img.file_name()))?;
                 Ok(img)
             })
             .collect::<Result<_>>()?;
         let index = if heading.attachment {
-            Some(read_text(&report_dir.join(INDEX_FILE))?)
+            Some(read_text(&report_dir.index_html())?)
         } else {
             None
         };
         Ok(Spooled {
-            text: read_text(&report_dir.join(TEXT_FILE))?,
-            html: read_text(&report_dir.join(HTML_FILE))?,
+            text: read_text(&report_dir.email_txt())?,
+            html: read_text(&report_dir.email_html())?,
             charts,
             index,
             heading,
@@ -344,7 +332,7 @@ fn build(a: &Addresses, h: &Heading, parts: &Parts, note: Option<&str>) -> Resul
             mixed = mixed.multipart(alternative);
             if let Some(page) = index {
                 mixed = mixed.singlepart(
-                    Attachment::new(INDEX_FILE.to_string())
+                    Attachment::new(INDEX_HTML.to_string())
                         .body(page.to_string(), ContentType::TEXT_HTML),
                 );
             }

@@ -28,11 +28,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::capfile::CaptureReader;
 use crate::capture::CaptureReport;
 use crate::config::Config;
+use crate::layout::{self, NightDir};
 use crate::pipeline::{self, RunOptions};
 
 /// A `"running"` capture.json not rewritten for this long, after the window's end, was
@@ -90,7 +91,7 @@ pub struct NightReport {
     pub night: String,
     pub dir: PathBuf,
     /// `Err`: the night could not be processed at all.
-    pub status: Result<NightStatus, String>,
+    pub status: Result<NightStatus, NightError>,
     /// Damage and other problems that make this run a failure (one line each, naming the
     /// file); the night may still have been processed.
     pub errors: Vec<String>,
@@ -106,6 +107,31 @@ impl NightReport {
     }
 }
 
+/// Why a night could not be processed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum NightError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot list capture files: {source}", path.display())]
+    ListParts {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a netdigest capture report: {source}", path.display())]
+    CaptureJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no capture file could be read")]
+    NoReadablePart,
+    /// A stage (convert, analyse, report) failed; its message names the file.
+    #[error("{0:#}")]
+    Stage(#[from] anyhow::Error),
+}
+
 /// Processes every night that needs it (or only `opts.night`), oldest first. `now` decides
 /// whether a `"running"` capture is over.
 ///
@@ -117,9 +143,9 @@ pub fn run_nightly(
     opts: &NightlyOptions,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<NightReport>> {
-    let nights_dir = opts.state_dir.join("nights");
+    let nights_dir = layout::nights_dir(&opts.state_dir);
     let nights: Vec<(String, PathBuf)> = if let Some(n) = &opts.night {
-        let dir = nights_dir.join(n);
+        let dir = NightDir::named(&opts.state_dir, n).path().to_path_buf();
         anyhow::ensure!(
             dir.is_dir(),
             "{}: no such night directory (nights are under {})",
@@ -157,7 +183,7 @@ fn list_nights(nights_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     for entry in rd {
         let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", nights_dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_dir() && NaiveDate::parse_from_str(&name, "%Y-%m-%d").is_ok() {
+        if entry.path().is_dir() && layout::parse_night_name(&name).is_some() {
             nights.push((name, entry.path()));
         } else {
             tracing::debug!("{}: not a night directory", entry.path().display());
@@ -167,30 +193,41 @@ fn list_nights(nights_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(nights)
 }
 
+/// Whether a night's capture is over, from its `capture.json`.
+#[derive(Debug, PartialEq, Eq)]
+enum CaptureState {
+    /// Ended as planned.
+    Over,
+    /// Over, with something to warn about (a failed thread, an interrupted run).
+    OverWith(String),
+    /// Not over (or not ours): skip the night, saying why.
+    NotOver(String),
+}
+
 /// Why a capture is or is not over, from its `capture.json`.
-fn capture_state(rep: &CaptureReport, now: DateTime<Utc>) -> Result<Option<String>, String> {
+fn capture_state(rep: &CaptureReport, now: DateTime<Utc>) -> CaptureState {
     let parse = |s: &str| {
         DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     };
     match rep.status.as_str() {
-        "complete" => Ok(None),
-        "failed" => Ok(Some(
+        "complete" => CaptureState::Over,
+        "failed" => CaptureState::OverWith(
             "the capture ended with a failed thread (see its log); converting what it wrote".into(),
-        )),
+        ),
         "running" => {
             let ended = parse(&rep.window.end).is_some_and(|end| now >= end);
             let stale = parse(&rep.updated)
                 .is_some_and(|u| now - u >= chrono::Duration::minutes(STALE_AFTER_MIN));
             if ended && stale {
-                Ok(Some(format!(
+                CaptureState::OverWith(format!(
                     "the capture was interrupted (capture.json last written {}, window ended {}); \
                      converting what it wrote",
                     rep.updated, rep.window.end
-                )))
+                ))
             } else {
-                Err(format!(
+                CaptureState::NotOver(format!(
                     "still capturing (window ends {}), skipped",
                     if rep.window.end.is_empty() {
                         "at an unknown time"
@@ -200,7 +237,7 @@ fn capture_state(rep: &CaptureReport, now: DateTime<Utc>) -> Result<Option<Strin
                 ))
             }
         }
-        other => Err(format!(
+        other => CaptureState::NotOver(format!(
             "capture.json status {other:?} is not one netdigest writes, skipped"
         )),
     }
@@ -219,17 +256,12 @@ fn up_to_date(output: &Path, inputs: &[PathBuf]) -> bool {
 }
 
 /// The night's part files, in order: `capture/part-*.pcap`.
-fn part_files(night_dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let cdir = night_dir.join("capture");
+fn part_files(night: &NightDir) -> Result<Vec<PathBuf>, NightError> {
+    let cdir = night.capture_dir();
     let rd = match std::fs::read_dir(&cdir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(format!(
-                "{}: cannot list capture files: {e}",
-                cdir.display()
-            ));
-        }
+        Err(source) => return Err(NightError::ListParts { path: cdir, source }),
     };
     let mut parts: Vec<PathBuf> = rd
         .filter_map(Result::ok)
@@ -237,11 +269,29 @@ fn part_files(night_dir: &Path) -> Result<Vec<PathBuf>, String> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".pcap"))
+                .is_some_and(layout::is_part_name)
         })
         .collect();
     parts.sort();
     Ok(parts)
+}
+
+/// The night's `capture.json`, or why the night is skipped (`Ok(Err(..))`).
+fn read_capture_json(night: &NightDir) -> Result<Result<CaptureReport, NightStatus>, NightError> {
+    let json = night.capture_json();
+    let text = match std::fs::read_to_string(&json) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(NightStatus::Skipped(format!(
+                "{}: absent (not a night of `netdigest capture`), skipped",
+                json.display()
+            ))));
+        }
+        Err(source) => return Err(NightError::Io { path: json, source }),
+    };
+    serde_json::from_str(&text)
+        .map(Ok)
+        .map_err(|source| NightError::CaptureJson { path: json, source })
 }
 
 fn process_night(
@@ -249,102 +299,98 @@ fn process_night(
     opts: &NightlyOptions,
     now: DateTime<Utc>,
     rep: &mut NightReport,
-) -> Result<NightStatus, String> {
-    let dir = rep.dir.clone();
-    let json = dir.join("capture.json");
-    let text = match std::fs::read_to_string(&json) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(NightStatus::Skipped(format!(
-                "{}: absent (not a night of `netdigest capture`), skipped",
-                json.display()
-            )));
-        }
-        Err(e) => return Err(format!("{}: {e}", json.display())),
+) -> Result<NightStatus, NightError> {
+    let night = NightDir::new(rep.dir.clone());
+    let capture = match read_capture_json(&night)? {
+        Ok(c) => c,
+        Err(skipped) => return Ok(skipped),
     };
-    let capture: CaptureReport = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a netdigest capture report: {e}", json.display()))?;
     match capture_state(&capture, now) {
-        Ok(None) => {}
-        Ok(Some(w)) => rep.warnings.push(format!("{}: {w}", json.display())),
-        Err(why) => return Ok(NightStatus::Skipped(why)),
+        CaptureState::Over => {}
+        CaptureState::OverWith(w) => rep
+            .warnings
+            .push(format!("{}: {w}", night.capture_json().display())),
+        CaptureState::NotOver(why) => return Ok(NightStatus::Skipped(why)),
     }
 
-    let parquet = dir.join("packets.parquet");
-    let summary_json = dir.join("summary.json");
-    let eml = dir.join(crate::mail::SPOOL_FILE);
-    let all_parts = part_files(&dir)?;
+    let parquet = night.packets_parquet();
+    let summary_json = night.summary_json();
+    let all_parts = part_files(&night)?;
     let convert_done = !opts.force && !all_parts.is_empty() && up_to_date(&parquet, &all_parts);
     let analyse_done = convert_done
         && up_to_date(&summary_json, std::slice::from_ref(&parquet))
-        && pipeline::read_summary(&dir).is_ok();
-    let report_done = analyse_done && up_to_date(&eml, std::slice::from_ref(&summary_json));
+        && pipeline::read_summary(night.path()).is_ok();
+    let report_done =
+        analyse_done && up_to_date(&night.report_eml(), std::slice::from_ref(&summary_json));
     if report_done {
         return Ok(NightStatus::UpToDate);
     }
-
+    if !convert_done {
+        return convert_night(cfg, opts, &night, &all_parts, rep);
+    }
     let mut stages = Vec::new();
-    let summary = if convert_done {
-        if analyse_done {
-            pipeline::read_summary(&dir).map_err(|e| format!("{e:#}"))?
-        } else {
-            stages.push(Stage::Analyse);
-            pipeline::analyse_night(&dir, cfg, Some(&opts.state_dir))
-                .map_err(|e| format!("{e:#}"))?
-        }
+    let summary = if analyse_done {
+        pipeline::read_summary(night.path())?
     } else {
-        let parts = usable_parts(&all_parts, rep);
-        if parts.is_empty() {
-            if rep.errors.is_empty() {
-                return Ok(NightStatus::Skipped(format!(
-                    "{}: no packets captured (no part files), nothing to report",
-                    dir.join("capture").display()
-                )));
-            }
-            return Err("no capture file could be read".into());
-        }
-        let run_opts = RunOptions {
-            state_dir: Some(opts.state_dir.clone()),
-            csv: None,
-            progress: false,
-        };
-        let outcome = pipeline::run(&parts, &dir, cfg, &run_opts).map_err(|e| format!("{e:#}"))?;
-        for w in &outcome.convert.warnings {
-            rep.warnings.push(w.clone());
-        }
-        for d in &outcome.convert.damage {
-            let line = if d.truncation {
-                format!(
-                    "{}: {}; converted the {} complete packets before it",
-                    d.path.display(),
-                    d.message,
-                    d.frames_before
-                )
-            } else {
-                format!(
-                    "{}: {}; converted the {} packets before the damage",
-                    d.path.display(),
-                    d.message,
-                    d.frames_before
-                )
-            };
-            if d.truncation {
-                rep.warnings.push(line);
-            } else {
-                rep.errors.push(line);
-            }
-        }
-        stages.extend([Stage::Convert, Stage::Analyse, Stage::Report]);
-        return Ok(NightStatus::Done {
-            stages,
-            headline: crate::report::headline(&outcome.summary),
-        });
+        stages.push(Stage::Analyse);
+        pipeline::analyse_night(night.path(), cfg, Some(&opts.state_dir))?
     };
     stages.push(Stage::Report);
-    pipeline::write_report(&summary, &dir, cfg).map_err(|e| format!("{e:#}"))?;
+    pipeline::write_report(&summary, night.path(), cfg)?;
     Ok(NightStatus::Done {
         stages,
         headline: crate::report::headline(&summary),
+    })
+}
+
+/// Every stage from the parts on: convert, analyse, report. Damage in a part is an error
+/// line (a cut-short end a warning); the packets before it are still reported.
+fn convert_night(
+    cfg: &Config,
+    opts: &NightlyOptions,
+    night: &NightDir,
+    all_parts: &[PathBuf],
+    rep: &mut NightReport,
+) -> Result<NightStatus, NightError> {
+    let parts = usable_parts(all_parts, rep);
+    if parts.is_empty() {
+        if rep.errors.is_empty() {
+            return Ok(NightStatus::Skipped(format!(
+                "{}: no packets captured (no part files), nothing to report",
+                night.capture_dir().display()
+            )));
+        }
+        return Err(NightError::NoReadablePart);
+    }
+    let run_opts = RunOptions {
+        state_dir: Some(opts.state_dir.clone()),
+        csv: None,
+        progress: false,
+    };
+    let outcome = pipeline::run(&parts, night.path(), cfg, &run_opts)?;
+    rep.warnings
+        .extend(outcome.convert.warnings.iter().cloned());
+    for d in &outcome.convert.damage {
+        let line = format!(
+            "{}: {}; converted the {} {}",
+            d.path.display(),
+            d.message,
+            d.frames_before,
+            if d.truncation {
+                "complete packets before it"
+            } else {
+                "packets before the damage"
+            }
+        );
+        if d.truncation {
+            rep.warnings.push(line);
+        } else {
+            rep.errors.push(line);
+        }
+    }
+    Ok(NightStatus::Done {
+        stages: vec![Stage::Convert, Stage::Analyse, Stage::Report],
+        headline: crate::report::headline(&outcome.summary),
     })
 }
 
@@ -416,7 +462,8 @@ mod tests {
         ];
         for (status, updated, now, ended) in cases {
             let got = capture_state(&report(status, end, updated), now);
-            assert_eq!(got.is_ok(), ended, "{status} {updated}: {got:?}");
+            let over = !matches!(got, CaptureState::NotOver(_));
+            assert_eq!(over, ended, "{status} {updated}: {got:?}");
         }
     }
 

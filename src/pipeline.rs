@@ -12,10 +12,11 @@ use anyhow::Context;
 
 use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
 use crate::chart::{self, ChartRenderer};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
 use crate::fsutil::write_atomic;
+use crate::layout::{self, NightDir, ReportDir};
 use crate::message::{self, Envelope};
 use crate::report::{self, ChartImage, ReportOptions};
 
@@ -43,18 +44,16 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// Analyse options from the config.
-///
-/// # Errors
-/// An invalid interval or window start (already refused by `check-config`).
-pub fn analyse_options(cfg: &Config) -> anyhow::Result<AnalyseOptions> {
-    Ok(AnalyseOptions {
+/// Analyse options from the config (its values were checked when it was loaded).
+#[must_use]
+pub fn analyse_options(cfg: &Config) -> AnalyseOptions {
+    AnalyseOptions {
         own_addresses: cfg.report.own_addresses.clone(),
         top_n: cfg.report.top_n,
-        interval_s: config::parse_interval(&cfg.report.interval).map_err(anyhow::Error::msg)?,
-        timezone: cfg.capture.timezone.clone(),
-        window_start_min: config::parse_hhmm(&cfg.capture.start).map_err(anyhow::Error::msg)?,
-    })
+        interval_s: cfg.report.interval.secs(),
+        timezone: cfg.capture.timezone.map(|z| z.to_string()),
+        window_start_min: cfg.capture.start.minutes(),
+    }
 }
 
 /// Convert, analyse and report the given captures into `night_dir`.
@@ -69,7 +68,7 @@ pub fn run(
 ) -> anyhow::Result<NightOutcome> {
     std::fs::create_dir_all(night_dir)
         .with_context(|| format!("{}: creating directory", night_dir.display()))?;
-    let parquet = night_dir.join("packets.parquet");
+    let parquet = NightDir::new(night_dir).packets_parquet();
     let conv = convert::convert(
         inputs,
         &ConvertOptions {
@@ -98,9 +97,10 @@ pub fn analyse_night(
     cfg: &Config,
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
-    let parquet = night_dir.join("packets.parquet");
+    let night = NightDir::new(night_dir);
+    let parquet = night.packets_parquet();
     let capture = read_capture_json(night_dir);
-    let mut opts = analyse_options(cfg)?;
+    let mut opts = analyse_options(cfg);
     if opts.own_addresses.is_empty()
         && let Some(c) = &capture
     {
@@ -110,7 +110,7 @@ pub fn analyse_night(
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
         let rep = devices::update(
-            &state.join("devices.parquet"),
+            &layout::devices_file(state),
             &summary.night,
             &tonight,
             cfg.report.history_nights,
@@ -118,7 +118,7 @@ pub fn analyse_night(
         )?;
         summary.devices = Some(rep);
         let earlier = earlier_summaries(
-            &state.join("nights"),
+            &layout::nights_dir(state),
             &summary.night,
             cfg.report.history_nights,
             night_dir,
@@ -131,7 +131,7 @@ pub fn analyse_night(
         });
     }
     let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
-    write_atomic(&night_dir.join("summary.json"), &json)
+    write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;
     Ok(summary)
 }
@@ -141,7 +141,7 @@ pub fn analyse_night(
 /// # Errors
 /// Missing (run `netdigest analyse` first) or not a summary of this version.
 pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
-    let p = night_dir.join("summary.json");
+    let p = NightDir::new(night_dir).summary_json();
     let text = std::fs::read_to_string(&p).with_context(|| {
         format!(
             "{}: cannot read (run `netdigest analyse` first)",
@@ -225,7 +225,7 @@ fn earlier_summaries(nights_dir: &Path, night: &str, n: usize, this_dir: &Path) 
         .filter(|e| this.is_none() || e.path().canonicalize().ok() != this)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(e.path().join("summary.json")).ok()?;
+            let text = std::fs::read_to_string(NightDir::new(e.path()).summary_json()).ok()?;
             let s: Summary = serde_json::from_str(&text).ok()?;
             (s.night.as_str() < night && !s.night.is_empty()).then_some((name, s))
         })
@@ -336,15 +336,21 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
     Ok(all.into_iter().map(|(_, img)| img).collect())
 }
 
-/// Renders charts and writes `report/`: email.html, email.txt, index.html,
-/// charts/*.jpg and report.eml. Returns the `.eml` path.
+/// Renders charts and spools the message in `report/` ([`message::spool`]: email.html,
+/// email.txt, index.html, charts/*.jpg, message.json and report.eml). Returns the `.eml`
+/// path.
 ///
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
-    let dir = night_dir.join("report");
+    let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
     let opts = ReportOptions {
-        sections: cfg.report.sections.clone(),
+        sections: cfg
+            .report
+            .sections
+            .iter()
+            .map(|s| s.word().to_string())
+            .collect(),
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);

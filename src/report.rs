@@ -60,7 +60,11 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        let sections = crate::config::ReportConfig::default().sections;
+        let sections = crate::config::ReportConfig::default()
+            .sections
+            .iter()
+            .map(|s| s.word().to_string())
+            .collect();
         ReportOptions {
             sections,
             top_n: 10,

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use netdigest::config::MailConfig;
+use netdigest::exit::{self, Exit};
+use netdigest::layout::{self, NightDir, ReportDir};
 use netdigest::mail::{
     self, AttemptResult, FailureKind, MailError, MailRecord, Outcome, Phase, RetryPolicy, Settings,
     Status,
@@ -240,7 +242,7 @@ fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
 
 /// A report spooled as the report stage spools it: text, HTML with two inline JPEGs,
 /// and an index.html attachment of about `attachment_size` bytes.
-fn spool_report(report_dir: &Path, night: &str, message_id: &str, attachment_size: usize) {
+fn spool_report(report_dir: &ReportDir, night: &str, message_id: &str, attachment_size: usize) {
     let charts: Vec<ChartImage> = [("pings", 1u8), ("timeline", 2u8)]
         .into_iter()
         .map(|(id, seed)| ChartImage {
@@ -296,10 +298,15 @@ fn spool(state: &Path, night: &str) -> PathBuf {
 }
 
 fn spool_sized(state: &Path, night: &str, attachment_size: usize) -> PathBuf {
-    let dir = state.join("nights").join(night);
+    let dir = NightDir::named(state, night);
     let id = format!("<netdigest-{night}-test@localhost>");
-    spool_report(&dir.join("report"), night, &id, attachment_size);
-    dir
+    spool_report(
+        &ReportDir::new(dir.report_dir()),
+        night,
+        &id,
+        attachment_size,
+    );
+    dir.path().to_path_buf()
 }
 
 /// Settings for the test server: `tls` is "starttls", "tls" or "none".
@@ -324,7 +331,7 @@ fn settings_for(dir: &Path, port: u16, tls: &str, ca: Option<PathBuf>) -> Settin
         username: Some(USER.into()),
         host: Some("127.0.0.1".into()),
         port: Some(port),
-        tls: tls.into(),
+        tls: tls.parse().unwrap(),
         password_file: Some(pw),
         ca_file: ca,
         ..MailConfig::default()
@@ -392,9 +399,9 @@ fn check_no_password(logs: &str, outcomes: &[Outcome], state: &Path, srv: Option
     for o in outcomes {
         assert_no_password("an outcome", &format!("{o} {o:?}"));
     }
-    if let Ok(rd) = std::fs::read_dir(state.join("nights")) {
+    if let Ok(rd) = std::fs::read_dir(layout::nights_dir(state)) {
         for e in rd.filter_map(Result::ok) {
-            if let Ok(t) = std::fs::read_to_string(e.path().join(mail::RECORD_FILE)) {
+            if let Ok(t) = std::fs::read_to_string(NightDir::new(e.path()).mail_json()) {
                 assert_no_password("mail.json", &t);
             }
         }
@@ -592,7 +599,6 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
     );
     assert_eq!(srv.logins_at_least(1), 1, "no retry storm: {}", srv.log());
     let err = mail::first_failure(&outcomes).expect("a failure");
-    assert_eq!(err.exit_code(), 1);
     let f = err.smtp().expect("an SMTP failure");
     assert_eq!(
         (f.phase, f.kind, f.code),
@@ -614,7 +620,7 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
     assert!(srv.messages().is_empty());
     for d in [&older, &newer] {
         assert!(
-            d.join(mail::SPOOL_FILE).exists(),
+            NightDir::new(d).report_eml().exists(),
             "the message stays in the spool"
         );
     }
@@ -623,10 +629,19 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
     assert_eq!(r.attempts.len(), 1);
     assert_eq!(r.attempts[0].result, AttemptResult::Permanent);
     assert!(
-        !newer.join(mail::RECORD_FILE).exists(),
+        !NightDir::new(&newer).mail_json().exists(),
         "the newer night was not tried"
     );
     check_no_password(&logs, &outcomes, &state, Some(&srv));
+    // A refused login is a failure (exit 1), not a usage error.
+    let error = outcomes.into_iter().find_map(|o| match o {
+        Outcome::Failed { error, .. } => Some(error),
+        _ => None,
+    });
+    assert_eq!(
+        exit::of_error(&anyhow::Error::from(error.unwrap())),
+        Exit::Failed
+    );
 }
 
 #[test]
@@ -662,7 +677,7 @@ fn rejected_recipient_is_permanent_and_says_which_key_to_fix() {
     assert!(srv.messages().is_empty());
     let r = record(&night_dir);
     assert_eq!((r.status, r.attempts.len()), (Status::Failed, 1));
-    assert!(night_dir.join(mail::SPOOL_FILE).exists());
+    assert!(NightDir::new(&night_dir).report_eml().exists());
     check_no_password(&logs, &outcomes, &state, Some(&srv));
 }
 
@@ -797,7 +812,7 @@ fn second_run_after_success_sends_nothing() {
     assert_eq!(srv.messages().len(), 2);
     assert_eq!(srv.logins(), logins, "the second run does not even connect");
     assert_eq!(
-        record(&state.join("nights/2001-02-03")).status,
+        record(NightDir::named(&state, "2001-02-03").path()).status,
         Status::Expired
     );
     check_no_password(&format!("{logs1}{logs2}"), &second, &state, Some(&srv));
@@ -814,7 +829,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     // What a crash during an attempt leaves behind.
     let id = format!("<netdigest-{night}-test@localhost>");
     std::fs::write(
-        night_dir.join(mail::RECORD_FILE),
+        NightDir::new(&night_dir).mail_json(),
         serde_json::json!({
             "night": night, "status": "sending", "message_id": id,
             "attempts": [{"started": "2026-01-01T06:30:00Z", "server": "x:587",
@@ -824,7 +839,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     )
     .unwrap();
     // And a stale lock from the crashed process.
-    std::fs::write(night_dir.join(mail::LOCK_FILE), "999999999 12345\n").unwrap();
+    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999 12345\n").unwrap();
     let s = settings(&dir, &srv, "starttls");
     let (outcomes, logs) =
         with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
@@ -834,7 +849,10 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     let r = record(&night_dir);
     let results: Vec<AttemptResult> = r.attempts.iter().map(|a| a.result).collect();
     assert_eq!(results, [AttemptResult::Interrupted, AttemptResult::Sent]);
-    assert!(!night_dir.join(mail::LOCK_FILE).exists(), "lock released");
+    assert!(
+        !NightDir::new(&night_dir).mail_lock().exists(),
+        "lock released"
+    );
     check_no_password(&logs, &outcomes, &state, Some(&srv));
 }
 
@@ -870,7 +888,7 @@ fn size_guard_leaves_out_attachments_and_says_so() {
     assert!(record(&night_dir).note.is_some());
     // The spool itself is untouched.
     assert!(
-        std::fs::metadata(night_dir.join(mail::SPOOL_FILE))
+        std::fs::metadata(NightDir::new(&night_dir).report_eml())
             .unwrap()
             .len()
             > 300_000
@@ -922,7 +940,9 @@ fn untrusted_certificate_is_a_tls_error_with_the_fix() {
         assert_eq!(err.smtp().unwrap().kind, FailureKind::Tls, "{err}");
         assert!(err.to_string().contains("mail.ca_file"), "{err}");
         assert_eq!(
-            record(&state.join("nights").join(today())).attempts.len(),
+            record(NightDir::named(&state, &today()).path())
+                .attempts
+                .len(),
             if tls == "starttls" { 1 } else { 2 },
             "a TLS failure is not retried within the run"
         );
@@ -964,7 +984,7 @@ fn config_errors_name_the_key() {
         to: vec!["me@example.org".into()],
         username: Some(USER.into()),
         host: Some("mail.example.org".into()),
-        tls: "none".into(),
+        tls: netdigest::config::TlsMode::None,
         password: Some(netdigest::config::Secret::new(PASSWORD_SHOWN)),
         ..MailConfig::default()
     };
@@ -980,7 +1000,7 @@ fn config_errors_name_the_key() {
         ),
         "{e}"
     );
-    assert_eq!(e.exit_code(), 2);
     assert_no_password("the error", &format!("{e} {e:?}"));
     assert_no_password("the logs", &logs);
+    assert_eq!(exit::of_error(&anyhow::Error::from(e)), Exit::Usage);
 }

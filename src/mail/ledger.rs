@@ -26,8 +26,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{LOCK_FILE, MailError, Phase, RECORD_FILE, Result, SmtpFailure};
+use super::{MailError, Phase, Result, SmtpFailure};
 use crate::fsutil::write_atomic;
+use crate::layout::NightDir;
 
 /// Where a night stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,7 +101,7 @@ impl MailRecord {
     /// The file exists but cannot be read or parsed. Such a night is not sent: it may
     /// have been sent already.
     pub fn load(night_dir: &Path) -> Result<MailRecord> {
-        let path = night_dir.join(RECORD_FILE);
+        let path = NightDir::new(night_dir).mail_json();
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MailError::Spool {
                 night: night_name(night_dir),
@@ -126,7 +127,7 @@ impl MailRecord {
     /// # Errors
     /// The file cannot be written.
     pub fn save(&self, night_dir: &Path) -> Result<()> {
-        let path = night_dir.join(RECORD_FILE);
+        let path = NightDir::new(night_dir).mail_json();
         let mut json = serde_json::to_vec_pretty(self).map_err(|e| MailError::File {
             path: path.clone(),
             reason: e.to_string(),
@@ -212,7 +213,7 @@ pub(super) struct NightLock {
 
 impl NightLock {
     pub(super) fn acquire(night_dir: &Path) -> Result<NightLock> {
-        let path = night_dir.join(LOCK_FILE);
+        let path = NightDir::new(night_dir).mail_lock();
         for _ in 0..3 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {

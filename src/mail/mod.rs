@@ -14,6 +14,9 @@
 //!   remaining window are documented there.
 //! - [`spool`]: the nights to send, oldest first, and the size guard.
 //!
+//! Every path comes from [`crate::layout`]: `report/report.eml` (the report is
+//! complete), `mail.json` and `mail.lock` in the night directory.
+//!
 //! # Delivery rules
 //! - Transient failures (4xx replies, and network errors with no reply at all, such
 //!   as a dropped connection or a refused connect) are retried with exponential
@@ -51,13 +54,6 @@ pub use spool::{Outcome, Prepared, first_failure, prepare, send_night, send_pend
 
 use crate::message::MessageError;
 
-/// The report stage's last file, relative to the night directory: once it exists, the
-/// night's message is spooled (see [`crate::message`]).
-pub const SPOOL_FILE: &str = "report/report.eml";
-/// The delivery record of a night, relative to the night directory.
-pub const RECORD_FILE: &str = "mail.json";
-/// Lock held while a night is being sent, relative to the night directory.
-pub const LOCK_FILE: &str = "mail.lock";
 /// Name of the systemd credential holding the password (`LoadCredential=smtp-password:...`).
 pub const CREDENTIAL_NAME: &str = "smtp-password";
 /// Default size limit: Gmail refuses messages over 25 MB.
@@ -65,7 +61,8 @@ pub const DEFAULT_MAX_SIZE_MB: u64 = 25;
 /// Default timeout for the connect and for each SMTP command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Errors of the mail stage. [`MailError::exit_code`] maps them to the CLI's exit codes.
+/// Errors of the mail stage. [`crate::exit::of_error`] maps them to the exit code: 2 for
+/// [`MailError::Config`], 1 for the others.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// A missing or invalid mail setting (exit code 2).
@@ -95,15 +92,6 @@ pub enum MailError {
 pub type Result<T, E = MailError> = std::result::Result<T, E>;
 
 impl MailError {
-    /// 2 for a config error, 1 for everything else (as the CLI documents).
-    #[must_use]
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            MailError::Config { .. } => 2,
-            _ => 1,
-        }
-    }
-
     /// True when trying again later may succeed without changing anything.
     #[must_use]
     pub fn is_transient(&self) -> bool {

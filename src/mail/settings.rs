@@ -16,7 +16,7 @@ use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::Certificate;
 
 use super::{CREDENTIAL_NAME, DEFAULT_MAX_SIZE_MB, DEFAULT_TIMEOUT, MailError, Result};
-use crate::config::{MailConfig, Secret};
+use crate::config::{MailConfig, Secret, SmtpPreset, TlsMode};
 use crate::message::Addresses;
 
 /// How the connection is secured.
@@ -260,17 +260,12 @@ fn parse_mailbox(key: &'static str, s: &str) -> Result<Mailbox> {
 
 /// Host, port and security from the preset or the explicit keys.
 fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
-    if let Some(preset) = cfg.smtp.as_deref() {
+    if let Some(preset) = cfg.smtp {
         let (port, security) = match preset {
-            "gmail" => (587, Security::Starttls),
-            "gmail-tls" => (465, Security::Tls),
-            other => {
-                return Err(MailError::Config {
-                    key: "mail.smtp",
-                    reason: format!("{other:?} is not one of \"gmail\", \"gmail-tls\""),
-                });
-            }
+            SmtpPreset::Gmail => (587, Security::Starttls),
+            SmtpPreset::GmailTls => (465, Security::Tls),
         };
+        let preset = preset.word();
         if let Some(h) = cfg.host.as_deref().filter(|h| *h != "smtp.gmail.com") {
             return Err(MailError::Config {
                 key: "mail.host",
@@ -289,16 +284,10 @@ fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
         }
         return Ok(("smtp.gmail.com".into(), port, security));
     }
-    let security = match cfg.tls.as_str() {
-        "starttls" => Security::Starttls,
-        "tls" => Security::Tls,
-        "none" => Security::None,
-        other => {
-            return Err(MailError::Config {
-                key: "mail.tls",
-                reason: format!("{other:?} is not one of \"starttls\", \"tls\", \"none\""),
-            });
-        }
+    let security = match cfg.tls {
+        TlsMode::Starttls => Security::Starttls,
+        TlsMode::Tls => Security::Tls,
+        TlsMode::None => Security::None,
     };
     let host = cfg
         .host

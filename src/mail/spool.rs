@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ledger::{NightLock, night_name};
 use super::smtp::{Delivery, deliver};
-use super::{MailError, MailRecord, Result, SPOOL_FILE, Settings, Status};
+use super::{MailError, MailRecord, Result, Settings, Status};
+use crate::layout::{self, NightDir, ReportDir};
 use crate::message::{Spooled, Trim};
 
 /// What happened to one night.
@@ -121,7 +122,7 @@ pub fn send_pending(state_dir: &Path, s: &Settings, now: DateTime<Utc>) -> Resul
                 MailRecord::load(&night_dir).map(|r| r.status),
                 Ok(Status::Sent | Status::Expired)
             );
-            if pending && night_dir.join(SPOOL_FILE).exists() {
+            if pending && report_eml(&night_dir).exists() {
                 out.push(Outcome::Deferred { night });
             }
             continue;
@@ -140,7 +141,7 @@ pub fn send_pending(state_dir: &Path, s: &Settings, now: DateTime<Utc>) -> Resul
 
 /// The night directories under `<state_dir>/nights/` named as dates, oldest first.
 fn dated_nights(state_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
-    let dir = state_dir.join("nights");
+    let dir = layout::nights_dir(state_dir);
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -156,9 +157,7 @@ fn dated_nights(state_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            NaiveDate::parse_from_str(&name, "%Y-%m-%d")
-                .ok()
-                .map(|d| (d, e.path()))
+            layout::parse_night_name(&name).map(|d| (d, e.path()))
         })
         .collect();
     nights.sort();
@@ -173,14 +172,14 @@ fn expire(night_dir: &Path, age_days: i64) -> Outcome {
             night,
             message_id: r.message_id,
         },
-        Ok(_) if !night_dir.join(SPOOL_FILE).exists() => Outcome::NoReport { night },
+        Ok(_) if !report_eml(night_dir).exists() => Outcome::NoReport { night },
         Ok(mut r) => {
             if r.status != Status::Expired {
                 tracing::warn!(
                     night = %night,
                     "the report of {night} was never sent and is {age_days} days old \
                      (mail.max_age_days): giving up on it; it stays in {}",
-                    night_dir.join(SPOOL_FILE).display()
+                    report_eml(night_dir).display()
                 );
                 r.status = Status::Expired;
                 if let Err(e) = r.save(night_dir) {
@@ -217,7 +216,7 @@ fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outco
     if let Some(done) = already_sent(&MailRecord::load(night_dir)?, night) {
         return Ok(done);
     }
-    if !night_dir.join(SPOOL_FILE).exists() {
+    if !report_eml(night_dir).exists() {
         return Ok(Outcome::NoReport {
             night: night.to_string(),
         });
@@ -261,8 +260,13 @@ fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outco
 }
 
 /// The night's report directory, where the report stage spools the message.
-fn report_dir(night_dir: &Path) -> PathBuf {
-    night_dir.join("report")
+fn report_dir(night_dir: &Path) -> ReportDir {
+    ReportDir::new(NightDir::new(night_dir).report_dir())
+}
+
+/// The report stage's last file: once it exists, the night's message is spooled.
+fn report_eml(night_dir: &Path) -> PathBuf {
+    NightDir::new(night_dir).report_eml()
 }
 
 /// [`Outcome::AlreadySent`] when the night's record says it was sent.
@@ -401,7 +405,7 @@ fn size_note(original: u64, limit: u64, attachments: usize, images: usize, night
     }
     format!(
         "the message was {} (limit {}, mail.max_size_mb), so {} left out; the full \
-         report is in nights/{night}/report/ on the netdigest machine",
+         report is in {}/{night}/{}/ on the netdigest machine",
         mb(original),
         mb(limit),
         left_out.join(" and ")
@@ -409,6 +413,8 @@ fn size_note(original: u64, limit: u64, attachments: usize, images: usize, night
                 " was"
             } else {
                 " were"
-            }
+            },
+        layout::NIGHTS_DIR,
+        layout::REPORT_DIR,
     )
 }

@@ -9,7 +9,8 @@ use super::ledger::NightLock;
 use super::settings::normalise_password;
 use super::smtp::hint;
 use super::*;
-use crate::config::{MailConfig, Secret};
+use crate::config::{MailConfig, Secret, SmtpPreset, TlsMode};
+use crate::layout::{NightDir, ReportDir};
 use crate::message::{self, Envelope, Parts, Spooled};
 use crate::report::ChartImage;
 
@@ -17,7 +18,7 @@ fn cfg() -> MailConfig {
     MailConfig {
         to: vec!["me@example.org".into()],
         username: Some("sender@gmail.com".into()),
-        smtp: Some("gmail".into()),
+        smtp: Some(SmtpPreset::Gmail),
         password: Some(Secret::new("abcd efgh ijkl mnop")),
         ..MailConfig::default()
     }
@@ -35,26 +36,29 @@ fn presets_and_generic_servers() {
         ("smtp.gmail.com", 587, Security::Starttls)
     );
     let mut c = cfg();
-    c.smtp = Some("gmail-tls".into());
+    c.smtp = Some(SmtpPreset::GmailTls);
     let s = Settings::from_config_with(&c, None).unwrap();
     assert_eq!((s.port, s.security), (465, Security::Tls));
     let mut c = cfg();
     c.smtp = None;
     c.host = Some("mail.example.org".into());
-    c.tls = "tls".into();
+    c.tls = TlsMode::Tls;
     let s = Settings::from_config_with(&c, None).unwrap();
     assert_eq!((s.host.as_str(), s.port), ("mail.example.org", 465));
     c.host = None;
     let e = Settings::from_config_with(&c, None).unwrap_err();
     assert!(e.to_string().contains("mail.host"), "{e}");
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        crate::exit::of_error(&anyhow::Error::from(e)),
+        crate::exit::Exit::Usage
+    );
 }
 
 #[test]
 fn tls_none_only_to_loopback() {
     let mut c = cfg();
     c.smtp = None;
-    c.tls = "none".into();
+    c.tls = TlsMode::None;
     for (host, ok) in [
         ("127.0.0.1", true),
         ("::1", true),
@@ -170,8 +174,9 @@ fn spooled(name: &str, attachment: usize, image: usize) -> Spooled {
         charts: &charts,
         index: (attachment > 0).then_some(index.as_str()),
     };
-    message::spool(&dir, &env, "<id-1@netdigest>", &parts).unwrap();
-    let s = Spooled::load(&dir).unwrap();
+    let report = ReportDir::new(&dir);
+    message::spool(&report, &env, "<id-1@netdigest>", &parts).unwrap();
+    let s = Spooled::load(&report).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     s
 }
@@ -274,9 +279,9 @@ fn lock_is_exclusive_and_stale_locks_are_taken_over() {
     let e = NightLock::acquire(&dir).err().unwrap();
     assert!(matches!(e, MailError::Locked { .. }), "{e}");
     drop(l);
-    assert!(!dir.join(LOCK_FILE).exists());
+    assert!(!NightDir::new(&dir).mail_lock().exists());
     // A lock from a process that no longer exists (pid with a wrong start time).
-    std::fs::write(dir.join(LOCK_FILE), "999999999 1\n").unwrap();
+    std::fs::write(NightDir::new(&dir).mail_lock(), "999999999 1\n").unwrap();
     let l = NightLock::acquire(&dir).unwrap();
     drop(l);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -296,7 +301,7 @@ fn record_round_trips_and_corruption_stops_sending() {
     };
     r.save(&dir).unwrap();
     assert_eq!(MailRecord::load(&dir).unwrap(), r);
-    std::fs::write(dir.join(RECORD_FILE), "{not json").unwrap();
+    std::fs::write(NightDir::new(&dir).mail_json(), "{not json").unwrap();
     let e = MailRecord::load(&dir).unwrap_err();
     assert!(e.to_string().contains("delete the file"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();

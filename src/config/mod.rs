@@ -14,6 +14,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod values;
+
+pub use values::{
+    Interval, PrivacyMode, ReportSection, SmtpPreset, TimeOfDay, TlsMode, Zone, ZoneName,
+};
+
 /// Where the configuration file is looked for when `NETDIGEST_CONFIG` is unset.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netdigest/netdigest.toml";
 /// Prefix of environment overrides; nested keys are separated by `__`.
@@ -24,6 +30,14 @@ pub const ENV_PREFIX: &str = "NETDIGEST_";
 pub enum ConfigError {
     #[error("{0}")]
     Figment(#[from] Box<figment::Error>),
+    /// A value that is not of its key's type, or not one of its words: the key as the
+    /// config writes it (`capture.start`), the reason, and where the value came from.
+    #[error("invalid config: {key}: {reason} ({origin})")]
+    Value {
+        key: String,
+        reason: String,
+        origin: String,
+    },
     #[error("config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("invalid config: {key}: {reason}")]
@@ -55,12 +69,12 @@ pub struct CaptureConfig {
     /// (Ethernet + two VLAN tags + IPv6 with extension headers + TCP), no payloads.
     pub snaplen: u32,
     /// Window start, local time `HH:MM`. Default `"22:00"`.
-    pub start: String,
+    pub start: TimeOfDay,
     /// Window end, local time `HH:MM` (next day when earlier than start). Default `"06:00"`.
-    pub end: String,
+    pub end: TimeOfDay,
     /// IANA time zone for the window and the report (e.g. `"Europe/Berlin"`).
     /// Default: unset, the system's local time zone.
-    pub timezone: Option<String>,
+    pub timezone: Option<ZoneName>,
     /// Start a new capture file after this many MiB. Default 64.
     pub rotate_mb: u64,
     /// Stop writing packets for the night after this many MiB. Default 2048.
@@ -77,8 +91,8 @@ impl Default for CaptureConfig {
             interface: "any".into(),
             filter: String::new(),
             snaplen: 192,
-            start: "22:00".into(),
-            end: "06:00".into(),
+            start: hhmm(22, 0),
+            end: hhmm(6, 0),
             timezone: None,
             rotate_mb: 64,
             max_disk_mb: 2048,
@@ -98,11 +112,11 @@ pub struct ReportConfig {
     /// Rows in each top-N table. Default 10.
     pub top_n: usize,
     /// Sections to include, in order. Default: all of them.
-    pub sections: Vec<String>,
+    pub sections: Vec<ReportSection>,
     /// Nights kept for "compared with previous nights". Default 7.
     pub history_nights: usize,
     /// Timeline bin, e.g. `"10m"`, `"1h"`. Default `"10m"`.
-    pub interval: String,
+    pub interval: Interval,
 }
 
 impl Default for ReportConfig {
@@ -110,19 +124,9 @@ impl Default for ReportConfig {
         ReportConfig {
             own_addresses: Vec::new(),
             top_n: 10,
-            sections: [
-                "pings",
-                "totals",
-                "timeline",
-                "protocols",
-                "talkers",
-                "devices",
-                "history",
-            ]
-            .map(String::from)
-            .to_vec(),
+            sections: ReportSection::ALL.to_vec(),
             history_nights: 7,
-            interval: "10m".into(),
+            interval: Interval::TEN_MINUTES,
         }
     }
 }
@@ -144,13 +148,13 @@ pub struct MailConfig {
     /// Subject template. Default `"netdigest {night}: {headline}"`.
     pub subject: String,
     /// `"gmail"` (smtp.gmail.com:587 STARTTLS) or `"gmail-tls"` (465 implicit TLS). Default: unset.
-    pub smtp: Option<String>,
+    pub smtp: Option<SmtpPreset>,
     /// SMTP host when no preset is used.
     pub host: Option<String>,
     /// SMTP port. Default: from the preset or `tls` (587 STARTTLS, 465 TLS, 25 none).
     pub port: Option<u16>,
     /// `"starttls"`, `"tls"` or `"none"` (loopback only). Default `"starttls"`.
-    pub tls: String,
+    pub tls: TlsMode,
     /// SMTP login (a Gmail address).
     pub username: Option<String>,
     /// File holding the SMTP password (an app password for Gmail).
@@ -160,7 +164,7 @@ pub struct MailConfig {
     /// Extra root certificate (PEM) for private relays and tests.
     pub ca_file: Option<PathBuf>,
     /// When the mail timer fires, local `HH:MM`. Default `"06:30"`.
-    pub send_at: String,
+    pub send_at: TimeOfDay,
     /// Unsent reports older than this many days are given up. Default 7.
     pub max_age_days: u32,
     /// Largest message in decimal MB (Gmail's limit is 25): above it the attachment,
@@ -179,12 +183,12 @@ impl Default for MailConfig {
             smtp: None,
             host: None,
             port: None,
-            tls: "starttls".into(),
+            tls: TlsMode::Starttls,
             username: None,
             password_file: None,
             password: None,
             ca_file: None,
-            send_at: "06:30".into(),
+            send_at: hhmm(6, 30),
             max_age_days: 7,
             max_size_mb: 25,
         }
@@ -215,12 +219,14 @@ impl Default for StateConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacyConfig {
     /// `"off"` or `"pseudonymise"`. Default `"off"`.
-    pub mode: String,
+    pub mode: PrivacyMode,
 }
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        PrivacyConfig { mode: "off".into() }
+        PrivacyConfig {
+            mode: PrivacyMode::Off,
+        }
     }
 }
 
@@ -332,7 +338,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn from_figment(fig: &Figment) -> Result<Config> {
-        let cfg: Config = fig.extract().map_err(Box::new)?;
+        let cfg: Config = fig.extract().map_err(value_error)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -342,102 +348,57 @@ impl Config {
     /// # Errors
     /// The first invalid value, with its key and the reason.
     pub fn validate(&self) -> Result<()> {
-        parse_hhmm(&self.capture.start).map_err(|reason| ConfigError::Invalid {
-            key: "capture.start",
-            reason,
-        })?;
-        parse_hhmm(&self.capture.end).map_err(|reason| ConfigError::Invalid {
-            key: "capture.end",
-            reason,
-        })?;
-        parse_hhmm(&self.mail.send_at).map_err(|reason| ConfigError::Invalid {
-            key: "mail.send_at",
-            reason,
-        })?;
-        if let Some(tz) = &self.capture.timezone {
-            tz.parse::<chrono_tz::Tz>()
-                .map_err(|_| ConfigError::Invalid {
-                    key: "capture.timezone",
-                    reason: format!(
-                        "unknown time zone {tz:?} (use an IANA name such as \"Europe/Berlin\")"
-                    ),
-                })?;
-        }
         if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
             return Err(ConfigError::Invalid {
                 key: "capture.snaplen",
                 reason: format!("{} is outside 64..=262144", self.capture.snaplen),
             });
         }
-        parse_interval(&self.report.interval).map_err(|reason| ConfigError::Invalid {
-            key: "report.interval",
-            reason,
-        })?;
-        if !matches!(self.mail.tls.as_str(), "starttls" | "tls" | "none") {
-            return Err(ConfigError::Invalid {
-                key: "mail.tls",
-                reason: format!(
-                    "{:?} is not one of \"starttls\", \"tls\", \"none\"",
-                    self.mail.tls
-                ),
-            });
-        }
-        if let Some(p) = &self.mail.smtp
-            && !matches!(p.as_str(), "gmail" | "gmail-tls")
-        {
-            return Err(ConfigError::Invalid {
-                key: "mail.smtp",
-                reason: format!("{p:?} is not one of \"gmail\", \"gmail-tls\""),
-            });
-        }
-        if !matches!(self.privacy.mode.as_str(), "off" | "pseudonymise") {
-            return Err(ConfigError::Invalid {
-                key: "privacy.mode",
-                reason: format!(
-                    "{:?} is not one of \"off\", \"pseudonymise\"",
-                    self.privacy.mode
-                ),
-            });
-        }
         Ok(())
     }
 }
 
-/// Parses `HH:MM` (24-hour clock) into minutes after midnight.
-///
-/// # Errors
-/// A message saying what is wrong with the text.
-pub fn parse_hhmm(s: &str) -> std::result::Result<u32, String> {
-    let bad = || format!("{s:?} is not a time of day HH:MM (24-hour clock)");
-    let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    let h: u32 = h.trim().parse().map_err(|_| bad())?;
-    let m: u32 = m.trim().parse().map_err(|_| bad())?;
-    if h > 23 || m > 59 {
-        return Err(bad());
+impl CaptureConfig {
+    /// The time zone in force: `timezone`, or the system's local time.
+    #[must_use]
+    pub fn zone(&self) -> Zone {
+        Zone::from_config(self.timezone)
     }
-    Ok(h * 60 + m)
 }
 
-/// Parses an interval such as `"10m"`, `"1h"`, `"30s"` into seconds (at least 1 s).
-///
-/// # Errors
-/// A message saying what is wrong with the text.
-pub fn parse_interval(s: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("{s:?} is not an interval such as \"10m\", \"1h\" or \"30s\"");
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" | "min" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3600).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if secs == 0 {
-        return Err(bad());
+/// A default time of day (the arguments are constants in range).
+const fn hhmm(hour: u32, minute: u32) -> TimeOfDay {
+    match TimeOfDay::new(hour, minute) {
+        Some(t) => t,
+        None => panic!("default time of day out of range"),
     }
-    Ok(secs)
+}
+
+/// A figment error as the user should read it: the dotted key, the reason and where the
+/// value came from (the file, or the `NETDIGEST_*` variable). Errors without a key (a
+/// malformed file) are kept as figment words them.
+fn value_error(e: figment::Error) -> ConfigError {
+    if e.path.is_empty() {
+        return ConfigError::Figment(Box::new(e));
+    }
+    let key = e.path.join(".");
+    let origin = match e.metadata.as_ref() {
+        Some(m) => match &m.source {
+            Some(figment::Source::File(p)) => format!("in {}", p.display()),
+            _ if m.name.contains("environment") => format!(
+                "from {}{}",
+                ENV_PREFIX,
+                key.replace('.', "__").to_ascii_uppercase()
+            ),
+            _ => format!("in {}", m.name),
+        },
+        None => "in the defaults".to_string(),
+    };
+    ConfigError::Value {
+        key,
+        reason: e.kind.to_string(),
+        origin,
+    }
 }
 
 /// One line of `print-config`: a key, its effective value (secrets redacted) and where it came from.
@@ -542,7 +503,7 @@ mod tests {
             let cfg = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(cfg.capture.interface, "wlan0", "env beats file");
             assert_eq!(cfg.capture.snaplen, 256, "file beats default");
-            assert_eq!(cfg.capture.start, "22:00", "default kept");
+            assert_eq!(cfg.capture.start.to_string(), "22:00", "default kept");
             assert_eq!(cfg.mail.to, vec!["b@example.org", "c@example.org"]);
             Ok(())
         });
@@ -625,15 +586,5 @@ mod tests {
             assert_eq!(get("capture.start").source, "default");
             Ok(())
         });
-    }
-
-    #[test]
-    fn intervals_and_times() {
-        assert_eq!(parse_interval("10m"), Ok(600));
-        assert_eq!(parse_interval("1h"), Ok(3600));
-        assert!(parse_interval("0m").is_err());
-        assert!(parse_interval("m").is_err());
-        assert_eq!(parse_hhmm("06:30"), Ok(390));
-        assert!(parse_hhmm("6").is_err());
     }
 }

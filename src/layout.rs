@@ -1,0 +1,246 @@
+//! The state directory and each night's directory: the one owner of every path the
+//! stages hand to each other. No other module spells a file name of this layout.
+//!
+//! ```text
+//! <state>/                         state.dir (default /var/lib/netdigest)
+//!   devices.parquet                every device seen, across nights (analyse)
+//!   nights/<YYYY-MM-DD>/           one night, named after the evening it started
+//!     capture/part-NNNN.pcap       capture's rotated files, in name order
+//!     capture.json                 capture's account (health, windows, own addresses)
+//!     packets.parquet              convert: one typed row per frame
+//!     summary.json                 analyse: the night's numbers (versioned)
+//!     report/                      report: email.html, email.txt, index.html,
+//!       charts/*.jpg                 the chart images,
+//!       message.json                 the message's subject, Message-ID, date, parts,
+//!       report.eml                   and the whole message, written last
+//!     mail.json, mail.lock         mail: the delivery record and its lock
+//! ```
+//!
+//! Data flows one way through these files: capture parts + `capture.json` ->
+//! `packets.parquet` -> `summary.json` -> `report/` -> `mail.json`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+/// The folder of nights inside the state directory.
+pub const NIGHTS_DIR: &str = "nights";
+/// Devices seen across nights, inside the state directory.
+pub const DEVICES_FILE: &str = "devices.parquet";
+/// A night directory's name: the date the window started.
+pub const NIGHT_FORMAT: &str = "%Y-%m-%d";
+
+/// The capture's files, inside a night.
+pub const CAPTURE_DIR: &str = "capture";
+/// Capture's account of the night.
+pub const CAPTURE_JSON: &str = "capture.json";
+/// The converted night.
+pub const PACKETS_PARQUET: &str = "packets.parquet";
+/// The analysed night.
+pub const SUMMARY_JSON: &str = "summary.json";
+/// The report's folder, inside a night.
+pub const REPORT_DIR: &str = "report";
+/// The report's chart images, inside the report folder.
+pub const CHARTS_DIR: &str = "charts";
+/// The HTML body of the email, inside the report folder.
+pub const EMAIL_HTML: &str = "email.html";
+/// The plain-text body of the email, inside the report folder.
+pub const EMAIL_TXT: &str = "email.txt";
+/// The interactive page, inside the report folder (also the message's attachment).
+pub const INDEX_HTML: &str = "index.html";
+/// The message's heading (subject, Message-ID, date, chart list), inside the report
+/// folder: what mail reads, with the parts, to build the message it sends.
+pub const MESSAGE_JSON: &str = "message.json";
+/// The whole message, inside the report folder; written last, so its presence means the
+/// report is complete.
+pub const REPORT_EML: &str = "report.eml";
+/// The delivery record of a night.
+pub const MAIL_JSON: &str = "mail.json";
+/// The lock held while a night is being mailed.
+pub const MAIL_LOCK: &str = "mail.lock";
+
+const PART_PREFIX: &str = "part-";
+const PART_SUFFIX: &str = ".pcap";
+
+/// `<state>/nights`.
+#[must_use]
+pub fn nights_dir(state: &Path) -> PathBuf {
+    state.join(NIGHTS_DIR)
+}
+
+/// `<state>/devices.parquet`.
+#[must_use]
+pub fn devices_file(state: &Path) -> PathBuf {
+    state.join(DEVICES_FILE)
+}
+
+/// The directory name of a night (`YYYY-MM-DD`).
+#[must_use]
+pub fn night_name(night: NaiveDate) -> String {
+    night.format(NIGHT_FORMAT).to_string()
+}
+
+/// Parses a night directory's name; `None` for anything else.
+#[must_use]
+pub fn parse_night_name(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name, NIGHT_FORMAT).ok()
+}
+
+/// One night's directory and every file in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NightDir(PathBuf);
+
+impl NightDir {
+    /// The night directory at `path` (whatever its name).
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        NightDir(path.into())
+    }
+
+    /// `<state>/nights/<YYYY-MM-DD>`.
+    #[must_use]
+    pub fn of(state: &Path, night: NaiveDate) -> Self {
+        NightDir(nights_dir(state).join(night_name(night)))
+    }
+
+    /// `<state>/nights/<name>` for a night given by its directory name.
+    #[must_use]
+    pub fn named(state: &Path, name: &str) -> Self {
+        NightDir(nights_dir(state).join(name))
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    #[must_use]
+    pub fn capture_dir(&self) -> PathBuf {
+        self.0.join(CAPTURE_DIR)
+    }
+    /// The `index`th capture file (`capture/part-0001.pcap`, ...).
+    #[must_use]
+    pub fn part(&self, index: u32) -> PathBuf {
+        self.capture_dir().join(part_name(index))
+    }
+    #[must_use]
+    pub fn capture_json(&self) -> PathBuf {
+        self.0.join(CAPTURE_JSON)
+    }
+    #[must_use]
+    pub fn packets_parquet(&self) -> PathBuf {
+        self.0.join(PACKETS_PARQUET)
+    }
+    #[must_use]
+    pub fn summary_json(&self) -> PathBuf {
+        self.0.join(SUMMARY_JSON)
+    }
+    #[must_use]
+    pub fn report_dir(&self) -> PathBuf {
+        self.0.join(REPORT_DIR)
+    }
+    #[must_use]
+    pub fn report_eml(&self) -> PathBuf {
+        self.report_dir().join(REPORT_EML)
+    }
+    #[must_use]
+    pub fn mail_json(&self) -> PathBuf {
+        self.0.join(MAIL_JSON)
+    }
+    #[must_use]
+    pub fn mail_lock(&self) -> PathBuf {
+        self.0.join(MAIL_LOCK)
+    }
+}
+
+/// A report folder and the files in it (a night's `report/`, or `run --out DIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportDir(PathBuf);
+
+impl ReportDir {
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ReportDir(path.into())
+    }
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    #[must_use]
+    pub fn charts_dir(&self) -> PathBuf {
+        self.0.join(CHARTS_DIR)
+    }
+    #[must_use]
+    pub fn email_html(&self) -> PathBuf {
+        self.0.join(EMAIL_HTML)
+    }
+    #[must_use]
+    pub fn email_txt(&self) -> PathBuf {
+        self.0.join(EMAIL_TXT)
+    }
+    #[must_use]
+    pub fn index_html(&self) -> PathBuf {
+        self.0.join(INDEX_HTML)
+    }
+    #[must_use]
+    pub fn message_json(&self) -> PathBuf {
+        self.0.join(MESSAGE_JSON)
+    }
+    #[must_use]
+    pub fn report_eml(&self) -> PathBuf {
+        self.0.join(REPORT_EML)
+    }
+}
+
+/// A capture file's name: `part-0001.pcap` (four digits at least; name order is capture
+/// order up to 9999 parts, and the index is parsed back beyond that).
+#[must_use]
+pub fn part_name(index: u32) -> String {
+    format!("{PART_PREFIX}{index:04}{PART_SUFFIX}")
+}
+
+/// The index of a capture file from its name; `None` for any other file.
+#[must_use]
+pub fn part_index(name: &str) -> Option<u32> {
+    name.strip_prefix(PART_PREFIX)?
+        .strip_suffix(PART_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+/// True for a capture file's name (`part-*.pcap`).
+#[must_use]
+pub fn is_part_name(name: &str) -> bool {
+    name.starts_with(PART_PREFIX) && name.ends_with(PART_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn night_paths() {
+        let night = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let n = NightDir::of(Path::new("/s"), night);
+        assert_eq!(n.path(), Path::new("/s/nights/2026-03-01"));
+        assert_eq!(
+            n.part(1),
+            Path::new("/s/nights/2026-03-01/capture/part-0001.pcap")
+        );
+        assert_eq!(
+            n.report_eml(),
+            Path::new("/s/nights/2026-03-01/report/report.eml")
+        );
+        assert_eq!(parse_night_name("2026-03-01"), Some(night));
+        assert_eq!(parse_night_name("notes"), None);
+    }
+
+    #[test]
+    fn part_names_round_trip() {
+        assert_eq!(part_name(7), "part-0007.pcap");
+        assert_eq!(part_index("part-0007.pcap"), Some(7));
+        assert_eq!(part_index(&part_name(12_345)), Some(12_345));
+        assert_eq!(part_index("part-x.pcap"), None);
+        assert!(is_part_name("part-0001.pcap"));
+        assert!(!is_part_name("capture.json"));
+    }
+}

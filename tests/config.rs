@@ -1,0 +1,142 @@
+//! Configuration as a user meets it: every bad value, from the file or from a
+//! `NETDIGEST_*` override, is refused by `check-config` with exit 2 and a one-line message
+//! naming the key and the value; good values in their documented forms are accepted.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Output;
+
+fn check_config_env(key: &str, value: &str) -> Output {
+    common::bin()
+        .env(key, value)
+        .arg("check-config")
+        .output()
+        .unwrap()
+}
+
+fn check_config_file(dir: &std::path::Path, toml: &str) -> Output {
+    let path = dir.join("netdigest.toml");
+    std::fs::write(&path, toml).unwrap();
+    common::bin()
+        .env("NETDIGEST_CONFIG", &path)
+        .arg("check-config")
+        .output()
+        .unwrap()
+}
+
+fn assert_refused(o: &Output, key: &str, value: &str, what: &str) {
+    let err = common::stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+    assert!(
+        err.contains(key),
+        "{what}: the message must name {key}: {err}"
+    );
+    assert!(
+        err.contains(value),
+        "{what}: the message must name {value}: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+}
+
+/// (environment variable, TOML section, TOML key, bad value)
+const BAD: &[(&str, &str, &str, &str)] = &[
+    ("NETDIGEST_CAPTURE__START", "capture", "start", "25:00"),
+    ("NETDIGEST_CAPTURE__END", "capture", "end", "6 am"),
+    ("NETDIGEST_MAIL__SEND_AT", "mail", "send_at", "07:60"),
+    (
+        "NETDIGEST_CAPTURE__TIMEZONE",
+        "capture",
+        "timezone",
+        "Mars/Olympus",
+    ),
+    (
+        "NETDIGEST_REPORT__INTERVAL",
+        "report",
+        "interval",
+        "10 fortnights",
+    ),
+    ("NETDIGEST_MAIL__TLS", "mail", "tls", "ssl"),
+    ("NETDIGEST_MAIL__SMTP", "mail", "smtp", "hotmail"),
+    ("NETDIGEST_PRIVACY__MODE", "privacy", "mode", "anonymous"),
+];
+
+#[test]
+fn bad_values_are_exit_2_naming_the_key() {
+    let dir = common::tmpdir("config-bad");
+    for (env, section, key, value) in BAD {
+        let o = check_config_env(env, value);
+        assert_refused(&o, &format!("{section}.{key}"), value, env);
+        let o = check_config_file(&dir, &format!("[{section}]\n{key} = \"{value}\"\n"));
+        assert_refused(
+            &o,
+            &format!("{section}.{key}"),
+            value,
+            &format!("file {key}"),
+        );
+    }
+}
+
+#[test]
+fn an_unknown_report_section_is_refused() {
+    let o = check_config_env("NETDIGEST_REPORT__SECTIONS", r#"["pings","bogus"]"#);
+    assert_refused(
+        &o,
+        "report.sections",
+        "bogus",
+        "sections from the environment",
+    );
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("\"pings\"") && err.contains("\"history\""),
+        "the message lists the sections there are: {err}"
+    );
+    let dir = common::tmpdir("config-sections");
+    let o = check_config_file(&dir, "[report]\nsections = [\"timeline\", \"tlaker\"]\n");
+    assert_refused(&o, "report.sections", "tlaker", "sections from the file");
+}
+
+#[test]
+fn good_values_in_every_documented_form_are_accepted() {
+    let dir = common::tmpdir("config-good");
+    let o = check_config_file(
+        &dir,
+        "[capture]\nstart = \"23:30\"\nend = \"5:15\"\ntimezone = \"Europe/Berlin\"\n\
+         [report]\ninterval = \"1h\"\nsections = [\"history\", \"pings\"]\n\
+         [mail]\nsend_at = \"07:05\"\ntls = \"tls\"\nsmtp = \"gmail-tls\"\n\
+         [privacy]\nmode = \"pseudonymise\"\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let o = common::bin()
+        .env("NETDIGEST_REPORT__INTERVAL", "90s")
+        .env("NETDIGEST_CAPTURE__START", "21:00")
+        .arg("print-config")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert!(out.contains("report.interval = \"90s\""), "{out}");
+    assert!(out.contains("capture.start = \"21:00\""), "{out}");
+    assert!(
+        out.contains("capture.end = \"06:00\""),
+        "defaults shown: {out}"
+    );
+}
+
+#[test]
+fn other_commands_refuse_a_bad_config_with_exit_2() {
+    let dir = common::tmpdir("config-units");
+    for args in [
+        vec!["units", "--out", dir.to_str().unwrap()],
+        vec!["nightly", "--state", dir.to_str().unwrap()],
+    ] {
+        let o = common::bin()
+            .env("NETDIGEST_MAIL__SEND_AT", "noon")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_refused(&o, "mail.send_at", "noon", &args.join(" "));
+    }
+}
