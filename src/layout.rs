@@ -11,6 +11,7 @@
 //!     summary.json                 analyse: the night's numbers (versioned)
 //!     report/                      report: email.html, email.txt, index.html,
 //!       charts/*.jpg                 the chart images,
+//!       message.json                 the message's subject, Message-ID, date, parts,
 //!       report.eml                   and the whole message, written last
 //!     mail.json, mail.lock         mail: the delivery record and its lock
 //! ```
@@ -47,6 +48,9 @@ pub const EMAIL_HTML: &str = "email.html";
 pub const EMAIL_TXT: &str = "email.txt";
 /// The interactive page, inside the report folder (also the message's attachment).
 pub const INDEX_HTML: &str = "index.html";
+/// The message's heading (subject, Message-ID, date, chart list), inside the report
+/// folder: what mail reads, with the parts, to build the message it sends.
+pub const MESSAGE_JSON: &str = "message.json";
 /// The whole message, inside the report folder; written last, so its presence means the
 /// report is complete.
 pub const REPORT_EML: &str = "report.eml";
@@ -176,6 +180,10 @@ impl ReportDir {
     #[must_use]
     pub fn index_html(&self) -> PathBuf {
         self.0.join(INDEX_HTML)
+    }
+    #[must_use]
+    pub fn message_json(&self) -> PathBuf {
+        self.0.join(MESSAGE_JSON)
     }
     #[must_use]
     pub fn report_eml(&self) -> PathBuf {

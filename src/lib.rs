@@ -24,6 +24,7 @@ pub mod layout;
 pub mod linktype;
 pub mod logging;
 pub mod mail;
+pub mod message;
 pub mod nightly;
 pub mod pipeline;
 pub mod report;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <night>/packets.parquet  <night>/summary.json
-//! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, report.eml}
+//! <night>/report/{email.html, email.txt, index.html, charts/*.jpg, message.json, report.eml}
 //! ```
 
 use std::net::IpAddr;
@@ -19,7 +19,8 @@ use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
 use crate::fsutil::write_atomic;
 use crate::layout::{self, NightDir, ReportDir};
-use crate::report::{self, ChartImage, Envelope, ReportOptions};
+use crate::message::{self, Envelope};
+use crate::report::{self, ChartImage, ReportOptions};
 
 /// Chart image size in the email (CSS pixels; drawn at this size).
 pub const CHART_WIDTH: u32 = 600;
@@ -319,42 +320,32 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
     Ok(all.into_iter().map(|(_, img)| img).collect())
 }
 
-/// Renders charts and writes `report/`: email.html, email.txt, index.html,
-/// charts/*.jpg and report.eml. Returns the `.eml` path.
+/// Renders charts and spools the message in `report/` ([`message::spool`]: email.html,
+/// email.txt, index.html, charts/*.jpg, message.json and report.eml). Returns the `.eml`
+/// path.
 ///
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
     let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
-    let charts_dir = dir.charts_dir();
-    std::fs::create_dir_all(&charts_dir)
-        .with_context(|| format!("{}: creating directory", charts_dir.display()))?;
     let opts = ReportOptions {
         sections: cfg.report.sections.clone(),
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);
     let images = render_charts(&defs)?;
-    for img in &images {
-        let path = charts_dir.join(img.file_name());
-        write_atomic(&path, &img.bytes)
-            .with_context(|| format!("{}: writing chart", path.display()))?;
-    }
     let html = report::email_html(s, &images, &opts);
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
-    for (p, body) in [
-        (dir.email_html(), &html),
-        (dir.email_txt(), &text),
-        (dir.index_html(), &index),
-    ] {
-        write_atomic(&p, body.as_bytes()).with_context(|| format!("{}: writing", p.display()))?;
-    }
     let env = envelope(s, cfg);
     let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
-    let msg = report::build_message(&env, &html, &text, &images, Some(&index), &message_id)?;
-    let eml = dir.report_eml();
-    write_atomic(&eml, &msg.formatted()).with_context(|| format!("{}: writing", eml.display()))?;
+    let parts = message::Parts {
+        text: &text,
+        html: &html,
+        charts: &images,
+        index: Some(&index),
+    };
+    let eml = message::spool(&dir, &env, &message_id, &parts)?;
     Ok(eml)
 }
 

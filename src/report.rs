@@ -1,6 +1,7 @@
 //! Report: the morning email (HTML with inline CSS and `cid:` images, plus a plain
-//! text part with the same numbers), the interactive `index.html`, and the whole
-//! message as `report.eml`. Everything here is generated from a [`Summary`].
+//! text part with the same numbers) and the interactive `index.html`, which
+//! [`crate::message`] spools as `report.eml`. Everything here is generated from a
+//! [`Summary`].
 //!
 //! The report composes sections: one function per section builds its title, table and
 //! empty-night line, in the order the config's `report.sections` lists them; the
@@ -9,9 +10,6 @@
 //! page are pure functions of the summary and the options (no clock, no randomness).
 
 use std::fmt::Write as _;
-
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::analyse::Summary;
 pub use crate::chart::ChartDef;
@@ -42,14 +40,6 @@ impl ChartImage {
     pub fn cid(&self) -> String {
         format!("{}@netdigest", self.id)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("mail address {addr:?}: {reason}")]
-    Address { addr: String, reason: String },
-    #[error("building the message: {0}")]
-    Message(String),
 }
 
 /// Which sections to show, in order (names from the config's `report.sections`).
@@ -676,79 +666,6 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
     }
     h.push_str("}</script></body></html>\n");
     h
-}
-
-/// Who the message is from and to. With no recipients configured the message is still
-/// built (to `from`), so the `.eml` can be opened locally.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Option<String>,
-    pub subject: String,
-}
-
-fn mailbox(addr: &str) -> Result<Mailbox, ReportError> {
-    addr.parse::<Mailbox>().map_err(|e| ReportError::Address {
-        addr: addr.to_string(),
-        reason: e.to_string(),
-    })
-}
-
-/// Builds the whole message: multipart/mixed [ multipart/alternative [ text/plain,
-/// multipart/related [ text/html, inline images ] ], index.html attachment ].
-///
-/// # Errors
-/// An address that does not parse, or a part lettre refuses.
-pub fn build_message(
-    env: &Envelope,
-    html: &str,
-    text: &str,
-    charts: &[ChartImage],
-    index: Option<&str>,
-    message_id: &str,
-) -> Result<lettre::Message, ReportError> {
-    let mut b = lettre::Message::builder()
-        .from(mailbox(&env.from)?)
-        .subject(env.subject.clone())
-        .message_id(Some(message_id.to_string()))
-        .date_now()
-        .user_agent(format!("netdigest {}", env!("CARGO_PKG_VERSION")));
-    let to = if env.to.is_empty() {
-        vec![env.from.clone()]
-    } else {
-        env.to.clone()
-    };
-    for t in &to {
-        b = b.to(mailbox(t)?);
-    }
-    for c in &env.cc {
-        b = b.cc(mailbox(c)?);
-    }
-    if let Some(r) = &env.reply_to {
-        b = b.reply_to(mailbox(r)?);
-    }
-    let mut related = MultiPart::related().singlepart(SinglePart::html(html.to_string()));
-    for c in charts {
-        let ct =
-            ContentType::parse(&c.content_type).map_err(|e| ReportError::Message(e.to_string()))?;
-        related = related.singlepart(
-            Attachment::new_inline_with_name(c.cid(), c.file_name()).body(c.bytes.clone(), ct),
-        );
-    }
-    let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::plain(text.to_string()))
-        .multipart(related);
-    let body = match index {
-        Some(page) => MultiPart::mixed().multipart(alternative).singlepart(
-            Attachment::new("index.html".to_string())
-                .body(page.to_string(), ContentType::TEXT_HTML),
-        ),
-        None => alternative,
-    };
-    b.multipart(body)
-        .map_err(|e| ReportError::Message(e.to_string()))
 }
 
 #[cfg(test)]

@@ -15,13 +15,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, MultiPart, SinglePart};
 use netdigest::config::MailConfig;
+use netdigest::exit::{self, Exit};
+use netdigest::layout::{self, NightDir, ReportDir};
 use netdigest::mail::{
     self, AttemptResult, FailureKind, MailError, MailRecord, Outcome, Phase, RetryPolicy, Settings,
     Status,
 };
+use netdigest::message::{self, Envelope, Parts};
+use netdigest::report::ChartImage;
 use serde_json::Value;
 
 const USER: &str = "sender@example.org";
@@ -197,6 +199,19 @@ impl Server {
             .filter(|l| l.starts_with("AUTH "))
             .count()
     }
+
+    /// [`Server::logins`] once it reaches `n` (or after 5 s): the server prints each
+    /// AUTH before it answers, but the thread that reads its output may lag behind.
+    fn logins_at_least(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self.logins();
+            if seen >= n || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -225,47 +240,43 @@ fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A report message shaped as report.rs builds it: mixed [ alternative [ text,
-/// related [ html, inline JPEGs ] ], index.html attachment ].
-fn report_eml(night: &str, message_id: &str, attachment_size: usize) -> Vec<u8> {
-    let charts = [("pings", 1u8), ("timeline", 2u8)];
+/// A report spooled as the report stage spools it: text, HTML with two inline JPEGs,
+/// and an index.html attachment of about `attachment_size` bytes.
+fn spool_report(report_dir: &ReportDir, night: &str, message_id: &str, attachment_size: usize) {
+    let charts: Vec<ChartImage> = [("pings", 1u8), ("timeline", 2u8)]
+        .into_iter()
+        .map(|(id, seed)| ChartImage {
+            id: id.into(),
+            title: id.into(),
+            content_type: "image/jpeg".into(),
+            bytes: jpeg(64, 48, seed),
+        })
+        .collect();
     let mut html = format!("<html><body><h1>Your network overnight</h1><p>Night of {night}</p>");
-    for (id, _) in charts {
-        write!(html, "<img src=\"cid:{id}@netdigest\" alt=\"{id}\">").unwrap();
+    for c in &charts {
+        write!(html, "<img src=\"cid:{}\" alt=\"{}\">", c.cid(), c.id).unwrap();
     }
     html.push_str("</body></html>");
-    let mut related = MultiPart::related().singlepart(SinglePart::html(html));
-    for (id, seed) in charts {
-        related = related.singlepart(
-            Attachment::new_inline_with_name(format!("{id}@netdigest"), format!("{id}.jpg")).body(
-                jpeg(64, 48, seed),
-                ContentType::parse("image/jpeg").unwrap(),
-            ),
-        );
-    }
-    let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::plain(format!(
-            "Your network overnight: night of {night}\n0 new devices, 1,204 pings, 0 drops\n"
-        )))
-        .multipart(related);
+    let text =
+        format!("Your network overnight: night of {night}\n0 new devices, 1,204 pings, 0 drops\n");
     let index = format!(
         "<!DOCTYPE html><title>netdigest {night}</title>{}",
         "x".repeat(attachment_size)
     );
-    let body = MultiPart::mixed()
-        .multipart(alternative)
-        .singlepart(Attachment::new("index.html".into()).body(index, ContentType::TEXT_HTML));
-    lettre::Message::builder()
-        .from("netdigest <netdigest@localhost>".parse().unwrap())
-        .to("someone-old@example.org".parse().unwrap())
-        .subject(format!(
-            "netdigest {night}: 0 new devices, 1,204 pings, 0 drops"
-        ))
-        .message_id(Some(message_id.to_string()))
-        .date_now()
-        .multipart(body)
-        .unwrap()
-        .formatted()
+    let env = Envelope {
+        from: "netdigest <netdigest@localhost>".into(),
+        to: vec!["someone-old@example.org".into()],
+        cc: Vec::new(),
+        reply_to: None,
+        subject: format!("netdigest {night}: 0 new devices, 1,204 pings, 0 drops"),
+    };
+    let parts = Parts {
+        text: &text,
+        html: &html,
+        charts: &charts,
+        index: Some(&index),
+    };
+    message::spool(report_dir, &env, message_id, &parts).unwrap();
 }
 
 fn today() -> String {
@@ -281,21 +292,21 @@ fn yesterday() -> String {
         .to_string()
 }
 
-/// Spools a night's report under `<state>/nights/<night>/report/report.eml`.
+/// Spools a night's report under `<state>/nights/<night>/report/`.
 fn spool(state: &Path, night: &str) -> PathBuf {
     spool_sized(state, night, 2000)
 }
 
 fn spool_sized(state: &Path, night: &str, attachment_size: usize) -> PathBuf {
-    let dir = state.join("nights").join(night);
-    std::fs::create_dir_all(dir.join("report")).unwrap();
+    let dir = NightDir::named(state, night);
     let id = format!("<netdigest-{night}-test@localhost>");
-    std::fs::write(
-        dir.join(mail::SPOOL_FILE),
-        report_eml(night, &id, attachment_size),
-    )
-    .unwrap();
-    dir
+    spool_report(
+        &ReportDir::new(dir.report_dir()),
+        night,
+        &id,
+        attachment_size,
+    );
+    dir.path().to_path_buf()
 }
 
 /// Settings for the test server: `tls` is "starttls", "tls" or "none".
@@ -388,9 +399,9 @@ fn check_no_password(logs: &str, outcomes: &[Outcome], state: &Path, srv: Option
     for o in outcomes {
         assert_no_password("an outcome", &format!("{o} {o:?}"));
     }
-    if let Ok(rd) = std::fs::read_dir(state.join("nights")) {
+    if let Ok(rd) = std::fs::read_dir(layout::nights_dir(state)) {
         for e in rd.filter_map(Result::ok) {
-            if let Ok(t) = std::fs::read_to_string(e.path().join(mail::RECORD_FILE)) {
+            if let Ok(t) = std::fs::read_to_string(NightDir::new(e.path()).mail_json()) {
                 assert_no_password("mail.json", &t);
             }
         }
@@ -586,9 +597,8 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
         matches!(&outcomes[1], Outcome::Deferred { night } if *night == today()),
         "{outcomes:#?}"
     );
-    assert_eq!(srv.logins(), 1, "no retry storm: {}", srv.log());
+    assert_eq!(srv.logins_at_least(1), 1, "no retry storm: {}", srv.log());
     let err = mail::first_failure(&outcomes).expect("a failure");
-    assert_eq!(err.exit_code(), 1);
     let f = err.smtp().expect("an SMTP failure");
     assert_eq!(
         (f.phase, f.kind, f.code),
@@ -610,7 +620,7 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
     assert!(srv.messages().is_empty());
     for d in [&older, &newer] {
         assert!(
-            d.join(mail::SPOOL_FILE).exists(),
+            NightDir::new(d).report_eml().exists(),
             "the message stays in the spool"
         );
     }
@@ -619,10 +629,19 @@ fn wrong_password_fails_once_clearly_and_keeps_the_spool() {
     assert_eq!(r.attempts.len(), 1);
     assert_eq!(r.attempts[0].result, AttemptResult::Permanent);
     assert!(
-        !newer.join(mail::RECORD_FILE).exists(),
+        !NightDir::new(&newer).mail_json().exists(),
         "the newer night was not tried"
     );
     check_no_password(&logs, &outcomes, &state, Some(&srv));
+    // A refused login is a failure (exit 1), not a usage error.
+    let error = outcomes.into_iter().find_map(|o| match o {
+        Outcome::Failed { error, .. } => Some(error),
+        _ => None,
+    });
+    assert_eq!(
+        exit::of_error(&anyhow::Error::from(error.unwrap())),
+        Exit::Failed
+    );
 }
 
 #[test]
@@ -654,11 +673,11 @@ fn rejected_recipient_is_permanent_and_says_which_key_to_fix() {
         msg.contains("User unknown") && msg.contains("mail.to"),
         "{msg}"
     );
-    assert_eq!(srv.logins(), 1, "not retried: {}", srv.log());
+    assert_eq!(srv.logins_at_least(1), 1, "not retried: {}", srv.log());
     assert!(srv.messages().is_empty());
     let r = record(&night_dir);
     assert_eq!((r.status, r.attempts.len()), (Status::Failed, 1));
-    assert!(night_dir.join(mail::SPOOL_FILE).exists());
+    assert!(NightDir::new(&night_dir).report_eml().exists());
     check_no_password(&logs, &outcomes, &state, Some(&srv));
 }
 
@@ -781,7 +800,7 @@ fn second_run_after_success_sends_nothing() {
     // Oldest first.
     assert!(msgs[0]["subject"].as_str().unwrap().contains(&yesterday()));
     assert!(msgs[1]["subject"].as_str().unwrap().contains(&today()));
-    let logins = srv.logins();
+    let logins = srv.logins_at_least(2);
     let (second, logs2) = with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
     assert_eq!(sent_count(&second), 0, "{second:#?}");
     assert!(
@@ -793,7 +812,7 @@ fn second_run_after_success_sends_nothing() {
     assert_eq!(srv.messages().len(), 2);
     assert_eq!(srv.logins(), logins, "the second run does not even connect");
     assert_eq!(
-        record(&state.join("nights/2001-02-03")).status,
+        record(NightDir::named(&state, "2001-02-03").path()).status,
         Status::Expired
     );
     check_no_password(&format!("{logs1}{logs2}"), &second, &state, Some(&srv));
@@ -810,7 +829,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     // What a crash during an attempt leaves behind.
     let id = format!("<netdigest-{night}-test@localhost>");
     std::fs::write(
-        night_dir.join(mail::RECORD_FILE),
+        NightDir::new(&night_dir).mail_json(),
         serde_json::json!({
             "night": night, "status": "sending", "message_id": id,
             "attempts": [{"started": "2026-01-01T06:30:00Z", "server": "x:587",
@@ -820,7 +839,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     )
     .unwrap();
     // And a stale lock from the crashed process.
-    std::fs::write(night_dir.join(mail::LOCK_FILE), "999999999 12345\n").unwrap();
+    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999 12345\n").unwrap();
     let s = settings(&dir, &srv, "starttls");
     let (outcomes, logs) =
         with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
@@ -830,7 +849,10 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     let r = record(&night_dir);
     let results: Vec<AttemptResult> = r.attempts.iter().map(|a| a.result).collect();
     assert_eq!(results, [AttemptResult::Interrupted, AttemptResult::Sent]);
-    assert!(!night_dir.join(mail::LOCK_FILE).exists(), "lock released");
+    assert!(
+        !NightDir::new(&night_dir).mail_lock().exists(),
+        "lock released"
+    );
     check_no_password(&logs, &outcomes, &state, Some(&srv));
 }
 
@@ -866,7 +888,7 @@ fn size_guard_leaves_out_attachments_and_says_so() {
     assert!(record(&night_dir).note.is_some());
     // The spool itself is untouched.
     assert!(
-        std::fs::metadata(night_dir.join(mail::SPOOL_FILE))
+        std::fs::metadata(NightDir::new(&night_dir).report_eml())
             .unwrap()
             .len()
             > 300_000
@@ -885,7 +907,7 @@ fn check_login_and_test_message() {
     assert!(c.authenticated);
     assert!(c.to_string().contains("works"), "{c}");
     assert!(srv.messages().is_empty(), "doctor sends nothing");
-    assert_eq!(srv.logins(), 1);
+    assert_eq!(srv.logins_at_least(1), 1);
     let (d, logs2) = with_logs(|| mail::send_test(&s));
     let d = d.unwrap();
     assert!(d.reply.starts_with("250"), "{d:?}");
@@ -918,7 +940,9 @@ fn untrusted_certificate_is_a_tls_error_with_the_fix() {
         assert_eq!(err.smtp().unwrap().kind, FailureKind::Tls, "{err}");
         assert!(err.to_string().contains("mail.ca_file"), "{err}");
         assert_eq!(
-            record(&state.join("nights").join(today())).attempts.len(),
+            record(NightDir::named(&state, &today()).path())
+                .attempts
+                .len(),
             if tls == "starttls" { 1 } else { 2 },
             "a TLS failure is not retried within the run"
         );
@@ -976,7 +1000,7 @@ fn config_errors_name_the_key() {
         ),
         "{e}"
     );
-    assert_eq!(e.exit_code(), 2);
     assert_no_password("the error", &format!("{e} {e:?}"));
     assert_no_password("the logs", &logs);
+    assert_eq!(exit::of_error(&anyhow::Error::from(e)), Exit::Usage);
 }

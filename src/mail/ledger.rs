@@ -1,0 +1,291 @@
+//! The delivery record of a night, `<night>/mail.json`, and the per-night lock
+//! `<night>/mail.lock` that keeps two processes from sending the same night.
+//!
+//! # Never twice
+//! `mail.json` is written (fsync + rename) with `status = "sending"` and the
+//! Message-ID *before* the message is handed to the server, and with
+//! `status = "sent"` right after the server's final `250`. A night whose record says
+//! `sent` is never sent again. A run that finds `sending` knows that the previous one
+//! stopped mid-attempt; it sends the same message again, with the same Message-ID.
+//!
+//! The one remaining window: the server has accepted the message (its `250` is on the
+//! wire) but the `sent` record is not yet on disk, because the process dies, the
+//! power goes, or the connection drops before the `250` reaches us (RFC 1047's
+//! duplicate-message problem; a dropped connection must be retried, or a message the
+//! server did *not* take would be lost). The next attempt then delivers a second copy
+//! with the same Message-ID. Gmail files a message whose Message-ID is already in the
+//! mailbox only once, so a Gmail recipient still sees one; other mailboxes may show
+//! two. `mail.json` marks such an attempt `interrupted` or `transient` with the phase
+//! (`message`: the body had been sent), so it can be told apart afterwards.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{MailError, Phase, Result, SmtpFailure};
+use crate::fsutil::write_atomic;
+use crate::layout::NightDir;
+
+/// Where a night stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not sent yet (never tried, or the last run failed transiently).
+    #[default]
+    Pending,
+    /// An attempt was in flight when the record was written; found at the start of a
+    /// run, it means the previous run stopped mid-attempt.
+    Sending,
+    /// The server accepted the message. Never sent again.
+    Sent,
+    /// The last attempt failed permanently; retried by the next run (after a fix).
+    Failed,
+    /// Older than `mail.max_age_days` and never sent: given up.
+    Expired,
+}
+
+/// The result of one attempt as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    InProgress,
+    Sent,
+    Transient,
+    Permanent,
+    /// The process stopped during the attempt (found `in_progress` by a later run).
+    Interrupted,
+}
+
+/// One attempt in `mail.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub started: DateTime<Utc>,
+    #[serde(default)]
+    pub finished: Option<DateTime<Utc>>,
+    pub server: String,
+    pub message_id: String,
+    pub bytes: u64,
+    pub result: AttemptResult,
+    /// Where it failed.
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// The server's reply, or the network error.
+    #[serde(default)]
+    pub reply: Option<String>,
+}
+
+/// `<night>/mail.json`: the delivery record of a night.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailRecord {
+    pub night: String,
+    pub status: Status,
+    /// Message-ID of the message sent (or being sent).
+    pub message_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The server's reply to the delivered message.
+    pub reply: Option<String>,
+    /// What the size guard left out, if anything.
+    pub note: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl MailRecord {
+    /// Reads `<night>/mail.json`; a missing file is a fresh record.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed. Such a night is not sent: it may
+    /// have been sent already.
+    pub fn load(night_dir: &Path) -> Result<MailRecord> {
+        let path = NightDir::new(night_dir).mail_json();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MailError::Spool {
+                night: night_name(night_dir),
+                reason: format!(
+                    "{}: unreadable delivery record ({e}); not sending in case it was sent: \
+                     check the mailbox, then delete the file to send again",
+                    path.display()
+                ),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MailRecord {
+                night: night_name(night_dir),
+                ..MailRecord::default()
+            }),
+            Err(e) => Err(MailError::File {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes `<night>/mail.json` atomically (fsync, rename, fsync of the directory).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, night_dir: &Path) -> Result<()> {
+        let path = NightDir::new(night_dir).mail_json();
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| MailError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        json.push(b'\n');
+        write_atomic(&path, &json).map_err(|e| MailError::File {
+            path,
+            reason: format!("writing the delivery record: {e}"),
+        })
+    }
+}
+
+impl MailRecord {
+    /// Marks attempts left `in_progress` by a run that stopped as `interrupted`.
+    pub(super) fn mark_interrupted(&mut self) {
+        for a in &mut self.attempts {
+            if a.result == AttemptResult::InProgress {
+                a.result = AttemptResult::Interrupted;
+            }
+        }
+    }
+
+    /// Records an attempt about to start: `sending`, with the attempt `in_progress`.
+    pub(super) fn begin_attempt(&mut self, server: &str, message_id: &str, bytes: u64) {
+        self.status = Status::Sending;
+        self.attempts.push(Attempt {
+            started: Utc::now(),
+            finished: None,
+            server: server.to_string(),
+            message_id: message_id.to_string(),
+            bytes,
+            result: AttemptResult::InProgress,
+            phase: None,
+            reply: None,
+        });
+    }
+
+    /// Records how the last attempt ended: the server's final reply, or the failure.
+    pub(super) fn finish_attempt(&mut self, res: &std::result::Result<String, SmtpFailure>) {
+        let finished = Utc::now();
+        let (status, result, phase, reply) = match res {
+            Ok(reply) => (Status::Sent, AttemptResult::Sent, None, reply.clone()),
+            Err(f) if f.kind.is_transient() => (
+                Status::Pending,
+                AttemptResult::Transient,
+                Some(f.phase),
+                f.reply.clone(),
+            ),
+            Err(f) => (
+                Status::Failed,
+                AttemptResult::Permanent,
+                Some(f.phase),
+                f.reply.clone(),
+            ),
+        };
+        if let Some(a) = self.attempts.last_mut() {
+            a.finished = Some(finished);
+            a.result = result;
+            a.phase = phase;
+            a.reply = Some(reply.clone());
+        }
+        self.status = status;
+        if status == Status::Sent {
+            self.sent_at = Some(finished);
+            self.reply = Some(reply);
+        }
+    }
+}
+
+pub(super) fn night_name(night_dir: &Path) -> String {
+    night_dir.file_name().map_or_else(
+        || night_dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `<night>/mail.lock`, held while the night is being sent; removed on drop. Holds
+/// the owner's pid and start time, so a lock left by a crash (or a pid reused after a
+/// reboot) is recognised as stale.
+pub(super) struct NightLock {
+    path: PathBuf,
+}
+
+impl NightLock {
+    pub(super) fn acquire(night_dir: &Path) -> Result<NightLock> {
+        let path = NightDir::new(night_dir).mail_lock();
+        for _ in 0..3 {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    let me = std::process::id();
+                    let stamp = process_start(me).unwrap_or_default();
+                    f.write_all(format!("{me} {stamp}\n").as_bytes())
+                        .map_err(|e| MailError::File {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    return Ok(NightLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut it = text.split_whitespace();
+                    let pid: u32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    let stamp = it.next().unwrap_or("");
+                    if holder_alive(&path, pid, stamp) {
+                        return Err(MailError::Locked {
+                            night: night_name(night_dir),
+                            pid,
+                            path,
+                        });
+                    }
+                    tracing::warn!("{}: removing a stale lock (pid {pid})", path.display());
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => {
+                    return Err(MailError::File {
+                        path,
+                        reason: format!("creating the lock: {e}"),
+                    });
+                }
+            }
+        }
+        Err(MailError::Locked {
+            night: night_name(night_dir),
+            pid: 0,
+            path,
+        })
+    }
+}
+
+impl Drop for NightLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The start time of a process (field 22 of `/proc/PID/stat`), Linux only.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip past its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(String::from)
+}
+
+fn holder_alive(path: &Path, pid: u32, stamp: &str) -> bool {
+    if pid == 0 {
+        // Unreadable or half-written lock: stale once it is a minute old.
+        return !older_than(path, Duration::from_secs(60));
+    }
+    if Path::new("/proc/self/stat").exists() {
+        return process_start(pid).is_some_and(|s| s == stamp);
+    }
+    !older_than(path, Duration::from_secs(3600))
+}
+
+fn older_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|e| e > age)
+}
