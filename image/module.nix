@@ -356,13 +356,10 @@ in
       serviceConfig = common // {
         Type = "oneshot";
         ExecStart = "${bin} nightly";
-        # No IP traffic at all, but the host's interfaces stay visible: with
-        # report.own_addresses unset the analysis looks up the capture interface's
-        # addresses (libpcap: getifaddrs over AF_NETLINK, an AF_INET socket for
-        # SIOCGIFFLAGS) to leave the appliance's own out of the pings chart, which
-        # PrivateNetwork=yes would hide (only `lo` in a private namespace).
-        IPAddressDeny = "any";
-        RestrictAddressFamilies = "AF_UNIX AF_NETLINK AF_INET AF_INET6";
+        # No network at all: the appliance's own addresses come from capture.json,
+        # recorded at capture time; the analysis reads no live system state.
+        PrivateNetwork = "yes";
+        RestrictAddressFamilies = "AF_UNIX";
         Nice = "10";
       };
     };

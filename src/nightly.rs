@@ -16,8 +16,9 @@
 //!
 //! A stage whose output is complete is skipped unless `force`: `packets.parquet` not older
 //! than any part, `summary.json` of this version and not older than `packets.parquet`,
-//! `report/report.eml` (written last) not older than `summary.json`. Every output is
-//! written atomically, so an output that exists is whole.
+//! `report/report.eml` (written last, with `report/message.json` beside it) not older
+//! than `summary.json`. Every output is written atomically, so an output that exists is
+//! whole.
 //!
 //! A corrupt part does not stop the night: the packets that can be read are converted
 //! and reported, as `netdigest run` does, and the night is a failure of this run (one
@@ -33,7 +34,7 @@ use chrono::{DateTime, Utc};
 use crate::capfile::CaptureReader;
 use crate::capture::CaptureReport;
 use crate::config::Config;
-use crate::layout::{self, NightDir};
+use crate::layout::{self, NightDir, ReportDir};
 use crate::pipeline::{self, RunOptions};
 
 /// A `"running"` capture.json not rewritten for this long, after the window's end, was
@@ -320,8 +321,10 @@ fn process_night(
     let analyse_done = convert_done
         && up_to_date(&summary_json, std::slice::from_ref(&parquet))
         && pipeline::read_summary(night.path()).is_ok();
-    let report_done =
-        analyse_done && up_to_date(&night.report_eml(), std::slice::from_ref(&summary_json));
+    // A report spooled before message.json existed is written again, so mail can send it.
+    let report_done = analyse_done
+        && up_to_date(&night.report_eml(), std::slice::from_ref(&summary_json))
+        && ReportDir::new(night.report_dir()).message_json().is_file();
     if report_done {
         return Ok(NightStatus::UpToDate);
     }

@@ -264,9 +264,9 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
         common = common_service(&exec, "capture", state),
         runtime = sch.runtime_max_sec(),
     );
-    // Nightly: no IP traffic at all (IPAddressDeny=any), but the host's interfaces stay
-    // visible: the analysis looks up the capture interface's addresses (the appliance's
-    // own, left out of the pings chart), which PrivateNetwork=yes would hide.
+    // Nightly: no network at all. The appliance's own addresses (left out of the pings
+    // chart) come from capture.json, recorded at capture time: the analysis reads no
+    // live system state.
     let nightly = format!(
         "{HEADER}[Unit]\n\
          Description=netdigest: convert, analyse and report the nights whose capture ended\n\
@@ -275,8 +275,8 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          Type=oneshot\n\
          {common}\
          CapabilityBoundingSet=\n\
-         IPAddressDeny=any\n\
-         RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6\n\
+         PrivateNetwork=yes\n\
+         RestrictAddressFamilies=AF_UNIX\n\
          Nice=10\n",
         common = common_service(&exec, "nightly", state),
     );

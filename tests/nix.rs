@@ -922,24 +922,25 @@ fn unit_comparison_catches_drift() {
     let d = unit_differences(&rewrite("netdigest-mail.service", &reordered), &units);
     assert!(d.is_empty(), "{d:?}\n{reordered}");
 
-    // The module's old nightly: PrivateNetwork=yes and AF_UNIX alone, no IPAddressDeny.
+    // An older nightly: IPAddressDeny=any and the address families for interface lookups
+    // instead of a private network.
     let old = nightly
-        .replace("IPAddressDeny=any\n", "PrivateNetwork=yes\n")
+        .replace("PrivateNetwork=yes\n", "IPAddressDeny=any\n")
         .replace(
-            "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
-            "RestrictAddressFamilies=AF_UNIX",
+            "RestrictAddressFamilies=AF_UNIX\n",
+            "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6\n",
         );
     assert_ne!(old, nightly, "the nightly unit changed: update this check");
     let d = unit_differences(&rewrite("netdigest-nightly.service", &old), &units);
     assert_eq!(
         d,
         [
-            "netdigest-nightly.service [Service] IPAddressDeny: module (absent) | \
-             `netdigest units` \"any\"",
-            "netdigest-nightly.service [Service] PrivateNetwork: module \"yes\" | \
+            "netdigest-nightly.service [Service] IPAddressDeny: module \"any\" | \
              `netdigest units` (absent)",
-            "netdigest-nightly.service [Service] RestrictAddressFamilies: module \"AF_UNIX\" | \
-             `netdigest units` \"AF_INET\", \"AF_INET6\", \"AF_NETLINK\", \"AF_UNIX\"",
+            "netdigest-nightly.service [Service] PrivateNetwork: module (absent) | \
+             `netdigest units` \"yes\"",
+            "netdigest-nightly.service [Service] RestrictAddressFamilies: module \"AF_INET\", \
+             \"AF_INET6\", \"AF_NETLINK\", \"AF_UNIX\" | `netdigest units` \"AF_UNIX\"",
         ]
     );
 
