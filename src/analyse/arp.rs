@@ -92,8 +92,7 @@ pub(super) fn arp(senders: &[ArpSender]) -> Vec<ArpRow> {
 
 /// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
 /// local addresses only.
-pub(super) fn night_devices_of(night: &Night) -> Vec<crate::devices::Device> {
-    use crate::devices::{Device, is_local};
+pub(super) fn night_devices_of(night: &Night) -> Vec<Device> {
     // (mac, ip, first, last, packets, bytes) of IP packets, then of ARP senders.
     let ip_rows = night
         .cube

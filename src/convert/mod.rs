@@ -18,6 +18,7 @@ mod parquet_writer;
 mod progress;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -158,7 +159,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
 
 /// Digits of the CSV's Time column: 9 when the first input has nanosecond timestamps,
 /// else 6.
-fn time_decimals(r: &CaptureReader) -> usize {
+fn time_decimals<R: Read>(r: &CaptureReader<R>) -> usize {
     match r.format() {
         Format::Pcap { nanos: true, .. } => 9,
         Format::Pcap { .. } => 6,
@@ -189,7 +190,7 @@ struct Reading {
 
 impl Reading {
     /// Reads one input to its end or to its first damage.
-    fn read_input(&mut self, path: &Path, reader: &mut CaptureReader) -> Result<()> {
+    fn read_input<R: Read>(&mut self, path: &Path, reader: &mut CaptureReader<R>) -> Result<()> {
         let frames_at_start = self.summary.frames;
         for w in reader.warnings() {
             self.summary
@@ -212,7 +213,7 @@ impl Reading {
                 }
             };
             self.record(frame)?;
-            if self.summary.frames % 65_536 == 0 {
+            if self.summary.frames.is_multiple_of(65_536) {
                 self.progress
                     .update(self.bytes_done + reader.bytes_read(), self.summary.frames);
             }
