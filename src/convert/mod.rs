@@ -7,9 +7,10 @@
 //!
 //! Modules: this one reads the inputs in order (frame numbers and TCP state carry on
 //! across them) and counts what it finds; `ids` numbers addresses and protocols;
-//! `columns` builds a row group's columns; `parquet_writer` encodes and writes row
-//! groups on a thread of its own; `csv_writer` writes the seed's CSV; `progress` shows
-//! how far it got. The file's schema and footer keys are [`crate::parquet_schema`]'s.
+//! `columns` builds a row group's columns; `parquet_writer` encodes them (several
+//! columns at once) and writes row groups on a writer thread; `csv_writer` writes the
+//! seed's CSV; `progress` shows how far it got. The file's schema and footer keys are
+//! [`crate::parquet_schema`]'s.
 
 mod columns;
 mod csv_writer;
@@ -29,6 +30,8 @@ use csv_writer::CsvSink;
 use parquet_writer::ParquetSink;
 use progress::Progress;
 
+// The footer's keys and the "no address" id, under the paths readers used before the
+// contract had a module of its own.
 pub use crate::parquet_schema::{ADDRESSES_KEY, NO_ID, PROTOCOLS_KEY};
 pub use csv_writer::CSV_HEADER;
 
