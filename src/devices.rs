@@ -2,6 +2,9 @@
 //! `<state>/devices.parquet` (one row per device per night), so a report can list
 //! new devices and devices that went silent. Re-running a night replaces its rows:
 //! the answer for a night does not depend on how often it was analysed.
+//!
+//! Depends on no analysis code: `analyse` lists a night's devices with the types here,
+//! and both read DataFrames through [`crate::dataframe`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -14,8 +17,6 @@ use crate::fsutil::AtomicFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesError {
-    #[error(transparent)]
-    Analyse(#[from] crate::analyse::AnalyseError),
     #[error("{path}: {source}")]
     Polars { path: String, source: PolarsError },
     #[error("{path}: {source}")]
@@ -74,7 +75,7 @@ fn pe(path: &Path) -> impl Fn(PolarsError) -> DevicesError + '_ {
 }
 
 fn rows(df: &DataFrame) -> PolarsResult<Vec<Device>> {
-    use crate::analyse::{i64s as i, strs as s, u64s as u};
+    use crate::dataframe::{i64s as i, strs as s, u64s as u};
     let (mac, ip, first, last, packets, bytes) = (
         s(df, "mac")?,
         s(df, "ip")?,

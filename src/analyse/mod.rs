@@ -1,0 +1,150 @@
+//! Analyse: polars (lazy) over a night's Parquet, handing out our own [`Summary`].
+//!
+//! Three streaming queries read the Parquet, and nothing holds the night's packets in
+//! memory: the cube (packets and bytes per time slot, protocol, address pair, IP
+//! version, service port and source MAC: thousands of rows on a home network, whatever
+//! the number of packets), from which totals, timeline, protocols, talkers,
+//! conversations, ports and devices are rolled up; the echo requests and replies,
+//! grouped per exchange for the pings chart; and the ARP senders. Polars types stay in
+//! this module; the report reads [`Summary`] (or `summary.json`).
+//!
+//! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
+//! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
+//! and their rows), `timeline` and `talkers` (roll-ups of the cube), `zone` (the report's
+//! time zone), `tshark` (the same counts shaped as tshark's statistics, for comparison).
+//! Column names come from [`crate::parquet_schema`]; data flows one way, into
+//! [`crate::devices`] for the device list, never back.
+
+mod arp;
+mod cube;
+mod night;
+mod pings;
+mod summary;
+mod tables;
+mod talkers;
+mod timeline;
+mod tshark;
+mod zone;
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use polars::prelude::*;
+
+pub use summary::{
+    ArpRow, CaptureHealth, Conversation, HistoryRow, PingRow, PortRow, ProtocolRow,
+    SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+};
+pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
+
+use arp::{arp, night_devices_of};
+use night::{Night, read_night};
+use talkers::{conversations, hosts, pairs, ports, talkers};
+use timeline::{night_of, timeline, totals};
+use zone::Zone;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    #[error("{path}: {source}")]
+    Polars { path: String, source: PolarsError },
+    #[error("unknown time zone {0:?}")]
+    TimeZone(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = AnalyseError> = std::result::Result<T, E>;
+
+/// What the analysis needs besides the packets.
+#[derive(Debug, Clone)]
+pub struct AnalyseOptions {
+    /// Addresses of the appliance itself, left out of the pings chart.
+    pub own_addresses: Vec<IpAddr>,
+    /// Rows in each top-N list.
+    pub top_n: usize,
+    /// Timeline bin in seconds.
+    pub interval_s: u64,
+    /// IANA time zone for labels and bin alignment; `None`: the system's local time.
+    pub timezone: Option<String>,
+    /// Capture window start, minutes after local midnight (names the night).
+    pub window_start_min: u32,
+}
+
+impl Default for AnalyseOptions {
+    fn default() -> Self {
+        AnalyseOptions {
+            own_addresses: Vec::new(),
+            top_n: 10,
+            interval_s: 600,
+            timezone: None,
+            window_start_min: 22 * 60,
+        }
+    }
+}
+
+/// Analyses one night's Parquet.
+///
+/// # Errors
+/// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
+pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
+    analyse_with_devices(parquet, opts).map(|(s, _)| s)
+}
+
+/// Analyses one night's Parquet, and lists its devices (see [`crate::devices`]).
+///
+/// # Errors
+/// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
+pub fn analyse_with_devices(
+    parquet: &Path,
+    opts: &AnalyseOptions,
+) -> Result<(Summary, Vec<crate::devices::Device>)> {
+    let zone = Zone::parse(opts.timezone.as_deref())?;
+    // Checked here so that a missing file is named once (polars repeats the path).
+    std::fs::metadata(parquet).map_err(|source| AnalyseError::Io {
+        path: parquet.display().to_string(),
+        source,
+    })?;
+    let pe = |source| AnalyseError::Polars {
+        path: parquet.display().to_string(),
+        source,
+    };
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
+    let night = read_night(parquet, opts.interval_s, zone, &opts.own_addresses).map_err(pe)?;
+    let summary = summarise(&night, opts, zone);
+    let devices = night_devices_of(&night);
+    lap("roll-ups");
+    Ok((summary, devices))
+}
+
+fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> Summary {
+    let mut totals = totals(&night.cube, zone);
+    let (timeline, protocols) = timeline(night, opts.interval_s, totals.first_ns, zone);
+    let pairs = pairs(&night.cube);
+    totals.hosts = u64::try_from(hosts(&pairs)).unwrap_or(u64::MAX);
+    let (talkers_by_bytes, talkers_by_packets) = talkers(&pairs, opts.top_n);
+    let conversations = conversations(&pairs, None)
+        .into_iter()
+        .take(opts.top_n)
+        .collect();
+    Summary {
+        schema_version: SUMMARY_SCHEMA_VERSION,
+        night: night_of(totals.first_ns, zone, opts.window_start_min),
+        timezone: zone.name(),
+        capture: None,
+        totals,
+        pings: night.pings.clone(),
+        timeline,
+        protocols,
+        talkers_by_bytes,
+        talkers_by_packets,
+        conversations,
+        ports: ports(&night.cube, opts.top_n),
+        arp: arp(&night.arp),
+        devices: None,
+        history: Vec::new(),
+    }
+}

@@ -1,0 +1,212 @@
+//! The analysis's result, [`Summary`]: everything the report shows about one night,
+//! serialised as `summary.json`.
+//!
+//! Invariants: the field names and their order are `summary.json`'s format; any
+//! incompatible change bumps [`SUMMARY_SCHEMA_VERSION`]. Plain data: no polars here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of `summary.json`'s schema; bumped on any incompatible change.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// Everything the report shows about one night. Serialised as `summary.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Summary {
+    pub schema_version: u32,
+    /// The night, `YYYY-MM-DD`: the local date the capture window started.
+    pub night: String,
+    pub timezone: String,
+    /// Capture health from `capture.json`, when the night was captured live.
+    pub capture: Option<CaptureHealth>,
+    pub totals: Totals,
+    /// The seed's chart: ICMP/ICMPv6 echo requests per source, own addresses excluded,
+    /// most first (ties by address).
+    pub pings: Vec<PingRow>,
+    pub timeline: Timeline,
+    pub protocols: Vec<ProtocolRow>,
+    pub talkers_by_bytes: Vec<Talker>,
+    pub talkers_by_packets: Vec<Talker>,
+    pub conversations: Vec<Conversation>,
+    pub ports: Vec<PortRow>,
+    pub arp: Vec<ArpRow>,
+    /// Devices seen tonight, new ones and silent ones (history from the state directory).
+    pub devices: Option<crate::devices::DeviceReport>,
+    /// Tonight against the median of earlier nights.
+    pub history: Vec<HistoryRow>,
+}
+
+/// Capture health: libpcap's counters for the night.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CaptureHealth {
+    pub interface: String,
+    pub received: u64,
+    pub dropped_kernel: u64,
+    pub dropped_interface: u64,
+    /// Dropped by netdigest itself: its writer queue overflowed or the night's disk cap was hit.
+    pub dropped_ours: u64,
+    /// All drops / (received + dropped by kernel and interface).
+    pub drop_ratio: f64,
+    /// True when drops are above 0.1 %: the report warns loudly.
+    pub warning: bool,
+}
+
+/// One metric of tonight against earlier nights.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HistoryRow {
+    pub metric: String,
+    pub tonight: u64,
+    /// Median over the earlier nights compared.
+    pub median: f64,
+    pub nights: usize,
+    /// Tonight is more than 3x or less than a third of the median.
+    pub flagged: bool,
+}
+
+impl Summary {
+    /// Echo requests in the pings chart (own addresses excluded).
+    #[must_use]
+    pub fn total_pings(&self) -> u64 {
+        self.pings.iter().map(|p| p.requests).sum()
+    }
+
+    /// The metrics compared across nights.
+    #[must_use]
+    pub fn metrics(&self) -> [(&'static str, u64); 4] {
+        [
+            ("packets", self.totals.packets),
+            ("bytes", self.totals.bytes),
+            ("hosts", self.totals.hosts),
+            ("pings", self.total_pings()),
+        ]
+    }
+
+    /// Compares tonight with earlier nights' summaries (the last `n` of them).
+    #[must_use]
+    pub fn compare(&self, earlier: &[Summary]) -> Vec<HistoryRow> {
+        if earlier.is_empty() {
+            return Vec::new();
+        }
+        self.metrics()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (metric, tonight))| {
+                let mut v: Vec<u64> = earlier.iter().map(|s| s.metrics()[i].1).collect();
+                v.sort_unstable();
+                #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+                let median = if v.len() % 2 == 1 {
+                    v[v.len() / 2] as f64
+                } else {
+                    (v[v.len() / 2 - 1] as f64 + v[v.len() / 2] as f64) / 2.0
+                };
+                #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+                let t = tonight as f64;
+                let flagged = if median > 0.0 {
+                    t > 3.0 * median || t < median / 3.0
+                } else {
+                    tonight > 0
+                };
+                HistoryRow {
+                    metric: metric.to_string(),
+                    tonight,
+                    median,
+                    nights: v.len(),
+                    flagged,
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    /// First and last packet, RFC 3339 in the report's time zone.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Distinct IP addresses seen as source or destination.
+    pub hosts: u64,
+    pub ip_packets: u64,
+    pub decode_errors: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PingRow {
+    pub src: String,
+    pub requests: u64,
+    /// Echo replies this source received.
+    pub replies: u64,
+    /// Requests with no matching reply (same peer, identifier and sequence number).
+    pub unanswered: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timeline {
+    pub interval_s: u64,
+    pub bins: Vec<TimeBin>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimeBin {
+    /// Bin start, RFC 3339 in the report's time zone (with its UTC offset, so DST is explicit).
+    pub start: String,
+    pub start_ns: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub packets_by_protocol: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProtocolRow {
+    pub protocol: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Talker {
+    pub addr: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Conversation {
+    /// The smaller address (as text) of the pair.
+    pub a: String,
+    pub b: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub packets_a_to_b: u64,
+    pub bytes_a_to_b: u64,
+    pub packets_b_to_a: u64,
+    pub bytes_b_to_a: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortRow {
+    pub protocol: String,
+    pub port: u16,
+    pub service: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArpRow {
+    pub ip: String,
+    pub mac: String,
+    /// who-has requests this device sent.
+    pub requests: u64,
+    /// is-at replies this device sent.
+    pub replies: u64,
+}

@@ -1,0 +1,172 @@
+//! Roll-ups of the cube along addresses and ports: address pairs, hosts, talkers,
+//! conversations and top services.
+
+use std::collections::BTreeMap;
+
+use super::cube::CubeRow;
+use super::{Conversation, PortRow, Talker};
+
+/// Packets and bytes per direction of every IP address pair, from the cube: talkers,
+/// hosts and conversations are derived from it.
+#[derive(Debug, Clone)]
+pub(super) struct Pair {
+    pub(super) src: String,
+    pub(super) dst: String,
+    pub(super) version: u8,
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
+}
+
+pub(super) fn pairs(cube: &[CubeRow]) -> Vec<Pair> {
+    let mut by: BTreeMap<(&str, &str), Pair> = BTreeMap::new();
+    for r in cube {
+        if let (Some(src), Some(dst), Some(v)) = (&r.src, &r.dst, r.ip_version) {
+            let p = by.entry((src, dst)).or_insert_with(|| Pair {
+                src: src.clone(),
+                dst: dst.clone(),
+                version: v,
+                packets: 0,
+                bytes: 0,
+            });
+            p.packets += r.packets;
+            p.bytes += r.bytes;
+        }
+    }
+    by.into_values().collect()
+}
+
+/// Distinct addresses among IP packets' sources and destinations.
+pub(super) fn hosts(pairs: &[Pair]) -> usize {
+    let mut all: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for p in pairs {
+        all.insert(&p.src);
+        all.insert(&p.dst);
+    }
+    all.len()
+}
+
+/// Per-address counts over the pairs of one IP version (4 or 6), or both (`None`).
+pub(super) fn endpoint_rows(pairs: &[Pair], version: Option<u8>) -> Vec<Talker> {
+    let mut by: BTreeMap<&str, Talker> = BTreeMap::new();
+    for p in pairs
+        .iter()
+        .filter(|p| version.is_none_or(|v| p.version == v))
+    {
+        let tx = by.entry(&p.src).or_default();
+        tx.tx_packets += p.packets;
+        tx.tx_bytes += p.bytes;
+        let rx = by.entry(&p.dst).or_default();
+        rx.rx_packets += p.packets;
+        rx.rx_bytes += p.bytes;
+    }
+    by.into_iter()
+        .map(|(addr, t)| Talker {
+            addr: addr.to_string(),
+            packets: t.tx_packets + t.rx_packets,
+            bytes: t.tx_bytes + t.rx_bytes,
+            ..t
+        })
+        .collect()
+}
+
+pub(super) fn talkers(pairs: &[Pair], top_n: usize) -> (Vec<Talker>, Vec<Talker>) {
+    let all = endpoint_rows(pairs, None);
+    let mut by_bytes = all.clone();
+    by_bytes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.addr.cmp(&b.addr)));
+    by_bytes.truncate(top_n);
+    let mut by_packets = all;
+    by_packets.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.addr.cmp(&b.addr)));
+    by_packets.truncate(top_n);
+    (by_bytes, by_packets)
+}
+
+/// Address pairs (as tshark's `-z conv,ip` and `conv,ipv6` together, or one version),
+/// most bytes first. `a` is the smaller address as text.
+pub(super) fn conversations(pairs: &[Pair], version: Option<u8>) -> Vec<Conversation> {
+    let mut by: BTreeMap<(&str, &str), Conversation> = BTreeMap::new();
+    for p in pairs
+        .iter()
+        .filter(|p| version.is_none_or(|v| p.version == v))
+    {
+        let forward = p.src < p.dst;
+        let key = if forward {
+            (p.src.as_str(), p.dst.as_str())
+        } else {
+            (p.dst.as_str(), p.src.as_str())
+        };
+        let c = by.entry(key).or_default();
+        c.packets += p.packets;
+        c.bytes += p.bytes;
+        if forward {
+            c.packets_a_to_b += p.packets;
+            c.bytes_a_to_b += p.bytes;
+        } else {
+            c.packets_b_to_a += p.packets;
+            c.bytes_b_to_a += p.bytes;
+        }
+    }
+    let mut rows: Vec<Conversation> = by
+        .into_iter()
+        .map(|((a, b), c)| Conversation {
+            a: a.to_string(),
+            b: b.to_string(),
+            ..c
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        y.bytes
+            .cmp(&x.bytes)
+            .then_with(|| (&x.a, &x.b).cmp(&(&y.a, &y.b)))
+    });
+    rows
+}
+
+fn service_name(proto: &str, port: u16) -> &'static str {
+    match (proto, port) {
+        (_, 53) => "dns",
+        ("UDP", 67 | 68) => "dhcp",
+        ("UDP", 123) => "ntp",
+        ("UDP", 137 | 138) | ("TCP", 139) => "netbios",
+        ("TCP", 22) => "ssh",
+        ("TCP", 25 | 587 | 465) => "smtp",
+        ("TCP", 80 | 8080) => "http",
+        ("TCP" | "UDP", 443) => "https",
+        ("TCP", 445) => "smb",
+        ("TCP", 993) => "imaps",
+        ("UDP", 1900) => "ssdp",
+        ("UDP", 5353) => "mdns",
+        ("UDP", 546 | 547) => "dhcpv6",
+        ("TCP", 8883 | 1883) => "mqtt",
+        _ => "",
+    }
+}
+
+/// Top services: for each TCP/UDP packet the lower of its two ports (the service side,
+/// as a rule), most packets first.
+pub(super) fn ports(cube: &[CubeRow], top_n: usize) -> Vec<PortRow> {
+    let mut by: BTreeMap<(&str, u16), (u64, u64)> = BTreeMap::new();
+    for r in cube {
+        if let Some(port) = r.port {
+            let c = by.entry((&r.protocol, port)).or_default();
+            c.0 += r.packets;
+            c.1 += r.bytes;
+        }
+    }
+    let mut rows: Vec<PortRow> = by
+        .into_iter()
+        .map(|((protocol, port), (packets, bytes))| PortRow {
+            service: service_name(protocol, port).to_string(),
+            protocol: protocol.to_string(),
+            port,
+            packets,
+            bytes,
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        y.packets
+            .cmp(&x.packets)
+            .then_with(|| (&x.protocol, x.port).cmp(&(&y.protocol, y.port)))
+    });
+    rows.truncate(top_n);
+    rows
+}
