@@ -53,7 +53,7 @@ pub fn analyse_options(cfg: &Config) -> AnalyseOptions {
         own_addresses: cfg.report.own_addresses.clone(),
         top_n: cfg.report.top_n,
         interval_s: cfg.report.interval.secs(),
-        timezone: cfg.capture.timezone.map(|z| z.to_string()),
+        zone: cfg.capture.zone(),
         window_start_min: cfg.capture.start.minutes(),
     }
 }

@@ -852,7 +852,7 @@ fn analysis_through_ids_equals_analysis_through_text() {
         .unwrap();
     assert!(!footer(&plain).contains_key(netdigest::convert::ADDRESSES_KEY));
     let opts = netdigest::analyse::AnalyseOptions {
-        timezone: Some("Europe/Berlin".into()),
+        zone: netdigest::config::Zone::Named(chrono_tz::Europe::Berlin),
         ..Default::default()
     };
     let a = netdigest::analyse::analyse(&pq, &opts).unwrap();

@@ -24,7 +24,6 @@ mod tables;
 mod talkers;
 mod timeline;
 mod tshark;
-mod zone;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -37,18 +36,16 @@ pub use summary::{
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
 
+use crate::config::Zone;
 use arp::{arp, night_devices_of};
 use night::{Night, read_night};
 use talkers::{conversations, hosts, pairs, ports, talkers};
 use timeline::{night_of, timeline, totals};
-use zone::Zone;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyseError {
     #[error("{path}: {source}")]
     Polars { path: String, source: PolarsError },
-    #[error("unknown time zone {0:?}")]
-    TimeZone(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -67,8 +64,8 @@ pub struct AnalyseOptions {
     pub top_n: usize,
     /// Timeline bin in seconds.
     pub interval_s: u64,
-    /// IANA time zone for labels and bin alignment; `None`: the system's local time.
-    pub timezone: Option<String>,
+    /// Time zone for labels, bin alignment and the night's date.
+    pub zone: Zone,
     /// Capture window start, minutes after local midnight (names the night).
     pub window_start_min: u32,
 }
@@ -79,7 +76,7 @@ impl Default for AnalyseOptions {
             own_addresses: Vec::new(),
             top_n: 10,
             interval_s: 600,
-            timezone: None,
+            zone: Zone::Local,
             window_start_min: 22 * 60,
         }
     }
@@ -88,7 +85,7 @@ impl Default for AnalyseOptions {
 /// Analyses one night's Parquet.
 ///
 /// # Errors
-/// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
+/// The file cannot be read as the Parquet `convert` writes.
 pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
     analyse_with_devices(parquet, opts).map(|(s, _)| s)
 }
@@ -96,12 +93,12 @@ pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
 /// Analyses one night's Parquet, and lists its devices (see [`crate::devices`]).
 ///
 /// # Errors
-/// The file cannot be read as the Parquet `convert` writes, or the time zone is unknown.
+/// The file cannot be read as the Parquet `convert` writes.
 pub fn analyse_with_devices(
     parquet: &Path,
     opts: &AnalyseOptions,
 ) -> Result<(Summary, Vec<crate::devices::Device>)> {
-    let zone = Zone::parse(opts.timezone.as_deref())?;
+    let zone = opts.zone;
     // Checked here so that a missing file is named once (polars repeats the path).
     std::fs::metadata(parquet).map_err(|source| AnalyseError::Io {
         path: parquet.display().to_string(),

@@ -11,7 +11,7 @@ use super::arp::{ArpSender, arp_plan, arp_rows};
 use super::cube::{CubeRow, cube_plan, cube_rows};
 use super::pings::{ping_rows, pings_plan};
 use super::tables::Tables;
-use super::zone::Zone;
+use crate::config::Zone;
 use crate::dataframe::{CollectStreaming as _, i64s};
 use crate::parquet_schema::TS;
 

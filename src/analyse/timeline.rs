@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::cube::CubeRow;
 use super::night::Night;
-use super::zone::Zone;
 use super::{ProtocolRow, TimeBin, Timeline, Totals};
+use crate::config::Zone;
 
 /// The night a capture belongs to: the local date its window started. A first packet
 /// before the window's start time of day (e.g. 01:00 for a 22:00 window) belongs to
@@ -35,8 +35,8 @@ pub(super) fn totals(cube: &[CubeRow], zone: Zone) -> Totals {
     Totals {
         first_ns: first,
         last_ns: last,
-        first: first.map(|t| zone.format(t)),
-        last: last.map(|t| zone.format(t)),
+        first: first.map(|t| zone.rfc3339_ns(t)),
+        last: last.map(|t| zone.rfc3339_ns(t)),
         packets: cube.iter().map(|r| r.packets).sum(),
         bytes: cube.iter().map(|r| r.bytes).sum(),
         hosts: 0,
@@ -90,7 +90,7 @@ pub(super) fn timeline(
     for ((b, p), (n, by)) in cells {
         if bins.last().is_none_or(|l| l.start_ns != b) {
             bins.push(TimeBin {
-                start: zone.format(b),
+                start: zone.rfc3339_ns(b),
                 start_ns: b,
                 ..TimeBin::default()
             });
