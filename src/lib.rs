@@ -1,13 +1,18 @@
 //! netdigest: what happened on the home network overnight.
 //!
-//! One module per pipeline stage, data flowing one way:
-//! `capfile` (reading capture files) -> `decode` (bytes to [`decode::PacketRecord`])
-//! -> `convert` (Parquet and the seed's CSV) -> `analyse` (polars, [`analyse::Summary`],
-//! `devices`) -> `chart` / `report` (images, email, page, `.eml`). `pipeline` runs the
-//! stages for a night, `nightly` for every night the timer finds, `units` writes the
-//! systemd units of the schedule. Beside them: `config`, `cli`, `logging`, `fsutil` (atomic files)
-//! and `linktype` (re-exported from the `pcapfmt` crate, which owns the pcap format). Sample
-//! nights for the demo, tests and benchmarks come from the `synth` crate, outside this library.
+//! One module per pipeline stage, data flowing one way through files in the night
+//! directory ([`layout`] owns every path):
+//! `capture` (libpcap: parts + capture.json) -> `capfile` (reading capture files) ->
+//! `decode` (bytes to [`decode::PacketRecord`]) -> `convert` (Parquet, whose columns
+//! [`parquet_schema`] owns, and the seed's CSV) -> `analyse` (polars, [`analyse::Summary`];
+//! `devices` across nights) -> `chart` / `report` (images, email, page) -> `message`
+//! (the spooled message and report.eml) -> `mail` (SMTP, the delivery record).
+//! `pipeline` runs the stages for a night, `nightly` for every night the timer finds,
+//! `units` writes the systemd units of the schedule. Beside them: `config` (typed values,
+//! checked once at load), `exit` (the one map to exit codes), `cli`, `logging`, `fsutil`
+//! (atomic files) and `linktype` (re-exported from the `pcapfmt` crate, which owns the
+//! pcap format). Sample nights for the demo, tests and benchmarks come from the `synth`
+//! crate, outside this library.
 
 pub mod analyse;
 pub mod capfile;
