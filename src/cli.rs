@@ -354,14 +354,7 @@ fn write_units(cfg: &Config, out: &Path, bin: Option<PathBuf>) -> anyhow::Result
 /// `netdigest check-config`: the config loaded (every typed value parsed); the capture
 /// filter is compiled by libpcap as well.
 fn check_config(cfg: &Config, config_path: &Path) -> anyhow::Result<Exit> {
-    if let Err(msg) = capture::validate_filter(&cfg.capture.filter, &cfg.capture.interface) {
-        eprintln!(
-            "netdigest: invalid config: capture.filter {:?}: {} (libpcap)",
-            cfg.capture.filter,
-            one_line(&msg)
-        );
-        return Ok(Exit::Usage);
-    }
+    capture::validate_filter(&cfg.capture.filter, &cfg.capture.interface)?;
     let file = if config_path.exists() {
         config_path.display().to_string()
     } else {

@@ -697,7 +697,7 @@ fn without_cap_net_raw_the_error_names_it_and_how_to_grant_it() {
 fn bad_filter_is_refused_with_libpcaps_message() {
     // At validation time (check-config), no privileges or interface needed.
     let e = netdigest::capture::validate_filter("icmpp and", "wlan0").unwrap_err();
-    assert!(e.contains("syntax error"), "{e}");
+    assert!(e.to_string().contains("syntax error"), "{e}");
     netdigest::capture::validate_filter("icmp or (udp and port 53)", "any").unwrap();
     netdigest::capture::validate_filter("", "eth0").unwrap();
     // At start.

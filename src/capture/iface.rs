@@ -10,6 +10,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::CaptureError;
 use crate::linktype::LinkType;
 
 /// Linux capability number of `CAP_NET_RAW`.
@@ -17,12 +18,12 @@ const CAP_NET_RAW: u32 = 13;
 
 /// Compiles `filter` with libpcap's own compiler on a dead handle (no privileges
 /// needed) for the link type `interface` will have (`any`: Linux cooked, else
-/// Ethernet). `Err` is libpcap's message, e.g. `can't parse filter expression: syntax error`.
-/// An empty filter is valid (everything).
+/// Ethernet). An empty filter is valid (everything).
 ///
 /// # Errors
-/// libpcap refused the filter.
-pub fn validate_filter(filter: &str, interface: &str) -> Result<(), String> {
+/// [`CaptureError::Filter`] with libpcap's message, e.g. `can't parse filter expression:
+/// syntax error`.
+pub fn validate_filter(filter: &str, interface: &str) -> Result<(), CaptureError> {
     if filter.trim().is_empty() {
         return Ok(());
     }
@@ -31,10 +32,12 @@ pub fn validate_filter(filter: &str, interface: &str) -> Result<(), String> {
     } else {
         pcap::Linktype::ETHERNET
     };
-    let dead = pcap::Capture::dead(lt).map_err(|e| pcap_msg(&e))?;
-    dead.compile(filter, true)
-        .map(|_| ())
-        .map_err(|e| pcap_msg(&e))
+    let refused = |e: pcap::Error| CaptureError::Filter {
+        filter: filter.to_string(),
+        message: pcap_msg(&e),
+    };
+    let dead = pcap::Capture::dead(lt).map_err(refused)?;
+    dead.compile(filter, true).map(|_| ()).map_err(refused)
 }
 
 pub(super) fn pcap_msg(e: &pcap::Error) -> String {

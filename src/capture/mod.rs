@@ -170,7 +170,7 @@ pub enum CaptureError {
     #[error("invalid {key}: {reason}")]
     Config { key: &'static str, reason: String },
     /// libpcap refused the BPF filter (a usage error, exit code 2).
-    #[error("invalid capture.filter {filter:?}: {message} (libpcap)")]
+    #[error("invalid config: capture.filter {filter:?}: {message} (libpcap)")]
     Filter { filter: String, message: String },
     /// The configured interface does not exist.
     #[error(

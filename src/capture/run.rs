@@ -42,10 +42,7 @@ fn open_initial(
     } else {
         interface.to_string()
     };
-    validate_filter(&c.filter, &interface).map_err(|message| CaptureError::Filter {
-        filter: c.filter.clone(),
-        message,
-    })?;
+    validate_filter(&c.filter, &interface)?;
     if c.snaplen < 64 {
         return Err(CaptureError::Config {
             key: "capture.snaplen",

@@ -17,7 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod values;
 
 pub use values::{
-    Interval, PrivacyMode, ReportSection, SmtpPreset, TimeOfDay, TlsMode, Zone, ZoneName,
+    Interval, PrivacyMode, ReportSection, SmtpPreset, TimeOfDay, TlsMode, ValueError, Zone,
+    ZoneName,
 };
 
 /// Where the configuration file is looked for when `NETDIGEST_CONFIG` is unset.

@@ -12,6 +12,12 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Why a config value's text was refused (the message names the value and the forms
+/// that are accepted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
+
 /// Serde through `FromStr` (the error text becomes figment's message) and `Display`.
 macro_rules! serde_via_str {
     ($t:ty) => {
@@ -73,9 +79,9 @@ impl ReportSection {
 }
 
 impl FromStr for TimeOfDay {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a time of day HH:MM (24-hour clock)");
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let bad = || ValueError(format!("{s:?} is not a time of day HH:MM (24-hour clock)"));
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
         let h: u32 = h.trim().parse().map_err(|_| bad())?;
         let m: u32 = m.trim().parse().map_err(|_| bad())?;
@@ -114,9 +120,13 @@ impl Interval {
 }
 
 impl FromStr for Interval {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not an interval such as \"10m\", \"1h\" or \"30s\"");
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        let bad = || {
+            ValueError(format!(
+                "{s:?} is not an interval such as \"10m\", \"1h\" or \"30s\""
+            ))
+        };
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (n, unit) = t.split_at(split);
@@ -148,10 +158,12 @@ serde_via_str!(Interval);
 pub struct ZoneName(pub chrono_tz::Tz);
 
 impl FromStr for ZoneName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         s.parse::<chrono_tz::Tz>().map(ZoneName).map_err(|_| {
-            format!("unknown time zone {s:?} (use an IANA name such as \"Europe/Berlin\")")
+            ValueError(format!(
+                "unknown time zone {s:?} (use an IANA name such as \"Europe/Berlin\")"
+            ))
         })
     }
 }
@@ -271,14 +283,14 @@ macro_rules! word_enum {
         }
 
         impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = ValueError;
+            fn from_str(s: &str) -> Result<Self, ValueError> {
                 match s {
                     $($word => Ok($name::$v),)+
-                    _ => Err(format!(
+                    _ => Err(ValueError(format!(
                         "{s:?} is not one of {}",
                         [$(concat!("\"", $word, "\"")),+].join(", ")
-                    )),
+                    ))),
                 }
             }
         }
@@ -358,7 +370,7 @@ mod tests {
         );
         for bad in ["6", "24:00", "12:60", "ab:cd", ""] {
             let e = bad.parse::<TimeOfDay>().expect_err(bad);
-            assert!(e.contains("HH:MM"), "{e}");
+            assert!(e.to_string().contains("HH:MM"), "{e}");
         }
     }
 
@@ -388,6 +400,7 @@ mod tests {
         let e = "bogus"
             .parse::<ReportSection>()
             .expect_err("unknown section");
+        let e = e.to_string();
         assert!(e.contains("\"pings\"") && e.contains("\"history\""), "{e}");
         assert_eq!("gmail-tls".parse::<SmtpPreset>(), Ok(SmtpPreset::GmailTls));
         assert!("STARTTLS".parse::<TlsMode>().is_err());
