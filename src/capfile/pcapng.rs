@@ -81,7 +81,7 @@ pub(super) enum Pending {
 
 /// A checked pcapng block header.
 #[derive(Debug, Clone, Copy)]
-struct BlockHead {
+pub(super) struct BlockHead {
     btype: u32,
     len: u32,
     /// Bytes of the block already read (8, or 12 for an SHB).
