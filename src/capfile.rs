@@ -414,6 +414,32 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Fills `h` after the 4-byte magic at its start (`got`: bytes read so far): a file
+    /// that ends before `h` is full has a truncated `what` header that needs `need` bytes.
+    fn read_header_rest(
+        &mut self,
+        h: &mut [u8],
+        got: usize,
+        what: &'static str,
+        need: u64,
+    ) -> Result<(), CapError> {
+        let rest = h.get_mut(4..).unwrap_or_default();
+        let more = read_full(&mut self.reader, rest).map_err(|source| CapError::Read {
+            offset: self.offset,
+            source,
+        })?;
+        self.offset += as_u64(more);
+        let total = got + more;
+        if total < h.len() {
+            return Err(CapError::TruncatedHeader {
+                what,
+                got: as_u64(total),
+                need,
+            });
+        }
+        Ok(())
+    }
+
     fn warn(&mut self, w: String) {
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(w);

@@ -41,19 +41,7 @@ impl<R: Read> CaptureReader<R> {
     ) -> Result<(), CapError> {
         let mut h = [0u8; 24];
         h[..4].copy_from_slice(&magic);
-        let more = read_full(&mut self.reader, &mut h[4..]).map_err(|source| CapError::Read {
-            offset: self.offset,
-            source,
-        })?;
-        self.offset += as_u64(more);
-        let total = got + more;
-        if total < 24 {
-            return Err(CapError::TruncatedHeader {
-                what: "pcap",
-                got: as_u64(total),
-                need: 24,
-            });
-        }
+        self.read_header_rest(&mut h, got, "pcap", 24)?;
         let major = endian.u16(a2(&h, 4));
         let minor = endian.u16(a2(&h, 6));
         let snaplen = endian.u32(a4(&h, 16));

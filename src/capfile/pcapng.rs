@@ -93,19 +93,7 @@ impl<R: Read> CaptureReader<R> {
     pub(super) fn read_first_shb(&mut self, got: usize) -> Result<(), CapError> {
         let mut h = [0u8; 12];
         h[..4].copy_from_slice(&PCAPNG_SHB.to_le_bytes());
-        let more = read_full(&mut self.reader, &mut h[4..]).map_err(|source| CapError::Read {
-            offset: self.offset,
-            source,
-        })?;
-        self.offset += as_u64(more);
-        let total = got + more;
-        if total < 12 {
-            return Err(CapError::TruncatedHeader {
-                what: "pcapng",
-                got: as_u64(total),
-                need: 28,
-            });
-        }
+        self.read_header_rest(&mut h, got, "pcapng", 28)?;
         let endian = match u32::from_le_bytes(a4(&h, 8)) {
             BYTE_ORDER_MAGIC => Endian::Little,
             0x4D3C_2B1A => Endian::Big,
