@@ -279,7 +279,7 @@ impl<R: Read> CaptureReader<R> {
             state: State::Pcap(PcapState {
                 endian: Endian::Little,
                 nanos: false,
-                record_header_len: 16,
+                record_header_len: pcapfmt::RECORD_HEADER_LEN,
                 swap_lengths: SwapLengths::Never,
                 max_caplen: MAX_PACKET_STANDARD,
                 link: LinkType(0),
@@ -297,9 +297,9 @@ impl<R: Read> CaptureReader<R> {
         let little = u32::from_le_bytes(magic);
         let big = u32::from_be_bytes(magic);
         let pcap = |m: u32| match m {
-            0xA1B2_C3D4 => Some((false, false)),
-            0xA1B2_3C4D => Some((true, false)),
-            0xA1B2_CD34 => Some((false, true)),
+            pcapfmt::MAGIC_MICROS => Some((false, false)),
+            pcapfmt::MAGIC_NANOS => Some((true, false)),
+            pcapfmt::MAGIC_MODIFIED => Some((false, true)),
             _ => None,
         };
         if let Some((nanos, modified)) = pcap(little) {
@@ -311,12 +311,12 @@ impl<R: Read> CaptureReader<R> {
         } else {
             let prefix_of_magic = got < 4
                 && [
-                    0xA1B2_C3D4u32.to_le_bytes(),
-                    0xA1B2_C3D4u32.to_be_bytes(),
-                    0xA1B2_3C4Du32.to_le_bytes(),
-                    0xA1B2_3C4Du32.to_be_bytes(),
-                    0xA1B2_CD34u32.to_le_bytes(),
-                    0xA1B2_CD34u32.to_be_bytes(),
+                    pcapfmt::MAGIC_MICROS.to_le_bytes(),
+                    pcapfmt::MAGIC_MICROS.to_be_bytes(),
+                    pcapfmt::MAGIC_NANOS.to_le_bytes(),
+                    pcapfmt::MAGIC_NANOS.to_be_bytes(),
+                    pcapfmt::MAGIC_MODIFIED.to_le_bytes(),
+                    pcapfmt::MAGIC_MODIFIED.to_be_bytes(),
                     PCAPNG_SHB.to_le_bytes(),
                 ]
                 .iter()

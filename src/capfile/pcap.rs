@@ -80,7 +80,12 @@ impl<R: Read> CaptureReader<R> {
         self.state = State::Pcap(PcapState {
             endian,
             nanos,
-            record_header_len: if modified { 24 } else { 16 },
+            // The modified format (Kuznetzov) adds ifindex, protocol, pkt_type and padding.
+            record_header_len: if modified {
+                24
+            } else {
+                pcapfmt::RECORD_HEADER_LEN
+            },
             swap_lengths,
             max_caplen,
             link,
