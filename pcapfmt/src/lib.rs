@@ -7,6 +7,10 @@
 //! a record's captured length never exceeds its wire length nor the file's snap length.
 //! The crate uses std only (the fuzz targets and the traffic generator depend on it).
 
+// Product code keeps its functions short (clippy's default: 100 lines); tests may
+// spell out a long scenario.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod linktype;
 mod writer;
 

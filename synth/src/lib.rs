@@ -37,6 +37,10 @@
 //! Invariant for every change: the random draws happen in a fixed order, so a change
 //! that adds, drops or reorders a draw changes every byte after it.
 
+// Product code keeps its functions short (clippy's default: 100 lines); tests may
+// spell out a long scenario.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
