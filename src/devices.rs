@@ -15,16 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::AtomicFile;
 
-#[derive(Debug, thiserror::Error)]
-pub enum DevicesError {
-    #[error("{path}: {source}")]
-    Polars { path: String, source: PolarsError },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
+/// Why the devices file could not be read or written.
+pub use crate::dataframe::FrameError as DevicesError;
 
 pub type Result<T, E = DevicesError> = std::result::Result<T, E>;
 

@@ -28,8 +28,6 @@ mod tshark;
 use std::net::IpAddr;
 use std::path::Path;
 
-use polars::prelude::*;
-
 pub use summary::{
     ArpRow, CaptureHealth, Conversation, HistoryRow, PingRow, PortRow, ProtocolRow,
     SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
@@ -42,16 +40,8 @@ use night::{Night, read_night};
 use talkers::{conversations, hosts, pairs, ports, talkers};
 use timeline::{night_of, timeline, totals};
 
-#[derive(Debug, thiserror::Error)]
-pub enum AnalyseError {
-    #[error("{path}: {source}")]
-    Polars { path: String, source: PolarsError },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
+/// Why a night could not be analysed: its Parquet could not be read.
+pub use crate::dataframe::FrameError as AnalyseError;
 
 pub type Result<T, E = AnalyseError> = std::result::Result<T, E>;
 
