@@ -1109,10 +1109,17 @@ fn pairs(cube: &[CubeRow]) -> Vec<Pair> {
     let mut by: BTreeMap<(&str, &str), Pair> = BTreeMap::new();
     for r in cube {
         if let (Some(src), Some(dst), Some(v)) = (&r.src, &r.dst, r.ip_version) {
+            // The addresses' family, as a tunnel's inner packet (IPv6 in Teredo or 6in4)
+            // is of another version than the outermost header.
+            let version = match src.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 4,
+                Ok(IpAddr::V6(_)) => 6,
+                Err(_) => v,
+            };
             let p = by.entry((src, dst)).or_insert_with(|| Pair {
                 src: src.clone(),
                 dst: dst.clone(),
-                version: v,
+                version,
                 packets: 0,
                 bytes: 0,
             });
