@@ -14,7 +14,14 @@
 //!   link-layer addresses; the TTL is the first (outermost) IP header's;
 //! - IPv4/IPv6 fragments are decoded per frame: the first fragment's transport header
 //!   is read, later fragments have no ports (tshark with reassembly off);
-//! - ICMP/ICMPv6 errors keep the outer addresses and the quoted packet is not decoded.
+//! - ICMP/ICMPv6 errors keep the outer addresses and the quoted packet is not decoded;
+//! - Teredo (IPv6 in UDP, RFC 4380) is decoded where tshark's UDP dissector picks it:
+//!   one port is 3544 and the other is not a well-known port (below 1024; tshark tries
+//!   the lower port's dissector first), and the payload, after Teredo's optional
+//!   authentication and origin indications, starts with an IPv6 header (tshark would
+//!   show any other payload as a bogus IPv6 packet; it stays plain UDP here). The record
+//!   then shows the inner IPv6 packet: its addresses, protocol, ports and ICMPv6 type;
+//!   `ip_version` and the TTL stay the outer IPv4 header's.
 //!
 //! [`info`] and [`Addr`]'s `Display` are the presentation helpers of the CSV writer;
 //! [`TcpSeqTracker`] computes tshark's relative TCP sequence numbers.
@@ -102,6 +109,8 @@ pub struct PacketRecord {
     pub ip_proto: Option<u8>,
     /// Transport/network protocol name as tshark names it ("TCP", "ARP", "IPv4", ...).
     pub protocol: &'static str,
+    /// Ports of the innermost transport header (a tunnel's inner packet replaces the
+    /// outer UDP ports of Teredo).
     pub src_port: Option<u16>,
     pub dst_port: Option<u16>,
     /// TCP flags, low 8 bits (CWR..FIN).

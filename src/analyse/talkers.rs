@@ -24,7 +24,13 @@ pub(super) fn pairs(cube: &[CubeRow]) -> Vec<Pair> {
             let p = by.entry((src, dst)).or_insert_with(|| Pair {
                 src: src.clone(),
                 dst: dst.clone(),
-                version: v,
+                // The addresses' family: a tunnel's inner packet (IPv6 in Teredo or
+                // 6in4) is of another version than the outermost header.
+                version: match src.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(_)) => 4,
+                    Ok(std::net::IpAddr::V6(_)) => 6,
+                    Err(_) => v,
+                },
                 packets: 0,
                 bytes: 0,
             });

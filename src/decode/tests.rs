@@ -391,6 +391,88 @@ fn tunnels_show_innermost_addresses() {
     assert_eq!(r.ttl, Some(64));
 }
 
+// Teredo: IPv4 192.0.2.1 -> 198.51.100.1 ttl 128, UDP 50000 -> 3544 (length 77), Teredo
+// authentication indicator (no id, no value, nonce, confirmation 0) and origin indication,
+// then IPv6 fe80::1 -> ff02::2 hlim 255, ICMPv6 router solicitation.
+const IP_TEREDO_RS: [u8; 97] = hex!(
+    "4500 0061 000a 0000 8011 0000 c0000201 c6336401"
+    "c350 0dd8 004d 0000"
+    "0001 00 00 0102030405060708 00"
+    "0000 f227 3f57 fdfe"
+    "6000 0000 0008 3a ff"
+    "fe800000000000000000000000000001 ff020000000000000000000000000002"
+    "8500 0000 0000 0000"
+);
+
+/// IPv4 192.0.2.1 -> 198.51.100.1 ttl 128 carrying a UDP datagram with these ports and
+/// payload (lengths filled in).
+fn ip_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut ip = hex!("4500 0000 000b 0000 8011 0000 c0000201 c6336401").to_vec();
+    let udp_len = u16::try_from(8 + payload.len()).unwrap();
+    ip[2..4].copy_from_slice(&(udp_len + 20).to_be_bytes());
+    ip.extend_from_slice(&sport.to_be_bytes());
+    ip.extend_from_slice(&dport.to_be_bytes());
+    ip.extend_from_slice(&udp_len.to_be_bytes());
+    ip.extend_from_slice(&[0, 0]);
+    ip.extend_from_slice(payload);
+    ip
+}
+
+#[test]
+fn teredo_shows_the_inner_ipv6_packet() {
+    let r = dec(LinkType::RAW, &IP_TEREDO_RS);
+    assert_eq!((r.src, r.dst), (v6("fe80::1"), v6("ff02::2")));
+    assert_eq!(
+        (r.ip_version, r.ttl, r.ip_proto),
+        (Some(4), Some(128), Some(58))
+    );
+    assert_eq!((r.protocol, r.icmp_type), ("ICMPv6", Some(133)));
+    // ICMPv6 has no ports: the tunnel's UDP ports and length are not the inner packet's.
+    assert_eq!((r.src_port, r.dst_port, r.payload_len), (None, None, None));
+    assert!(!r.truncated && r.decode_error.is_none());
+
+    // No Teredo headers, the server's port as the source, UDP inside: the inner ports.
+    let r = dec(LinkType::RAW, &ip_udp(3544, 60000, &IP6_ICMPV6_ECHO));
+    assert_eq!((r.src, r.protocol), (v6("2001:db8::1"), "ICMPv6"));
+    assert_eq!((r.icmp_id, r.icmp_seq), (Some(0x1234), Some(7)));
+    let r = dec(LinkType::RAW, &ip_udp(60000, 3544, &IP6_HBH_FRAG_UDP));
+    assert_eq!(
+        (r.protocol, r.src, r.fragment),
+        ("UDP", v6("fe80::1"), true)
+    );
+    assert_eq!((r.src_port, r.dst_port), (Some(0x0222), Some(0x0223)));
+
+    // A well-known port is tried first by tshark (DNS here), and a payload that is not
+    // IPv6 stays plain UDP: the outer addresses and ports.
+    for (s, d, payload) in [
+        (53, 3544, &IP6_ICMPV6_ECHO[..]),
+        (1023, 3544, &IP6_ICMPV6_ECHO[..]),
+        (60000, 3544, &IP_ICMP_ECHO_REQ[..]),
+        (60000, 3544, &[][..]),
+        (60000, 3544, &hex!("0001 ff ff 00")[..]),
+    ] {
+        let r = dec(LinkType::RAW, &ip_udp(s, d, payload));
+        assert_eq!((r.protocol, r.src), ("UDP", v4([192, 0, 2, 1])), "{s} {d}");
+        assert_eq!((r.src_port, r.dst_port), (Some(s), Some(d)));
+        assert!(r.decode_error.is_none());
+    }
+    // Port 0 is ignored by tshark's port lookup; a client's port can be below 3544.
+    for s in [0, 1024, 3543, 3544] {
+        let r = dec(LinkType::RAW, &ip_udp(s, 3544, &IP6_ICMPV6_ECHO));
+        assert_eq!((r.protocol, r.src_port), ("ICMPv6", None), "{s}");
+    }
+
+    // The inner packet cut by the capture: what was captured of it.
+    let cut = &IP_TEREDO_RS[..IP_TEREDO_RS.len() - 6];
+    let r = decode(meta(IP_TEREDO_RS.len()), cut, LinkType::RAW);
+    assert_eq!((r.protocol, r.icmp_type), ("ICMPv6", Some(133)));
+    assert_eq!((r.src, r.dst), (v6("fe80::1"), v6("ff02::2")));
+    assert!(r.truncated);
+    // Cut before the IPv6 version: plain UDP, as the payload cannot be told apart.
+    let r = decode(meta(97), &IP_TEREDO_RS[..49], LinkType::RAW);
+    assert_eq!((r.protocol, r.dst_port), ("UDP", Some(3544)));
+}
+
 /// Every link type: (link, frame, protocol, src, dst, ether_type, error).
 #[test]
 fn link_types() {
@@ -724,8 +806,9 @@ fn frame_fields_and_truncation() {
 
 #[test]
 fn never_panics_on_prefixes_and_garbage() {
-    let frames: [&[u8]; 8] = [
+    let frames: [&[u8]; 9] = [
         &ETH_TCP_SYN,
+        &IP_TEREDO_RS,
         &ETH_QINQ_UDP,
         &ETH_ARP_REQ,
         &IP6_HBH_FRAG_UDP,

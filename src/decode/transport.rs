@@ -1,9 +1,26 @@
 //! The layer above IP: TCP, UDP and UDP-Lite (ports, flags, tshark's `Len=`), ICMP and
 //! ICMPv6 (type, code, echo id/sequence), SCTP/DCCP ports, and the tunnels that go back
-//! down a layer (IP-in-IP, 6in4, GRE, IPv4 AH). Payload lengths come from the headers
-//! bounded by the reported length, and are `None` where tshark cannot know them.
+//! down a layer (IP-in-IP, 6in4, GRE, IPv4 AH, Teredo). Payload lengths come from the
+//! headers bounded by the reported length, and are `None` where tshark cannot know them.
+//! A tunnel's inner layers replace the transport fields of the outer ones, so ports,
+//! payload length and protocol always belong to one (the innermost) header.
 
 use super::{Cx, IpHint};
+
+/// Teredo's UDP port (RFC 4380), the one tshark's Teredo dissector is registered on.
+const TEREDO_PORT: u16 = 3544;
+
+/// Whether a UDP datagram with these ports is taken for Teredo. tshark's UDP dissector
+/// tries the lower port's dissector first (port 0 is ignored), so a well-known port
+/// below Teredo's (DNS, NTP, ...) keeps its own protocol; a lower registered port
+/// (1024-3543) is not told apart from a client's port, which can be any.
+fn teredo_ports(src: u16, dst: u16) -> bool {
+    let other = match (src, dst) {
+        (TEREDO_PORT, other) | (other, TEREDO_PORT) => other,
+        _ => return false,
+    };
+    other == 0 || other >= 1024
+}
 
 impl Cx<'_> {
     /// The layer above IP. `end` is the reported end of the IP payload; `fragmented`:
@@ -114,7 +131,48 @@ impl Cx<'_> {
         .and_then(|l| u32::try_from(l).ok());
         if self.avail(off) < 8 {
             self.cut(name, 8, off);
+            return;
         }
+        let teredo = matches!(
+            (self.r.src_port, self.r.dst_port),
+            (Some(s), Some(d)) if teredo_ports(s, d)
+        );
+        if name == "UDP" && teredo {
+            // The datagram ends where its length says, if that is within the IP payload.
+            let end = if (8..=rep).contains(&ulen) {
+                off + ulen
+            } else {
+                off + rep
+            };
+            self.teredo(off + 8, end);
+        }
+    }
+
+    /// Teredo (RFC 4380): IPv6 in UDP, after an optional authentication indicator (type
+    /// 1: 4 bytes, client id, authentication value, 8-byte nonce, confirmation byte) and
+    /// an optional origin indication (type 0, 8 bytes), read as tshark's Teredo dissector
+    /// reads them. tshark hands whatever follows to IPv6; here a payload that does not
+    /// start with an IPv6 version nibble (not Teredo after all, or cut by the capture)
+    /// stays plain UDP.
+    fn teredo(&mut self, off: usize, end: usize) {
+        let mut o = off;
+        if self.u16_at(o) == Some(1) {
+            let (Some(id_len), Some(auth_len)) = (self.u8_at(o + 2), self.u8_at(o + 3)) else {
+                return;
+            };
+            o += 4 + usize::from(id_len) + usize::from(auth_len) + 9;
+        }
+        if self.u16_at(o) == Some(0) {
+            o += 8;
+        }
+        if o >= end || self.u8_at(o).is_none_or(|b| b >> 4 != 6) || !self.enter() {
+            return;
+        }
+        // The inner packet's layers replace the tunnel's UDP fields.
+        self.r.src_port = None;
+        self.r.dst_port = None;
+        self.r.payload_len = None;
+        self.ip(o, end, IpHint::V6);
     }
 
     fn icmp(&mut self, off: usize, v6: bool) {
