@@ -229,8 +229,9 @@ impl ChartRenderer {
         height: u32,
         scale: u32,
     ) -> Result<RgbaImage, ChartError> {
-        check_size(width, height, scale)?;
         let t = Instant::now();
+        // Before drawing: a bad scale is refused without running the script.
+        check_size(width, height, scale)?;
         let svg = self.render_svg(chart, width, height)?;
         let svg_ms = t.elapsed().as_secs_f64() * 1e3;
         let img = self.rasterize(&svg, width, height, scale);

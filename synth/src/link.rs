@@ -14,6 +14,7 @@ use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, Ip, LAPTOP, PI, PING4_TARGET, PING6_TARGET, PLUG,
     PRINTER, ROUTER, TABLET, THERMO, TV, awake, solicited_node, to_ipv6_group, v6,
 };
+use crate::frames::Stage;
 use crate::night::Gen;
 use crate::payload::dhcp;
 
@@ -122,16 +123,19 @@ impl<W: Write> Gen<W> {
             return Ok(());
         };
         let ka = self.devs[asker.dev].k_mac;
-        self.stage.arp(
-            &asker,
-            BROADCAST_MAC,
-            ArpOperation::REQUEST,
-            asker_ip,
-            [0; 6],
-            target_ip,
-            ka,
-            0,
-        )?;
+        let who_has = |stage: &mut Stage, delay| {
+            stage.arp(
+                &asker,
+                BROADCAST_MAC,
+                ArpOperation::REQUEST,
+                asker_ip,
+                [0; 6],
+                target_ip,
+                ka,
+                delay,
+            )
+        };
+        who_has(&mut self.stage, 0)?;
         if awake(target, x) {
             let kt = self.devs[target].k_mac;
             let delay = self.delay(200, 3_000);
@@ -149,16 +153,7 @@ impl<W: Write> Gen<W> {
             // Asked twice more, a second apart, never answered.
             for _ in 0..2 {
                 let delay = self.delay(1_000_000, 1_000_500);
-                self.stage.arp(
-                    &asker,
-                    BROADCAST_MAC,
-                    ArpOperation::REQUEST,
-                    asker_ip,
-                    [0; 6],
-                    target_ip,
-                    ka,
-                    delay,
-                )?;
+                who_has(&mut self.stage, delay)?;
             }
         }
         Ok(())
@@ -242,14 +237,7 @@ impl<W: Write> Gen<W> {
 
     fn dhcp_exchange(&mut self, d: usize, dev: &Dev) -> io::Result<()> {
         let xid = self.rng.u32();
-        let unspec = Ep {
-            mac: dev.mac,
-            ip: Ip::V4([0; 4]),
-            ttl: 64,
-            key: self.k_unspec4,
-            dev: d,
-            pad: true,
-        };
+        let unspec = self.unspec_ep(d, Fam::V4, 64);
         let bcast = Ep {
             mac: BROADCAST_MAC,
             ip: Ip::V4([255; 4]),
@@ -303,14 +291,7 @@ impl<W: Write> Gen<W> {
     /// Duplicate address detection from ::, router solicitation, advertisement.
     fn ipv6_join(&mut self, d: usize, dev: &Dev, ll: [u8; 16]) -> io::Result<()> {
         let (mc_ip, mc_mac) = solicited_node(&ll);
-        let src = Ep {
-            mac: dev.mac,
-            ip: Ip::V6([0; 16]),
-            ttl: 255,
-            key: self.k_unspec6,
-            dev: d,
-            pad: true,
-        };
+        let src = self.unspec_ep(d, Fam::Ll, 255);
         let dst = Ep {
             mac: mc_mac,
             ip: Ip::V6(mc_ip),

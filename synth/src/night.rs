@@ -233,6 +233,23 @@ impl<W: Write> Gen<W> {
         }
     }
 
+    /// Device `d` sending from the unspecified address (DHCP discover/request, DAD),
+    /// with the given TTL / hop limit.
+    pub(crate) fn unspec_ep(&self, d: usize, fam: Fam, ttl: u8) -> Ep {
+        let (ip, key) = match fam {
+            Fam::V4 => (Ip::V4([0; 4]), self.k_unspec4),
+            Fam::Ula | Fam::Ll => (Ip::V6([0; 16]), self.k_unspec6),
+        };
+        Ep {
+            mac: self.devs[d].mac,
+            ip,
+            ttl,
+            key,
+            dev: d,
+            pad: true,
+        }
+    }
+
     pub(crate) fn server_ep(&self, s: usize, want_v6: bool) -> Ep {
         let sv = &self.servers[s];
         let (ip, key) = match (want_v6, sv.v6) {
