@@ -71,6 +71,7 @@ pub fn run(
     std::fs::create_dir_all(night_dir)
         .with_context(|| format!("{}: creating directory", night_dir.display()))?;
     let parquet = NightDir::new(night_dir).packets_parquet();
+    tracing::info!(dir = %night_dir.display(), parts = inputs.len(), "convert: start");
     let conv = convert::convert(
         inputs,
         &ConvertOptions {
@@ -100,6 +101,7 @@ pub fn analyse_night(
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
     let night = NightDir::new(night_dir);
+    tracing::info!(dir = %night_dir.display(), "analyse: start");
     let parquet = night.packets_parquet();
     let capture = read_capture_json(&night);
     let mut opts = analyse_options(cfg);
@@ -327,6 +329,7 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
+    tracing::info!(dir = %night_dir.display(), "report: start");
     let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
     let opts = ReportOptions {
         sections: cfg.report.sections.clone(),

@@ -173,6 +173,12 @@ pub struct MailConfig {
     /// Largest message in decimal MB (Gmail's limit is 25): above it the attachment,
     /// then the images are left out, and the body says so. Default 25.
     pub max_size_mb: u64,
+    /// Attempts per report in one `netdigest mail` run, the first included (at least 1).
+    /// Default 5.
+    pub attempts: u32,
+    /// Wait before the second attempt in seconds, doubled for each further one (at most
+    /// 10 times this, and 300 s at the default). Default 30.
+    pub retry_after_s: u64,
 }
 
 impl Default for MailConfig {
@@ -194,6 +200,8 @@ impl Default for MailConfig {
             send_at: hhmm(6, 30),
             max_age_days: 7,
             max_size_mb: 25,
+            attempts: 5,
+            retry_after_s: 30,
         }
     }
 }
@@ -508,6 +516,20 @@ mod tests {
             assert_eq!(cfg.capture.snaplen, 256, "file beats default");
             assert_eq!(cfg.capture.start.to_string(), "22:00", "default kept");
             assert_eq!(cfg.mail.to, vec!["b@example.org", "c@example.org"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_retries_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            jail.set_env("NETDIGEST_MAIL__ATTEMPTS", "2");
+            jail.set_env("NETDIGEST_MAIL__RETRY_AFTER_S", "1");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!((cfg.mail.attempts, cfg.mail.retry_after_s), (2, 1));
+            let d = Config::default();
+            assert_eq!((d.mail.attempts, d.mail.retry_after_s), (5, 30));
             Ok(())
         });
     }

@@ -193,7 +193,11 @@ impl Settings {
             reply_to,
             ca_file: cfg.ca_file.clone(),
             timeout: DEFAULT_TIMEOUT,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                attempts: cfg.attempts.max(1),
+                base_delay: Duration::from_secs(cfg.retry_after_s),
+                max_delay: Duration::from_secs(cfg.retry_after_s.saturating_mul(10)),
+            },
             max_size_bytes: (if cfg.max_size_mb == 0 {
                 DEFAULT_MAX_SIZE_MB
             } else {

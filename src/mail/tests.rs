@@ -55,6 +55,25 @@ fn presets_and_generic_servers() {
 }
 
 #[test]
+fn retries_come_from_the_config() {
+    let s = settings();
+    assert_eq!(
+        (s.retry.attempts, s.retry.base_delay, s.retry.max_delay),
+        (5, Duration::from_secs(30), Duration::from_secs(300)),
+        "the defaults: about 8 minutes of retries"
+    );
+    let mut c = cfg();
+    c.attempts = 0;
+    c.retry_after_s = 2;
+    let s = Settings::from_config_with(&c, None).unwrap();
+    assert_eq!(
+        (s.retry.attempts, s.retry.base_delay, s.retry.max_delay),
+        (1, Duration::from_secs(2), Duration::from_secs(20)),
+        "at least one attempt; the longest wait is ten times the first"
+    );
+}
+
+#[test]
 fn tls_none_only_to_loopback() {
     let mut c = cfg();
     c.smtp = None;

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod smtp;
+
 /// `../shared` (or `NETDIGEST_SHARED`). Missing: a failure under `CI=true`, else a skip.
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("NETDIGEST_SHARED").map_or_else(
