@@ -27,7 +27,8 @@
 # override those four keys (asserted).
 #
 # The SMTP password never enters the Nix store: `passwordFile` is a string path read by
-# systemd at start (LoadCredential=smtp-password:...), asserted not to be a store path.
+# systemd at start (LoadCredential=smtp-password:...), asserted not to be a store path;
+# `settings.mail.password` and `environment.NETDIGEST_MAIL__PASSWORD` are refused.
 {
   config,
   lib,
@@ -317,6 +318,11 @@ in
       {
         assertion = !(cfg.settings.mail ? password);
         message = "services.netdigest.settings.mail.password would put the password in the Nix store: use services.netdigest.passwordFile.";
+      }
+      {
+        # Environment= lines live in the unit files, in the store, like `settings`.
+        assertion = !(cfg.environment ? NETDIGEST_MAIL__PASSWORD);
+        message = "services.netdigest.environment.NETDIGEST_MAIL__PASSWORD would put the password in the Nix store: use services.netdigest.passwordFile.";
       }
     ];
 
