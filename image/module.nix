@@ -118,6 +118,18 @@ let
   # ProtectSystem=strict (it must exist and belong to netdigest), as `netdigest units`
   # writes it. "/var/lib/netdigest/" is the default too (the binary compares paths).
   customStateDir = lib.removeSuffix "/" stateDir != defaultStateDir;
+  # A path as one word of a unit file, as src/units.rs unit_word() writes it: `%`
+  # doubled (specifiers), double-quoted with \ and " escaped when it holds blanks,
+  # quotes, a backslash or `;`. Control characters are asserted away.
+  unitWord =
+    p:
+    let
+      e = lib.replaceStrings [ "%" ] [ "%%" ] p;
+    in
+    if builtins.match "[^[:space:]\"'\\\\;]*" e != null then
+      e
+    else
+      "\"${lib.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] e}\"";
 
   # src/units.rs common_service() and HARDENING: every service.
   common = {
@@ -149,7 +161,7 @@ let
     ProcSubset = "pid";
     CapabilityBoundingSet = "";
   }
-  // lib.optionalAttrs customStateDir { ReadWritePaths = [ stateDir ]; };
+  // lib.optionalAttrs customStateDir { ReadWritePaths = [ (unitWord stateDir) ]; };
   serviceEnv = {
     # The charts' text: DejaVu, whatever fontconfig has (a headless system has none).
     NETDIGEST_FONT_DIR = "${pkgs.dejavu_fonts}/share/fonts";
@@ -310,6 +322,10 @@ in
           timers are built from settings; set services.netdigest.settings.capture.start
           (etc.) instead.
         '';
+      }
+      {
+        assertion = builtins.match "[^[:cntrl:]]*" stateDir != null;
+        message = "services.netdigest: state.dir must not hold a control character (a newline would start a directive of its own in the units).";
       }
       {
         assertion = lib.hasPrefix "/" stateDir;

@@ -1204,6 +1204,10 @@ fn module_units_match_netdigest_units() {
             "slash",
             r#"{ services.netdigest.settings.state.dir = "/var/lib/netdigest/"; }"#,
         ),
+        (
+            "odd",
+            r#"{ services.netdigest.settings.state.dir = "/srv/net digest/50%z \"q\" \\b;c"; }"#,
+        ),
     ];
     for (name, m) in cases {
         let (_, dir) = assert_module_matches_netdigest_units(&lib, &pkg, m, name);
@@ -1216,6 +1220,7 @@ fn module_units_match_netdigest_units() {
         let want: &[&str] = match name {
             "tz" => &["/srv/netdigest"],
             "day" => &["/data/netdigest"],
+            "odd" => &[r#""/srv/net digest/50%%z \"q\" \\b;c""#],
             _ => &[],
         };
         assert_eq!(rw, want, "{name}: ReadWritePaths");
@@ -1394,6 +1399,8 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
         "{f:?}"
     );
     assert!(!f[0].contains("12345678"), "{f:?}");
+    let f = failed(r#"{ services.netdigest.settings.state.dir = "/srv/x\nUser=root"; }"#);
+    assert!(f.len() == 1 && f[0].contains("control character"), "{f:?}");
     // A relative state directory, as `netdigest units` refuses it.
     for bad in [
         r#"{ services.netdigest.settings.state.dir = "netdigest"; }"#,

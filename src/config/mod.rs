@@ -334,6 +334,20 @@ impl Config {
                 reason: format!("{} is outside 64..=262144", self.capture.snaplen),
             });
         }
+        // The state directory is written into the units (ReadWritePaths=), where a
+        // newline would start a directive of its own.
+        if self
+            .state
+            .dir
+            .to_string_lossy()
+            .chars()
+            .any(char::is_control)
+        {
+            return Err(ConfigError::Invalid {
+                key: "state.dir",
+                reason: format!("{:?} holds a control character", self.state.dir),
+            });
+        }
         Ok(())
     }
 }
