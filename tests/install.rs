@@ -325,7 +325,12 @@ fn install_keeps_env_values_out_of_process_arguments() {
         .env_remove("NETDIGEST_CONFIG")
         .output()
         .unwrap();
-    ok(&o);
+    let out = ok(&o);
+    assert!(
+        out.contains("warning: NETDIGEST_MAIL__PASSWORD in /etc/netdigest/netdigest.env"),
+        "{out}"
+    );
+    assert!(!out.contains("canary-pw"), "{out}");
     let calls = std::fs::read_to_string(&log).unwrap();
     // The control: the binary's own execve, with its arguments, is in the log.
     assert!(
