@@ -647,7 +647,11 @@ fn nixpkgs_lib() -> Option<PathBuf> {
 /// A directory standing in for the package's store path: bin/netdigest is the binary
 /// under test, so `systemd-analyze verify` finds a real executable.
 fn package_dir() -> PathBuf {
-    let d = tmpdir("pkg");
+    // One per call: tests run in parallel, and a shared directory removed and made
+    // again by another test made `systemd-analyze verify` miss the executable.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = tmpdir(&format!("pkg-{n}"));
     std::fs::create_dir_all(d.join("bin")).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_netdigest"), d.join("bin/netdigest")).unwrap();
     d
