@@ -9,6 +9,16 @@
   # 2597cb7e564b9004c9d3182afb29b37ae842411a), so its binary cache applies to the Pi.
   # Refresh: put a newer commit of nixos-raspberrypi's `main` here, then `nix flake
   # lock` (writes flake.lock); or drop the commit and `nix flake update` (README).
+  # nixos-raspberrypi's binary cache (its README and flake.nix give these): without it
+  # the Pi kernel builds from source. Nix asks before using a flake's nixConfig (or set
+  # accept-flake-config = true).
+  nixConfig = {
+    extra-substituters = [ "https://nixos-raspberrypi.cachix.org" ];
+    extra-trusted-public-keys = [
+      "nixos-raspberrypi.cachix.org-1:4iMO9LXa8BqhU+Rpg6LQKiGa2lsNh/j2oiYLNOQ5sPI="
+    ];
+  };
+
   inputs = {
     nixos-raspberrypi.url = "github:nvmd/nixos-raspberrypi/6b30596bea9047a7cbb55cb58e6f8a3efa4012e2";
     nixpkgs.follows = "nixos-raspberrypi/nixpkgs";

@@ -7,13 +7,20 @@
 # netdigest.env, one KEY=VALUE a line (CRLF line endings, a UTF-8 BOM, `export `, spaces
 # around `=`, and "double" or 'single' quotes around a value are all accepted):
 #   NETDIGEST_MAIL__TO=you@gmail.com        any NETDIGEST_* config override
-#   SMTP_PASSWORD=abcd efgh ijkl mnop       the Gmail app password (spaces are fine)
+#   SMTP_PASSWORD=abcd efgh ijkl mnop       the Gmail app password (spaces are fine;
+#                                           NETDIGEST_MAIL__PASSWORD= is taken as this)
 #   WIFI_SSID=Home  WIFI_PSK=secret  WIFI_COUNTRY=DE   optional Wi-Fi (WPA-PSK/SAE)
 #   TIMEZONE=Europe/Berlin                  the Pi's time zone (the capture window's)
 #   SSH_AUTHORIZED_KEY=ssh-ed25519 AAAA...  an SSH key for root (repeatable)
 #
+# A comment may follow a value only after blanks (`WIFI_SSID=Home   # optional`): it is
+# removed, with a warning naming the key. A value that itself contains ` #` must be
+# quoted (`WIFI_PSK="pass #1 word"`); text after the closing quote may only be a comment.
+#
 # What goes where (each replaced only when the file names it; the others are kept):
-#   SMTP_PASSWORD  -> $NETDIGEST_PASSWORD_FILE (0600 root), the service's passwordFile
+#   SMTP_PASSWORD, NETDIGEST_MAIL__PASSWORD
+#                  -> $NETDIGEST_PASSWORD_FILE (0600 root), the service's passwordFile;
+#                     never the EnvironmentFile (every unit reads that one)
 #   NETDIGEST_*    -> $NETDIGEST_ENV_FILE (0600 root; read by systemd as EnvironmentFile=),
 #                     the whole file replaced by the lines given
 #   WIFI_*         -> $NETDIGEST_WIFI_CONF (wpa_supplicant's imperative.conf on NixOS)
@@ -31,6 +38,10 @@
 #   NETDIGEST_WIFI_CONF      (/etc/wpa_supplicant/imperative.conf)
 #   NETDIGEST_LOCALTIME      (/etc/localtime)   NETDIGEST_ZONEINFO (/etc/zoneinfo)
 #   NETDIGEST_SSH_KEYS       (/root/.ssh/authorized_keys)
+# The source file is overwritten with zeros in place (same size, no truncation, synced)
+# before it is deleted, so the secrets do not stay in the FAT partition's free clusters.
+# (An SD card's wear levelling may still keep old flash pages: this is the best a file
+# system can do; an editor that saved earlier versions elsewhere is not covered.)
 # Exit: 0 done or nothing to do; 1 the file could not be read, stored or deleted (the
 # unit fails visibly; the source file is left in place only if storing failed).
 set -euo pipefail
@@ -78,6 +89,31 @@ envquote() {
   printf '"%s"' "$v"
 }
 
+# The value without its quotes or a trailing comment: "text" or 'text' (up to the last
+# matching quote, then only blanks and a comment), else the text up to the first blank
+# followed by `#`. Says so (naming the key, never the value) when a comment is removed.
+unquote() {
+  local key=$1 value=$2 q rest after
+  case $value in
+    \"* | \'*)
+      q=${value:0:1} rest=${value:1}
+      if [[ $rest == *"$q"* ]]; then
+        after=${rest##*"$q"}
+        after="${after#"${after%%[![:space:]]*}"}"
+        if [ -z "$after" ] || [[ $after == '#'* ]]; then
+          [ -z "$after" ] || say "line $lineno: $key: the comment after the value was removed"
+          printf '%s' "${rest%"$q"*}"
+          return
+        fi
+      fi ;;
+    *[[:space:]]'#'*)
+      value=${value%%[[:space:]]#*}
+      value="${value%"${value##*[![:space:]]}"}"
+      say "line $lineno: $key: the comment after the value was removed (quote a value that contains ' #')" ;;
+  esac
+  printf '%s' "$value"
+}
+
 password="" have_password=0
 wifi_ssid="" wifi_psk="" wifi_country="" timezone=""
 env_lines=() new_keys=()
@@ -100,16 +136,12 @@ while IFS= read -r line || [ -n "$line" ]; do
   value=${line#*=}
   key="${key%"${key##*[![:space:]]}"}"
   value="${value#"${value%%[![:space:]]*}"}"
-  # One pair of matching quotes around the whole value.
-  if [ ${#value} -ge 2 ]; then
-    case $value in
-      \"*\") value=${value:1:${#value}-2} ;;
-      \'*\') value=${value:1:${#value}-2} ;;
-    esac
-  fi
+  value=$(unquote "$key" "$value")
   case $key in
-    SMTP_PASSWORD)
-      if [ -z "$value" ]; then say "line $lineno: SMTP_PASSWORD is empty, ignored"; continue; fi
+    SMTP_PASSWORD | NETDIGEST_MAIL__PASSWORD)
+      if [ -z "$value" ]; then say "line $lineno: $key is empty, ignored"; continue; fi
+      [ "$key" = SMTP_PASSWORD ] ||
+        say "line $lineno: $key stored as the password file, not in the environment file"
       password=$value have_password=1 ;;
     WIFI_SSID) wifi_ssid=$value ;;
     WIFI_PSK) wifi_psk=$value ;;
@@ -184,7 +216,16 @@ if [ ${#new_keys[@]} -gt 0 ]; then
   say "added ${#new_keys[@]} SSH key(s) to $ssh_keys"
 fi
 
-# Everything is stored: remove the plain-text copy from the FAT partition.
+# Everything is stored: overwrite the plain-text copy on the FAT partition in place
+# with zeros of the same size (conv=notrunc: the same clusters, not new ones), sync,
+# then remove it.
+size=$(stat -c %s -- "$src")
+if [ "$size" -gt 0 ] &&
+  ! dd if=/dev/zero of="$src" bs="$size" count=1 conv=notrunc,fsync status=none; then
+  say "could not overwrite $src: remove it by hand, it holds secrets"
+  exit 1
+fi
+sync
 if ! rm -f -- "$src"; then
   say "could not delete $src: remove it by hand, it holds secrets"
   exit 1

@@ -27,7 +27,8 @@
 # override those four keys (asserted).
 #
 # The SMTP password never enters the Nix store: `passwordFile` is a string path read by
-# systemd at start (LoadCredential=smtp-password:...), asserted not to be a store path.
+# systemd at start (LoadCredential=smtp-password:...), asserted not to be a store path;
+# `settings.mail.password` and `environment.NETDIGEST_MAIL__PASSWORD` are refused.
 {
   config,
   lib,
@@ -117,6 +118,18 @@ let
   # ProtectSystem=strict (it must exist and belong to netdigest), as `netdigest units`
   # writes it. "/var/lib/netdigest/" is the default too (the binary compares paths).
   customStateDir = lib.removeSuffix "/" stateDir != defaultStateDir;
+  # A path as one word of a unit file, as src/units.rs unit_word() writes it: `%`
+  # doubled (specifiers), double-quoted with \ and " escaped when it holds blanks,
+  # quotes, a backslash or `;`. Control characters are asserted away.
+  unitWord =
+    p:
+    let
+      e = lib.replaceStrings [ "%" ] [ "%%" ] p;
+    in
+    if builtins.match "[^[:space:]\"'\\\\;]*" e != null then
+      e
+    else
+      "\"${lib.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] e}\"";
 
   # src/units.rs common_service() and HARDENING: every service.
   common = {
@@ -148,7 +161,7 @@ let
     ProcSubset = "pid";
     CapabilityBoundingSet = "";
   }
-  // lib.optionalAttrs customStateDir { ReadWritePaths = [ stateDir ]; };
+  // lib.optionalAttrs customStateDir { ReadWritePaths = [ (unitWord stateDir) ]; };
   serviceEnv = {
     # The charts' text: DejaVu, whatever fontconfig has (a headless system has none).
     NETDIGEST_FONT_DIR = "${pkgs.dejavu_fonts}/share/fonts";
@@ -311,12 +324,21 @@ in
         '';
       }
       {
+        assertion = builtins.match "[^[:cntrl:]]*" stateDir != null;
+        message = "services.netdigest: state.dir must not hold a control character (a newline would start a directive of its own in the units).";
+      }
+      {
         assertion = lib.hasPrefix "/" stateDir;
         message = "services.netdigest: state.dir must be an absolute path (got ${stateDir}): a service has no working directory to resolve it.";
       }
       {
         assertion = !(cfg.settings.mail ? password);
         message = "services.netdigest.settings.mail.password would put the password in the Nix store: use services.netdigest.passwordFile.";
+      }
+      {
+        # Environment= lines live in the unit files, in the store, like `settings`.
+        assertion = !(cfg.environment ? NETDIGEST_MAIL__PASSWORD);
+        message = "services.netdigest.environment.NETDIGEST_MAIL__PASSWORD would put the password in the Nix store: use services.netdigest.passwordFile.";
       }
     ];
 

@@ -7,7 +7,8 @@
 # `netdigest.env` onto the card's FAT partition (mounted here at /boot/firmware) from
 # any computer; netdigest-firstboot (image/firstboot.sh) moves the SMTP password to a
 # root-only file, the NETDIGEST_* lines to /etc/netdigest/netdigest.env, Wi-Fi, time
-# zone and SSH keys to their places, and deletes the file from the FAT partition.
+# zone and SSH keys to their places, and overwrites the file with zeros before deleting
+# it from the FAT partition (mounted root-only).
 {
   lib,
   pkgs,
@@ -49,9 +50,27 @@ in
     };
   };
 
+  # The Pi kernel has no ZFS module; without this the image tries to build one.
+  boot.supportedFilesystems.zfs = lib.mkForce false;
+
+  # The FAT partition (where the user drops netdigest.env) readable by root only: FAT
+  # has no owners, so the mount decides; by default every user could read the file.
+  # mkForce because nixos-raspberrypi's sd-image sets this list with mkForce: the two
+  # definitions at that priority are merged.
+  fileSystems."/boot/firmware".options = lib.mkForce [
+    "fmask=0077"
+    "dmask=0077"
+  ];
+
   # Ethernet by DHCP; Wi-Fi optional: wpa_supplicant on any wireless interface with
   # the imperative config netdigest-firstboot writes from WIFI_SSID/WIFI_PSK.
   networking.wireless.enable = true;
+  # nixpkgs' unit `chmod 664`s imperative.conf (and chowns it to wpa_supplicant) before
+  # each start: the PSK would be world-readable. Ours runs after theirs (mkAfter) and
+  # makes it 0600 again: the daemon (user wpa_supplicant, the owner) still reads it.
+  systemd.services.wpa_supplicant.serviceConfig.ExecStartPre = lib.mkAfter [
+    "+${pkgs.coreutils}/bin/chmod 0600 /etc/wpa_supplicant/imperative.conf"
+  ];
 
   # The time zone is the card's (TIMEZONE= in netdigest.env), not the image's: the
   # capture window is local time.
@@ -86,7 +105,10 @@ in
       NETDIGEST_ENV_FILE = "/etc/netdigest/netdigest.env";
       NETDIGEST_WIFI_CONF = "/etc/wpa_supplicant/imperative.conf";
       NETDIGEST_LOCALTIME = "/etc/localtime";
-      NETDIGEST_ZONEINFO = "${pkgs.tzdata}/share/zoneinfo";
+      # /etc/zoneinfo, not a tzdata store path: NixOS keeps /etc/zoneinfo pointing at
+      # the current tzdata, so /etc/localtime does not dangle after an upgrade and a
+      # garbage collection.
+      NETDIGEST_ZONEINFO = "/etc/zoneinfo";
       NETDIGEST_SSH_KEYS = "/root/.ssh/authorized_keys";
     };
     serviceConfig = {

@@ -1,9 +1,11 @@
 # NixOS VM test of services.netdigest (flake check `vm`): two machines on one VLAN.
 # `appliance` runs the module capturing on eth1 and a loopback SMTP server (aiosmtpd,
-# its Mailbox handler writing a maildir); `peer` makes traffic. The clock is moved to
-# just before a two-minute window so the capture *timer* starts the capture; the
-# window ends by itself, then nightly and mail run as their timers would run them,
-# and the message must be in the maildir.
+# its Mailbox handler writing a maildir); `peer` makes traffic. The appliance boots
+# with its hardware clock (qemu -rtc base=...) five minutes before a two-minute window,
+# so the capture *timer* starts the capture when the window opens; the window ends by
+# itself, then nightly and mail run as their timers would run them, and the message
+# must be in the maildir. (Not `date -s` in the test: a clock set backwards leaves a
+# calendar timer waiting for the old next elapse, systemd #6036.)
 {
   pkgs,
   netdigestModule,
@@ -20,8 +22,9 @@ pkgs.testers.runNixOSTest {
       { pkgs, ... }:
       {
         imports = [ netdigestModule ];
-        # The test sets the clock; nothing may set it back.
+        # The clock starts at the RTC's base (UTC, the VM's zone); nothing may set it.
         services.timesyncd.enable = false;
+        virtualisation.qemu.options = [ "-rtc base=2026-01-02T21:55:00" ];
         networking.firewall.enable = false;
 
         services.netdigest = {
@@ -72,8 +75,10 @@ pkgs.testers.runNixOSTest {
     appliance.succeed("id netdigest")
 
     with subtest("the capture timer starts the capture at the window's start"):
-        appliance.succeed("date -s '2026-01-02 21:59:50'")
-        appliance.wait_until_succeeds("systemctl is-active netdigest-capture.service", timeout=60)
+        # Booted before the window: the timer, not a catch-up, must start it.
+        appliance.succeed("test $(date +%s) -lt $(date -d '2026-01-02 22:00' +%s)")
+        appliance.fail("systemctl is-active netdigest-capture.service")
+        appliance.wait_until_succeeds("systemctl is-active netdigest-capture.service", timeout=420)
 
     with subtest("traffic on eth1 during the window"):
         peer.succeed("ping -c 30 -i 0.5 appliance")

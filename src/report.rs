@@ -618,19 +618,22 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
     t
 }
 
-/// The interactive page: every chart (ECharts loaded from its CDN, as charming's own
-/// template does; the tables below each chart need no script) and the same tables.
+/// The interactive page: every chart and the same tables (which need no script). It
+/// works offline and loads nothing: ECharts is inlined from the copy in the binary
+/// (about 1 MB) and a Content-Security-Policy forbids any request, so the LAN inventory
+/// in the page stays on the reader's machine.
 #[must_use]
 pub fn index_html(s: &Summary, defs: &[ChartDef], opts: &ReportOptions) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>netdigest {night}</title>\
-<script src=\"https://cdn.jsdelivr.net/npm/echarts@5.5.1/dist/echarts.min.js\"></script>\
+{csp}<title>netdigest {night}</title>{echarts}\
 <style>body{{font-family:Helvetica,Arial,sans-serif;max-width:960px;margin:0 auto;padding:16px;color:#111827}}\
 table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid #e5e7eb}}.chart{{width:100%;height:380px}}</style></head><body>\
 <h1>Your network overnight</h1><p>Night of {night} &middot; {headline}</p>",
+        csp = crate::chart::OFFLINE_CSP,
+        echarts = crate::chart::echarts_script_tag(),
         night = esc(&s.night),
         headline = esc(&headline(s)),
     );
@@ -657,7 +660,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
     h.push_str("<script>if (window.echarts) {\n");
     for d in defs {
         // JSON inside <script>: keep "</" from closing the element.
-        let option = d.chart.to_string().replace("</", "<\\/");
+        let option = crate::chart::script_json(&d.chart.to_string());
         let _ = writeln!(
             h,
             "(function(){{var el=document.getElementById('chart-{id}');if(el){{echarts.init(el).setOption({option});}}}})();",

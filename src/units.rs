@@ -132,8 +132,52 @@ fn hhmm(minutes: u32) -> String {
     format!("{:02}:{:02}", (minutes / 60) % 24, minutes % 60)
 }
 
-/// The executable as the first word of `ExecStart=`: `%` doubled (systemd specifiers);
-/// quoted when it holds whitespace, quotes or backslashes.
+/// A path as one word of a unit file (systemd.syntax(7), systemd.service(5)): `%`
+/// doubled (a specifier otherwise, `%h` would become a home directory); double-quoted,
+/// with `\` and `"` escaped, when it holds whitespace (which would split it), a quote,
+/// a backslash (a line continuation at the end) or `;` (which ends a command line).
+/// Control characters (a newline would start a new directive) are refused by the
+/// callers before.
+fn unit_word(s: &str) -> String {
+    let s = s.replace('%', "%%");
+    if s.chars()
+        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
+    {
+        let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{escaped}\"")
+    } else {
+        s
+    }
+}
+
+/// `state.dir` as `ReadWritePaths=` takes it ([`unit_word`]).
+///
+/// # Errors
+/// A path that is not absolute or not UTF-8, or holds a control character: each named
+/// as the config key `state.dir`.
+fn state_dir_word(dir: &Path) -> Result<String> {
+    let bad = |reason: String| UnitsError::Config {
+        key: "state.dir",
+        reason,
+    };
+    if !dir.is_absolute() {
+        return Err(bad(format!(
+            "{} is not an absolute path (a service has no working directory to resolve it)",
+            dir.display()
+        )));
+    }
+    let s = dir
+        .to_str()
+        .ok_or_else(|| bad(format!("{dir:?} is not UTF-8")))?;
+    if s.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "{s:?} holds a control character (a unit file cannot carry it)"
+        )));
+    }
+    Ok(unit_word(s))
+}
+
+/// The executable as the first word of `ExecStart=` ([`unit_word`]).
 ///
 /// # Errors
 /// A path that is not absolute or not UTF-8, or holds a control character.
@@ -151,15 +195,7 @@ fn exec_path(bin: &Path) -> Result<String> {
     if s.chars().any(char::is_control) {
         return Err(bad("the executable path holds a control character"));
     }
-    let s = s.replace('%', "%%");
-    if s.chars()
-        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
-    {
-        let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
-        Ok(format!("\"{escaped}\""))
-    } else {
-        Ok(s)
-    }
+    Ok(unit_word(s))
 }
 
 /// Hardening shared by every service (the contract's list).
@@ -187,8 +223,9 @@ ProtectProc=invisible
 ProcSubset=pid
 ";
 
-/// The `[Service]` lines every service has, before its own.
-fn common_service(exec: &str, args: &str, state_dir: &Path) -> String {
+/// The `[Service]` lines every service has, before its own. `state_dir` is the config's
+/// `state.dir`, `state_word` the same as a unit-file word ([`state_dir_word`]).
+fn common_service(exec: &str, args: &str, state_dir: &Path, state_word: &str) -> String {
     let mut s = format!(
         "ExecStart={exec} {args}\n\
          User={USER}\n\
@@ -200,7 +237,7 @@ fn common_service(exec: &str, args: &str, state_dir: &Path) -> String {
     // A state.dir other than systemd's StateDirectory must stay writable under
     // ProtectSystem=strict (it must exist and belong to the netdigest user).
     if state_dir != Path::new(DEFAULT_STATE_DIR) {
-        let _ = writeln!(s, "ReadWritePaths={}", state_dir.display());
+        let _ = writeln!(s, "ReadWritePaths={state_word}");
     }
     s.push_str(HARDENING);
     s
@@ -229,15 +266,7 @@ fn timer(what: &str, calendar: &str) -> String {
 /// An invalid time in the config, or a `bin` that cannot be written into `ExecStart=`.
 pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
     let sch = Schedule::from_config(cfg);
-    if !cfg.state.dir.is_absolute() {
-        return Err(UnitsError::Config {
-            key: "state.dir",
-            reason: format!(
-                "{} is not an absolute path (a service has no working directory to resolve it)",
-                cfg.state.dir.display()
-            ),
-        });
-    }
+    let state_word = state_dir_word(&cfg.state.dir)?;
     let exec = exec_path(bin)?;
     let zone = sch
         .timezone
@@ -261,7 +290,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          RuntimeMaxSec={runtime}\n\
          KillSignal=SIGTERM\n\
          TimeoutStopSec=60\n",
-        common = common_service(&exec, "capture", state),
+        common = common_service(&exec, "capture", state, &state_word),
         runtime = sch.runtime_max_sec(),
     );
     // Nightly: no network at all. The appliance's own addresses (left out of the pings
@@ -278,7 +307,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          PrivateNetwork=yes\n\
          RestrictAddressFamilies=AF_UNIX\n\
          Nice=10\n",
-        common = common_service(&exec, "nightly", state),
+        common = common_service(&exec, "nightly", state, &state_word),
     );
     // After= the nightly job: when both timers fire together (a Pi switched on in the
     // morning, Persistent=true), tonight's report is made before the mail goes out.
@@ -299,7 +328,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
          LoadCredential=smtp-password:{PASSWORD_FILE}\n\
          SetCredential=smtp-password:\\n\n",
-        common = common_service(&exec, "mail", state),
+        common = common_service(&exec, "mail", state, &state_word),
     );
     Ok(vec![
         UnitFile {

@@ -140,3 +140,53 @@ fn other_commands_refuse_a_bad_config_with_exit_2() {
         assert_refused(&o, "mail.send_at", "noon", &args.join(" "));
     }
 }
+
+/// The output of a command, both streams, for a check that a secret is absent.
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_numeric_boolean_or_float_password_is_accepted_and_never_printed() {
+    let dir = common::tmpdir("config-secret");
+    for pw in ["12345678", "true", "3.1415926"] {
+        let digits = pw.trim_start_matches("3.");
+        for args in [
+            vec!["check-config"],
+            vec!["-vv", "check-config"],
+            vec!["print-config"],
+        ] {
+            let o = common::bin()
+                .env("NETDIGEST_CONFIG", dir.join("missing.toml"))
+                .env("NETDIGEST_MAIL__PASSWORD", pw)
+                .args(&args)
+                .output()
+                .unwrap();
+            let out = all_output(&o);
+            assert_eq!(o.status.code(), Some(0), "{pw} {args:?}: {out}");
+            assert!(!out.contains(digits), "{pw} {args:?}: {out}");
+        }
+        // From the file too, and also when another key is refused.
+        let o = check_config_file(&dir, &format!("[mail]\npassword = {pw}\n"));
+        assert_eq!(o.status.code(), Some(0), "{pw}: {}", all_output(&o));
+        assert!(!all_output(&o).contains(digits), "{}", all_output(&o));
+        let o = common::bin()
+            .env("NETDIGEST_CONFIG", dir.join("missing.toml"))
+            .env("NETDIGEST_MAIL__PASSWORD", pw)
+            .env("NETDIGEST_MAIL__SEND_AT", "noon")
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_refused(&o, "mail.send_at", "noon", pw);
+        assert!(!all_output(&o).contains(digits), "{}", all_output(&o));
+    }
+    // A value that is no password at all is refused without being shown.
+    let o = check_config_file(&dir, "[mail]\npassword = [27182818]\n");
+    assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
+    assert!(common::stderr(&o).contains("mail.password"));
+    assert!(!all_output(&o).contains("27182818"), "{}", all_output(&o));
+}

@@ -154,6 +154,9 @@ fn install_is_idempotent_keeps_config_and_uninstalls() {
             .unwrap()
             .contains("#NETDIGEST_CAPTURE__INTERFACE=wlan0")
     );
+    // The password file exists before the user writes the password into it: root's, 0600.
+    let pw = std::fs::metadata(root.join("etc/netdigest/smtp-password")).unwrap();
+    assert_eq!((pw.mode() & 0o777, pw.uid(), pw.len()), (0o600, 0, 0));
     let tm = std::fs::metadata(&toml).unwrap();
     assert_eq!(tm.mode() & 0o777, 0o640);
     assert_eq!(tm.gid(), fields[3].parse::<u32>().unwrap());
@@ -277,5 +280,81 @@ fn install_refuses_a_bad_binary_and_a_bad_config() {
             .join("etc/systemd/system/netdigest-capture.service")
             .exists()
     );
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
+}
+
+#[test]
+fn install_keeps_env_values_out_of_process_arguments() {
+    if !is_root() {
+        eprintln!("SKIP: scripts/install needs root (useradd, chown); CI runs as root");
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        let msg = "SKIP: no strace (scripts/install-deps)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("{msg}");
+        return;
+    }
+    let root = image("install-argv");
+    let etc = root.join("etc/netdigest");
+    std::fs::create_dir_all(&etc).unwrap();
+    let env = etc.join("netdigest.env");
+    std::fs::write(
+        &env,
+        "NETDIGEST_MAIL__FROM=canary-from-161803@example.org\n\
+         NETDIGEST_MAIL__PASSWORD=canary-pw-271828\n\
+         NETDIGEST_MAIL__SEND_AT=\"07:45\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A password file others can read is tightened (its content kept).
+    let pw = etc.join("smtp-password");
+    std::fs::write(&pw, "secret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let log = root.parent().unwrap().join("execve.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install");
+    let o = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve", "-s", "100000", "-o"])
+        .arg(&log)
+        .arg("bash")
+        .arg(script)
+        .arg("--root")
+        .arg(&root)
+        .args(["--bin", BIN])
+        .env_remove("NETDIGEST_CONFIG")
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    assert!(
+        out.contains("warning: NETDIGEST_MAIL__PASSWORD in /etc/netdigest/netdigest.env"),
+        "{out}"
+    );
+    assert!(!out.contains("canary-pw"), "{out}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    // The control: the binary's own execve, with its arguments, is in the log.
+    assert!(
+        calls.contains("\"units\", \"--out\""),
+        "strace did not record the units call: {calls}"
+    );
+    for canary in ["canary-from-161803", "canary-pw-271828", "07:45"] {
+        assert!(
+            !calls.contains(canary),
+            "{canary} in a process's arguments:\n{}",
+            calls
+                .lines()
+                .filter(|l| l.contains(canary))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // The values still reached the binary: the mail timer follows the env file.
+    assert_eq!(
+        unit_value(&root, "netdigest-mail.timer", "OnCalendar"),
+        ["*-*-* 07:45:00"]
+    );
+    let m = std::fs::metadata(&pw).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&pw).unwrap(), "secret\n");
     let _ = std::fs::remove_dir_all(root.parent().unwrap());
 }

@@ -415,6 +415,211 @@ fn firstboot_quoted_password_and_a_later_drop_keep_what_it_does_not_name() {
     assert_eq!(std::fs::read_to_string(fb.pw()).unwrap(), "new\n");
 }
 
+#[test]
+fn firstboot_redirects_an_env_password_and_strips_trailing_comments() {
+    let fb = Firstboot::new("redirect");
+    std::fs::write(
+        fb.src(),
+        "NETDIGEST_MAIL__TO=a@example.org   # the owner\n\
+         NETDIGEST_MAIL__PASSWORD=31415926\n\
+         WIFI_SSID=Home            # optional, with WIFI_PSK=\n\
+         WIFI_PSK=\"pass #1 word\"  # quoted: the # inside is kept\n\
+         WIFI_COUNTRY=DE\n",
+    )
+    .unwrap();
+    let o = fb.run();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = String::from_utf8_lossy(&o.stderr);
+    // The password went to the 0600 password file, never into the EnvironmentFile.
+    assert_eq!(std::fs::read_to_string(fb.pw()).unwrap(), "31415926\n");
+    assert_eq!(Firstboot::mode(&fb.pw()), 0o600);
+    let env_text = std::fs::read_to_string(fb.env()).unwrap();
+    assert!(
+        !env_text.contains("PASSWORD") && !env_text.contains("3141"),
+        "{env_text}"
+    );
+    let vals = env_file_values(&fb.env());
+    assert_eq!(vals.len(), 1, "{vals:?}");
+    assert_eq!(vals["NETDIGEST_MAIL__TO"], "a@example.org");
+    assert!(
+        log.contains("NETDIGEST_MAIL__PASSWORD stored as the password file"),
+        "{log}"
+    );
+    // The comments are gone from the SSID, the quoted passphrase keeps its `#`.
+    let wifi = std::fs::read_to_string(fb.wifi()).unwrap();
+    let hex: String = "Home".bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(wifi.contains(&format!("  ssid={hex}\n")), "{wifi}");
+    assert!(wifi.contains("psk=\"pass #1 word\"\n"), "{wifi}");
+    assert!(
+        log.contains("WIFI_SSID: the comment after the value was removed"),
+        "{log}"
+    );
+    for secret in ["3141", "pass #1", "Home"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        == Some("0")
+}
+
+fn run_ok(cmd: &mut Command) {
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn firstboot_leaves_no_secret_in_the_fat_partitions_free_clusters() {
+    if !is_root() {
+        eprintln!("SKIP: the FAT image test needs root (a loop mount)");
+        return;
+    }
+    // FAT where the kernel has it (a container's kernel may not: then ext2, which also
+    // leaves a removed file's bytes in its free blocks, so the overwrite is still tested).
+    let kernel_fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let vfat = kernel_fs.split_whitespace().any(|w| w == "vfat")
+        && Command::new("mkfs.vfat").arg("--help").output().is_ok();
+    if !vfat {
+        assert!(
+            !ci() || kernel_fs.split_whitespace().all(|w| w != "vfat"),
+            "no mkfs.vfat (dosfstools, scripts/install-deps)"
+        );
+        eprintln!("NOTE: no vfat here (kernel or dosfstools): the image is ext2");
+    }
+    let fb = Firstboot::new("fat");
+    let img = fb.dir.join("firmware.img");
+    let mnt = fb.dir.join("firmware");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    if vfat {
+        run_ok(Command::new("mkfs.vfat").arg(&img));
+        // Mounted as image/pi5.nix mounts /boot/firmware.
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop,fmask=0077,dmask=0077"])
+                .arg(&img)
+                .arg(&mnt),
+        );
+    } else {
+        run_ok(Command::new("mkfs.ext2").arg("-q").arg(&img));
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt),
+        );
+    }
+    let pw = "canary-pw-27182818";
+    let psk = "canary-psk-16180339";
+    std::fs::write(
+        fb.src(),
+        format!("SMTP_PASSWORD={pw}\nWIFI_SSID=Home\nWIFI_PSK={psk}\n"),
+    )
+    .unwrap();
+    // The control: a file only removed leaves its bytes in the free clusters.
+    let removed = "canary-removed-14142135";
+    std::fs::write(mnt.join("other.txt"), format!("{removed}\n")).unwrap();
+    run_ok(&mut Command::new("sync"));
+    std::fs::remove_file(mnt.join("other.txt")).unwrap();
+    if vfat {
+        assert_eq!(
+            std::fs::metadata(fb.src()).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "fmask=0077: files on the FAT partition are root-only"
+        );
+    }
+    let o = fb.run();
+    let umount = Command::new("umount").arg(&mnt).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(umount.status.success(), "{}", text(&umount));
+    assert_eq!(std::fs::read_to_string(fb.pw()).unwrap(), format!("{pw}\n"));
+    let raw = std::fs::read(&img).unwrap();
+    assert!(
+        contains_bytes(&raw, removed.as_bytes()),
+        "the control: rm alone should leave the bytes in the image"
+    );
+    for secret in [pw, psk] {
+        assert!(
+            !contains_bytes(&raw, secret.as_bytes()),
+            "{secret} is still in the image after firstboot"
+        );
+    }
+}
+
+#[test]
+fn image_texts_carry_the_appliance_fixes() {
+    let read = |f: &str| std::fs::read_to_string(repo().join(f)).unwrap();
+    let pi5 = read("image/pi5.nix");
+    for want in [
+        "boot.supportedFilesystems.zfs = lib.mkForce false;",
+        r#"fileSystems."/boot/firmware".options = lib.mkForce ["#,
+        r#""fmask=0077""#,
+        r#""dmask=0077""#,
+        "systemd.services.wpa_supplicant.serviceConfig.ExecStartPre = lib.mkAfter [",
+        r#""+${pkgs.coreutils}/bin/chmod 0600 /etc/wpa_supplicant/imperative.conf""#,
+        r#"NETDIGEST_ZONEINFO = "/etc/zoneinfo";"#,
+    ] {
+        assert!(pi5.contains(want), "image/pi5.nix lacks {want}");
+    }
+    assert!(
+        !pi5.contains("${pkgs.tzdata}"),
+        "/etc/localtime must not link into a tzdata store path"
+    );
+    let vm = read("image/vm-test.nix");
+    assert!(vm.contains(r#"virtualisation.qemu.options = [ "-rtc base=2026-01-02T21:55:00" ];"#));
+    assert!(
+        !vm.contains(".succeed(\"date -s"),
+        "the VM test sets the clock backwards"
+    );
+    let readme = read("README.md");
+    let example = readme
+        .split("```sh\nNETDIGEST_MAIL__TO=you@gmail.com")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("README's netdigest.env example");
+    for line in example.lines().filter(|l| !l.starts_with('#')) {
+        assert!(!line.contains(" #"), "a comment after a value: {line:?}");
+    }
+    let module = read("image/module.nix");
+    assert!(module.contains("assertion = !(cfg.environment ? NETDIGEST_MAIL__PASSWORD);"));
+}
+
+#[test]
+fn flake_names_the_raspberry_pi_binary_cache() {
+    let Some(mut c) = nix_instantiate() else {
+        return;
+    };
+    let o = c
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!("(import {}/flake.nix).nixConfig", repo().display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        cfg["extra-substituters"],
+        serde_json::json!(["https://nixos-raspberrypi.cachix.org"])
+    );
+    assert_eq!(
+        cfg["extra-trusted-public-keys"],
+        serde_json::json!([
+            "nixos-raspberrypi.cachix.org-1:4iMO9LXa8BqhU+Rpg6LQKiGa2lsNh/j2oiYLNOQ5sPI="
+        ])
+    );
+}
+
 // ---------------------------------------------------------------- the NixOS module
 
 /// `$NIXPKGS_LIB`, nixpkgs' `lib` directory; None (with the reason printed): skip.
@@ -442,7 +647,11 @@ fn nixpkgs_lib() -> Option<PathBuf> {
 /// A directory standing in for the package's store path: bin/netdigest is the binary
 /// under test, so `systemd-analyze verify` finds a real executable.
 fn package_dir() -> PathBuf {
-    let d = tmpdir("pkg");
+    // One per call: tests run in parallel, and a shared directory removed and made
+    // again by another test made `systemd-analyze verify` miss the executable.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = tmpdir(&format!("pkg-{n}"));
     std::fs::create_dir_all(d.join("bin")).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_netdigest"), d.join("bin/netdigest")).unwrap();
     d
@@ -999,6 +1208,10 @@ fn module_units_match_netdigest_units() {
             "slash",
             r#"{ services.netdigest.settings.state.dir = "/var/lib/netdigest/"; }"#,
         ),
+        (
+            "odd",
+            r#"{ services.netdigest.settings.state.dir = "/srv/net digest/50%z \"q\" \\b;c"; }"#,
+        ),
     ];
     for (name, m) in cases {
         let (_, dir) = assert_module_matches_netdigest_units(&lib, &pkg, m, name);
@@ -1011,6 +1224,7 @@ fn module_units_match_netdigest_units() {
         let want: &[&str] = match name {
             "tz" => &["/srv/netdigest"],
             "day" => &["/data/netdigest"],
+            "odd" => &[r#""/srv/net digest/50%%z \"q\" \\b;c""#],
             _ => &[],
         };
         assert_eq!(rw, want, "{name}: ReadWritePaths");
@@ -1183,6 +1397,14 @@ fn module_refuses_store_passwords_and_schedule_overrides() {
     assert!(f.len() == 1 && f[0].contains("only NETDIGEST_*"), "{f:?}");
     let f = failed(r#"{ services.netdigest.settings.mail.password = "hunter2"; }"#);
     assert!(f.len() == 1 && f[0].contains("passwordFile"), "{f:?}");
+    let f = failed(r#"{ services.netdigest.environment.NETDIGEST_MAIL__PASSWORD = "12345678"; }"#);
+    assert!(
+        f.len() == 1 && f[0].contains("NETDIGEST_MAIL__PASSWORD") && f[0].contains("passwordFile"),
+        "{f:?}"
+    );
+    assert!(!f[0].contains("12345678"), "{f:?}");
+    let f = failed(r#"{ services.netdigest.settings.state.dir = "/srv/x\nUser=root"; }"#);
+    assert!(f.len() == 1 && f[0].contains("control character"), "{f:?}");
     // A relative state directory, as `netdigest units` refuses it.
     for bad in [
         r#"{ services.netdigest.settings.state.dir = "netdigest"; }"#,

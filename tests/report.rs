@@ -125,6 +125,26 @@ fn report_images_email_and_eml() {
         let var = px.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / px.len() as f64;
         assert!(var > 50.0, "{} looks blank (variance {var})", c.display());
     }
+    // The interactive page is self-contained: ECharts inline, a policy that forbids
+    // any request, and no address of any other host anywhere outside the script (whose
+    // licence header names apache.org and which holds XML namespace strings).
+    let index = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    let echarts = netdigest::chart::echarts_js();
+    assert!(
+        index.contains(&format!("<script>{echarts}</script>")),
+        "ECharts is not inline"
+    );
+    let rest = index.replace(echarts, "");
+    for remote in [
+        "http://", "https://", "//cdn", "src=", "href=", "@import", "url(",
+    ] {
+        assert!(
+            !rest.contains(remote),
+            "{remote} in index.html outside ECharts"
+        );
+    }
+    assert!(rest.contains("Content-Security-Policy") && rest.contains("default-src 'none'"));
+    assert!(rest.contains("echarts.init("), "the charts are drawn");
     let html = std::fs::read_to_string(rep.join("email.html")).unwrap();
     assert!(!html.contains("<script"), "no scripts in email");
     assert!(!html.contains("<style"), "inline CSS only");

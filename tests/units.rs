@@ -410,3 +410,95 @@ fn the_checks_catch_typos() {
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+/// A `state.dir` with a blank, a `%`, quotes, a backslash or a `;` is written as one
+/// unit-file word (quoted, `%%`), which `systemd-analyze verify` reads without a
+/// complaint (unescaped, it reports "path is not absolute" for the part after a blank
+/// and "Failed to resolve unit specifiers" for `%z`: see the control below).
+#[test]
+fn odd_state_dirs_are_escaped() {
+    let cases = [
+        ("/srv/net digest", r#""/srv/net digest""#),
+        ("/srv/50%zdone", "/srv/50%%zdone"),
+        ("/srv/50% off", r#""/srv/50%% off""#),
+        (r#"/srv/it's "q""#, r#""/srv/it's \"q\"""#),
+        (r"/srv/back\slash", r#""/srv/back\\slash""#),
+        ("/srv/semi;colon", r#""/srv/semi;colon""#),
+    ];
+    let verify_here = have_systemd_analyze();
+    for (i, (dir, word)) in cases.iter().enumerate() {
+        let (units, files) = generate(&format!("units-odd-{i}"), &[("NETDIGEST_STATE__DIR", dir)]);
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            if f.extension().is_some_and(|e| e == "service") {
+                assert_eq!(values(&text, "ReadWritePaths"), [*word], "{dir}");
+            }
+            assert_eq!(
+                text.lines().filter(|l| l.contains("srv")).count(),
+                usize::from(f.extension().is_some_and(|e| e == "service")),
+                "{dir}: {text}"
+            );
+        }
+        if verify_here {
+            verify(&files);
+        }
+        let _ = std::fs::remove_dir_all(units.parent().unwrap());
+    }
+    if verify_here {
+        // The control: the same values unescaped are reported.
+        let dir = common::tmpdir("units-odd-control");
+        for (raw, complaint) in [
+            ("/srv/net digest", "not absolute"),
+            ("/srv/50%zdone", "specifiers"),
+        ] {
+            let unit = dir.join("x.service");
+            std::fs::write(
+                &unit,
+                format!("[Service]\nExecStart=/bin/true\nReadWritePaths={raw}\n"),
+            )
+            .unwrap();
+            let out = Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&unit)
+                .output()
+                .unwrap();
+            assert!(
+                common::stderr(&out).contains(complaint),
+                "{raw}: {}",
+                common::stderr(&out)
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A control character (a newline would inject a directive) is refused by check-config
+/// and units alike: exit 2, one line naming state.dir.
+#[test]
+fn a_state_dir_with_a_newline_is_refused() {
+    let out_dir = common::tmpdir("units-newline");
+    for dir in ["/srv/x\nUser=root", "/srv/tab\there"] {
+        for args in [
+            vec!["check-config"],
+            vec!["units", "--out", out_dir.to_str().unwrap()],
+        ] {
+            let o = common::bin()
+                .env("NETDIGEST_STATE__DIR", dir)
+                .args(&args)
+                .output()
+                .unwrap();
+            let err = common::stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains("state.dir") && err.contains("control character"),
+                "{err}"
+            );
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        }
+    }
+    assert!(
+        std::fs::read_dir(&out_dir).unwrap().next().is_none(),
+        "units written for a refused state.dir"
+    );
+    let _ = std::fs::remove_dir_all(out_dir);
+}

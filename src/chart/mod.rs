@@ -24,7 +24,9 @@ mod tests;
 
 pub use defs::ChartDef;
 pub use fonts::Fonts;
-pub use html::{ECHARTS_CDN_URL, echarts_js, html_fragment, html_page};
+pub use html::{
+    OFFLINE_CSP, echarts_js, echarts_script_tag, html_fragment, html_page, script_json,
+};
 pub use render::{ChartRenderer, RENDER_TIMEOUT};
 
 use std::time::Duration;

@@ -402,9 +402,16 @@ fn html_fragment_and_page() {
     assert_eq!(frag.matches("</script>").count(), 1, "only the closing tag");
     assert!(!frag.contains("<!--"));
     assert!(frag.contains("192.168.1.11"));
-    let page = html_page("netdigest", &chart, W, H).unwrap_or_else(|e| panic!("{e}"));
-    assert!(page.contains("echarts"));
+    let page = html_page("net<digest>", &chart, W, H).unwrap_or_else(|e| panic!("{e}"));
     assert!(echarts_js().len() > 500_000);
+    // Self-contained: ECharts inline, no script or resource from anywhere else.
+    assert!(page.contains(&format!("<script>{}</script>", echarts_js())));
+    let rest = page.replace(echarts_js(), "");
+    assert!(
+        !rest.contains("http://") && !rest.contains("https://"),
+        "{rest}"
+    );
+    assert!(rest.contains("default-src 'none'") && rest.contains("<title>net_digest_</title>"));
 }
 
 /// Time per chart (run with `--release -- --ignored --nocapture timing`).

@@ -5,16 +5,18 @@
 //! between nested keys (`NETDIGEST_MAIL__TO=me@example.org`). The schema is
 //! strict: an unknown key is an error that names it, never silently ignored.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
+mod secret;
 mod values;
+
+pub use secret::{PASSWORD_ENV, Secret};
 
 pub use values::{
     Interval, PrivacyMode, ReportSection, SmtpPreset, TimeOfDay, TlsMode, ValueError, Zone,
@@ -241,35 +243,6 @@ impl Default for PrivacyConfig {
     }
 }
 
-/// A secret string: redacted in `Debug`, `Display` and serialisation.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    #[must_use]
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself; call only where it is handed to the SMTP client.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(\"<redacted>\")")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-
 /// Accepts `to = "a@x"`, `to = ["a@x", "b@y"]`, or `NETDIGEST_MAIL__TO="a@x,b@y"`.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -313,9 +286,13 @@ impl Config {
             .merge(Toml::file(path))
             .merge(
                 Env::prefixed(ENV_PREFIX)
-                    .filter(|k| k.as_str().contains("__"))
+                    .filter(|k| {
+                        k.as_str().contains("__")
+                            && !k.as_str().eq_ignore_ascii_case(secret::PASSWORD_ENV_KEY)
+                    })
                     .split("__"),
             )
+            .merge(secret::PasswordEnv)
     }
 
     /// Loads and validates the configuration from [`Config::config_path`].
@@ -365,6 +342,20 @@ impl Config {
                 reason: format!("{} is outside 64..=262144", self.capture.snaplen),
             });
         }
+        // The state directory is written into the units (ReadWritePaths=), where a
+        // newline would start a directive of its own.
+        if self
+            .state
+            .dir
+            .to_string_lossy()
+            .chars()
+            .any(char::is_control)
+        {
+            return Err(ConfigError::Invalid {
+                key: "state.dir",
+                reason: format!("{:?} holds a control character", self.state.dir),
+            });
+        }
         Ok(())
     }
 }
@@ -393,6 +384,12 @@ fn value_error(e: figment::Error) -> ConfigError {
         return ConfigError::Figment(Box::new(e));
     }
     let key = e.path.join(".");
+    // A secret's value never reaches a message, whatever the error says about it.
+    let reason = if key.ends_with("password") {
+        "not a password (text, number or boolean)".to_string()
+    } else {
+        e.kind.to_string()
+    };
     let origin = match e.metadata.as_ref() {
         Some(m) => match &m.source {
             Some(figment::Source::File(p)) => format!("in {}", p.display()),
@@ -407,7 +404,7 @@ fn value_error(e: figment::Error) -> ConfigError {
     };
     ConfigError::Value {
         key,
-        reason: e.kind.to_string(),
+        reason,
         origin,
     }
 }
