@@ -13,7 +13,7 @@ use crate::convert::{self, ConvertOptions};
 use crate::exit::{self, Exit};
 use crate::layout::{self, NightDir, ReportDir};
 use crate::logging::{self, LogFormat};
-use crate::{capture, mail, nightly, pipeline, units};
+use crate::{capture, mail, nightly, pipeline, retention, units};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -126,7 +126,8 @@ pub enum Command {
         night_dir: Option<PathBuf>,
     },
     /// Convert, analyse and report every night whose capture has ended and whose outputs
-    /// are not complete, oldest first (the nightly timer's job; safe to run again).
+    /// are not complete, oldest first, then delete the nights past state.keep_nights that
+    /// were mailed or given up (the nightly timer's job; safe to run again).
     Nightly {
         /// State directory (overrides state.dir).
         #[arg(long, value_name = "DIR")]
@@ -296,8 +297,17 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 night,
                 force,
             };
-            let reports = nightly::run_nightly(&cfg, &opts, chrono::Utc::now())?;
-            Ok(print_nightly(&reports))
+            let now = chrono::Utc::now();
+            let reports = nightly::run_nightly(&cfg, &opts, now)?;
+            let code = print_nightly(&reports);
+            if opts.night.is_some() {
+                return Ok(code);
+            }
+            // As mail counts a night's age: the local date.
+            let today = now.with_timezone(&chrono::Local).date_naive();
+            let pruned =
+                retention::prune(&opts.state_dir, retention::Policy::from_config(&cfg), today);
+            Ok(code.and(print_pruned(&pruned)))
         }
         Command::Units { out, bin } => write_units(&load()?, &out, bin),
         Command::Doctor => doctor(config_path),
@@ -534,6 +544,15 @@ fn print_nightly(reports: &[nightly::NightReport]) -> Exit {
         tracing::info!("nightly: nothing to do ({} night(s) seen)", reports.len());
     }
     code
+}
+
+/// Retention's account (each deletion is logged by [`retention::prune`]): one error line
+/// per night that could not be deleted, and exit 1 then.
+fn print_pruned(p: &retention::Pruned) -> Exit {
+    for e in &p.errors {
+        eprintln!("netdigest: retention: {}", one_line(e));
+    }
+    Exit::from_ok(p.errors.is_empty())
 }
 
 /// `netdigest doctor`: each check on one line, exit 1 when one fails.

@@ -204,7 +204,9 @@ impl Default for MailConfig {
 pub struct StateConfig {
     /// State directory. Default `/var/lib/netdigest` (systemd's `StateDirectory=netdigest`).
     pub dir: PathBuf,
-    /// Nights kept on disk. Default 30.
+    /// Nights kept on disk: `nightly` deletes a night more than this many days old once
+    /// it was mailed or given up (never an unsent report younger than
+    /// `mail.max_age_days`), and devices not seen for this many nights. Default 30.
     pub keep_nights: u32,
 }
 
