@@ -125,9 +125,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "night")]
         night_dir: Option<PathBuf>,
     },
-    /// Convert, analyse and report every night whose capture has ended and whose outputs
-    /// are not complete, oldest first, then delete the nights past state.keep_nights that
-    /// were mailed or given up (the nightly timer's job; safe to run again).
+    /// Delete the nights past state.keep_nights that were mailed or given up, then convert,
+    /// analyse and report every night whose capture has ended and whose outputs are not
+    /// complete, oldest first (the nightly timer's job; safe to run again).
     Nightly {
         /// State directory (overrides state.dir).
         #[arg(long, value_name = "DIR")]
@@ -298,16 +298,18 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 force,
             };
             let now = chrono::Utc::now();
+            // Retention first: a nearly full disk gets room for tonight's report. A night
+            // is deleted only once mailed or given up, never one nightly still has to do.
+            let pruned = if opts.night.is_none() {
+                // As mail counts a night's age: the local date.
+                let today = now.with_timezone(&chrono::Local).date_naive();
+                let policy = retention::Policy::from_config(&cfg);
+                print_pruned(&retention::prune(&opts.state_dir, policy, today))
+            } else {
+                Exit::Done
+            };
             let reports = nightly::run_nightly(&cfg, &opts, now)?;
-            let code = print_nightly(&reports);
-            if opts.night.is_some() {
-                return Ok(code);
-            }
-            // As mail counts a night's age: the local date.
-            let today = now.with_timezone(&chrono::Local).date_naive();
-            let pruned =
-                retention::prune(&opts.state_dir, retention::Policy::from_config(&cfg), today);
-            Ok(code.and(print_pruned(&pruned)))
+            Ok(print_nightly(&reports).and(pruned))
         }
         Command::Units { out, bin } => write_units(&load()?, &out, bin),
         Command::Doctor => doctor(config_path),

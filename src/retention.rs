@@ -1,5 +1,6 @@
 //! Retention: night directories older than `state.keep_nights` are deleted once their
-//! report was mailed or can no longer be (run by `netdigest nightly`, after the reports).
+//! report was mailed or can no longer be (run by `netdigest nightly` before the reports,
+//! so a nearly full disk gets room for them).
 //!
 //! A night `<state>/nights/<YYYY-MM-DD>` is deleted when all of these hold:
 //! - it is more than `keep_nights` days old (its date against today's local date), and it

@@ -364,7 +364,7 @@ fn nightly_deletes_nights_past_keep_nights_once_mailed_or_given_up() {
     let out = run();
     let err = common::stderr(&out);
     assert!(out.status.success(), "{err}");
-    // The reports first: last night is reported, then kept.
+    // Last night is reported, and kept.
     assert!(
         stdout(&out).contains(&format!("night {}: converted", day(1))),
         "{}",
