@@ -375,8 +375,34 @@ fn check_config(cfg: &Config, config_path: &Path) -> anyhow::Result<Exit> {
             config_path.display()
         )
     };
+    warn_state_size(cfg);
     println!("config OK: {file}");
     Ok(Exit::Done)
+}
+
+/// A warning (not an error) when the state directory may outgrow its filesystem: the
+/// nights kept times `capture.max_disk_mb`, plus `capture.min_free_mb`, against its size.
+fn warn_state_size(cfg: &Config) {
+    let bound = retention::state_bound_mb(cfg);
+    let need = bound.saturating_add(cfg.capture.min_free_mb);
+    match crate::disk::space_for(&cfg.state.dir) {
+        Ok((at, space)) if need > space.total_mb() => tracing::warn!(
+            "state.dir {}: up to {} nights (state.keep_nights {}, mail.max_age_days {}, and \
+             tonight) of capture.max_disk_mb {} MiB with their reports take {bound} MiB, plus \
+             capture.min_free_mb {} MiB, more than the {} MiB filesystem of {}: the disk floor \
+             will cut nights short; lower capture.max_disk_mb or state.keep_nights",
+            cfg.state.dir.display(),
+            retention::nights_on_disk(retention::Policy::from_config(cfg)),
+            cfg.state.keep_nights,
+            cfg.mail.max_age_days,
+            cfg.capture.max_disk_mb,
+            cfg.capture.min_free_mb,
+            space.total_mb(),
+            at.display()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("{}: size unknown: {e}", cfg.state.dir.display()),
+    }
 }
 
 /// `netdigest print-config`: every key, its value and where it came from.

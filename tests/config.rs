@@ -140,3 +140,36 @@ fn other_commands_refuse_a_bad_config_with_exit_2() {
         assert_refused(&o, "mail.send_at", "noon", &args.join(" "));
     }
 }
+
+#[test]
+fn check_config_warns_when_the_nights_kept_outgrow_the_state_filesystem() {
+    let dir = common::tmpdir("config-state-size");
+    let state = dir.join("not-created-yet/state");
+    let run = |keep: &str, max_mb: &str| {
+        common::bin()
+            .env("NETDIGEST_STATE__DIR", &state)
+            .env("NETDIGEST_STATE__KEEP_NIGHTS", keep)
+            .env("NETDIGEST_CAPTURE__MAX_DISK_MB", max_mb)
+            .arg("check-config")
+            .output()
+            .unwrap()
+    };
+    // A million nights of 1 TiB fit on no disk: a warning, and still exit 0.
+    let o = run("1000000", "1048576");
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "a warning, not a failure: {err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("config OK"));
+    assert!(
+        err.contains("WARN")
+            && err.contains("state.keep_nights 1000000")
+            && err.contains("MiB filesystem of"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    // Two nights of 1 MiB fit anywhere: no warning.
+    let o = run("2", "1");
+    assert!(o.status.success());
+    assert!(common::stderr(&o).is_empty(), "{}", common::stderr(&o));
+    assert!(!state.exists(), "check-config creates nothing");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -210,3 +210,19 @@ fn no_nights_dir_is_nothing_to_do_and_an_unlistable_one_is_an_error() {
     assert!(p.errors[0].contains("nights"), "{:?}", p.errors);
     let _ = fs::remove_dir_all(&s);
 }
+
+#[test]
+fn the_state_directory_is_bounded_by_the_config() {
+    let mut cfg = Config::default();
+    // 31 nights (30 kept, tonight) of 2048 MiB and an eighth more.
+    assert_eq!(nights_on_disk(Policy::from_config(&cfg)), 31);
+    assert_eq!(state_bound_mb(&cfg), 31 * 2305);
+    // Unsent nights mail may still send are kept beyond keep_nights.
+    cfg.state.keep_nights = 3;
+    cfg.mail.max_age_days = 7;
+    cfg.capture.max_disk_mb = 256;
+    assert_eq!(nights_on_disk(Policy::from_config(&cfg)), 8);
+    assert_eq!(state_bound_mb(&cfg), 8 * 289);
+    cfg.capture.max_disk_mb = u64::MAX;
+    assert_eq!(state_bound_mb(&cfg), u64::MAX, "saturates");
+}
