@@ -402,3 +402,79 @@ fn nightly_deletes_nights_past_keep_nights_once_mailed_or_given_up() {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A tmpfs of `mib` MiB at `at`, unmounted on drop; `None` when mounting is not permitted
+/// (not root), a failure under `CI=true`.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, mib: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m"),
+                "netdigest-test",
+            ])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but a tmpfs cannot be mounted (need root)"
+            );
+            eprintln!("SKIP: mounting a tmpfs needs root");
+        }
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_convert_that_cannot_fit_is_not_started_and_runs_once_there_is_room() {
+    let dir = common::tmpdir("nightly-nospace");
+    let state = dir.join("state");
+    let Some(mounted) = Tmpfs::mount(&state, 12) else {
+        return;
+    };
+    let night = make_night(&state, "2026-11-20", &[(20_000, 7)], "complete");
+    // Leave half a MiB free.
+    let free = netdigest::disk::space(&state).unwrap().available;
+    let filler = state.join("filler");
+    std::fs::write(
+        &filler,
+        vec![0u8; usize::try_from(free - (1 << 19)).unwrap()],
+    )
+    .unwrap();
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("night 2026-11-20")
+            && err.contains("not converted")
+            && err.contains("MiB is free"),
+        "{err}"
+    );
+    assert_eq!(err.matches("netdigest:").count(), 1, "one line: {err}");
+    assert!(!night.join("packets.parquet").exists());
+    let left: Vec<_> = std::fs::read_dir(&night)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "nothing written: {left:?}");
+    // Room again: the night is converted.
+    std::fs::remove_file(&filler).unwrap();
+    let out = nightly(&state, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(night.join("report/report.eml").is_file());
+    drop(mounted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
