@@ -381,7 +381,9 @@ fn check_config(cfg: &Config, config_path: &Path) -> anyhow::Result<Exit> {
 }
 
 /// A warning (not an error) when the state directory may outgrow its filesystem: the
-/// nights kept times `capture.max_disk_mb`, plus `capture.min_free_mb`, against its size.
+/// nights kept times `capture.max_disk_mb`, plus `capture.min_free_mb`, against its size
+/// (that of `state.dir`, or of its parent before it is created; else no check: at build
+/// time in a sandbox, the disk is another machine's).
 fn warn_state_size(cfg: &Config) {
     let bound = retention::state_bound_mb(cfg);
     let need = bound.saturating_add(cfg.capture.min_free_mb);

@@ -43,23 +43,22 @@ pub fn space(path: &Path) -> io::Result<Space> {
     })
 }
 
-/// The space of the filesystem `path` will be on: that of `path`, or of its nearest
-/// existing ancestor when it does not exist yet (a state directory not created yet).
+/// The space of the filesystem `path` will be on: that of `path`, or of its parent when
+/// it does not exist yet (a state directory not created yet, under an existing
+/// `/var/lib`). Further up is another machine's business (a build sandbox): not found.
 ///
 /// # Errors
-/// No ancestor can be examined.
+/// Neither `path` nor its parent can be examined.
 pub fn space_for(path: &Path) -> io::Result<(PathBuf, Space)> {
-    let mut p = std::path::absolute(path)?;
-    loop {
-        match space(&p) {
-            Ok(s) => return Ok((p, s)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if !p.pop() {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
+    let path = std::path::absolute(path)?;
+    match space(&path) {
+        Ok(s) => Ok((path, s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = path.parent().ok_or(e)?.to_path_buf();
+            let s = space(&parent)?;
+            Ok((parent, s))
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -76,10 +75,13 @@ mod tests {
     }
 
     #[test]
-    fn a_path_not_created_yet_takes_its_ancestors_filesystem() {
-        let tmp = std::env::temp_dir();
-        let (at, s) = space_for(&tmp.join("netdigest-absent/nights/x")).unwrap();
-        assert_eq!(at, std::path::absolute(&tmp).unwrap());
+    fn a_path_not_created_yet_takes_its_parents_filesystem() {
+        let tmp = std::path::absolute(std::env::temp_dir()).unwrap();
+        let absent = tmp.join(format!("netdigest-absent-{}", std::process::id()));
+        let (at, s) = space_for(&absent).unwrap();
+        assert_eq!(at, tmp);
         assert_eq!(s.total, space(&tmp).unwrap().total);
+        let err = space_for(&absent.join("state")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "not further up");
     }
 }
