@@ -295,4 +295,34 @@ fn carry_over_adds_restart_gap_and_keeps_totals() {
     assert_eq!(b.previous_runs[0].stats.written, 90);
     assert_eq!(b.gaps.len(), 1);
     assert_eq!(b.gaps[0].seconds, Some(1800.0));
+    assert_eq!(b.disk.stopped_low_disk, None);
+}
+
+#[test]
+fn a_stop_at_the_disk_floor_is_kept_by_the_next_run_and_old_files_read() {
+    let stop = super::LowDisk {
+        at: "2026-11-28T02:10:00.000+01:00".into(),
+        free_mb: 300,
+    };
+    let prev = CaptureReport {
+        status: "complete".into(),
+        ended: Some("2026-11-28T02:30:00.000+01:00".into()),
+        updated: "2026-11-28T02:30:00.000+01:00".into(),
+        disk: super::DiskInfo {
+            min_free_mb: 512,
+            stopped_low_disk: Some(stop.clone()),
+            ..super::DiskInfo::default()
+        },
+        ..CaptureReport::default()
+    };
+    let b = carry_over(prev, &berlin(), utc("2026-11-28T02:00:00Z"));
+    assert_eq!(b.disk.stopped_low_disk, Some(stop));
+    // A version 2 file (before the floor) reads with none.
+    let old: CaptureReport = serde_json::from_str(
+        r#"{"schema_version": 2, "disk": {"max_mb": 2048, "rotate_mb": 64, "bytes": 10,
+            "cap_reached_at": null}}"#,
+    )
+    .unwrap();
+    assert_eq!((old.disk.min_free_mb, old.disk.stopped_low_disk), (0, None));
+    assert_eq!(old.disk.max_mb, 2048);
 }
