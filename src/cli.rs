@@ -13,7 +13,7 @@ use crate::convert::{self, ConvertOptions};
 use crate::exit::{self, Exit};
 use crate::layout::{self, NightDir, ReportDir};
 use crate::logging::{self, LogFormat};
-use crate::{capture, mail, nightly, pipeline, units};
+use crate::{capture, mail, nightly, pipeline, retention, units};
 
 /// What happened on the home network overnight: capture, convert, analyse, report, mail.
 #[derive(Debug, Parser)]
@@ -125,8 +125,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "night")]
         night_dir: Option<PathBuf>,
     },
-    /// Convert, analyse and report every night whose capture has ended and whose outputs
-    /// are not complete, oldest first (the nightly timer's job; safe to run again).
+    /// Delete the nights past state.keep_nights that were mailed or given up, then convert,
+    /// analyse and report every night whose capture has ended and whose outputs are not
+    /// complete, oldest first (the nightly timer's job; safe to run again).
     Nightly {
         /// State directory (overrides state.dir).
         #[arg(long, value_name = "DIR")]
@@ -296,8 +297,19 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 night,
                 force,
             };
-            let reports = nightly::run_nightly(&cfg, &opts, chrono::Utc::now())?;
-            Ok(print_nightly(&reports))
+            let now = chrono::Utc::now();
+            // Retention first: a nearly full disk gets room for tonight's report. A night
+            // is deleted only once mailed or given up, never one nightly still has to do.
+            let pruned = if opts.night.is_none() {
+                // As mail counts a night's age: the local date.
+                let today = now.with_timezone(&chrono::Local).date_naive();
+                let policy = retention::Policy::from_config(&cfg);
+                print_pruned(&retention::prune(&opts.state_dir, policy, today))
+            } else {
+                Exit::Done
+            };
+            let reports = nightly::run_nightly(&cfg, &opts, now)?;
+            Ok(print_nightly(&reports).and(pruned))
         }
         Command::Units { out, bin } => write_units(&load()?, &out, bin),
         Command::Doctor => doctor(config_path),
@@ -363,8 +375,36 @@ fn check_config(cfg: &Config, config_path: &Path) -> anyhow::Result<Exit> {
             config_path.display()
         )
     };
+    warn_state_size(cfg);
     println!("config OK: {file}");
     Ok(Exit::Done)
+}
+
+/// A warning (not an error) when the state directory may outgrow its filesystem: the
+/// nights kept times `capture.max_disk_mb`, plus `capture.min_free_mb`, against its size
+/// (that of `state.dir`, or of its parent before it is created; else no check: at build
+/// time in a sandbox, the disk is another machine's).
+fn warn_state_size(cfg: &Config) {
+    let bound = retention::state_bound_mb(cfg);
+    let need = bound.saturating_add(cfg.capture.min_free_mb);
+    match crate::disk::space_for(&cfg.state.dir) {
+        Ok((at, space)) if need > space.total_mb() => tracing::warn!(
+            "state.dir {}: up to {} nights (state.keep_nights {}, mail.max_age_days {}, and \
+             tonight) of capture.max_disk_mb {} MiB with their reports take {bound} MiB, plus \
+             capture.min_free_mb {} MiB, more than the {} MiB filesystem of {}: the disk floor \
+             will cut nights short; lower capture.max_disk_mb or state.keep_nights",
+            cfg.state.dir.display(),
+            retention::nights_on_disk(retention::Policy::from_config(cfg)),
+            cfg.state.keep_nights,
+            cfg.mail.max_age_days,
+            cfg.capture.max_disk_mb,
+            cfg.capture.min_free_mb,
+            space.total_mb(),
+            at.display()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("{}: size unknown: {e}", cfg.state.dir.display()),
+    }
 }
 
 /// `netdigest print-config`: every key, its value and where it came from.
@@ -534,6 +574,15 @@ fn print_nightly(reports: &[nightly::NightReport]) -> Exit {
         tracing::info!("nightly: nothing to do ({} night(s) seen)", reports.len());
     }
     code
+}
+
+/// Retention's account (each deletion is logged by [`retention::prune`]): one error line
+/// per night that could not be deleted, and exit 1 then.
+fn print_pruned(p: &retention::Pruned) -> Exit {
+    for e in &p.errors {
+        eprintln!("netdigest: retention: {}", one_line(e));
+    }
+    Exit::from_ok(p.errors.is_empty())
 }
 
 /// `netdigest doctor`: each check on one line, exit 1 when one fails.

@@ -14,6 +14,7 @@
 //!       message.json                 the message's subject, Message-ID, date, parts,
 //!       report.eml                   and the whole message, written last
 //!     mail.json, mail.lock         mail: the delivery record and its lock
+//!   nights/<YYYY-MM-DD>.deleting/  a night being deleted (retention; never read)
 //! ```
 //!
 //! Data flows one way through these files: capture parts + `capture.json` ->
@@ -59,6 +60,11 @@ pub const MAIL_JSON: &str = "mail.json";
 /// The lock held while a night is being mailed.
 pub const MAIL_LOCK: &str = "mail.lock";
 
+/// Suffix of a night directory being deleted: `nights/<YYYY-MM-DD>.deleting` is renamed
+/// there first, so an interrupted deletion never leaves a half-deleted night under its
+/// name.
+pub const DELETING_SUFFIX: &str = ".deleting";
+
 const PART_PREFIX: &str = "part-";
 const PART_SUFFIX: &str = ".pcap";
 
@@ -84,6 +90,19 @@ pub fn night_name(night: NaiveDate) -> String {
 #[must_use]
 pub fn parse_night_name(name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(name, NIGHT_FORMAT).ok()
+}
+
+/// The name a night directory is renamed to while it is deleted (`YYYY-MM-DD.deleting`).
+#[must_use]
+pub fn deleting_name(night: NaiveDate) -> String {
+    format!("{}{DELETING_SUFFIX}", night_name(night))
+}
+
+/// The night of a directory being deleted (`YYYY-MM-DD.deleting`); `None` for any other
+/// name.
+#[must_use]
+pub fn parse_deleting_name(name: &str) -> Option<NaiveDate> {
+    parse_night_name(name.strip_suffix(DELETING_SUFFIX)?)
 }
 
 /// One night's directory and every file in it.
@@ -232,6 +251,11 @@ mod tests {
         );
         assert_eq!(parse_night_name("2026-03-01"), Some(night));
         assert_eq!(parse_night_name("notes"), None);
+        assert_eq!(deleting_name(night), "2026-03-01.deleting");
+        assert_eq!(parse_deleting_name("2026-03-01.deleting"), Some(night));
+        assert_eq!(parse_night_name("2026-03-01.deleting"), None);
+        assert_eq!(parse_deleting_name("notes.deleting"), None);
+        assert_eq!(parse_deleting_name("2026-03-01"), None);
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //! `devices` across nights) -> `chart` / `report` (images, email, page) -> `message`
 //! (the spooled message and report.eml) -> `mail` (SMTP, the delivery record).
 //! `pipeline` runs the stages for a night, `nightly` for every night the timer finds,
+//! `retention` deletes the nights past `state.keep_nights` once mailed or given up,
 //! `units` writes the systemd units of the schedule. Beside them: `config` (typed values,
 //! checked once at load), `exit` (the one map to exit codes), `cli`, `logging`, `fsutil`
-//! (atomic files) and `linktype` (re-exported from the `pcapfmt` crate, which owns the
-//! pcap format). Sample nights for the demo, tests and benchmarks come from the `synth`
-//! crate, outside this library.
+//! (atomic files), `disk` (free space) and `linktype` (re-exported from the `pcapfmt`
+//! crate, which owns the pcap format). Sample nights for the demo, tests and benchmarks
+//! come from the `synth` crate, outside this library.
 
 // Product code keeps its functions short (clippy's default: 100 lines); tests may
 // spell out a long scenario.
@@ -28,6 +29,7 @@ pub mod convert;
 mod dataframe;
 pub mod decode;
 pub mod devices;
+pub mod disk;
 pub mod exit;
 pub mod fsutil;
 pub mod layout;
@@ -39,4 +41,5 @@ pub mod nightly;
 pub mod parquet_schema;
 pub mod pipeline;
 pub mod report;
+pub mod retention;
 pub mod units;

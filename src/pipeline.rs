@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::analyse::{self, AnalyseOptions, CaptureHealth, Summary};
+use crate::analyse::{self, AnalyseOptions, CaptureHealth, LowDiskStop, Summary};
 use crate::capture::CaptureReport;
 use crate::chart::{self, ChartRenderer};
 use crate::config::Config;
@@ -197,6 +197,11 @@ fn capture_health(capture: &CaptureReport) -> CaptureHealth {
         dropped_ours: ours,
         drop_ratio: ratio,
         warning: ratio > 0.001,
+        stopped_low_disk: capture.disk.stopped_low_disk.as_ref().map(|l| LowDiskStop {
+            at: l.at.clone(),
+            free_mb: l.free_mb,
+            min_free_mb: capture.disk.min_free_mb,
+        }),
     }
 }
 
@@ -378,6 +383,24 @@ mod tests {
         assert!(h.warning, "above 0.1 % the report warns");
         let quiet = capture_health(&capture_json(r#"{"stats": {"received": 100000}}"#));
         assert!(!quiet.warning && quiet.drop_ratio == 0.0);
+        assert_eq!(
+            quiet.stopped_low_disk, None,
+            "a capture.json without the floor"
+        );
+    }
+
+    #[test]
+    fn capture_health_carries_the_stop_at_the_disk_floor() {
+        let c = capture_json(
+            r#"{"schema_version": 3, "stats": {"received": 10, "dropped_disk": 4},
+                "disk": {"min_free_mb": 512,
+                         "stopped_low_disk": {"at": "2026-11-28T23:41:07.250+01:00", "free_mb": 480}}}"#,
+        );
+        let stop = capture_health(&c).stopped_low_disk.expect("the stop");
+        assert_eq!(
+            (stop.at.as_str(), stop.free_mb, stop.min_free_mb),
+            ("2026-11-28T23:41:07.250+01:00", 480, 512)
+        );
     }
 
     #[test]

@@ -501,6 +501,16 @@ fn device_rows(s: &Summary) -> Vec<Vec<String>> {
 
 fn warnings(s: &Summary) -> Vec<String> {
     let mut w = Vec::new();
+    if let Some(l) = s.capture.as_ref().and_then(|c| c.stopped_low_disk.as_ref()) {
+        w.push(format!(
+            "Capture stopped writing at {} because the disk had only {} MiB free (below \
+             capture.min_free_mb, {} MiB): later packets were counted but not kept, so this \
+             report misses them.",
+            short_time(Some(&l.at)),
+            thousands(l.free_mb),
+            thousands(l.min_free_mb)
+        ));
+    }
     if let Some(c) = &s.capture
         && c.warning
     {
@@ -714,6 +724,29 @@ mod tests {
         let html = email_html(&s, &[], &ReportOptions::default());
         assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
         assert_eq!(headline(&s), "0 new devices, 1,204 pings, 0 drops");
+    }
+
+    #[test]
+    fn a_stop_at_the_disk_floor_is_one_plain_sentence() {
+        let mut s = Summary {
+            night: "2026-11-28".into(),
+            capture: Some(crate::analyse::CaptureHealth::default()),
+            ..Summary::default()
+        };
+        let opts = ReportOptions::default();
+        assert!(!email_text(&s, &opts).contains("Capture stopped"));
+        if let Some(c) = s.capture.as_mut() {
+            c.stopped_low_disk = Some(crate::analyse::LowDiskStop {
+                at: "2026-11-28T23:41:07.250+01:00".into(),
+                free_mb: 480,
+                min_free_mb: 1024,
+            });
+        }
+        let sentence = "Capture stopped writing at 2026-11-28 23:41 because the disk had only \
+                        480 MiB free (below capture.min_free_mb, 1,024 MiB): later packets were \
+                        counted but not kept, so this report misses them.";
+        assert!(email_text(&s, &opts).contains(sentence));
+        assert!(email_html(&s, &[], &opts).contains(sentence));
     }
 
     #[test]

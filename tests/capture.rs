@@ -862,3 +862,139 @@ fn check_capture_for_doctor() {
     assert!(e.to_string().contains("port 99999"), "{e}");
     assert_eq!(exit(e), netdigest::exit::Exit::Usage);
 }
+
+/// A tmpfs of `mib` MiB mounted at `dir/state` (the capture's state directory); unmounted
+/// on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mib: u32) -> Tmpfs {
+        let at = dir.join("state");
+        std::fs::create_dir_all(&at).unwrap();
+        sh(Command::new("mount").args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0755"),
+            "netdigest-test",
+            at.to_str().unwrap(),
+        ]));
+        Tmpfs(at)
+    }
+
+    fn free_mib(&self) -> u64 {
+        netdigest::disk::space(&self.0).unwrap().available_mb()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn below_the_disk_floor_nothing_is_written_and_the_report_says_so() {
+    let Some((net, dir)) = setup("floor") else {
+        return;
+    };
+    let fs = Tmpfs::mount(&dir, 16);
+    let mut cap = Capture::start(
+        &net,
+        &dir,
+        &[],
+        &["--for", "4s"],
+        &[("NETDIGEST_CAPTURE__MIN_FREE_MB", "64")],
+    );
+    net.ping(5);
+    let (st, j) = cap.wait(Duration::from_secs(30));
+    assert!(st.success(), "exits cleanly: {st}: {}", cap.log());
+    assert_eq!(j["status"], "complete", "{j:#}");
+    let stop = &j["disk"]["stopped_low_disk"];
+    assert!(stop["at"].is_string(), "{j:#}");
+    assert!(
+        u(&j, &["disk", "stopped_low_disk", "free_mb"]) <= 16,
+        "{j:#}"
+    );
+    assert_eq!(u(&j, &["disk", "min_free_mb"]), 64);
+    assert_eq!(u(&j, &["schema_version"]), 3);
+    assert!(j["write_error"].is_null(), "{j:#}");
+    let s = |k: &str| u(&j, &["stats", k]);
+    assert!(s("received") >= 10, "the pings were seen: {j:#}");
+    assert_eq!(s("written"), 0, "{j:#}");
+    assert_eq!(
+        s("written") + s("dropped_disk") + s("dropped_queue"),
+        s("received") - s("dropped_kernel"),
+        "counted, not kept: {j:#}"
+    );
+    // The part has its header only: the night still converts, and its report says why.
+    let files = cap.parts();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(count(&files, ""), 0);
+    assert!(cap.log().contains("capture.min_free_mb"), "{}", cap.log());
+
+    let out = common::bin()
+        .args(["nightly", "--state"])
+        .arg(&fs.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = std::fs::read_to_string(cap.night_dir().unwrap().join("report/email.txt")).unwrap();
+    assert!(
+        text.contains("Capture stopped writing at ")
+            && text.contains("MiB free (below capture.min_free_mb, 64 MiB): later packets were counted but not kept"),
+        "{text}"
+    );
+    drop(cap);
+}
+
+#[test]
+fn the_disk_floor_stops_a_flood_before_the_disk_fills() {
+    let Some((net, dir)) = setup("floorflood") else {
+        return;
+    };
+    let fs = Tmpfs::mount(&dir, 40);
+    let mut cap = Capture::start(
+        &net,
+        &dir,
+        &[],
+        &["--for", "2m"],
+        &[
+            ("NETDIGEST_CAPTURE__SNAPLEN", "1500"),
+            ("NETDIGEST_CAPTURE__MIN_FREE_MB", "28"),
+        ],
+    );
+    let mut flood = net
+        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let j = cap.wait_for("the disk floor", Duration::from_secs(40), |j| {
+        j["disk"]["stopped_low_disk"].is_object()
+    });
+    assert_eq!(j["status"], "running", "the capture goes on counting");
+    sleep(Duration::from_millis(500));
+    let j = cap.stop();
+    let _ = flood.kill();
+    let _ = flood.wait();
+    let free = fs.free_mib();
+    let recorded = u(&j, &["disk", "stopped_low_disk", "free_mb"]);
+    assert!(recorded < 28, "{j:#}");
+    eprintln!(
+        "40 MiB tmpfs, floor 28 MiB: stopped with {recorded} MiB free, {free} MiB free at the end, {} packets written",
+        u(&j, &["stats", "written"])
+    );
+    // Checked every 4 MiB written (and every second): the floor is barely crossed.
+    assert!(free >= 20, "{free} MiB left on the 40 MiB disk: {j:#}");
+    assert!(j["write_error"].is_null(), "{j:#}");
+    let files = cap.parts();
+    let s = |k: &str| u(&j, &["stats", k]);
+    assert!(s("written") > 1000 && s("dropped_disk") > 0, "{j:#}");
+    assert_eq!(count(&files, ""), s("written"));
+    assert_eq!(
+        s("written") + s("dropped_disk") + s("dropped_queue"),
+        s("received") - s("dropped_kernel"),
+        "{j:#}"
+    );
+}

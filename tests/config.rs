@@ -190,3 +190,48 @@ fn a_numeric_boolean_or_float_password_is_accepted_and_never_printed() {
     assert!(common::stderr(&o).contains("mail.password"));
     assert!(!all_output(&o).contains("27182818"), "{}", all_output(&o));
 }
+
+#[test]
+fn check_config_warns_when_the_nights_kept_outgrow_the_state_filesystem() {
+    let dir = common::tmpdir("config-state-size");
+    let state = dir.join("state");
+    let run = |keep: &str, max_mb: &str| {
+        common::bin()
+            .env("NETDIGEST_STATE__DIR", &state)
+            .env("NETDIGEST_STATE__KEEP_NIGHTS", keep)
+            .env("NETDIGEST_CAPTURE__MAX_DISK_MB", max_mb)
+            .arg("check-config")
+            .output()
+            .unwrap()
+    };
+    // A million nights of 1 TiB fit on no disk: a warning, and still exit 0.
+    let o = run("1000000", "1048576");
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "a warning, not a failure: {err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("config OK"));
+    assert!(
+        err.contains("WARN")
+            && err.contains("state.keep_nights 1000000")
+            && err.contains("MiB filesystem of"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    // Two nights of 1 MiB fit anywhere: no warning.
+    let o = run("2", "1");
+    assert!(o.status.success());
+    assert!(common::stderr(&o).is_empty(), "{}", common::stderr(&o));
+    assert!(!state.exists(), "check-config creates nothing");
+    // Neither the directory nor its parent exists (a build sandbox): nothing to compare.
+    let o = common::bin()
+        .env("NETDIGEST_STATE__DIR", dir.join("absent/state"))
+        .env("NETDIGEST_STATE__KEEP_NIGHTS", "1000000")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && common::stderr(&o).is_empty(),
+        "{}",
+        common::stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -317,3 +317,164 @@ fn a_corrupt_part_fails_its_night_and_the_others_still_run() {
     assert_eq!(tree(&state), before);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A night with a spooled report and, for `Some`, a delivery record with that status.
+fn mailed_night(state: &Path, night: &str, status: Option<netdigest::mail::Status>) -> PathBuf {
+    let dir = state.join("nights").join(night);
+    std::fs::create_dir_all(dir.join("capture")).unwrap();
+    std::fs::write(dir.join("capture/part-0001.pcap"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::create_dir_all(dir.join("report")).unwrap();
+    std::fs::write(dir.join("report/report.eml"), b"Subject: x\r\n\r\nx\r\n").unwrap();
+    if let Some(status) = status {
+        netdigest::mail::MailRecord {
+            night: night.into(),
+            status,
+            ..Default::default()
+        }
+        .save(&dir)
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn nightly_deletes_nights_past_keep_nights_once_mailed_or_given_up() {
+    use netdigest::mail::Status;
+    let state = common::tmpdir("nightly-retention");
+    let today = chrono::Local::now().date_naive();
+    let day = |n: i64| (today - Duration::days(n)).format("%Y-%m-%d").to_string();
+    let last_night = make_night(&state, &day(1), &[(300, 3)], "complete");
+    let current = make_night(&state, &day(0), &[], "running");
+    let gone = [
+        mailed_night(&state, &day(10), Some(Status::Sent)),
+        mailed_night(&state, &day(9), Some(Status::Expired)),
+        mailed_night(&state, &day(8), None), // never sent, past max_age_days
+        mailed_night(&state, &day(3), Some(Status::Sent)),
+    ];
+    let unsent_young = mailed_night(&state, &day(4), Some(Status::Failed));
+    let junk = mailed_night(&state, "old-notes", Some(Status::Sent));
+    let run = || {
+        let mut cmd = common::bin();
+        cmd.args(["nightly", "--state"])
+            .arg(&state)
+            .env("NETDIGEST_STATE__KEEP_NIGHTS", "2")
+            .env("NETDIGEST_MAIL__MAX_AGE_DAYS", "5");
+        cmd.output().unwrap()
+    };
+    let out = run();
+    let err = common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // Last night is reported, and kept.
+    assert!(
+        stdout(&out).contains(&format!("night {}: converted", day(1))),
+        "{}",
+        stdout(&out)
+    );
+    assert!(last_night.join("report/report.eml").is_file());
+    for dir in &gone {
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert!(!dir.exists(), "{name} should be deleted: {err}");
+        assert!(
+            err.contains(&format!("night {name}: deleted")),
+            "no log line for {name}: {err}"
+        );
+    }
+    assert!(err.contains("2 MB freed"), "{err}");
+    for kept in [&last_night, &current, &unsent_young, &junk] {
+        assert!(kept.is_dir(), "{} was deleted: {err}", kept.display());
+    }
+    assert!(
+        err.contains(&format!("night {}: 4 days old", day(4))),
+        "{err}"
+    );
+    let names: Vec<String> = std::fs::read_dir(state.join("nights"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".deleting")), "{names:?}");
+    // Again: nothing more to delete.
+    let again = run();
+    assert!(again.status.success(), "{}", common::stderr(&again));
+    assert!(
+        !common::stderr(&again).contains("deleted"),
+        "{}",
+        common::stderr(&again)
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A tmpfs of `mib` MiB at `at`, unmounted on drop; `None` when mounting is not permitted
+/// (not root), a failure under `CI=true`.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, mib: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m"),
+                "netdigest-test",
+            ])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but a tmpfs cannot be mounted (need root)"
+            );
+            eprintln!("SKIP: mounting a tmpfs needs root");
+        }
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_convert_that_cannot_fit_is_not_started_and_runs_once_there_is_room() {
+    let dir = common::tmpdir("nightly-nospace");
+    let state = dir.join("state");
+    let Some(mounted) = Tmpfs::mount(&state, 12) else {
+        return;
+    };
+    let night = make_night(&state, "2026-11-20", &[(20_000, 7)], "complete");
+    // Leave half a MiB free.
+    let free = netdigest::disk::space(&state).unwrap().available;
+    let filler = state.join("filler");
+    std::fs::write(
+        &filler,
+        vec![0u8; usize::try_from(free - (1 << 19)).unwrap()],
+    )
+    .unwrap();
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("night 2026-11-20")
+            && err.contains("not converted")
+            && err.contains("MiB is free"),
+        "{err}"
+    );
+    assert_eq!(err.matches("netdigest:").count(), 1, "one line: {err}");
+    assert!(!night.join("packets.parquet").exists());
+    let left: Vec<_> = std::fs::read_dir(&night)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "nothing written: {left:?}");
+    // Room again: the night is converted.
+    std::fs::remove_file(&filler).unwrap();
+    let out = nightly(&state, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(night.join("report/report.eml").is_file());
+    drop(mounted);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, HistoryRow, PingRow, PortRow, ProtocolRow,
+    ArpRow, CaptureHealth, Conversation, HistoryRow, LowDiskStop, PingRow, PortRow, ProtocolRow,
     SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};

@@ -51,6 +51,21 @@ pub struct CaptureHealth {
     pub drop_ratio: f64,
     /// True when drops are above 0.1 %: the report warns loudly.
     pub warning: bool,
+    /// The capture stopped writing because the disk was nearly full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_low_disk: Option<LowDiskStop>,
+}
+
+/// When and why the capture stopped writing at the disk floor (`capture.min_free_mb`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LowDiskStop {
+    /// RFC 3339, local offset.
+    pub at: String,
+    /// MiB free then.
+    pub free_mb: u64,
+    /// The floor, `capture.min_free_mb`.
+    pub min_free_mb: u64,
 }
 
 /// One metric of tonight against earlier nights.

@@ -14,10 +14,11 @@
 //! a batch of ready-made pcap records; the *writer* appends batches to the current
 //! part file, rotates it by size and age, flushes and `fdatasync`s it every few
 //! seconds (a power cut loses at most those seconds) and stops writing at the
-//! night's disk cap. Batches come from a fixed pool, so the queue between the
-//! threads is bounded: when the writer falls behind (a slow SD card) and the pool
-//! is empty, packets are dropped and counted (`stats.dropped_queue`) instead of
-//! the kernel's ring overflowing.
+//! night's disk cap or below the disk floor (less than `capture.min_free_mb` free on
+//! the state directory's filesystem: room for nightly, mail and the system). Batches
+//! come from a fixed pool, so the queue between the threads is bounded: when the
+//! writer falls behind (a slow SD card) and the pool is empty, packets are dropped and
+//! counted (`stats.dropped_queue`) instead of the kernel's ring overflowing.
 //!
 //! `capture.json` is rewritten atomically when the capture starts (readiness: the
 //! handle is open and filtering), every `stats_every`, and at the end. Its
@@ -62,8 +63,8 @@ use crate::config::TimeOfDay;
 pub use iface::{interfaces, permission_message, validate_filter};
 pub use run::{check_capture, run_capture};
 pub use stats::{
-    CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStats, DiskInfo, FileInfo, Gap, RunRecord,
-    Sample, WindowInfo,
+    CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStats, DiskInfo, FileInfo, Gap, LowDisk,
+    RunRecord, Sample, WindowInfo,
 };
 pub use window::{Window, WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 

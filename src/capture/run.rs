@@ -263,6 +263,7 @@ fn fixed_report(
         disk: DiskInfo {
             max_mb: c.max_disk_mb,
             rotate_mb: c.rotate_mb,
+            min_free_mb: c.min_free_mb,
             ..DiskInfo::default()
         },
         ..base.clone()

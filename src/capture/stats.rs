@@ -25,8 +25,9 @@ use crate::fsutil::write_atomic;
 use crate::linktype::LinkType;
 
 /// Version of the `capture.json` layout. 2 added `own_addresses`; a version 1 file reads
-/// with an empty list (the addresses were not recorded).
-pub const CAPTURE_SCHEMA_VERSION: u32 = 2;
+/// with an empty list (the addresses were not recorded). 3 added `disk.min_free_mb` and
+/// `disk.stopped_low_disk`; an older file reads with no floor and no stop.
+pub const CAPTURE_SCHEMA_VERSION: u32 = 3;
 /// Most samples kept in `capture.json` (older ones are thinned out).
 const MAX_SAMPLES: usize = 1000;
 
@@ -154,7 +155,7 @@ pub struct FileInfo {
     pub complete: bool,
 }
 
-/// The night's disk use and cap.
+/// The night's disk use, cap and floor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DiskInfo {
@@ -162,6 +163,21 @@ pub struct DiskInfo {
     pub rotate_mb: u64,
     pub bytes: u64,
     pub cap_reached_at: Option<String>,
+    /// `capture.min_free_mb`: the disk floor.
+    pub min_free_mb: u64,
+    /// Writing stopped because the disk had less than `min_free_mb` free (the night's
+    /// first such stop, earlier runs included).
+    pub stopped_low_disk: Option<LowDisk>,
+}
+
+/// When the capture stopped writing at the disk floor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LowDisk {
+    /// RFC 3339, local offset.
+    pub at: String,
+    /// MiB available then.
+    pub free_mb: u64,
 }
 
 /// Summary of an earlier run of the same night.
@@ -202,6 +218,10 @@ pub(super) fn carry_over(prev: CaptureReport, zone: &Zone, now: DateTime<Utc>) -
         samples: prev.samples.clone(),
         previous_runs: prev.previous_runs.clone(),
         write_error: prev.write_error.clone(),
+        disk: DiskInfo {
+            stopped_low_disk: prev.disk.stopped_low_disk.clone(),
+            ..DiskInfo::default()
+        },
         ..CaptureReport::default()
     };
     // The previous run's own counters: the night totals minus the runs before it.
@@ -346,6 +366,12 @@ impl LiveReport {
             disk: DiskInfo {
                 bytes: w.bytes,
                 cap_reached_at: w.cap_reached_at.map(|t| rfc3339_local(t, zone)),
+                stopped_low_disk: base.disk.stopped_low_disk.clone().or_else(|| {
+                    w.low_disk.map(|(t, free_mb)| LowDisk {
+                        at: rfc3339_local(t, zone),
+                        free_mb,
+                    })
+                }),
                 ..stat.disk.clone()
             },
             write_error: w.write_error.clone().or_else(|| base.write_error.clone()),

@@ -15,7 +15,7 @@ use super::reader::HandleStats;
 use super::stats::{CaptureReport, CaptureStats, FileInfo, carry_over};
 use super::window::{WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 use super::writer::{EarlierParts, Limits, Writer, scan_part};
-use super::{CaptureOptions, MIB, lock, validate_filter};
+use super::{CaptureOptions, FILE_HDR, MIB, lock, validate_filter};
 use crate::config::{Config, Zone};
 use crate::layout;
 
@@ -149,6 +149,7 @@ fn test_writer(dir: &Path, rotate_mb: u64, cap_bytes: u64) -> Writer {
         rotate_every: Duration::from_secs(3600),
         flush_every: Duration::from_secs(2),
         cap_bytes,
+        min_free_bytes: 0,
     };
     Writer::new(dir.to_path_buf(), limits, EarlierParts::default())
 }
@@ -190,6 +191,61 @@ fn writer_rotates_and_caps() {
         live.written,
         live.files.iter().map(|f| f.packets).sum::<u64>()
     );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A writer of 1 MiB parts, no cap, and a disk floor of `min_free_bytes`.
+fn floor_writer(dir: &Path, min_free_bytes: u64) -> Writer {
+    let limits = Limits {
+        snaplen: 192,
+        rotate_bytes: MIB,
+        rotate_every: Duration::from_secs(3600),
+        flush_every: Duration::from_secs(2),
+        cap_bytes: u64::MAX,
+        min_free_bytes,
+    };
+    Writer::new(dir.to_path_buf(), limits, EarlierParts::default())
+}
+
+#[test]
+fn writer_stops_at_the_disk_floor_but_counts() {
+    let dir = std::env::temp_dir().join(format!("nd-capf-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    // A floor above any disk's free space: the first part keeps its header, nothing more.
+    let mut w = floor_writer(&dir, u64::MAX);
+    w.on_link_type(1);
+    for _ in 0..5 {
+        w.write_batch(&batch(100, 1000));
+    }
+    w.close_part().unwrap();
+    let live = lock(&w.live).clone();
+    let (at, free_mb) = live.low_disk.expect("stopped at the floor");
+    assert!(at <= Utc::now());
+    let free = crate::disk::space(&dir).unwrap().available / MIB;
+    assert!(
+        free_mb.abs_diff(free) < 1024,
+        "{free_mb} MiB recorded, {free} MiB free"
+    );
+    assert_eq!((live.written, live.dropped_disk), (0, 500));
+    assert_eq!(live.files.len(), 1, "{:?}", live.files);
+    let part = dir.join(&live.files[0].name);
+    assert_eq!(fs::metadata(part).unwrap().len(), FILE_HDR);
+    assert!(live.cap_reached_at.is_none() && live.write_error.is_none());
+
+    // A floor of one byte: everything is written, over several parts.
+    fs::remove_dir_all(&dir).unwrap();
+    fs::create_dir_all(&dir).unwrap();
+    let mut w = floor_writer(&dir, 1);
+    w.on_link_type(1);
+    for _ in 0..30 {
+        w.write_batch(&batch(100, 1000));
+    }
+    w.close_part().unwrap();
+    let live = lock(&w.live).clone();
+    assert_eq!((live.written, live.dropped_disk), (3000, 0));
+    assert!(live.files.len() >= 2, "{:?}", live.files);
+    assert!(live.low_disk.is_none());
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -239,4 +295,34 @@ fn carry_over_adds_restart_gap_and_keeps_totals() {
     assert_eq!(b.previous_runs[0].stats.written, 90);
     assert_eq!(b.gaps.len(), 1);
     assert_eq!(b.gaps[0].seconds, Some(1800.0));
+    assert_eq!(b.disk.stopped_low_disk, None);
+}
+
+#[test]
+fn a_stop_at_the_disk_floor_is_kept_by_the_next_run_and_old_files_read() {
+    let stop = super::LowDisk {
+        at: "2026-11-28T02:10:00.000+01:00".into(),
+        free_mb: 300,
+    };
+    let prev = CaptureReport {
+        status: "complete".into(),
+        ended: Some("2026-11-28T02:30:00.000+01:00".into()),
+        updated: "2026-11-28T02:30:00.000+01:00".into(),
+        disk: super::DiskInfo {
+            min_free_mb: 512,
+            stopped_low_disk: Some(stop.clone()),
+            ..super::DiskInfo::default()
+        },
+        ..CaptureReport::default()
+    };
+    let b = carry_over(prev, &berlin(), utc("2026-11-28T02:00:00Z"));
+    assert_eq!(b.disk.stopped_low_disk, Some(stop));
+    // A version 2 file (before the floor) reads with none.
+    let old: CaptureReport = serde_json::from_str(
+        r#"{"schema_version": 2, "disk": {"max_mb": 2048, "rotate_mb": 64, "bytes": 10,
+            "cap_reached_at": null}}"#,
+    )
+    .unwrap();
+    assert_eq!((old.disk.min_free_mb, old.disk.stopped_low_disk), (0, None));
+    assert_eq!(old.disk.max_mb, 2048);
 }

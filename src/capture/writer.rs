@@ -1,13 +1,16 @@
 //! The writer thread: appends the reader's batches to the current part file
 //! (`capture/part-0001.pcap`, ...), rotates it by size and age, flushes and
 //! `fdatasync`s it every few seconds (a power cut loses at most those seconds), and
-//! stops writing at the night's disk cap; plus scanning and repairing the parts an
-//! earlier run of the night left.
+//! stops writing at the night's disk cap or when the filesystem's free space falls
+//! below `capture.min_free_mb` (the disk floor); plus scanning and repairing the parts
+//! an earlier run of the night left.
 //!
 //! Invariants (the packet-count identity's writer side): every packet of a batch is
 //! either written whole or counted in `dropped_disk`; a part file always ends on a whole
 //! record (a failed write is cut back to the last one, a torn tail left by a power cut is
-//! cut at the next start); the night's part files never exceed `capture.max_disk_mb`.
+//! cut at the next start); the night's part files never exceed `capture.max_disk_mb`;
+//! below the disk floor nothing more is written than [`FLOOR_CHECK_BYTES`] (or a second
+//! of packets) past the last check, and a part file's header.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -31,8 +34,11 @@ pub(super) struct WriterLive {
     pub(super) dropped_disk: u64,
     pub(super) bytes: u64,
     pub(super) cap_reached_at: Option<DateTime<Utc>>,
+    /// When writing stopped at the disk floor, and the free MiB then.
+    pub(super) low_disk: Option<(DateTime<Utc>, u64)>,
     pub(super) write_error: Option<String>,
-    /// Bumped when the cap is reached or writing fails, so `capture.json` is rewritten at once.
+    /// Bumped when the cap or the floor is reached or writing fails, so `capture.json` is
+    /// rewritten at once.
     pub(super) events: u64,
 }
 
@@ -64,11 +70,27 @@ pub(super) struct Writer {
     total_bytes: u64,
     part: Option<Part>,
     link_type: Option<u32>,
-    /// Nothing more is written (cap reached or a write failed).
+    /// Nothing more is written (cap or floor reached, or a write failed).
     halted: bool,
     pub(super) live: Arc<Mutex<WriterLive>>,
     last_sync: Instant,
+    /// The disk floor and when it was last checked.
+    floor: Floor,
 }
+
+/// The disk floor: writing stops when the filesystem of the capture files has less than
+/// `min_free` bytes available. Checked before each new part, and while writing every
+/// second or every [`FLOOR_CHECK_BYTES`], whichever comes first.
+struct Floor {
+    min_free: u64,
+    checked: Instant,
+    written_since: u64,
+}
+
+/// Most bytes written between two checks of the disk floor.
+pub(super) const FLOOR_CHECK_BYTES: u64 = 4 * MIB;
+/// Longest time between two checks of the disk floor while writing.
+const FLOOR_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// How the writer cuts and caps the part files.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +104,8 @@ pub(super) struct Limits {
     pub(super) flush_every: Duration,
     /// The night's disk cap: bytes of all its part files, earlier runs included.
     pub(super) cap_bytes: u64,
+    /// The disk floor: stop writing below this many bytes free (0: never).
+    pub(super) min_free_bytes: u64,
 }
 
 impl Limits {
@@ -93,6 +117,7 @@ impl Limits {
             rotate_every: opts.rotate_every.max(Duration::from_secs(1)),
             flush_every: opts.flush_every.max(Duration::from_millis(100)),
             cap_bytes: c.max_disk_mb.saturating_mul(MIB),
+            min_free_bytes: c.min_free_mb.saturating_mul(MIB),
         }
     }
 }
@@ -127,7 +152,57 @@ impl Writer {
                 ..WriterLive::default()
             })),
             last_sync: Instant::now(),
+            floor: Floor {
+                min_free: limits.min_free_bytes,
+                checked: Instant::now(),
+                written_since: 0,
+            },
         }
+    }
+
+    /// The free bytes when they are below the floor (`None`: enough, or unknown).
+    fn below_floor(&mut self) -> Option<u64> {
+        self.floor.checked = Instant::now();
+        self.floor.written_since = 0;
+        if self.floor.min_free == 0 {
+            return None;
+        }
+        match crate::disk::space(&self.dir) {
+            Ok(s) if s.available < self.floor.min_free => Some(s.available),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("{}: free space unknown: {e}", self.dir.display());
+                None
+            }
+        }
+    }
+
+    /// True when the floor is due for a check before writing `len` more bytes.
+    fn floor_due(&self, len: u64) -> bool {
+        self.part.is_none()
+            || self.floor.written_since + len > FLOOR_CHECK_BYTES
+            || self.floor.checked.elapsed() >= FLOOR_CHECK_EVERY
+    }
+
+    /// Stops writing for the night at the disk floor (`free` bytes left), counting
+    /// `dropped` packets.
+    fn reach_floor(&mut self, free: u64, dropped: u64) {
+        if !self.halted {
+            tracing::warn!(
+                "only {} MiB free on the disk of {}, below capture.min_free_mb ({} MiB):                  packets are no longer written this run; the capture goes on counting them",
+                free / MIB,
+                self.dir.display(),
+                self.floor.min_free / MIB
+            );
+            self.halted = true;
+            if let Err(e) = self.close_part() {
+                self.fail(&e);
+            }
+            let mut l = lock(&self.live);
+            l.low_disk = Some((Utc::now(), free / MIB));
+            l.events += 1;
+        }
+        lock(&self.live).dropped_disk += dropped;
     }
 
     fn open_part(&mut self, link_type: u32) -> io::Result<()> {
@@ -223,6 +298,14 @@ impl Writer {
         }) {
             self.close_part()?;
         }
+        // Before a new part (rotation), and every second or FLOOR_CHECK_BYTES.
+        if self.floor_due(len)
+            && let Some(free) = self.below_floor()
+        {
+            self.reach_floor(free, b.packets);
+            return Ok(());
+        }
+        self.floor.written_since += len;
         if self.part.is_none() {
             if self.total_bytes + FILE_HDR > self.cap_bytes {
                 self.reach_cap(b.packets);
@@ -303,6 +386,13 @@ impl Writer {
             && let Err(e) = self.open_part(lt)
         {
             self.fail(&e);
+        }
+        // Already below the floor: the part keeps its header only (the night still has a
+        // report, which says why it is empty).
+        if !self.halted
+            && let Some(free) = self.below_floor()
+        {
+            self.reach_floor(free, 0);
         }
     }
 

@@ -82,6 +82,12 @@ pub struct CaptureConfig {
     pub rotate_mb: u64,
     /// Stop writing packets for the night after this many MiB. Default 2048.
     pub max_disk_mb: u64,
+    /// The disk floor: stop writing packets when the state directory's filesystem has
+    /// less than this many MiB free (checked at each new part and every second while
+    /// writing), leaving room for nightly's Parquet and report, mail's record and the
+    /// system; the rest of the night is counted, not kept, and the report says so.
+    /// 0: no floor. Default 512.
+    pub min_free_mb: u64,
     /// Kernel capture buffer in MiB. Default 8.
     pub buffer_mb: u32,
     /// Promiscuous mode (see traffic between other devices on a hub or mirror port). Default false.
@@ -99,6 +105,7 @@ impl Default for CaptureConfig {
             timezone: None,
             rotate_mb: 64,
             max_disk_mb: 2048,
+            min_free_mb: 512,
             buffer_mb: 8,
             promiscuous: false,
         }
@@ -214,7 +221,9 @@ impl Default for MailConfig {
 pub struct StateConfig {
     /// State directory. Default `/var/lib/netdigest` (systemd's `StateDirectory=netdigest`).
     pub dir: PathBuf,
-    /// Nights kept on disk. Default 30.
+    /// Nights kept on disk: `nightly` deletes a night more than this many days old once
+    /// it was mailed or given up (never an unsent report younger than
+    /// `mail.max_age_days`), and devices not seen for this many nights. Default 30.
     pub keep_nights: u32,
 }
 
@@ -586,6 +595,41 @@ mod tests {
                 .find(|l| l.key == "mail.password")
                 .expect("password line");
             assert_eq!(pw.source, "env NETDIGEST_MAIL__PASSWORD");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_disk_floor_defaults_to_512_and_is_set_by_file_or_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file("nd.toml", "[capture]\nmin_free_mb = 2048\n")?;
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            assert_eq!(
+                Config::load()
+                    .map_err(|e| e.to_string())?
+                    .capture
+                    .min_free_mb,
+                512
+            );
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            assert_eq!(
+                Config::load()
+                    .map_err(|e| e.to_string())?
+                    .capture
+                    .min_free_mb,
+                2048
+            );
+            jail.set_env("NETDIGEST_CAPTURE__MIN_FREE_MB", "0");
+            assert_eq!(
+                Config::load()
+                    .map_err(|e| e.to_string())?
+                    .capture
+                    .min_free_mb,
+                0
+            );
+            jail.set_env("NETDIGEST_CAPTURE__MIN_FREE_MB", "10%");
+            let err = Config::load().expect_err("not a number").to_string();
+            assert!(err.contains("capture.min_free_mb"), "{err}");
             Ok(())
         });
     }
