@@ -80,7 +80,8 @@ pub struct CaptureConfig {
     pub timezone: Option<ZoneName>,
     /// Start a new capture file after this many MiB. Default 64.
     pub rotate_mb: u64,
-    /// Stop writing packets for the night after this many MiB. Default 2048.
+    /// Stop writing packets for the night after this many MiB. Default 1024 (with
+    /// `state.keep_nights` 14, the state directory stays under 18 GB: a 32 GB card).
     pub max_disk_mb: u64,
     /// The disk floor: stop writing packets when the state directory's filesystem has
     /// less than this many MiB free (checked at each new part and every second while
@@ -104,7 +105,7 @@ impl Default for CaptureConfig {
             end: hhmm(6, 0),
             timezone: None,
             rotate_mb: 64,
-            max_disk_mb: 2048,
+            max_disk_mb: 1024,
             min_free_mb: 512,
             buffer_mb: 8,
             promiscuous: false,
@@ -223,7 +224,7 @@ pub struct StateConfig {
     pub dir: PathBuf,
     /// Nights kept on disk: `nightly` deletes a night more than this many days old once
     /// it was mailed or given up (never an unsent report younger than
-    /// `mail.max_age_days`), and devices not seen for this many nights. Default 30.
+    /// `mail.max_age_days`), and devices not seen for this many nights. Default 14.
     pub keep_nights: u32,
 }
 
@@ -231,7 +232,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: PathBuf::from("/var/lib/netdigest"),
-            keep_nights: 30,
+            keep_nights: 14,
         }
     }
 }

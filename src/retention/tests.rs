@@ -214,9 +214,9 @@ fn no_nights_dir_is_nothing_to_do_and_an_unlistable_one_is_an_error() {
 #[test]
 fn the_state_directory_is_bounded_by_the_config() {
     let mut cfg = Config::default();
-    // 31 nights (30 kept, tonight) of 2048 MiB and an eighth more.
-    assert_eq!(nights_on_disk(Policy::from_config(&cfg)), 31);
-    assert_eq!(state_bound_mb(&cfg), 31 * 2305);
+    // 15 nights (14 kept, tonight) of 1024 MiB, an eighth more and 1 MiB: 17,295 MiB.
+    assert_eq!(nights_on_disk(Policy::from_config(&cfg)), 15);
+    assert_eq!(state_bound_mb(&cfg), 15 * 1153);
     // Unsent nights mail may still send are kept beyond keep_nights.
     cfg.state.keep_nights = 3;
     cfg.mail.max_age_days = 7;
