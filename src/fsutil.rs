@@ -84,6 +84,30 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Moves a corrupt state file out of the way: renames `path` to
+/// `<name>.corrupt-<UTC timestamp>` beside it (a `-N` suffix when that name is taken)
+/// and returns the new path. The caller warns and goes on without the file.
+///
+/// # Errors
+/// The rename failed (the file stays where it was).
+pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = format!("{name}.corrupt-{stamp}");
+    let mut aside = path.with_file_name(&base);
+    let mut n = 1;
+    while aside.symlink_metadata().is_ok() {
+        n += 1;
+        aside = path.with_file_name(format!("{base}-{n}"));
+    }
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
 /// Writes `bytes` to `dest` atomically.
 ///
 /// # Errors

@@ -17,6 +17,8 @@ Failure injection, counted over DATA commands on all ports together:
   --fail-first N   answer the first N with FAIL_CODE (default 421) and close
   --drop-first N   drop the connection (no reply) on the first N
   --reject-rcpt A  answer RCPT TO:<A> with 550 5.1.1 (repeatable)
+  --reject-data-containing T  answer DATA with 550 5.7.1 when the message holds the
+                   text T (repeatable): a permanent failure of that one message
 
 Prints one line 'READY {json}' (ports, certificate) on stdout when listening. Exits on
 SIGTERM/SIGINT, when stdin reaches EOF (the test process is gone), or after --lifetime
@@ -57,8 +59,9 @@ def make_cert(certdir):
 
 
 class Sink:
-    def __init__(self, outdir, fail_first, drop_first, fail_code, reject_rcpt=()):
+    def __init__(self, outdir, fail_first, drop_first, fail_code, reject_rcpt=(), reject_data=()):
         self.outdir = outdir
+        self.reject_data = [t.encode() for t in reject_data]
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
         self.fail_left = fail_first
         self.drop_left = drop_first
@@ -86,6 +89,9 @@ class Sink:
             if self.fail_code == 421:  # 421: the server closes the channel
                 asyncio.get_running_loop().call_soon(server.transport.close)
             return f"{self.fail_code} 4.3.0 Simulated temporary failure, try again later"
+        if any(t in envelope.original_content for t in self.reject_data):
+            log(f"DATA {self.attempts}: rejecting the message (550)")
+            return "550 5.7.1 Message rejected: content refused by policy"
         self.stored += 1
         n = self.stored
         base = os.path.join(self.outdir, f"msg-{n}")
@@ -160,6 +166,7 @@ def main():
     p.add_argument("--drop-first", type=int, default=0)
     p.add_argument("--fail-code", type=int, default=421)
     p.add_argument("--reject-rcpt", action="append", default=[])
+    p.add_argument("--reject-data-containing", action="append", default=[])
     p.add_argument("--lifetime", type=float, default=300.0)
     a = p.parse_args()
     # aiosmtpd warns about AUTH on the implicit-TLS port (it only counts STARTTLS as TLS)
@@ -173,7 +180,8 @@ def main():
     cert, key = make_cert(a.certdir)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    handler = Sink(a.outdir, a.fail_first, a.drop_first, a.fail_code, a.reject_rcpt)
+    handler = Sink(a.outdir, a.fail_first, a.drop_first, a.fail_code, a.reject_rcpt,
+                   a.reject_data_containing)
     wanted = {m.strip().upper() for m in a.mechanisms.split(",") if m.strip()}
     exclude = [m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m not in wanted]
 

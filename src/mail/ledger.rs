@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{MailError, Phase, Result, SmtpFailure};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{move_aside, write_atomic};
 use crate::layout::NightDir;
 
 /// Where a night stands.
@@ -91,30 +91,50 @@ pub struct MailRecord {
     pub reply: Option<String>,
     /// What the size guard left out, if anything.
     pub note: Option<String>,
+    /// Why the last run did not deliver it (one line), until it is delivered.
+    pub reason: Option<String>,
     pub attempts: Vec<Attempt>,
 }
 
 impl MailRecord {
-    /// Reads `<night>/mail.json`; a missing file is a fresh record.
+    /// Reads `<night>/mail.json`; a missing file is a fresh record. A file that does
+    /// not parse is moved aside (`mail.json.corrupt-<time>`) with a warning and the
+    /// night starts a fresh record whose `reason` says so: the report is sent again
+    /// with its Message-ID from the spool, which a mailbox that already has it (Gmail)
+    /// files only once.
     ///
     /// # Errors
-    /// The file exists but cannot be read or parsed. Such a night is not sent: it may
-    /// have been sent already.
+    /// The file exists but cannot be read, or a corrupt one cannot be moved aside.
     pub fn load(night_dir: &Path) -> Result<MailRecord> {
         let path = NightDir::new(night_dir).mail_json();
+        let fresh = || MailRecord {
+            night: night_name(night_dir),
+            ..MailRecord::default()
+        };
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MailError::Spool {
-                night: night_name(night_dir),
-                reason: format!(
-                    "{}: unreadable delivery record ({e}); not sending in case it was sent: \
-                     check the mailbox, then delete the file to send again",
-                    path.display()
-                ),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MailRecord {
-                night: night_name(night_dir),
-                ..MailRecord::default()
-            }),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    let aside = move_aside(&path).map_err(|m| MailError::Spool {
+                        night: night_name(night_dir),
+                        reason: format!(
+                            "{}: unreadable delivery record ({e}) that cannot be moved aside ({m})",
+                            path.display()
+                        ),
+                    })?;
+                    let why = format!(
+                        "{}: unreadable delivery record ({e}), moved aside to {}",
+                        path.display(),
+                        aside.display()
+                    );
+                    tracing::warn!(night = %night_name(night_dir), "{why}; starting a fresh record");
+                    Ok(MailRecord {
+                        reason: Some(why),
+                        ..fresh()
+                    })
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(fresh()),
             Err(e) => Err(MailError::File {
                 path,
                 reason: e.to_string(),
@@ -193,6 +213,7 @@ impl MailRecord {
         if status == Status::Sent {
             self.sent_at = Some(finished);
             self.reply = Some(reply);
+            self.reason = None;
         }
     }
 }
