@@ -338,7 +338,7 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
     let env = envelope(s, cfg);
-    let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
+    let message_id = message::message_id_for(&dir, &s.night)?;
     let parts = message::Parts {
         text: &text,
         html: &html,

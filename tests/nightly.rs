@@ -109,6 +109,13 @@ fn mtime(p: &Path) -> SystemTime {
         .unwrap()
 }
 
+/// The Message-ID the report stage stored in `report/message.json`.
+fn message_id(night_dir: &Path) -> String {
+    let text = std::fs::read_to_string(night_dir.join("report/message.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["message_id"].as_str().unwrap().to_string()
+}
+
 const OUTPUTS: [&str; 4] = [
     "packets.parquet",
     "summary.json",
@@ -188,6 +195,18 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
         "second run changed the state directory"
     );
 
+    // The Message-ID is random (128 bits) and made on the first render.
+    let id = message_id(&done);
+    let hex = id
+        .strip_prefix("<netdigest-")
+        .and_then(|r| r.strip_suffix("@localhost>"))
+        .and_then(|r| r.rsplit('-').next())
+        .unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+
     // --force redoes every stage of the ended night, and still leaves the live one alone.
     let out = nightly(&state, &["--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
@@ -196,6 +215,13 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
         assert_ne!(mtime(&p), before[&p].1, "{f} not rewritten by --force");
         assert!(!live.join(f).exists());
     }
+    // ... and the night's message keeps its Message-ID, in message.json and report.eml.
+    assert_eq!(message_id(&done), id, "re-rendering changed the Message-ID");
+    let eml = std::fs::read_to_string(done.join("report/report.eml")).unwrap();
+    assert!(
+        eml.contains(&format!("Message-ID: {id}")),
+        "{id} not in report.eml"
+    );
 
     // A report deleted by hand is made again, and only it.
     let parquet_before = mtime(&done.join("packets.parquet"));
@@ -221,6 +247,7 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
     let out = nightly(&state, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     assert!(live.join("report/report.eml").is_file());
+    assert_ne!(message_id(&live), id, "each night has its own Message-ID");
     assert!(
         stdout(&out).starts_with("night 2026-11-21: converted"),
         "{}",
