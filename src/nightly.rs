@@ -1,9 +1,11 @@
 //! `netdigest nightly`: every stage after capture that is not done yet, for every night
 //! whose capture has ended (the nightly timer's job; safe to run again at any time).
 //!
-//! For each `<state>/nights/<YYYY-MM-DD>/`, oldest first (devices and history build up
-//! night by night):
+//! One `nightly` at a time: it holds `<state>/nightly.lock` (flock(2), [`crate::lock`])
+//! for the whole run, and a second one refuses. For each `<state>/nights/<YYYY-MM-DD>/`,
+//! oldest first (devices and history build up night by night):
 //!
+//! - a night whose `capture.lock` is held by a capture is still being captured: skipped.
 //! - the capture must have ended: `capture.json` says `"complete"` or `"failed"` (a
 //!   capture thread panicked: its files are still converted), or it says `"running"` but
 //!   the window is over and the file has not been rewritten for [`STALE_AFTER_MIN`]
@@ -27,7 +29,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
@@ -35,6 +37,7 @@ use crate::capfile::CaptureReader;
 use crate::capture::CaptureReport;
 use crate::config::Config;
 use crate::layout::{self, NightDir, ReportDir};
+use crate::lock::{self, FileLock};
 use crate::pipeline::{self, RunOptions};
 
 /// A `"running"` capture.json not rewritten for this long, after the window's end, was
@@ -157,6 +160,7 @@ pub fn run_nightly(
     } else {
         list_nights(&nights_dir)?
     };
+    let _lock = nightly_lock(&opts.state_dir)?;
     let mut reports = Vec::with_capacity(nights.len());
     for (night, dir) in nights {
         let mut rep = NightReport {
@@ -170,6 +174,25 @@ pub fn run_nightly(
         reports.push(rep);
     }
     Ok(reports)
+}
+
+/// `<state>/nightly.lock`, held for the whole run: one `nightly` at a time (`None` when
+/// there is no state directory, and so nothing to do).
+fn nightly_lock(state_dir: &Path) -> anyhow::Result<Option<FileLock>> {
+    if !state_dir.is_dir() {
+        return Ok(None);
+    }
+    let path = layout::nightly_lock(state_dir);
+    match FileLock::acquire(&path, Duration::from_secs(1)) {
+        Ok(Ok(l)) => Ok(Some(l)),
+        Ok(Err(busy)) => anyhow::bail!(
+            "another netdigest nightly is running on {}{}: not starting a second one ({} is locked)",
+            state_dir.display(),
+            busy.pid_note(),
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("{}: taking the lock: {e}", path.display()),
+    }
 }
 
 /// Night directories (`YYYY-MM-DD`) under `nights_dir`, oldest first. A missing
@@ -302,6 +325,16 @@ fn process_night(
     rep: &mut NightReport,
 ) -> Result<NightStatus, NightError> {
     let night = NightDir::new(rep.dir.clone());
+    if let Some(busy) = lock::is_held(&night.capture_lock()).map_err(|source| NightError::Io {
+        path: night.capture_lock(),
+        source,
+    })? {
+        return Ok(NightStatus::Skipped(format!(
+            "still capturing (a capture{} holds {}), skipped",
+            busy.pid_note(),
+            night.capture_lock().display()
+        )));
+    }
     let capture = match read_capture_json(&night)? {
         Ok(c) => c,
         Err(skipped) => return Ok(skipped),

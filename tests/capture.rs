@@ -841,6 +841,46 @@ fn a_second_run_the_same_night_continues_and_keeps_the_first() {
     assert_eq!(count(&files, "icmp.type == 8"), 5);
 }
 
+/// Two captures of one night: the second refuses at once (one line naming the other
+/// process, exit 1) and writes nothing; the first goes on, its part intact.
+#[test]
+fn a_second_capture_of_the_same_night_is_refused() {
+    let Some((net, dir)) = setup("twice") else {
+        return;
+    };
+    let env = [("NETDIGEST_CAPTURE__FILTER", "icmp")];
+    let mut first = Capture::start(&net, &dir, &[], &["--for", "2m"], &env);
+    net.ping(2);
+    let state = dir.join("state");
+    let args = [
+        "--interface",
+        "veth-a",
+        "--state",
+        state.to_str().unwrap(),
+        "--for",
+        "2m",
+    ];
+    let out = capture_cmd(&net, &[], &args, &env).output().unwrap();
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("being captured by another netdigest process"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("(pid "), "{err}");
+    net.ping(3);
+    let j = first.stop();
+    let files = first.parts();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["part-0001.pcap"], "the second run wrote nothing");
+    assert_eq!(u(&j, &["stats", "written"]), 10, "{j:#}");
+    assert_eq!(count(&files, "icmp.type == 8"), 5);
+}
+
 #[test]
 fn check_capture_for_doctor() {
     if !can_netns() {

@@ -811,6 +811,55 @@ fn server_down_stops_the_run() {
     assert!(!NightDir::new(&newer).mail_json().exists());
 }
 
+/// Another process (util-linux `flock`) holding one night's `mail.lock`: that night
+/// is left to it (not sent, not recorded), the later night is still sent; once the
+/// lock is released the night is sent, once.
+#[test]
+fn a_night_locked_by_another_process_is_left_to_it() {
+    let Some(py) = python() else { return };
+    let dir = tmpdir("mail-flock");
+    let srv = Server::start(&py, &dir, &ServerOpts::default());
+    let state = dir.join("state");
+    let older = spool(&state, &yesterday());
+    spool(&state, &today());
+    let lock = NightDir::new(&older).mail_lock();
+    // -o: the lock is flock's own (not passed to sleep), so killing flock releases it.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock (util-linux)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while netdigest::lock::is_held(&lock).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = settings(&dir, &srv, "starttls");
+    let first = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        matches!(first[0].error(), Some(MailError::Locked { .. })),
+        "{first:#?}"
+    );
+    assert!(matches!(&first[1], Outcome::Sent { night, .. } if *night == today()));
+    assert!(
+        !NightDir::new(&older).mail_json().exists(),
+        "left to the holder"
+    );
+    let second = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    assert!(
+        matches!(&second[0], Outcome::Sent { night, .. } if *night == yesterday()),
+        "{second:#?}"
+    );
+    assert!(matches!(&second[1], Outcome::AlreadySent { .. }));
+    assert_eq!(srv.messages().len(), 2, "each night exactly once");
+}
+
 fn delivered_once_after(name: &str, opts: &ServerOpts) {
     let Some(py) = python() else { return };
     let dir = tmpdir(name);
@@ -968,8 +1017,8 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
         .to_string(),
     )
     .unwrap();
-    // And a stale lock from the crashed process.
-    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999 12345\n").unwrap();
+    // And the lock file of the crashed process (its flock went with it).
+    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999\n").unwrap();
     let s = settings(&dir, &srv, "starttls");
     let (outcomes, logs) =
         with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
@@ -979,8 +1028,9 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     let r = record(&night_dir);
     let results: Vec<AttemptResult> = r.attempts.iter().map(|a| a.result).collect();
     assert_eq!(results, [AttemptResult::Interrupted, AttemptResult::Sent]);
-    assert!(
-        !NightDir::new(&night_dir).mail_lock().exists(),
+    assert_eq!(
+        netdigest::lock::is_held(&NightDir::new(&night_dir).mail_lock()).unwrap(),
+        None,
         "lock released"
     );
     check_no_password(&logs, &outcomes, &state, Some(&srv));

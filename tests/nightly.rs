@@ -84,7 +84,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Every file under `dir` with its length and modification time.
+/// Every file under `dir` with its length and modification time, less the lock files
+/// (each run that takes a lock writes its pid there).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -94,6 +95,8 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
             let m = std::fs::metadata(&p).unwrap();
             if m.is_dir() {
                 stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "lock") {
+                continue;
             } else {
                 out.insert(p, (m.len(), m.modified().unwrap()));
             }
@@ -342,5 +345,45 @@ fn a_corrupt_part_fails_its_night_and_the_others_still_run() {
     let out = nightly(&state, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     assert_eq!(tree(&state), before);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// One `nightly` at a time: while another process holds `<state>/nightly.lock` a second
+/// run refuses (one line, exit 1) and touches nothing; a night whose capture lock is held
+/// by another process is still being captured and is skipped; both run once released.
+#[test]
+fn locks_keep_a_second_nightly_and_a_live_capture_out() {
+    let base = common::tmpdir("nightly-locks");
+    let state = base.join("state");
+    let night = make_night(&state, "2026-11-22", &[(600, 5)], "complete");
+    let holder = common::LockHolder::hold(&state.join("nightly.lock"));
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("another netdigest nightly is running"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        !night.join("packets.parquet").exists(),
+        "the second run did work"
+    );
+    drop(holder);
+
+    // capture.json says complete, but a capture still holds the night's lock.
+    let capture = common::LockHolder::hold(&night.join("capture.lock"));
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("still capturing"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(!night.join("packets.parquet").exists());
+    drop(capture);
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(night.join("report/report.eml").is_file());
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -79,7 +79,7 @@ pub enum MailError {
     Spool { night: String, reason: String },
     /// Another process is sending this night right now.
     #[error(
-        "night {night} is being mailed by another netdigest process (pid {pid}); if none is running, delete {}",
+        "night {night} is being mailed by another netdigest process (pid {pid}, holding {})",
         path.display()
     )]
     Locked {
