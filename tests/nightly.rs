@@ -387,3 +387,76 @@ fn locks_keep_a_second_nightly_and_a_live_capture_out() {
     assert!(night.join("report/report.eml").is_file());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Files in `dir` whose name starts with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+/// Corrupt state is moved aside with a warning and the night proceeds: a damaged
+/// capture.json (the night's parts are still converted), a damaged devices.parquet
+/// (the history starts again) and an earlier night's damaged summary.json (left out of
+/// the history).
+#[test]
+fn corrupt_state_files_are_moved_aside_and_the_night_proceeds() {
+    let base = common::tmpdir("nightly-corrupt-state");
+    let state = base.join("state");
+    let first = make_night(&state, "2026-11-23", &[(700, 7)], "complete");
+    std::fs::write(first.join("capture.json"), b"{\"status\": \"comp").unwrap();
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("moved aside to"), "{err}");
+    assert_eq!(named(&first, "capture.json.corrupt-").len(), 1);
+    assert!(
+        first.join("report/report.eml").is_file(),
+        "the parts were converted"
+    );
+    // The next run finds the night complete, and says nothing more about it.
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(stdout(&out), "", "redone: {}", common::stderr(&out));
+
+    // devices.parquet cut in half: the next night is analysed all the same.
+    let devices = state.join("devices.parquet");
+    let bytes = std::fs::read(&devices).unwrap();
+    std::fs::write(&devices, &bytes[..bytes.len() / 2]).unwrap();
+    let second = make_night(&state, "2026-11-24", &[(700, 8)], "complete");
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("devices.parquet") && err.contains("moved aside"),
+        "{err}"
+    );
+    assert!(second.join("report/report.eml").is_file());
+    let aside = named(&state, "devices.parquet.corrupt-");
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), &bytes[..bytes.len() / 2]);
+    assert!(
+        std::fs::metadata(&devices).unwrap().len() > 0,
+        "a new devices.parquet"
+    );
+
+    // An earlier night's summary.json damaged: the third night leaves it out.
+    std::fs::write(second.join("summary.json"), b"\x00garbage").unwrap();
+    let third = make_night(&state, "2026-11-25", &[(700, 9)], "complete");
+    let out = nightly(&state, &["--night", "2026-11-25"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("summary.json") && err.contains("moved aside"),
+        "{err}"
+    );
+    assert_eq!(named(&second, "summary.json.corrupt-").len(), 1);
+    assert!(third.join("report/report.eml").is_file());
+    // And the damaged night itself is analysed again by the next full run.
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(second.join("summary.json").is_file());
+    let _ = std::fs::remove_dir_all(&base);
+}
