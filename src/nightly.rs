@@ -305,7 +305,7 @@ fn part_files(night: &NightDir) -> Result<Vec<PathBuf>, NightError> {
 
 /// What a night's `capture.json` says.
 enum CaptureJson {
-    Report(CaptureReport),
+    Report(Box<CaptureReport>),
     /// Unreadable, and moved aside (now, with this warning, or by an earlier run): the
     /// capture is over (no capture holds the night's lock), its parts are converted.
     MovedAside(Option<String>),
@@ -332,7 +332,7 @@ fn read_capture_json(night: &NightDir) -> Result<CaptureJson, NightError> {
         Err(source) => return Err(NightError::Io { path: json, source }),
     };
     match serde_json::from_str(&text) {
-        Ok(r) => Ok(CaptureJson::Report(r)),
+        Ok(r) => Ok(CaptureJson::Report(Box::new(r))),
         Err(source) => match move_aside(&json) {
             Ok(aside) => Ok(CaptureJson::MovedAside(Some(format!(
                 "{}: not a netdigest capture report ({source}); moved aside to {}, converting the night's parts without it",
