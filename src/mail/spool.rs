@@ -171,9 +171,13 @@ fn dated_nights(state_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     Ok(nights)
 }
 
-/// Records an old unsent night as expired (once) and says so.
+/// Records an old unsent night as expired (once, under its lock) and says so.
 fn expire(night_dir: &Path, age_days: i64) -> Outcome {
     let night = night_name(night_dir);
+    let _lock = match NightLock::acquire(night_dir) {
+        Ok(l) => l,
+        Err(error) => return Outcome::Failed { night, error },
+    };
     match MailRecord::load(night_dir) {
         Ok(r) if r.status == Status::Sent => Outcome::AlreadySent {
             night,
