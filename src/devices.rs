@@ -109,6 +109,29 @@ fn read_state(path: &Path) -> Result<Vec<(String, Device)>> {
     Ok(nights.into_iter().zip(devices).collect())
 }
 
+/// [`read_state`], with a file that opens but does not read as the devices table (a
+/// torn or damaged Parquet file) moved aside (`devices.parquet.corrupt-<time>`) with a
+/// warning: the history starts again from tonight instead of failing every later night.
+fn read_state_or_set_aside(path: &Path) -> Result<Vec<(String, Device)>> {
+    match read_state(path) {
+        Err(DevicesError::Polars { source, .. }) => {
+            let aside = crate::fsutil::move_aside(path).map_err(|e| DevicesError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other(format!(
+                    "unreadable ({source}) and cannot be moved aside: {e}"
+                )),
+            })?;
+            tracing::warn!(
+                "{}: unreadable ({source}); moved aside to {}, device history starts again from tonight",
+                path.display(),
+                aside.display()
+            );
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 fn write_state(path: &Path, rows_in: &[(String, Device)]) -> Result<()> {
     let col_s = |name: &str, f: &dyn Fn(&(String, Device)) -> String| -> Column {
         Series::new(name.into(), rows_in.iter().map(f).collect::<Vec<_>>()).into()
@@ -162,10 +185,11 @@ fn write_state(path: &Path, rows_in: &[(String, Device)]) -> Result<()> {
 
 /// Records tonight's devices in `<state>/devices.parquet` and compares them with the
 /// `history_nights` nights before `night` (nights are `YYYY-MM-DD`, compared as text).
-/// Nights older than `keep_nights` before tonight are dropped from the file.
+/// Nights older than `keep_nights` before tonight are dropped from the file. A state
+/// file that does not read as one is moved aside with a warning (no history tonight).
 ///
 /// # Errors
-/// The state file cannot be read or written.
+/// The state file cannot be opened or written.
 pub fn update(
     state_file: &Path,
     night: &str,
@@ -173,7 +197,7 @@ pub fn update(
     history_nights: usize,
     keep_nights: usize,
 ) -> Result<DeviceReport> {
-    let mut state = read_state(state_file)?;
+    let mut state = read_state_or_set_aside(state_file)?;
     state.retain(|(n, _)| n != night);
     let mut earlier: Vec<&str> = state
         .iter()

@@ -16,7 +16,9 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates `.<name>.tmp-<pid>` beside `dest`.
+    /// Creates `.<name>.tmp-<16 random hex digits>` beside `dest` as a new file
+    /// (`O_CREAT|O_EXCL|O_NOFOLLOW`): nothing already at that name, a planted symlink
+    /// least of all, is ever opened or followed, and the name cannot be guessed.
     ///
     /// # Errors
     /// The directory does not exist or is not writable, or `dest` is a directory.
@@ -36,8 +38,17 @@ impl AtomicFile {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp)?;
+        let mut attempt = 0;
+        let (tmp, file) = loop {
+            let tmp = dir.join(format!(".{name}.tmp-{}", random_hex()?));
+            match create_new(&tmp) {
+                Ok(f) => break (tmp, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(AtomicFile {
             tmp,
             dest: dest.to_path_buf(),
@@ -84,6 +95,56 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Opens `path` as a new file for writing: fails if anything (a symlink included) is
+/// already there, and never follows a symlink.
+///
+/// # Errors
+/// `AlreadyExists` when the name is taken; any other error of open(2).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nofollow())
+        .open(path)
+}
+
+/// `O_NOFOLLOW` as `OpenOptionsExt::custom_flags` takes it.
+fn nofollow() -> i32 {
+    i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0)
+}
+
+/// 64 random bits from the OS as 16 hex digits.
+fn random_hex() -> io::Result<String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| io::Error::other(format!("no random bytes: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Moves a corrupt state file out of the way: renames `path` to
+/// `<name>.corrupt-<UTC timestamp>` beside it (a `-N` suffix when that name is taken)
+/// and returns the new path. The caller warns and goes on without the file.
+///
+/// # Errors
+/// The rename failed (the file stays where it was).
+pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = format!("{name}.corrupt-{stamp}");
+    let mut aside = path.with_file_name(&base);
+    let mut n = 1;
+    while aside.symlink_metadata().is_ok() {
+        n += 1;
+        aside = path.with_file_name(format!("{base}-{n}"));
+    }
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
 /// Writes `bytes` to `dest` atomically.
 ///
 /// # Errors
@@ -117,6 +178,74 @@ mod tests {
         );
         write_atomic(&dest, b"whole").expect("write");
         assert_eq!(std::fs::read(&dest).expect("read"), b"whole");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Symlinks planted at the names a temporary file used to have (`.<name>.tmp-<pid>`)
+    /// are not followed: the file they point to is untouched, and the temporary name is
+    /// random, new and never a symlink.
+    #[test]
+    fn planted_symlinks_are_not_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("nd-atomic-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        let dest = dir.join("out.json");
+        let planted = dir.join(format!(".out.json.tmp-{}", std::process::id()));
+        symlink(&victim, &planted).expect("symlink");
+        let f = AtomicFile::create(&dest).expect("create");
+        assert_ne!(f.tmp, planted);
+        let tmp_name = f
+            .tmp
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let suffix = tmp_name.strip_prefix(".out.json.tmp-").expect("prefix");
+        assert!(suffix.len() == 16 && suffix.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            !f.tmp
+                .symlink_metadata()
+                .expect("tmp")
+                .file_type()
+                .is_symlink()
+        );
+        drop(f);
+        write_atomic(&dest, b"new").expect("write");
+        assert_eq!(std::fs::read(&dest).expect("dest"), b"new");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        // Opening a planted name itself fails and writes nothing through the link.
+        let e = create_new(&planted).expect_err("a symlink is refused");
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        let dangling = dir.join("dangling");
+        symlink(dir.join("would-be-created"), &dangling).expect("symlink");
+        assert!(create_new(&dangling).is_err());
+        assert!(
+            !dir.join("would-be-created").exists(),
+            "dangling link followed"
+        );
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = std::env::temp_dir().join(format!("nd-aside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("state.json");
+        std::fs::write(&p, b"{").expect("write");
+        let a = move_aside(&p).expect("aside");
+        std::fs::write(&p, b"{{").expect("write");
+        let b = move_aside(&p).expect("aside again");
+        assert!(!p.exists());
+        assert_ne!(a, b);
+        let name = a.file_name().expect("name").to_string_lossy().into_owned();
+        assert!(name.starts_with("state.json.corrupt-"), "{name}");
+        assert_eq!(std::fs::read(&a).expect("a"), b"{");
+        assert_eq!(std::fs::read(&b).expect("b"), b"{{");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -4,8 +4,10 @@
 //! ```text
 //! <state>/                         state.dir (default /var/lib/netdigest)
 //!   devices.parquet                every device seen, across nights (analyse)
+//!   nightly.lock                   held by `netdigest nightly` while it runs
 //!   nights/<YYYY-MM-DD>/           one night, named after the evening it started
 //!     capture/part-NNNN.pcap       capture's rotated files, in name order
+//!     capture.lock                 held by the capture of this night while it runs
 //!     capture.json                 capture's account (health, windows, own addresses)
 //!     packets.parquet              convert: one typed row per frame
 //!     summary.json                 analyse: the night's numbers (versioned)
@@ -59,6 +61,10 @@ pub const REPORT_EML: &str = "report.eml";
 pub const MAIL_JSON: &str = "mail.json";
 /// The lock held while a night is being mailed.
 pub const MAIL_LOCK: &str = "mail.lock";
+/// The lock held while a night is being captured.
+pub const CAPTURE_LOCK: &str = "capture.lock";
+/// The lock held by `netdigest nightly`, inside the state directory.
+pub const NIGHTLY_LOCK: &str = "nightly.lock";
 
 /// Suffix of a night directory being deleted: `nights/<YYYY-MM-DD>.deleting` is renamed
 /// there first, so an interrupted deletion never leaves a half-deleted night under its
@@ -78,6 +84,12 @@ pub fn nights_dir(state: &Path) -> PathBuf {
 #[must_use]
 pub fn devices_file(state: &Path) -> PathBuf {
     state.join(DEVICES_FILE)
+}
+
+/// `<state>/nightly.lock`.
+#[must_use]
+pub fn nightly_lock(state: &Path) -> PathBuf {
+    state.join(NIGHTLY_LOCK)
 }
 
 /// The directory name of a night (`YYYY-MM-DD`).
@@ -140,6 +152,10 @@ impl NightDir {
     #[must_use]
     pub fn part(&self, index: u32) -> PathBuf {
         self.capture_dir().join(part_name(index))
+    }
+    #[must_use]
+    pub fn capture_lock(&self) -> PathBuf {
+        self.0.join(CAPTURE_LOCK)
     }
     #[must_use]
     pub fn capture_json(&self) -> PathBuf {

@@ -34,6 +34,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod layout;
 pub mod linktype;
+pub mod lock;
 pub mod logging;
 pub mod mail;
 pub mod message;

@@ -18,6 +18,10 @@
 //!   so they differ only in their addresses (and MIME boundaries, which are random).
 //! - The subject, Message-ID and date are fixed when the report is written: a resend
 //!   after a crash carries the same Message-ID.
+//! - The Message-ID is random (128 bits from the OS), made the first time a night is
+//!   reported and kept in `message.json`; reporting the night again reuses it
+//!   ([`message_id_for`]), so a mailbox that has the night's message files a resend
+//!   only once, and no two machines make the same one.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -151,6 +155,39 @@ fn read_text(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+/// The Message-ID of the night spooled in `report_dir`: the one its `message.json`
+/// already holds (the night was reported before), else a new random one.
+///
+/// # Errors
+/// The OS gave no random bytes.
+pub fn message_id_for(report_dir: &ReportDir, night: &str) -> Result<String> {
+    let earlier = std::fs::read(report_dir.message_json())
+        .ok()
+        .and_then(|json| serde_json::from_slice::<Heading>(&json).ok())
+        .map(|h| h.message_id)
+        .filter(|id| id.starts_with('<') && id.ends_with('>') && id.contains('@'));
+    match earlier {
+        Some(id) => Ok(id),
+        None => new_message_id(night),
+    }
+}
+
+/// A new Message-ID: `<netdigest-<night>-<32 hex digits>@localhost>`, the digits 128
+/// random bits from the OS.
+///
+/// # Errors
+/// The OS gave no random bytes.
+pub fn new_message_id(night: &str) -> Result<String> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits).map_err(|e| MessageError::Build(format!("Message-ID: {e}")))?;
+    let hex: String = bits.iter().map(|b| format!("{b:02x}")).collect();
+    let night: String = night
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    Ok(format!("<netdigest-{night}-{hex}@localhost>"))
 }
 
 /// Writes the message into `report_dir`: the parts, `message.json`, and `report.eml`

@@ -1,14 +1,18 @@
 //! `netdigest nightly`: every stage after capture that is not done yet, for every night
 //! whose capture has ended (the nightly timer's job; safe to run again at any time).
 //!
-//! For each `<state>/nights/<YYYY-MM-DD>/`, oldest first (devices and history build up
-//! night by night):
+//! One `nightly` at a time: it holds `<state>/nightly.lock` (flock(2), [`crate::lock`])
+//! for the whole run, and a second one refuses. For each `<state>/nights/<YYYY-MM-DD>/`,
+//! oldest first (devices and history build up night by night):
 //!
+//! - a night whose `capture.lock` is held by a capture is still being captured: skipped.
 //! - the capture must have ended: `capture.json` says `"complete"` or `"failed"` (a
 //!   capture thread panicked: its files are still converted), or it says `"running"` but
 //!   the window is over and the file has not been rewritten for [`STALE_AFTER_MIN`]
 //!   minutes (a live capture rewrites it every 30 s: that run died, e.g. in a power cut).
-//!   A night still being captured is skipped.
+//!   A night still being captured is skipped. A `capture.json` that does not parse is
+//!   moved aside (`capture.json.corrupt-<time>`) with a warning and the night's parts
+//!   are converted all the same.
 //! - convert `capture/part-*.pcap` (in name order) into `packets.parquet`, analyse it into
 //!   `summary.json` (with the state directory: devices and history), report into
 //!   `report/` (through [`pipeline::run`], [`pipeline::analyse_night`] and
@@ -31,14 +35,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
 use crate::capfile::CaptureReader;
 use crate::capture::CaptureReport;
 use crate::config::Config;
+use crate::fsutil::move_aside;
 use crate::layout::{self, NightDir, ReportDir};
+use crate::lock::{self, FileLock};
 use crate::pipeline::{self, RunOptions};
 
 /// A `"running"` capture.json not rewritten for this long, after the window's end, was
@@ -173,6 +179,7 @@ pub fn run_nightly(
     } else {
         list_nights(&nights_dir)?
     };
+    let _lock = nightly_lock(&opts.state_dir)?;
     let mut reports = Vec::with_capacity(nights.len());
     for (night, dir) in nights {
         let mut rep = NightReport {
@@ -186,6 +193,25 @@ pub fn run_nightly(
         reports.push(rep);
     }
     Ok(reports)
+}
+
+/// `<state>/nightly.lock`, held for the whole run: one `nightly` at a time (`None` when
+/// there is no state directory, and so nothing to do).
+fn nightly_lock(state_dir: &Path) -> anyhow::Result<Option<FileLock>> {
+    if !state_dir.is_dir() {
+        return Ok(None);
+    }
+    let path = layout::nightly_lock(state_dir);
+    match FileLock::acquire(&path, Duration::from_secs(1)) {
+        Ok(Ok(l)) => Ok(Some(l)),
+        Ok(Err(busy)) => anyhow::bail!(
+            "another netdigest nightly is running on {}{}: not starting a second one ({} is locked)",
+            state_dir.display(),
+            busy.pid_note(),
+            path.display()
+        ),
+        Err(e) => anyhow::bail!("{}: taking the lock: {e}", path.display()),
+    }
 }
 
 /// Night directories (`YYYY-MM-DD`) under `nights_dir`, oldest first. A missing
@@ -293,22 +319,54 @@ fn part_files(night: &NightDir) -> Result<Vec<PathBuf>, NightError> {
     Ok(parts)
 }
 
-/// The night's `capture.json`, or why the night is skipped (`Ok(Err(..))`).
-fn read_capture_json(night: &NightDir) -> Result<Result<CaptureReport, NightStatus>, NightError> {
+/// What a night's `capture.json` says.
+enum CaptureJson {
+    Report(Box<CaptureReport>),
+    /// Unreadable, and moved aside (now, with this warning, or by an earlier run): the
+    /// capture is over (no capture holds the night's lock), its parts are converted.
+    MovedAside(Option<String>),
+    /// No capture.json: skipped, saying why.
+    Absent(NightStatus),
+}
+
+/// The night's `capture.json`. One that does not parse is moved aside
+/// (`capture.json.corrupt-<time>`) with a warning, and the night's parts are still
+/// converted. Call only when no capture holds the night's lock.
+fn read_capture_json(night: &NightDir) -> Result<CaptureJson, NightError> {
     let json = night.capture_json();
     let text = match std::fs::read_to_string(&json) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(NightStatus::Skipped(format!(
+            if moved_aside_before(night) {
+                return Ok(CaptureJson::MovedAside(None));
+            }
+            return Ok(CaptureJson::Absent(NightStatus::Skipped(format!(
                 "{}: absent (not a night of `netdigest capture`), skipped",
                 json.display()
             ))));
         }
         Err(source) => return Err(NightError::Io { path: json, source }),
     };
-    serde_json::from_str(&text)
-        .map(Ok)
-        .map_err(|source| NightError::CaptureJson { path: json, source })
+    match serde_json::from_str(&text) {
+        Ok(r) => Ok(CaptureJson::Report(Box::new(r))),
+        Err(source) => match move_aside(&json) {
+            Ok(aside) => Ok(CaptureJson::MovedAside(Some(format!(
+                "{}: not a netdigest capture report ({source}); moved aside to {}, converting the night's parts without it",
+                json.display(),
+                aside.display()
+            )))),
+            Err(_) => Err(NightError::CaptureJson { path: json, source }),
+        },
+    }
+}
+
+/// True when an earlier run moved the night's corrupt `capture.json` aside.
+fn moved_aside_before(night: &NightDir) -> bool {
+    let prefix = format!("{}.corrupt-", layout::CAPTURE_JSON);
+    std::fs::read_dir(night.path()).is_ok_and(|rd| {
+        rd.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    })
 }
 
 fn process_night(
@@ -318,16 +376,26 @@ fn process_night(
     rep: &mut NightReport,
 ) -> Result<NightStatus, NightError> {
     let night = NightDir::new(rep.dir.clone());
-    let capture = match read_capture_json(&night)? {
-        Ok(c) => c,
-        Err(skipped) => return Ok(skipped),
-    };
-    match capture_state(&capture, now) {
-        CaptureState::Over => {}
-        CaptureState::OverWith(w) => rep
-            .warnings
-            .push(format!("{}: {w}", night.capture_json().display())),
-        CaptureState::NotOver(why) => return Ok(NightStatus::Skipped(why)),
+    if let Some(busy) = lock::is_held(&night.capture_lock()).map_err(|source| NightError::Io {
+        path: night.capture_lock(),
+        source,
+    })? {
+        return Ok(NightStatus::Skipped(format!(
+            "still capturing (a capture{} holds {}), skipped",
+            busy.pid_note(),
+            night.capture_lock().display()
+        )));
+    }
+    match read_capture_json(&night)? {
+        CaptureJson::Report(capture) => match capture_state(&capture, now) {
+            CaptureState::Over => {}
+            CaptureState::OverWith(w) => rep
+                .warnings
+                .push(format!("{}: {w}", night.capture_json().display())),
+            CaptureState::NotOver(why) => return Ok(NightStatus::Skipped(why)),
+        },
+        CaptureJson::MovedAside(warning) => rep.warnings.extend(warning),
+        CaptureJson::Absent(skipped) => return Ok(skipped),
     }
 
     let parquet = night.packets_parquet();

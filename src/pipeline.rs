@@ -206,6 +206,8 @@ fn capture_health(capture: &CaptureReport) -> CaptureHealth {
 }
 
 /// Summaries of the `n` nights before `night` under `nights_dir` (skipping `this_dir`).
+/// A summary.json that is not JSON at all (damaged) is moved aside with a warning; one
+/// of another version is left alone and not compared.
 fn earlier_summaries(nights_dir: &Path, night: &str, n: usize, this_dir: &Path) -> Vec<Summary> {
     let Ok(rd) = std::fs::read_dir(nights_dir) else {
         return Vec::new();
@@ -216,13 +218,34 @@ fn earlier_summaries(nights_dir: &Path, night: &str, n: usize, this_dir: &Path) 
         .filter(|e| this.is_none() || e.path().canonicalize().ok() != this)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(NightDir::new(e.path()).summary_json()).ok()?;
-            let s: Summary = serde_json::from_str(&text).ok()?;
+            let s = earlier_summary(&NightDir::new(e.path()).summary_json())?;
             (s.night.as_str() < night && !s.night.is_empty()).then_some((name, s))
         })
         .collect();
     found.sort_by(|a, b| a.1.night.cmp(&b.1.night));
     found.into_iter().rev().take(n).map(|(_, s)| s).collect()
+}
+
+/// An earlier night's summary for the history; a damaged file is moved aside.
+fn earlier_summary(path: &Path) -> Option<Summary> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) => serde_json::from_value(v).ok(),
+        Err(e) => {
+            match crate::fsutil::move_aside(path) {
+                Ok(aside) => tracing::warn!(
+                    "{}: damaged ({e}); moved aside to {}, left out of the history",
+                    path.display(),
+                    aside.display()
+                ),
+                Err(m) => tracing::warn!(
+                    "{}: damaged ({e}), left out of the history (not moved aside: {m})",
+                    path.display()
+                ),
+            }
+            None
+        }
+    }
 }
 
 /// The envelope from the mail config (with local defaults when nothing is configured).
@@ -346,7 +369,7 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
     let env = envelope(s, cfg);
-    let message_id = format!("<netdigest-{}-{}@localhost>", s.night, std::process::id());
+    let message_id = message::message_id_for(&dir, &s.night)?;
     let parts = message::Parts {
         text: &text,
         html: &html,

@@ -841,6 +841,134 @@ fn a_second_run_the_same_night_continues_and_keeps_the_first() {
     assert_eq!(count(&files, "icmp.type == 8"), 5);
 }
 
+/// Two captures of one night: the second refuses at once (one line naming the other
+/// process, exit 1) and writes nothing; the first goes on, its part intact.
+#[test]
+fn a_second_capture_of_the_same_night_is_refused() {
+    let Some((net, dir)) = setup("twice") else {
+        return;
+    };
+    let env = [("NETDIGEST_CAPTURE__FILTER", "icmp")];
+    let mut first = Capture::start(&net, &dir, &[], &["--for", "2m"], &env);
+    net.ping(2);
+    let state = dir.join("state");
+    let args = [
+        "--interface",
+        "veth-a",
+        "--state",
+        state.to_str().unwrap(),
+        "--for",
+        "2m",
+    ];
+    let out = capture_cmd(&net, &[], &args, &env).output().unwrap();
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("being captured by another netdigest process"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("(pid "), "{err}");
+    net.ping(3);
+    let j = first.stop();
+    let files = first.parts();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["part-0001.pcap"], "the second run wrote nothing");
+    assert_eq!(u(&j, &["stats", "written"]), 10, "{j:#}");
+    assert_eq!(count(&files, "icmp.type == 8"), 5);
+}
+
+/// A tmpfs mounted for one test; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        sh(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The state directory fills up during a flood: the capture cuts its part back to the
+/// last whole record, and every part converts with no damage and no cut-short warning.
+#[test]
+fn a_full_disk_leaves_parts_that_read_cleanly() {
+    let Some((net, dir)) = setup("fulldisk") else {
+        return;
+    };
+    let _fs = Tmpfs::mount(&dir.join("state"), "3m");
+    let mut cap = Capture::start(
+        &net,
+        &dir,
+        &[],
+        &["--for", "2m"],
+        &[
+            ("NETDIGEST_CAPTURE__SNAPLEN", "1500"),
+            ("NETDIGEST_CAPTURE__ROTATE_MB", "1"),
+        ],
+    );
+    let mut flood = net
+        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !cap.log().contains("No space left") {
+        assert!(
+            Instant::now() < deadline,
+            "the disk never filled: {}",
+            cap.log()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    let _ = flood.kill();
+    let _ = flood.wait();
+    cap.signal("-TERM");
+    // Exit 0, or 1 when the final capture.json found no room: the parts are what counts.
+    let _ = cap.wait(Duration::from_secs(20));
+    assert!(
+        cap.log().contains("cut back to its last whole record"),
+        "{}",
+        cap.log()
+    );
+    let files: Vec<PathBuf> = cap
+        .parts()
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 24)
+        .collect();
+    assert!(!files.is_empty());
+    let in_files = count(&files, "");
+    assert!(in_files > 1000, "{in_files}");
+    let out = dir.join("check.parquet");
+    let mut args = vec!["convert".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(["-o".to_string(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = common::run(&args);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("before it") && !err.contains("before the damage") && !err.contains("WARN"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("converted {in_files} packets")),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_capture_for_doctor() {
     if !can_netns() {

@@ -92,6 +92,7 @@ struct ServerOpts<'a> {
     starttls_port: Option<u16>,
     plain: bool,
     reject_rcpt: Option<&'a str>,
+    reject_data_containing: Option<&'a str>,
 }
 
 impl Server {
@@ -120,6 +121,9 @@ impl Server {
         }
         if let Some(a) = o.reject_rcpt {
             cmd.args(["--reject-rcpt", a]);
+        }
+        if let Some(t) = o.reject_data_containing {
+            cmd.args(["--reject-data-containing", t]);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -681,6 +685,181 @@ fn rejected_recipient_is_permanent_and_says_which_key_to_fix() {
     check_no_password(&logs, &outcomes, &state, Some(&srv));
 }
 
+fn days_ago(n: u64) -> String {
+    (chrono::Local::now().date_naive() - chrono::Days::new(n))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A 550 for one night's message, an unreadable message.json in another and a corrupt
+/// mail.json in a third hold back no other night: every deliverable night is delivered
+/// exactly once (over two runs), the failed ones stay in the spool with a one-line
+/// reason in their mail.json and are tried again by the next run.
+#[test]
+fn one_bad_night_does_not_hold_back_the_later_ones() {
+    let Some(py) = python() else { return };
+    let (n1, n2, n3, n4) = (days_ago(4), days_ago(3), days_ago(2), days_ago(1));
+    let rejected = format!("netdigest {n2}:");
+    let dir = tmpdir("one-bad-night");
+    let srv = Server::start(
+        &py,
+        &dir,
+        &ServerOpts {
+            reject_data_containing: Some(&rejected),
+            ..Default::default()
+        },
+    );
+    let state = dir.join("state");
+    let d1 = spool(&state, &n1);
+    std::fs::write(NightDir::new(&d1).mail_json(), b"{\"status\": \"sen").unwrap();
+    let d2 = spool(&state, &n2);
+    let d3 = spool(&state, &n3);
+    let bad_manifest = ReportDir::new(NightDir::new(&d3).report_dir()).message_json();
+    std::fs::write(&bad_manifest, b"\x00\x01 not json").unwrap();
+    let d4 = spool(&state, &n4);
+    let s = settings(&dir, &srv, "starttls");
+    let (first, logs) = with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
+    let nights: Vec<(&str, bool)> = first
+        .iter()
+        .map(|o| (o.night(), matches!(o, Outcome::Sent { .. })))
+        .collect();
+    assert_eq!(
+        nights,
+        [(&*n1, true), (&*n2, false), (&*n3, false), (&*n4, true)],
+        "{first:#?}\n{}",
+        srv.log()
+    );
+    let f = first[1]
+        .error()
+        .and_then(MailError::smtp)
+        .expect("an SMTP failure");
+    assert_eq!((f.kind, f.code), (FailureKind::Permanent, Some(550)));
+    assert!(!first[1].error().unwrap().stops_run());
+    let subjects = |srv: &Server| -> Vec<String> {
+        srv.messages()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let got = subjects(&srv);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].starts_with(&format!("netdigest {n1}:")), "{got:?}");
+    assert!(got[1].starts_with(&format!("netdigest {n4}:")), "{got:?}");
+    // The corrupt delivery record was moved aside with a warning.
+    let aside: Vec<String> = std::fs::read_dir(&d1)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("mail.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(logs.contains("unreadable delivery record"), "{logs}");
+    assert_eq!(record(&d1).status, Status::Sent);
+    // The failed nights stay in the spool with a one-line reason.
+    let r2 = record(&d2);
+    assert_eq!(r2.status, Status::Failed);
+    let why2 = r2.reason.expect("a reason");
+    assert!(why2.contains("550") && !why2.contains('\n'), "{why2}");
+    let r3 = record(&d3);
+    assert_eq!(r3.status, Status::Failed);
+    let why3 = r3.reason.expect("a reason");
+    assert!(
+        why3.contains("message.json") && !why3.contains('\n'),
+        "{why3}"
+    );
+    assert!(logs.contains(&why3[..20]), "logged too: {logs}");
+    for d in [&d2, &d3] {
+        assert!(NightDir::new(d).report_eml().exists(), "still in the spool");
+    }
+    assert_eq!(record(&d4).status, Status::Sent);
+    // The next run retries the failed nights and sends nothing twice.
+    let second = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    let failed: Vec<&str> = second
+        .iter()
+        .filter(|o| o.error().is_some())
+        .map(Outcome::night)
+        .collect();
+    assert_eq!(failed, [&*n2, &*n3], "{second:#?}");
+    assert_eq!(sent_count(&second), 0, "{second:#?}");
+    assert_eq!(subjects(&srv).len(), 2, "delivered exactly once");
+    assert_eq!(record(&d2).attempts.len(), 2, "retried by the next run");
+    check_no_password(&logs, &first, &state, Some(&srv));
+}
+
+/// A server-wide failure (a refused connection) still stops the run: the later night
+/// is deferred, not tried against a server that is down.
+#[test]
+fn server_down_stops_the_run() {
+    let dir = tmpdir("down-stops");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = dir.join("state");
+    spool(&state, &yesterday());
+    let newer = spool(&state, &today());
+    let s = settings_for(&dir, port, "none", None);
+    let outcomes = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    assert!(
+        outcomes[0].error().is_some_and(MailError::stops_run),
+        "{outcomes:#?}"
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Deferred { night } if *night == today()),
+        "{outcomes:#?}"
+    );
+    assert!(!NightDir::new(&newer).mail_json().exists());
+}
+
+/// Another process (util-linux `flock`) holding one night's `mail.lock`: that night
+/// is left to it (not sent, not recorded), the later night is still sent; once the
+/// lock is released the night is sent, once.
+#[test]
+fn a_night_locked_by_another_process_is_left_to_it() {
+    let Some(py) = python() else { return };
+    let dir = tmpdir("mail-flock");
+    let srv = Server::start(&py, &dir, &ServerOpts::default());
+    let state = dir.join("state");
+    let older = spool(&state, &yesterday());
+    spool(&state, &today());
+    let lock = NightDir::new(&older).mail_lock();
+    // -o: the lock is flock's own (not passed to sleep), so killing flock releases it.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock (util-linux)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while netdigest::lock::is_held(&lock).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = settings(&dir, &srv, "starttls");
+    let first = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        matches!(first[0].error(), Some(MailError::Locked { .. })),
+        "{first:#?}"
+    );
+    assert!(matches!(&first[1], Outcome::Sent { night, .. } if *night == today()));
+    assert!(
+        !NightDir::new(&older).mail_json().exists(),
+        "left to the holder"
+    );
+    let second = mail::send_pending(&state, &s, chrono::Utc::now()).unwrap();
+    assert!(
+        matches!(&second[0], Outcome::Sent { night, .. } if *night == yesterday()),
+        "{second:#?}"
+    );
+    assert!(matches!(&second[1], Outcome::AlreadySent { .. }));
+    assert_eq!(srv.messages().len(), 2, "each night exactly once");
+}
+
 fn delivered_once_after(name: &str, opts: &ServerOpts) {
     let Some(py) = python() else { return };
     let dir = tmpdir(name);
@@ -838,8 +1017,8 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
         .to_string(),
     )
     .unwrap();
-    // And a stale lock from the crashed process.
-    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999 12345\n").unwrap();
+    // And the lock file of the crashed process (its flock went with it).
+    std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999\n").unwrap();
     let s = settings(&dir, &srv, "starttls");
     let (outcomes, logs) =
         with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
@@ -849,8 +1028,9 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     let r = record(&night_dir);
     let results: Vec<AttemptResult> = r.attempts.iter().map(|a| a.result).collect();
     assert_eq!(results, [AttemptResult::Interrupted, AttemptResult::Sent]);
-    assert!(
-        !NightDir::new(&night_dir).mail_lock().exists(),
+    assert_eq!(
+        netdigest::lock::is_held(&NightDir::new(&night_dir).mail_lock()).unwrap(),
+        None,
         "lock released"
     );
     check_no_password(&logs, &outcomes, &state, Some(&srv));

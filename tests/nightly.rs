@@ -84,7 +84,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Every file under `dir` with its length and modification time.
+/// Every file under `dir` with its length and modification time, less the lock files
+/// (each run that takes a lock writes its pid there).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -94,6 +95,8 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
             let m = std::fs::metadata(&p).unwrap();
             if m.is_dir() {
                 stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "lock") {
+                continue;
             } else {
                 out.insert(p, (m.len(), m.modified().unwrap()));
             }
@@ -107,6 +110,13 @@ fn mtime(p: &Path) -> SystemTime {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .modified()
         .unwrap()
+}
+
+/// The Message-ID the report stage stored in `report/message.json`.
+fn message_id(night_dir: &Path) -> String {
+    let text = std::fs::read_to_string(night_dir.join("report/message.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["message_id"].as_str().unwrap().to_string()
 }
 
 const OUTPUTS: [&str; 4] = [
@@ -188,6 +198,18 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
         "second run changed the state directory"
     );
 
+    // The Message-ID is random (128 bits) and made on the first render.
+    let id = message_id(&done);
+    let hex = id
+        .strip_prefix("<netdigest-")
+        .and_then(|r| r.strip_suffix("@localhost>"))
+        .and_then(|r| r.rsplit('-').next())
+        .unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+
     // --force redoes every stage of the ended night, and still leaves the live one alone.
     let out = nightly(&state, &["--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
@@ -196,6 +218,13 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
         assert_ne!(mtime(&p), before[&p].1, "{f} not rewritten by --force");
         assert!(!live.join(f).exists());
     }
+    // ... and the night's message keeps its Message-ID, in message.json and report.eml.
+    assert_eq!(message_id(&done), id, "re-rendering changed the Message-ID");
+    let eml = std::fs::read_to_string(done.join("report/report.eml")).unwrap();
+    assert!(
+        eml.contains(&format!("Message-ID: {id}")),
+        "{id} not in report.eml"
+    );
 
     // A report deleted by hand is made again, and only it.
     let parquet_before = mtime(&done.join("packets.parquet"));
@@ -221,6 +250,7 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
     let out = nightly(&state, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     assert!(live.join("report/report.eml").is_file());
+    assert_ne!(message_id(&live), id, "each night has its own Message-ID");
     assert!(
         stdout(&out).starts_with("night 2026-11-21: converted"),
         "{}",
@@ -477,4 +507,117 @@ fn a_convert_that_cannot_fit_is_not_started_and_runs_once_there_is_room() {
     assert!(night.join("report/report.eml").is_file());
     drop(mounted);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One `nightly` at a time: while another process holds `<state>/nightly.lock` a second
+/// run refuses (one line, exit 1) and touches nothing; a night whose capture lock is held
+/// by another process is still being captured and is skipped; both run once released.
+#[test]
+fn locks_keep_a_second_nightly_and_a_live_capture_out() {
+    let base = common::tmpdir("nightly-locks");
+    let state = base.join("state");
+    let night = make_night(&state, "2026-11-22", &[(600, 5)], "complete");
+    let holder = common::LockHolder::hold(&state.join("nightly.lock"));
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("another netdigest nightly is running"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        !night.join("packets.parquet").exists(),
+        "the second run did work"
+    );
+    drop(holder);
+
+    // capture.json says complete, but a capture still holds the night's lock.
+    let capture = common::LockHolder::hold(&night.join("capture.lock"));
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("still capturing"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(!night.join("packets.parquet").exists());
+    drop(capture);
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(night.join("report/report.eml").is_file());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Files in `dir` whose name starts with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+/// Corrupt state is moved aside with a warning and the night proceeds: a damaged
+/// capture.json (the night's parts are still converted), a damaged devices.parquet
+/// (the history starts again) and an earlier night's damaged summary.json (left out of
+/// the history).
+#[test]
+fn corrupt_state_files_are_moved_aside_and_the_night_proceeds() {
+    let base = common::tmpdir("nightly-corrupt-state");
+    let state = base.join("state");
+    let first = make_night(&state, "2026-11-23", &[(700, 7)], "complete");
+    std::fs::write(first.join("capture.json"), b"{\"status\": \"comp").unwrap();
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("moved aside to"), "{err}");
+    assert_eq!(named(&first, "capture.json.corrupt-").len(), 1);
+    assert!(
+        first.join("report/report.eml").is_file(),
+        "the parts were converted"
+    );
+    // The next run finds the night complete, and says nothing more about it.
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(stdout(&out), "", "redone: {}", common::stderr(&out));
+
+    // devices.parquet cut in half: the next night is analysed all the same.
+    let devices = state.join("devices.parquet");
+    let bytes = std::fs::read(&devices).unwrap();
+    std::fs::write(&devices, &bytes[..bytes.len() / 2]).unwrap();
+    let second = make_night(&state, "2026-11-24", &[(700, 8)], "complete");
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("devices.parquet") && err.contains("moved aside"),
+        "{err}"
+    );
+    assert!(second.join("report/report.eml").is_file());
+    let aside = named(&state, "devices.parquet.corrupt-");
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), &bytes[..bytes.len() / 2]);
+    assert!(
+        std::fs::metadata(&devices).unwrap().len() > 0,
+        "a new devices.parquet"
+    );
+
+    // An earlier night's summary.json damaged: the third night leaves it out.
+    std::fs::write(second.join("summary.json"), b"\x00garbage").unwrap();
+    let third = make_night(&state, "2026-11-25", &[(700, 9)], "complete");
+    let out = nightly(&state, &["--night", "2026-11-25"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("summary.json") && err.contains("moved aside"),
+        "{err}"
+    );
+    assert_eq!(named(&second, "summary.json.corrupt-").len(), 1);
+    assert!(third.join("report/report.eml").is_file());
+    // And the damaged night itself is analysed again by the next full run.
+    let out = nightly(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(second.join("summary.json").is_file());
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -17,9 +17,8 @@ Failure injection, counted over DATA commands on all ports together:
   --fail-first N   answer the first N with FAIL_CODE (default 421) and close
   --drop-first N   drop the connection (no reply) on the first N
   --reject-rcpt A  answer RCPT TO:<A> with 550 5.1.1 (repeatable)
-  --reject-data-containing S
-                   answer DATA with 550 5.7.1 when the message contains the text S
-                   (repeatable): a permanent failure of one message
+  --reject-data-containing T  answer DATA with 550 5.7.1 when the message holds the
+                   text T (repeatable): a permanent failure of that one message
 
 Prints one line 'READY {json}' (ports, certificate) on stdout when listening. Exits on
 SIGTERM/SIGINT, when stdin reaches EOF (the test process is gone), or after --lifetime
@@ -60,8 +59,7 @@ def make_cert(certdir):
 
 
 class Sink:
-    def __init__(self, outdir, fail_first, drop_first, fail_code, reject_rcpt=(),
-                 reject_data=()):
+    def __init__(self, outdir, fail_first, drop_first, fail_code, reject_rcpt=(), reject_data=()):
         self.outdir = outdir
         self.reject_data = [t.encode() for t in reject_data]
         self.reject_rcpt = {a.lower() for a in reject_rcpt}
@@ -91,11 +89,9 @@ class Sink:
             if self.fail_code == 421:  # 421: the server closes the channel
                 asyncio.get_running_loop().call_soon(server.transport.close)
             return f"{self.fail_code} 4.3.0 Simulated temporary failure, try again later"
-        raw = envelope.original_content
-        for text in self.reject_data:
-            if text in raw:
-                log(f"DATA {self.attempts}: rejected (contains {text.decode()!r})")
-                return "550 5.7.1 Message rejected as spam (simulated)"
+        if any(t in envelope.original_content for t in self.reject_data):
+            log(f"DATA {self.attempts}: rejecting the message (550)")
+            return "550 5.7.1 Message rejected: content refused by policy"
         self.stored += 1
         n = self.stored
         base = os.path.join(self.outdir, f"msg-{n}")

@@ -187,6 +187,15 @@ pub enum CaptureError {
     /// libpcap could not open the interface for another reason.
     #[error("cannot capture on {interface}: {message} (libpcap)")]
     Open { interface: String, message: String },
+    /// Another `netdigest capture` is capturing this night (it holds `capture.lock`).
+    #[error(
+        "night {night} is being captured by another netdigest process{pid}: not starting a second capture of it ({path} is locked)"
+    )]
+    Busy {
+        night: String,
+        pid: String,
+        path: String,
+    },
     /// A capture thread failed (a bug); `capture.json` says `"status": "failed"`.
     #[error("{0}")]
     Internal(String),

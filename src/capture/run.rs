@@ -26,7 +26,9 @@ use super::window::{Window, WindowSource, resolve_window, rfc3339_local};
 use super::writer::{EarlierParts, Limits, Writer, earlier_parts};
 use super::{CaptureError, CaptureOptions, CaptureOutcome, MIB, StopFlag, io_err, validate_filter};
 use crate::config::{Config, Zone};
+use crate::fsutil::move_aside;
 use crate::layout::{self, NightDir};
+use crate::lock::FileLock;
 
 /// Everything a capture checks before it starts, and the handle it opens: the filter
 /// (libpcap's compiler), the interface's existence, the permission to capture. `None`:
@@ -195,6 +197,8 @@ struct NightFiles {
     /// The earlier runs' report carried over (empty for the night's first run).
     base: CaptureReport,
     earlier: EarlierParts,
+    /// `capture.lock`, held for the whole run: one capture per night.
+    _lock: FileLock,
 }
 
 impl NightFiles {
@@ -207,15 +211,36 @@ impl NightFiles {
         let dir = NightDir::of(state_dir, window.night);
         let capture_dir = dir.capture_dir();
         fs::create_dir_all(&capture_dir).map_err(io_err(&capture_dir))?;
+        // Before anything of the night is read or written: a second capture of the
+        // night would truncate the first one's parts.
+        let lock_path = dir.capture_lock();
+        let lock = match FileLock::acquire(&lock_path, Duration::from_secs(1)) {
+            Ok(Ok(l)) => l,
+            Ok(Err(busy)) => {
+                return Err(CaptureError::Busy {
+                    night: layout::night_name(window.night),
+                    pid: busy.pid_note(),
+                    path: lock_path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(io_err(&lock_path)(e)),
+        };
         let json_path = dir.capture_json();
         let mut base = CaptureReport::default();
         if let Ok(text) = fs::read_to_string(&json_path) {
             match serde_json::from_str::<CaptureReport>(&text) {
                 Ok(prev) => base = carry_over(prev, zone, started),
-                Err(e) => tracing::warn!(
-                    "{}: unreadable ({e}); its counters are not carried over",
-                    json_path.display()
-                ),
+                Err(e) => match move_aside(&json_path) {
+                    Ok(aside) => tracing::warn!(
+                        "{}: unreadable ({e}); moved aside to {}, its counters are not carried over",
+                        json_path.display(),
+                        aside.display()
+                    ),
+                    Err(m) => tracing::warn!(
+                        "{}: unreadable ({e}), and not moved aside ({m}); its counters are not carried over",
+                        json_path.display()
+                    ),
+                },
             }
         }
         let earlier = earlier_parts(&capture_dir, &mut base.files);
@@ -224,6 +249,7 @@ impl NightFiles {
             capture_dir,
             base,
             earlier,
+            _lock: lock,
         })
     }
 }

@@ -272,6 +272,84 @@ fn a_torn_last_record_is_found() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A small tmpfs, unmounted (and removed) on drop. `None` when mounting is not
+/// permitted (not root): the caller skips, saying so.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(name: &str, size: &str) -> Option<SmallFs> {
+        let dir = std::env::temp_dir().join(format!("nd-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but a tmpfs cannot be mounted (tests run as root)"
+            );
+            eprintln!("SKIP: cannot mount a tmpfs (not root)");
+            let _ = fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(SmallFs(dir))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A disk that fills in the middle of a record: the part is cut back to its last whole
+/// record, reads cleanly (no damage, no truncation), and every packet is either in it
+/// or counted in `dropped_disk`.
+#[test]
+fn a_full_disk_leaves_no_torn_record() {
+    let Some(small) = SmallFs::mount("capfull", "200k") else {
+        return;
+    };
+    let mut w = test_writer(&small.0, 64, u64::MAX);
+    w.on_link_type(1);
+    let mut sent = 0;
+    // Records of 1,016 bytes: the 200 KiB disk fills in the middle of one.
+    for _ in 0..30 {
+        w.write_batch(&batch(100, 1000));
+        sent += 100;
+        if lock(&w.live).write_error.is_some() {
+            break;
+        }
+    }
+    w.close_part().unwrap();
+    let live = lock(&w.live).clone();
+    let err = live.write_error.clone().expect("the disk filled");
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(live.files.len(), 1, "{:?}", live.files);
+    let path = small.0.join(&live.files[0].name);
+    let len = fs::metadata(&path).unwrap().len();
+    assert!(len > 24 + 100 * 1016, "something was written: {len}");
+    assert_eq!((len - 24) % 1016, 0, "ends on a whole record: {len}");
+    let (n, good, _) = scan_part(&path).unwrap();
+    assert_eq!((good, n), (len, live.files[0].packets));
+    assert_eq!(live.written, n);
+    assert_eq!(live.written + live.dropped_disk, sent);
+    // The capture file reader finds every record and no damage.
+    let mut r = crate::capfile::CaptureReader::open(&path).unwrap();
+    r.set_total_len(Some(len));
+    let mut frames = 0;
+    while let Some(f) = r.next_frame().expect("no damage") {
+        assert_eq!(f.data.len(), 1000);
+        frames += 1;
+    }
+    assert_eq!(frames, n);
+    assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+}
+
 #[test]
 fn carry_over_adds_restart_gap_and_keeps_totals() {
     let prev = CaptureReport {

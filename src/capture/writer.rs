@@ -238,10 +238,14 @@ impl Writer {
         Ok(())
     }
 
+    /// Flushes, syncs and closes the open part. On an error the part stays open, so
+    /// [`Writer::fail`] can cut it back to its last whole record.
     pub(super) fn close_part(&mut self) -> io::Result<()> {
-        if let Some(mut p) = self.part.take() {
+        if let Some(p) = self.part.as_mut() {
             p.out.flush()?;
             p.out.get_ref().sync_all()?;
+        }
+        if let Some(p) = self.part.take() {
             lock(&self.live).files[p.idx].complete = true;
         }
         Ok(())
@@ -263,17 +267,56 @@ impl Writer {
         let msg = format!("writing capture files in {}: {e}", self.dir.display());
         tracing::error!("{msg}; nothing more is written this night");
         self.halted = true;
-        // Keep what is on disk readable: cut the file back to its last whole record.
         if let Some(p) = self.part.take() {
-            let good = p.bytes;
-            if let Ok(f) = p.out.into_inner() {
-                let _ = f.set_len(good);
-                let _ = f.sync_all();
-            }
+            self.cut_back(p);
         }
         let mut l = lock(&self.live);
         l.write_error.get_or_insert(msg);
         l.events += 1;
+    }
+
+    /// Keeps what is on disk readable after a failed write (a full disk): the part is
+    /// cut back to its last whole record, never past what was accounted (`p.bytes`).
+    /// The buffer is not flushed again (that is what failed): records counted as
+    /// written that did not reach the file move to `dropped_disk`.
+    fn cut_back(&mut self, p: Part) {
+        let (file, _unwritten) = p.out.into_parts();
+        drop(file);
+        let path = self.dir.join(&lock(&self.live).files[p.idx].name);
+        let (packets, good, last) = match scan_part_upto(&path, p.bytes) {
+            Ok(scan) => scan,
+            Err(e) => {
+                tracing::error!("{}: cannot check its last record: {e}", path.display());
+                return;
+            }
+        };
+        let cut = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(good).and_then(|()| f.sync_all()));
+        match cut {
+            Ok(()) => tracing::warn!(
+                "{}: cut back to its last whole record ({} packets, {good} bytes)",
+                path.display(),
+                packets
+            ),
+            Err(e) => tracing::error!("{}: cutting its torn tail: {e}", path.display()),
+        }
+        let lost = p.packets.saturating_sub(packets);
+        self.total_bytes = self
+            .total_bytes
+            .saturating_sub(p.bytes.saturating_sub(good));
+        let mut l = lock(&self.live);
+        let f = &mut l.files[p.idx];
+        f.bytes = good;
+        f.packets = packets;
+        f.complete = true;
+        if let Some((s, u)) = last {
+            f.last = Some(rfc3339_utc_ts(s, u));
+        }
+        l.written = l.written.saturating_sub(lost);
+        l.dropped_disk += lost;
+        l.bytes = self.total_bytes;
     }
 
     pub(super) fn write_batch(&mut self, b: &Batch) {
@@ -468,8 +511,13 @@ type PartScan = (u64, u64, Option<(i64, u32)>);
 /// Scans a little-endian microsecond pcap file written by us. A torn tail (power cut)
 /// is not counted.
 pub(super) fn scan_part(path: &Path) -> io::Result<PartScan> {
+    scan_part_upto(path, u64::MAX)
+}
+
+/// [`scan_part`] of the first `limit` bytes of the file.
+fn scan_part_upto(path: &Path, limit: u64) -> io::Result<PartScan> {
     let f = File::open(path)?;
-    let len = f.metadata()?.len();
+    let len = f.metadata()?.len().min(limit);
     let mut r = BufReader::new(f);
     let mut hdr = [0u8; 24];
     if r.read_exact(&mut hdr).is_err() || u32_at(&hdr, 0) != pcapfmt::MAGIC_MICROS {

@@ -1,5 +1,6 @@
 //! The delivery record of a night, `<night>/mail.json`, and the per-night lock
-//! `<night>/mail.lock` that keeps two processes from sending the same night.
+//! `<night>/mail.lock` (flock(2), [`crate::lock`]) that keeps two processes from
+//! sending the same night.
 //!
 //! # Never twice
 //! `mail.json` is written (fsync + rename) with `status = "sending"` and the
@@ -18,17 +19,16 @@
 //! two. `mail.json` marks such an attempt `interrupted` or `transient` with the phase
 //! (`message`: the body had been sent), so it can be told apart afterwards.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{MailError, Phase, Result, SmtpFailure};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{move_aside, write_atomic};
 use crate::layout::NightDir;
+use crate::lock::FileLock;
 
 /// Where a night stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -91,30 +91,50 @@ pub struct MailRecord {
     pub reply: Option<String>,
     /// What the size guard left out, if anything.
     pub note: Option<String>,
+    /// Why the last run did not deliver it (one line), until it is delivered.
+    pub reason: Option<String>,
     pub attempts: Vec<Attempt>,
 }
 
 impl MailRecord {
-    /// Reads `<night>/mail.json`; a missing file is a fresh record.
+    /// Reads `<night>/mail.json`; a missing file is a fresh record. A file that does
+    /// not parse is moved aside (`mail.json.corrupt-<time>`) with a warning and the
+    /// night starts a fresh record whose `reason` says so: the report is sent again
+    /// with its Message-ID from the spool, which a mailbox that already has it (Gmail)
+    /// files only once.
     ///
     /// # Errors
-    /// The file exists but cannot be read or parsed. Such a night is not sent: it may
-    /// have been sent already.
+    /// The file exists but cannot be read, or a corrupt one cannot be moved aside.
     pub fn load(night_dir: &Path) -> Result<MailRecord> {
         let path = NightDir::new(night_dir).mail_json();
+        let fresh = || MailRecord {
+            night: night_name(night_dir),
+            ..MailRecord::default()
+        };
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MailError::Spool {
-                night: night_name(night_dir),
-                reason: format!(
-                    "{}: unreadable delivery record ({e}); not sending in case it was sent: \
-                     check the mailbox, then delete the file to send again",
-                    path.display()
-                ),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MailRecord {
-                night: night_name(night_dir),
-                ..MailRecord::default()
-            }),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    let aside = move_aside(&path).map_err(|m| MailError::Spool {
+                        night: night_name(night_dir),
+                        reason: format!(
+                            "{}: unreadable delivery record ({e}) that cannot be moved aside ({m})",
+                            path.display()
+                        ),
+                    })?;
+                    let why = format!(
+                        "{}: unreadable delivery record ({e}), moved aside to {}",
+                        path.display(),
+                        aside.display()
+                    );
+                    tracing::warn!(night = %night_name(night_dir), "{why}; starting a fresh record");
+                    Ok(MailRecord {
+                        reason: Some(why),
+                        ..fresh()
+                    })
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(fresh()),
             Err(e) => Err(MailError::File {
                 path,
                 reason: e.to_string(),
@@ -193,6 +213,7 @@ impl MailRecord {
         if status == Status::Sent {
             self.sent_at = Some(finished);
             self.reply = Some(reply);
+            self.reason = None;
         }
     }
 }
@@ -204,88 +225,26 @@ pub(super) fn night_name(night_dir: &Path) -> String {
     )
 }
 
-/// `<night>/mail.lock`, held while the night is being sent; removed on drop. Holds
-/// the owner's pid and start time, so a lock left by a crash (or a pid reused after a
-/// reboot) is recognised as stale.
+/// `<night>/mail.lock`, flock(2)ed while the night is being sent (see [`crate::lock`]):
+/// released when dropped or when the process ends, however it ends.
 pub(super) struct NightLock {
-    path: PathBuf,
+    _lock: FileLock,
 }
 
 impl NightLock {
     pub(super) fn acquire(night_dir: &Path) -> Result<NightLock> {
         let path = NightDir::new(night_dir).mail_lock();
-        for _ in 0..3 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let me = std::process::id();
-                    let stamp = process_start(me).unwrap_or_default();
-                    f.write_all(format!("{me} {stamp}\n").as_bytes())
-                        .map_err(|e| MailError::File {
-                            path: path.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    return Ok(NightLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let mut it = text.split_whitespace();
-                    let pid: u32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                    let stamp = it.next().unwrap_or("");
-                    if holder_alive(&path, pid, stamp) {
-                        return Err(MailError::Locked {
-                            night: night_name(night_dir),
-                            pid,
-                            path,
-                        });
-                    }
-                    tracing::warn!("{}: removing a stale lock (pid {pid})", path.display());
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => {
-                    return Err(MailError::File {
-                        path,
-                        reason: format!("creating the lock: {e}"),
-                    });
-                }
-            }
+        match FileLock::acquire(&path, Duration::from_secs(1)) {
+            Ok(Ok(lock)) => Ok(NightLock { _lock: lock }),
+            Ok(Err(busy)) => Err(MailError::Locked {
+                night: night_name(night_dir),
+                pid: busy.pid.unwrap_or(0),
+                path,
+            }),
+            Err(e) => Err(MailError::File {
+                path,
+                reason: format!("taking the lock: {e}"),
+            }),
         }
-        Err(MailError::Locked {
-            night: night_name(night_dir),
-            pid: 0,
-            path,
-        })
     }
-}
-
-impl Drop for NightLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// The start time of a process (field 22 of `/proc/PID/stat`), Linux only.
-fn process_start(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19).map(String::from)
-}
-
-fn holder_alive(path: &Path, pid: u32, stamp: &str) -> bool {
-    if pid == 0 {
-        // Unreadable or half-written lock: stale once it is a minute old.
-        return !older_than(path, Duration::from_secs(60));
-    }
-    if Path::new("/proc/self/stat").exists() {
-        return process_start(pid).is_some_and(|s| s == stamp);
-    }
-    !older_than(path, Duration::from_secs(3600))
-}
-
-fn older_than(path: &Path, age: Duration) -> bool {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_none_or(|e| e > age)
 }

@@ -22,11 +22,14 @@
 //!   as a dropped connection or a refused connect) are retried with exponential
 //!   backoff and jitter, up to [`RetryPolicy::attempts`] in one run.
 //! - Permanent failures (5xx: bad credentials, a refused recipient), TLS trust
-//!   failures and client-side refusals stop the run at once, with the server's words
-//!   and the fix. The message stays in the spool.
+//!   failures and client-side refusals are not retried in the run, and are reported
+//!   with the server's words and the fix. The message stays in the spool, with the
+//!   reason in `mail.json`.
 //! - [`send_pending`] sends every unsent night, oldest first, up to
-//!   `mail.max_age_days` old, and stops at the first night that fails (the next run
-//!   picks it up again).
+//!   `mail.max_age_days` old. A failure of one night (a 5xx for its message, an
+//!   unreadable spool) does not hold back the later nights; a failure of the server
+//!   or the connection ([`MailError::stops_run`]) stops the run (the next run picks
+//!   the nights up again).
 //! - A night whose `mail.json` says `sent` is never sent again (see [`ledger`]).
 //!
 //! # Secrets
@@ -76,7 +79,7 @@ pub enum MailError {
     Spool { night: String, reason: String },
     /// Another process is sending this night right now.
     #[error(
-        "night {night} is being mailed by another netdigest process (pid {pid}); if none is running, delete {}",
+        "night {night} is being mailed by another netdigest process (pid {pid}, holding {})",
         path.display()
     )]
     Locked {
@@ -100,6 +103,34 @@ impl MailError {
             MailError::Locked { .. } => true,
             _ => false,
         }
+    }
+
+    /// True when the failure is the server's or the connection's, not one night's: a
+    /// transient reply (4xx such as 421) or no reply at all (refused connect, dropped
+    /// connection), a TLS failure, a client-side refusal, or a failure before the
+    /// message (connect, STARTTLS, login). Every later night would fail the same way,
+    /// so [`send_pending`] stops there. A 5xx for one message, and a night whose spool
+    /// or record is unusable, are that night's alone: the run goes on.
+    #[must_use]
+    pub fn stops_run(&self) -> bool {
+        match self {
+            MailError::Smtp(f) => {
+                f.kind.is_transient()
+                    || matches!(f.kind, FailureKind::Tls | FailureKind::Client)
+                    || matches!(f.phase, Phase::Connect | Phase::Starttls | Phase::Login)
+            }
+            MailError::Config { .. } => true,
+            MailError::File { .. } | MailError::Spool { .. } | MailError::Locked { .. } => false,
+        }
+    }
+
+    /// The error as one line, for `mail.json`'s `reason`.
+    #[must_use]
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// A spooled message that cannot be read back, as an error of that night.

@@ -1,8 +1,10 @@
 //! The spool: every night under `<state>/nights/` whose report is written and not yet
 //! sent, sent oldest first, and the size guard that readies a night's message.
 //!
-//! Invariants: nights are tried in date order and a failure stops the run (later
-//! nights are deferred, never skipped ahead of an older one); a night older than
+//! Invariants: nights are tried in date order; a failure of one night (a 5xx for its
+//! message, an unreadable spool) is recorded in its `mail.json` (`reason`) and the run
+//! goes on with the later nights, while a failure of the server or the connection
+//! ([`MailError::stops_run`]) stops the run (later nights are deferred); a night older than
 //! `mail.max_age_days` is given up once, recorded `expired`; a night is sent only
 //! under its lock and only when its record does not say `sent`.
 
@@ -38,7 +40,7 @@ pub enum Outcome {
     NoReport { night: String },
     /// Not delivered; the message stays in the spool for the next run.
     Failed { night: String, error: MailError },
-    /// Not tried: an older night failed in this run.
+    /// Not tried: the server or the connection failed in this run.
     Deferred { night: String },
 }
 
@@ -91,7 +93,10 @@ impl fmt::Display for Outcome {
             Outcome::NoReport { night } => write!(f, "{night}: no report to send"),
             Outcome::Failed { night, error } => write!(f, "{night}: not sent: {error}"),
             Outcome::Deferred { night } => {
-                write!(f, "{night}: not tried (an earlier night failed); next run")
+                write!(
+                    f,
+                    "{night}: not tried (the server failed for an earlier night); next run"
+                )
             }
         }
     }
@@ -104,8 +109,10 @@ pub fn first_failure(outcomes: &[Outcome]) -> Option<&MailError> {
 }
 
 /// Sends every unsent night under `<state_dir>/nights/`, oldest first, skipping nights
-/// older than `max_age_days` (recorded as expired) and stopping at the first failure
-/// (the later nights are [`Outcome::Deferred`]). A night already sent is never sent again.
+/// older than `max_age_days` (recorded as expired). A night that fails on its own is
+/// [`Outcome::Failed`] and the run goes on; a failure of the server or the connection
+/// ([`MailError::stops_run`]) stops it (the later nights are [`Outcome::Deferred`]). A
+/// night already sent is never sent again.
 ///
 /// # Errors
 /// Only when `<state_dir>/nights` exists but cannot be listed; per-night failures are
@@ -133,7 +140,7 @@ pub fn send_pending(state_dir: &Path, s: &Settings, now: DateTime<Utc>) -> Resul
             continue;
         }
         let o = send_night(&night_dir, s);
-        stopped = matches!(o, Outcome::Failed { .. });
+        stopped = o.error().is_some_and(MailError::stops_run);
         out.push(o);
     }
     Ok(out)
@@ -164,9 +171,13 @@ fn dated_nights(state_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     Ok(nights)
 }
 
-/// Records an old unsent night as expired (once) and says so.
+/// Records an old unsent night as expired (once, under its lock) and says so.
 fn expire(night_dir: &Path, age_days: i64) -> Outcome {
     let night = night_name(night_dir);
+    let _lock = match NightLock::acquire(night_dir) {
+        Ok(l) => l,
+        Err(error) => return Outcome::Failed { night, error },
+    };
     match MailRecord::load(night_dir) {
         Ok(r) if r.status == Status::Sent => Outcome::AlreadySent {
             night,
@@ -206,14 +217,43 @@ pub fn send_night(night_dir: &Path, s: &Settings) -> Outcome {
                 }
                 _ => tracing::error!(night = %night, "report not sent: {error}"),
             }
+            record_failure(night_dir, &night, &error);
             Outcome::Failed { night, error }
         }
     }
 }
 
+/// Writes why a night was not delivered into its `mail.json` (`reason`; `status`
+/// `failed` for a night that never reached the server), so the night sits in the spool
+/// with a one-line reason. Not for a night another process holds, nor one since sent.
+fn record_failure(night_dir: &Path, night: &str, error: &MailError) {
+    if matches!(error, MailError::Locked { .. }) {
+        return;
+    }
+    let Ok(_lock) = NightLock::acquire(night_dir) else {
+        return;
+    };
+    let mut r = match MailRecord::load(night_dir) {
+        Ok(r) if matches!(r.status, Status::Sent | Status::Expired) => return,
+        Ok(r) => r,
+        // The record itself is what is wrong (already in `error`): nothing to add to.
+        Err(_) => return,
+    };
+    r.night = night.to_string();
+    r.reason = Some(error.one_line());
+    if r.status == Status::Pending && error.smtp().is_none() {
+        r.status = Status::Failed;
+    }
+    if let Err(e) = r.save(night_dir) {
+        tracing::error!(night = %night, "recording why {night} was not sent: {e}");
+    }
+}
+
 fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outcome> {
-    // Cheap check first, then again under the lock (another process may just have sent it).
-    if let Some(done) = already_sent(&MailRecord::load(night_dir)?, night) {
+    // The record is read (and a corrupt one moved aside) only under the lock.
+    let _lock = NightLock::acquire(night_dir)?;
+    let mut record = MailRecord::load(night_dir)?;
+    if let Some(done) = already_sent(&record, night) {
         return Ok(done);
     }
     if !report_eml(night_dir).exists() {
@@ -222,11 +262,6 @@ fn send_night_inner(night_dir: &Path, night: &str, s: &Settings) -> Result<Outco
         });
     }
     let spooled = Spooled::load(&report_dir(night_dir)).map_err(|e| MailError::spool(night, &e))?;
-    let _lock = NightLock::acquire(night_dir)?;
-    let mut record = MailRecord::load(night_dir)?;
-    if let Some(done) = already_sent(&record, night) {
-        return Ok(done);
-    }
     record.night = night.to_string();
     if record.status == Status::Sending {
         tracing::warn!(

@@ -291,24 +291,28 @@ fn size_guard_drops_attachments_then_images() {
 }
 
 #[test]
-fn lock_is_exclusive_and_stale_locks_are_taken_over() {
+fn lock_is_exclusive_and_a_dead_holders_file_is_no_lock() {
     let dir = std::env::temp_dir().join(format!("nd-mail-lock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let l = NightLock::acquire(&dir).unwrap();
     let e = NightLock::acquire(&dir).err().unwrap();
     assert!(matches!(e, MailError::Locked { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&std::process::id().to_string()),
+        "{e}"
+    );
     drop(l);
-    assert!(!NightDir::new(&dir).mail_lock().exists());
-    // A lock from a process that no longer exists (pid with a wrong start time).
-    std::fs::write(NightDir::new(&dir).mail_lock(), "999999999 1\n").unwrap();
+    // What a crashed process leaves: the file, without the flock.
+    std::fs::write(NightDir::new(&dir).mail_lock(), "999999999\n").unwrap();
     let l = NightLock::acquire(&dir).unwrap();
     drop(l);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn record_round_trips_and_corruption_stops_sending() {
+fn record_round_trips_and_a_corrupt_one_is_moved_aside() {
     let dir = std::env::temp_dir().join(format!("nd-mail-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let r = MailRecord::load(&dir).unwrap();
     assert_eq!(r.status, Status::Pending);
@@ -321,8 +325,17 @@ fn record_round_trips_and_corruption_stops_sending() {
     r.save(&dir).unwrap();
     assert_eq!(MailRecord::load(&dir).unwrap(), r);
     std::fs::write(NightDir::new(&dir).mail_json(), "{not json").unwrap();
-    let e = MailRecord::load(&dir).unwrap_err();
-    assert!(e.to_string().contains("delete the file"), "{e}");
+    let fresh = MailRecord::load(&dir).unwrap();
+    assert_eq!(fresh.status, Status::Pending);
+    let why = fresh.reason.unwrap();
+    assert!(why.contains("moved aside to"), "{why}");
+    assert!(!NightDir::new(&dir).mail_json().exists());
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("mail.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

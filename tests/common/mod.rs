@@ -128,3 +128,35 @@ pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
     }
     w.into_inner().unwrap();
 }
+
+/// Another process holding a flock(2) lock: util-linux `flock -o PATH sleep 120`, killed
+/// on drop. Returned once the lock is held.
+pub struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    pub fn hold(path: &Path) -> LockHolder {
+        // -o: the lock is flock's own (not passed to sleep), so killing flock releases it.
+        let child = Command::new("flock")
+            .arg("-o")
+            .arg(path)
+            .args(["sleep", "120"])
+            .spawn()
+            .expect("flock (util-linux)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while netdigest::lock::is_held(path).unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flock never took {path:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        LockHolder(child)
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
