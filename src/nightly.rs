@@ -334,7 +334,8 @@ enum CaptureJson {
 /// converted. Call only when no capture holds the night's lock.
 fn read_capture_json(night: &NightDir) -> Result<CaptureJson, NightError> {
     let json = night.capture_json();
-    let text = match std::fs::read_to_string(&json) {
+    // Bytes, not a string: a file that is not even UTF-8 is corrupt like any other.
+    let text = match std::fs::read(&json) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if moved_aside_before(night) {
@@ -347,7 +348,7 @@ fn read_capture_json(night: &NightDir) -> Result<CaptureJson, NightError> {
         }
         Err(source) => return Err(NightError::Io { path: json, source }),
     };
-    match serde_json::from_str(&text) {
+    match serde_json::from_slice(&text) {
         Ok(r) => Ok(CaptureJson::Report(Box::new(r))),
         Err(source) => match move_aside(&json) {
             Ok(aside) => Ok(CaptureJson::MovedAside(Some(format!(

@@ -881,25 +881,6 @@ fn a_second_capture_of_the_same_night_is_refused() {
     assert_eq!(count(&files, "icmp.type == 8"), 5);
 }
 
-/// A tmpfs mounted for one test; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        sh(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir));
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// The state directory fills up during a flood: the capture cuts its part back to the
 /// last whole record, and every part converts with no damage and no cut-short warning.
 #[test]
@@ -907,7 +888,9 @@ fn a_full_disk_leaves_parts_that_read_cleanly() {
     let Some((net, dir)) = setup("fulldisk") else {
         return;
     };
-    let _fs = Tmpfs::mount(&dir.join("state"), "3m");
+    let Some(_fs) = common::Tmpfs::mount(&dir.join("state"), 3) else {
+        return;
+    };
     let mut cap = Capture::start(
         &net,
         &dir,
@@ -991,42 +974,14 @@ fn check_capture_for_doctor() {
     assert_eq!(exit(e), netdigest::exit::Exit::Usage);
 }
 
-/// A tmpfs of `mib` MiB mounted at `dir/state` (the capture's state directory); unmounted
-/// on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, mib: u32) -> Tmpfs {
-        let at = dir.join("state");
-        std::fs::create_dir_all(&at).unwrap();
-        sh(Command::new("mount").args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={mib}m,mode=0755"),
-            "netdigest-test",
-            at.to_str().unwrap(),
-        ]));
-        Tmpfs(at)
-    }
-
-    fn free_mib(&self) -> u64 {
-        netdigest::disk::space(&self.0).unwrap().available_mb()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn below_the_disk_floor_nothing_is_written_and_the_report_says_so() {
     let Some((net, dir)) = setup("floor") else {
         return;
     };
-    let fs = Tmpfs::mount(&dir, 16);
+    let Some(fs) = common::Tmpfs::mount(&dir.join("state"), 16) else {
+        return;
+    };
     let mut cap = Capture::start(
         &net,
         &dir,
@@ -1081,7 +1036,9 @@ fn the_disk_floor_stops_a_flood_before_the_disk_fills() {
     let Some((net, dir)) = setup("floorflood") else {
         return;
     };
-    let fs = Tmpfs::mount(&dir, 40);
+    let Some(fs) = common::Tmpfs::mount(&dir.join("state"), 40) else {
+        return;
+    };
     let mut cap = Capture::start(
         &net,
         &dir,

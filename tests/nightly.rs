@@ -433,46 +433,11 @@ fn nightly_deletes_nights_past_keep_nights_once_mailed_or_given_up() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
-/// A tmpfs of `mib` MiB at `at`, unmounted on drop; `None` when mounting is not permitted
-/// (not root), a failure under `CI=true`.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, mib: u32) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={mib}m"),
-                "netdigest-test",
-            ])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but a tmpfs cannot be mounted (need root)"
-            );
-            eprintln!("SKIP: mounting a tmpfs needs root");
-        }
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_convert_that_cannot_fit_is_not_started_and_runs_once_there_is_room() {
     let dir = common::tmpdir("nightly-nospace");
     let state = dir.join("state");
-    let Some(mounted) = Tmpfs::mount(&state, 12) else {
+    let Some(mounted) = common::Tmpfs::mount(&state, 12) else {
         return;
     };
     let night = make_night(&state, "2026-11-20", &[(20_000, 7)], "complete");

@@ -227,8 +227,8 @@ impl NightFiles {
         };
         let json_path = dir.capture_json();
         let mut base = CaptureReport::default();
-        if let Ok(text) = fs::read_to_string(&json_path) {
-            match serde_json::from_str::<CaptureReport>(&text) {
+        if let Ok(bytes) = fs::read(&json_path) {
+            match serde_json::from_slice::<CaptureReport>(&bytes) {
                 Ok(prev) => base = carry_over(prev, zone, started),
                 Err(e) => match move_aside(&json_path) {
                     Ok(aside) => tracing::warn!(

@@ -160,3 +160,39 @@ impl Drop for LockHolder {
         let _ = self.0.wait();
     }
 }
+
+/// A tmpfs of `mib` MiB mounted at `at` (created), unmounted on drop. `None` when mounting
+/// is not permitted (not root): a skip with the reason printed, a failure under `CI=true`.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, mib: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0755")])
+            .arg("netdigest-test")
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but a tmpfs cannot be mounted (need root)"
+            );
+            eprintln!("SKIP: mounting a tmpfs needs root");
+        }
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    /// Free MiB on it now.
+    pub fn free_mib(&self) -> u64 {
+        netdigest::disk::space(&self.0).unwrap().available_mb()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a test's child still holding a file open does not keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
