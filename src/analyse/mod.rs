@@ -17,8 +17,10 @@
 
 mod arp;
 mod cube;
+mod floods;
 mod night;
 mod pings;
+mod rollup;
 mod summary;
 mod tables;
 mod talkers;
@@ -28,16 +30,17 @@ mod tshark;
 use std::net::IpAddr;
 use std::path::Path;
 
+pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, HistoryRow, PingRow, PortRow, ProtocolRow,
-    SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, Omitted, PingRow, PortRow,
+    ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
 
 use crate::config::Zone;
 use arp::{arp, night_devices_of};
 use night::{Night, read_night};
-use talkers::{conversations, hosts, pairs, ports, talkers};
+use polars::prelude::PolarsResult;
 use timeline::{night_of, timeline, totals};
 
 /// Why a night could not be analysed: its Parquet could not be read.
@@ -52,6 +55,8 @@ pub struct AnalyseOptions {
     pub own_addresses: Vec<IpAddr>,
     /// Rows in each top-N list.
     pub top_n: usize,
+    /// Rows at most in the lists that are otherwise whole: pings, ARP, devices.
+    pub max_rows: usize,
     /// Timeline bin in seconds.
     pub interval_s: u64,
     /// Time zone for labels, bin alignment and the night's date.
@@ -65,6 +70,7 @@ impl Default for AnalyseOptions {
         AnalyseOptions {
             own_addresses: Vec::new(),
             top_n: 10,
+            max_rows: 100,
             interval_s: 600,
             zone: Zone::Local,
             window_start_min: 22 * 60,
@@ -100,38 +106,60 @@ pub fn analyse_with_devices(
     };
     let t = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
-    let night = read_night(parquet, opts.interval_s, zone, &opts.own_addresses).map_err(pe)?;
-    let summary = summarise(&night, opts, zone);
-    let devices = night_devices_of(&night);
+    let night = read_night(
+        parquet,
+        opts.interval_s,
+        zone,
+        &opts.own_addresses,
+        opts.max_rows,
+    )
+    .map_err(pe)?;
+    let mut summary = summarise(&night, opts, zone).map_err(pe)?;
+    let (devices, omitted) = night_devices_of(&night, opts.max_rows).map_err(pe)?;
+    summary.omitted.devices = omitted;
     lap("roll-ups");
     Ok((summary, devices))
 }
 
-fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> Summary {
-    let mut totals = totals(&night.cube, zone);
-    let (timeline, protocols) = timeline(night, opts.interval_s, totals.first_ns, zone);
-    let pairs = pairs(&night.cube);
-    totals.hosts = u64::try_from(hosts(&pairs)).unwrap_or(u64::MAX);
-    let (talkers_by_bytes, talkers_by_packets) = talkers(&pairs, opts.top_n);
-    let conversations = conversations(&pairs, None)
-        .into_iter()
-        .take(opts.top_n)
-        .collect();
-    Summary {
+fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
+    let slots = rollup::slots(&night.cube)?;
+    let mut totals = totals(&slots, zone);
+    let (timeline, protocols) =
+        timeline(&slots, night.slot_ns, opts.interval_s, totals.first_ns, zone);
+    let pairs = rollup::pairs(&night.cube)?;
+    totals.hosts = rollup::hosts(&pairs)?;
+    let (talkers_by_bytes, talkers_by_packets, more_talkers) = rollup::talkers(&pairs, opts.top_n)?;
+    let (conversations, more_conversations) = rollup::conversations(&pairs, opts.top_n)?;
+    let (ports, other) = rollup::ports(&night.cube, opts.top_n)?;
+    let (arp, more_arp) = arp(&night.arp, opts.max_rows)?;
+    let omitted = Omitted {
+        talkers: more_talkers,
+        conversations: more_conversations,
+        ports: other.services,
+        ports_packets: other.packets,
+        ports_bytes: other.bytes,
+        ping_sources: night.pings.omitted_sources,
+        ping_requests: night.pings.omitted_requests,
+        arp: more_arp,
+        devices: 0,
+    };
+    Ok(Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         night: night_of(totals.first_ns, zone, opts.window_start_min),
         timezone: zone.name(),
         capture: None,
         totals,
-        pings: night.pings.clone(),
+        pings: night.pings.rows.clone(),
         timeline,
         protocols,
         talkers_by_bytes,
         talkers_by_packets,
         conversations,
-        ports: ports(&night.cube, opts.top_n),
-        arp: arp(&night.arp),
+        ports,
+        arp,
         devices: None,
         history: Vec::new(),
-    }
+        omitted,
+        floods: floods::floods(&night.cube)?,
+    })
 }
