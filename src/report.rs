@@ -243,6 +243,17 @@ fn rows<T>(items: &[T], n: usize, row: impl FnMut(&T) -> Vec<String>) -> Vec<Vec
     items.iter().take(n).map(row).collect()
 }
 
+/// `rows` and, when `more` rows were left out, one more row saying how many: "N more
+/// <what>" in the first column, the rest empty.
+fn with_more(mut rows: Vec<Vec<String>>, cols: usize, more: u64, what: &str) -> Vec<Vec<String>> {
+    if more > 0 {
+        let mut row = vec![format!("{} more {what}", thousands(more))];
+        row.resize(cols, String::new());
+        rows.push(row);
+    }
+    rows
+}
+
 /// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
 /// as the chart does).
 fn pings_section(s: &Summary) -> Section {
@@ -250,14 +261,19 @@ fn pings_section(s: &Summary) -> Section {
         key: "pings",
         title: "Pings per source",
         head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
-        rows: rows(&s.pings, ALL, |p| {
-            vec![
-                p.src.clone(),
-                thousands(p.requests),
-                thousands(p.replies),
-                thousands(p.unanswered),
-            ]
-        }),
+        rows: with_more(
+            rows(&s.pings, ALL, |p| {
+                vec![
+                    p.src.clone(),
+                    thousands(p.requests),
+                    thousands(p.replies),
+                    thousands(p.unanswered),
+                ]
+            }),
+            4,
+            s.omitted.ping_sources,
+            "sources",
+        ),
         empty: "No echo requests (pings) tonight.",
         chart: Some("pings"),
     }
@@ -311,14 +327,19 @@ fn talkers_section(s: &Summary, n: usize) -> Section {
         key: "talkers",
         title: "Top talkers",
         head: vec!["Address", ">Sent", ">Received", ">Packets"],
-        rows: rows(&s.talkers_by_bytes, n, |t| {
-            vec![
-                t.addr.clone(),
-                human_bytes(t.tx_bytes),
-                human_bytes(t.rx_bytes),
-                thousands(t.packets),
-            ]
-        }),
+        rows: with_more(
+            rows(&s.talkers_by_bytes, n, |t| {
+                vec![
+                    t.addr.clone(),
+                    human_bytes(t.tx_bytes),
+                    human_bytes(t.rx_bytes),
+                    thousands(t.packets),
+                ]
+            }),
+            4,
+            more_than_shown(s.talkers_by_bytes.len(), n, s.omitted.talkers),
+            "addresses",
+        ),
         empty: "No IP traffic tonight.",
         chart: Some("talkers"),
     }
@@ -330,26 +351,33 @@ fn conversations_section(s: &Summary, n: usize) -> Section {
         key: "conversations",
         title: "Top conversations",
         head: vec!["Between", "And", ">Packets", ">Bytes"],
-        rows: rows(&s.conversations, n, |c| {
-            vec![
-                c.a.clone(),
-                c.b.clone(),
-                thousands(c.packets),
-                human_bytes(c.bytes),
-            ]
-        }),
+        rows: with_more(
+            rows(&s.conversations, n, |c| {
+                vec![
+                    c.a.clone(),
+                    c.b.clone(),
+                    thousands(c.packets),
+                    human_bytes(c.bytes),
+                ]
+            }),
+            4,
+            more_than_shown(s.conversations.len(), n, s.omitted.conversations),
+            "address pairs",
+        ),
         empty: "No IP conversations tonight.",
         chart: None,
     }
 }
 
-/// The first `n` services (protocol and port).
+/// Rows left out of a list of `len` shown `n` at a time, `omitted` of them by the analysis.
+fn more_than_shown(len: usize, n: usize, omitted: u64) -> u64 {
+    omitted + u64::try_from(len.saturating_sub(n)).unwrap_or(u64::MAX)
+}
+
+/// The first `n` services (protocol and port), the rest as one "other" row.
 fn ports_section(s: &Summary, n: usize) -> Section {
-    Section {
-        key: "ports",
-        title: "Top services",
-        head: vec!["Service", "Port", ">Packets", ">Bytes"],
-        rows: rows(&s.ports, n, |p| {
+    let o = &s.omitted;
+    let mut rows = rows(&s.ports, n, |p| {
             let name = if p.service.is_empty() {
                 "-".to_string()
             } else {
@@ -361,7 +389,22 @@ fn ports_section(s: &Summary, n: usize) -> Section {
                 thousands(p.packets),
                 human_bytes(p.bytes),
             ]
-        }),
+    });
+    let hidden = &s.ports[n.min(s.ports.len())..];
+    let services = o.ports + u64::try_from(hidden.len()).unwrap_or(u64::MAX);
+    if services > 0 {
+        rows.push(vec![
+            "other".into(),
+            format!("{} more ports", thousands(services)),
+            thousands(o.ports_packets + hidden.iter().map(|p| p.packets).sum::<u64>()),
+            human_bytes(o.ports_bytes + hidden.iter().map(|p| p.bytes).sum::<u64>()),
+        ]);
+    }
+    Section {
+        key: "ports",
+        title: "Top services",
+        head: vec!["Service", "Port", ">Packets", ">Bytes"],
+        rows,
         empty: "No TCP or UDP traffic tonight.",
         chart: None,
     }
@@ -496,7 +539,44 @@ fn device_rows(s: &Summary) -> Vec<Vec<String>> {
             ]);
         }
     }
-    rows
+    with_more(rows, 4, s.omitted.devices, "devices (not listed, not compared)")
+}
+
+/// One line per spoofed-source flood or scan.
+fn flood_lines(s: &Summary) -> Vec<String> {
+    s.floods
+        .iter()
+        .map(|f| {
+            let macs = if f.top_macs.is_empty() {
+                String::new()
+            } else {
+                format!(", most from {}", f.top_macs.join(", "))
+            };
+            let from = format!(
+                "{} {} ({} locally administered{macs})",
+                thousands(f.macs),
+                if f.macs == 1 { "MAC" } else { "MACs" },
+                thousands(f.local_macs)
+            );
+            if f.kind == "scan" {
+                format!(
+                    "Scan: {} reached {} addresses on {} ports in {} packets, from {from}.",
+                    f.src,
+                    thousands(f.destinations),
+                    thousands(f.ports),
+                    thousands(f.packets)
+                )
+            } else {
+                format!(
+                    "Spoofed-source flood: {} distinct local source addresses sent {} packets to {} addresses on {} ports, from {from}.",
+                    thousands(f.sources),
+                    thousands(f.packets),
+                    thousands(f.destinations),
+                    thousands(f.ports)
+                )
+            }
+        })
+        .collect()
 }
 
 fn warnings(s: &Summary) -> Vec<String> {
@@ -511,6 +591,7 @@ fn warnings(s: &Summary) -> Vec<String> {
             thousands(c.received + c.dropped_kernel + c.dropped_interface)
         ));
     }
+    w.extend(flood_lines(s));
     w
 }
 
@@ -556,8 +637,10 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
                 esc(&img.title)
             );
         }
-        let rows: Vec<Vec<String>> = if sec.key == "pings" {
-            sec.rows.into_iter().take(opts.top_n * 2).collect()
+        let rows: Vec<Vec<String>> = if sec.key == "pings" && s.pings.len() > opts.top_n * 2 {
+            let shown = opts.top_n * 2;
+            let more = more_than_shown(s.pings.len(), shown, s.omitted.ping_sources);
+            with_more(sec.rows.into_iter().take(shown).collect(), 4, more, "sources")
         } else {
             sec.rows
         };

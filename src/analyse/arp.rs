@@ -5,7 +5,7 @@ use polars::prelude::*;
 
 use super::ArpRow;
 use super::night::Night;
-use super::rollup::{idx, order};
+use super::rollup::top_rows;
 use super::tables::Tables;
 use crate::dataframe::{i64s, strs, u64s};
 use crate::devices::{Device, is_local};
@@ -54,10 +54,7 @@ pub(super) fn arp(senders: &DataFrame, max_rows: usize) -> PolarsResult<(Vec<Arp
         .collect()?;
     let rest = u64::try_from(all.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
     let df = if rest > 0 {
-        all.lazy()
-            .sort(["packets", "ip", "mac"], order(&[true, false, false]))
-            .limit(idx(max_rows))
-            .collect()?
+        top_rows(&all, "packets", &["ip", "mac"], max_rows)?
     } else {
         all
     };
@@ -143,10 +140,7 @@ pub(super) fn night_devices_of(
         .collect()?;
     let rest = u64::try_from(all.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
     let df = if rest > 0 {
-        all.lazy()
-            .sort(["packets", "mac", "ip"], order(&[true, false, false]))
-            .limit(idx(max_rows))
-            .collect()?
+        top_rows(&all, "packets", &["mac", "ip"], max_rows)?
     } else {
         all
     };

@@ -67,6 +67,13 @@ pub(super) fn floods(cube: &DataFrame) -> PolarsResult<Vec<Flood>> {
     if sources >= FLOOD_MIN_SOURCES {
         out.push(spread(&local, "sources", String::new(), sources)?);
     }
+    // No source can reach more ports or destinations than the night has.
+    let distinct = |c: &str| -> PolarsResult<u64> {
+        Ok(u64::try_from(ip.column(c)?.drop_nulls().n_unique()?).unwrap_or(u64::MAX))
+    };
+    if distinct("port")? < SCAN_MIN_PORTS && distinct(DST)? < SCAN_MIN_PORTS * 10 {
+        return Ok(out);
+    }
     let scans = ip
         .clone()
         .lazy()

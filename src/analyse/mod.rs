@@ -117,21 +117,30 @@ pub fn analyse_with_devices(
     let mut summary = summarise(&night, opts, zone).map_err(pe)?;
     let (devices, omitted) = night_devices_of(&night, opts.max_rows).map_err(pe)?;
     summary.omitted.devices = omitted;
-    lap("roll-ups");
+    lap("roll-ups and devices");
     Ok((summary, devices))
 }
 
 fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "roll-up: {what}");
     let slots = rollup::slots(&night.cube)?;
     let mut totals = totals(&slots, zone);
     let (timeline, protocols) =
         timeline(&slots, night.slot_ns, opts.interval_s, totals.first_ns, zone);
     let pairs = rollup::pairs(&night.cube)?;
+    lap("slots, pairs");
     totals.hosts = rollup::hosts(&pairs)?;
+    lap("hosts");
     let (talkers_by_bytes, talkers_by_packets, more_talkers) = rollup::talkers(&pairs, opts.top_n)?;
+    lap("talkers");
     let (conversations, more_conversations) = rollup::conversations(&pairs, opts.top_n)?;
+    lap("talkers, conversations");
     let (ports, other) = rollup::ports(&night.cube, opts.top_n)?;
     let (arp, more_arp) = arp(&night.arp, opts.max_rows)?;
+    lap("ports, arp");
+    let floods = floods::floods(&night.cube)?;
+    lap("floods");
     let omitted = Omitted {
         talkers: more_talkers,
         conversations: more_conversations,
@@ -160,6 +169,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         devices: None,
         history: Vec::new(),
         omitted,
-        floods: floods::floods(&night.cube)?,
+        floods,
     })
 }

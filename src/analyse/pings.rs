@@ -7,7 +7,7 @@ use polars::prelude::*;
 
 use super::PingRow;
 use super::tables::Tables;
-use super::rollup::order;
+use super::rollup::top_rows;
 use crate::dataframe::{strs, u64s};
 use crate::parquet_schema::{
     DST, DST_ID, ICMP_ID, ICMP_SEQ, ICMP_TYPE, IP_PROTO, NO_ID, SRC, SRC_ID,
@@ -159,9 +159,8 @@ pub(super) fn ping_rows(
         .filter(&keep)?
         .lazy()
         .with_column(col("initiator").fill_null(lit("")))
-        .sort(["requests", "initiator"], order(&[true, false]))
         .collect()?;
-    let head = all.head(Some(max_rows));
+    let head = top_rows(&all, "requests", &["initiator"], max_rows)?;
     let src = strs(&head, "initiator")?;
     let requests = u64s(&head, "requests")?;
     let replies = u64s(&head, "replies")?;

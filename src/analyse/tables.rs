@@ -99,15 +99,6 @@ impl Tables {
         Self::texts(tables.map(|t| t.addresses.as_slice()), df, name)
     }
 
-    /// A result column of protocols back as text (ids through the protocol table).
-    pub(super) fn protocols(
-        tables: Option<&Self>,
-        df: &DataFrame,
-        name: &str,
-    ) -> PolarsResult<Vec<Option<String>>> {
-        Self::texts(tables.map(|t| t.protocols.as_slice()), df, name)
-    }
-
     /// A result column of keys back as text: ids through `table`, else the text itself.
     fn texts(
         table: Option<&[String]>,
