@@ -165,6 +165,7 @@ const TDR: &str =
     "padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:14px;text-align:right;";
 const TH: &str =
     "padding:4px 8px;border-bottom:2px solid #9ca3af;font-size:13px;text-align:left;color:#374151;";
+const MORE: &str = "margin:4px 0;color:#6b7280;font-size:13px;";
 const H2: &str = "font-size:18px;margin:24px 0 8px 0;color:#111827;";
 
 /// Text with a line-break opportunity (`<wbr>`) after each `.` and `:`: on a phone a
@@ -213,6 +214,8 @@ struct Section {
     rows: Vec<Vec<String>>,
     empty: &'static str,
     chart: Option<&'static str>,
+    /// "N more ..." under the table, when rows were left out.
+    more: Option<String>,
 }
 
 fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
@@ -243,15 +246,9 @@ fn rows<T>(items: &[T], n: usize, row: impl FnMut(&T) -> Vec<String>) -> Vec<Vec
     items.iter().take(n).map(row).collect()
 }
 
-/// `rows` and, when `more` rows were left out, one more row saying how many: "N more
-/// <what>" in the first column, the rest empty.
-fn with_more(mut rows: Vec<Vec<String>>, cols: usize, more: u64, what: &str) -> Vec<Vec<String>> {
-    if more > 0 {
-        let mut row = vec![format!("{} more {what}", thousands(more))];
-        row.resize(cols, String::new());
-        rows.push(row);
-    }
-    rows
+/// "N more <what>" when `more` rows were left out: the line under a cut table.
+fn more_line(more: u64, what: &str) -> Option<String> {
+    (more > 0).then(|| format!("{} more {what}", thousands(more)))
 }
 
 /// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
@@ -261,19 +258,15 @@ fn pings_section(s: &Summary) -> Section {
         key: "pings",
         title: "Pings per source",
         head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
-        rows: with_more(
-            rows(&s.pings, ALL, |p| {
-                vec![
-                    p.src.clone(),
-                    thousands(p.requests),
-                    thousands(p.replies),
-                    thousands(p.unanswered),
-                ]
-            }),
-            4,
-            s.omitted.ping_sources,
-            "sources",
-        ),
+        rows: rows(&s.pings, ALL, |p| {
+            vec![
+                p.src.clone(),
+                thousands(p.requests),
+                thousands(p.replies),
+                thousands(p.unanswered),
+            ]
+        }),
+        more: more_line(s.omitted.ping_sources, "sources"),
         empty: "No echo requests (pings) tonight.",
         chart: Some("pings"),
     }
@@ -288,6 +281,7 @@ fn totals_section(s: &Summary) -> Section {
         rows: totals_rows(s),
         empty: "",
         chart: None,
+        more: None,
     }
 }
 
@@ -300,6 +294,7 @@ fn timeline_section(s: &Summary) -> Section {
         rows: hourly(s),
         empty: "No packets tonight.",
         chart: Some("timeline"),
+        more: None,
     }
 }
 
@@ -318,6 +313,7 @@ fn protocols_section(s: &Summary) -> Section {
         }),
         empty: "No packets tonight.",
         chart: Some("protocols"),
+        more: None,
     }
 }
 
@@ -327,16 +323,15 @@ fn talkers_section(s: &Summary, n: usize) -> Section {
         key: "talkers",
         title: "Top talkers",
         head: vec!["Address", ">Sent", ">Received", ">Packets"],
-        rows: with_more(
-            rows(&s.talkers_by_bytes, n, |t| {
-                vec![
-                    t.addr.clone(),
-                    human_bytes(t.tx_bytes),
-                    human_bytes(t.rx_bytes),
-                    thousands(t.packets),
-                ]
-            }),
-            4,
+        rows: rows(&s.talkers_by_bytes, n, |t| {
+            vec![
+                t.addr.clone(),
+                human_bytes(t.tx_bytes),
+                human_bytes(t.rx_bytes),
+                thousands(t.packets),
+            ]
+        }),
+        more: more_line(
             more_than_shown(s.talkers_by_bytes.len(), n, s.omitted.talkers),
             "addresses",
         ),
@@ -351,16 +346,15 @@ fn conversations_section(s: &Summary, n: usize) -> Section {
         key: "conversations",
         title: "Top conversations",
         head: vec!["Between", "And", ">Packets", ">Bytes"],
-        rows: with_more(
-            rows(&s.conversations, n, |c| {
-                vec![
-                    c.a.clone(),
-                    c.b.clone(),
-                    thousands(c.packets),
-                    human_bytes(c.bytes),
-                ]
-            }),
-            4,
+        rows: rows(&s.conversations, n, |c| {
+            vec![
+                c.a.clone(),
+                c.b.clone(),
+                thousands(c.packets),
+                human_bytes(c.bytes),
+            ]
+        }),
+        more: more_line(
             more_than_shown(s.conversations.len(), n, s.omitted.conversations),
             "address pairs",
         ),
@@ -407,6 +401,7 @@ fn ports_section(s: &Summary, n: usize) -> Section {
         rows,
         empty: "No TCP or UDP traffic tonight.",
         chart: None,
+        more: None,
     }
 }
 
@@ -417,6 +412,7 @@ fn devices_section(s: &Summary) -> Section {
         title: "Devices",
         head: vec!["", "IP", "MAC", ">Packets sent"],
         rows: device_rows(s),
+        more: more_line(s.omitted.devices, "devices (not listed, not compared)"),
         empty: "No devices seen tonight.",
         chart: None,
     }
@@ -442,6 +438,7 @@ fn history_section(s: &Summary) -> Section {
         }),
         empty: "No earlier nights to compare with yet.",
         chart: None,
+        more: None,
     }
 }
 
@@ -539,7 +536,7 @@ fn device_rows(s: &Summary) -> Vec<Vec<String>> {
             ]);
         }
     }
-    with_more(rows, 4, s.omitted.devices, "devices (not listed, not compared)")
+    rows
 }
 
 /// One line per spoofed-source flood or scan.
@@ -637,14 +634,18 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
                 esc(&img.title)
             );
         }
-        let rows: Vec<Vec<String>> = if sec.key == "pings" && s.pings.len() > opts.top_n * 2 {
+        let (rows, more) = if sec.key == "pings" && s.pings.len() > opts.top_n * 2 {
             let shown = opts.top_n * 2;
             let more = more_than_shown(s.pings.len(), shown, s.omitted.ping_sources);
-            with_more(sec.rows.into_iter().take(shown).collect(), 4, more, "sources")
+            let rows: Vec<Vec<String>> = sec.rows.into_iter().take(shown).collect();
+            (rows, more_line(more, "sources"))
         } else {
-            sec.rows
+            (sec.rows, sec.more)
         };
         h.push_str(&table(&sec.head, &rows));
+        if let Some(more) = more {
+            let _ = write!(h, "<p style=\"{MORE}\">{}</p>", esc(&more));
+        }
     }
     h.push_str("<p style=\"margin:24px 0 0 0;color:#9ca3af;font-size:12px;\">netdigest &middot; the interactive report is attached as index.html</p></div></body></html>\n");
     h
@@ -696,6 +697,9 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
                 .collect();
             let _ = writeln!(t, "{}", line.join("  ").trim_end());
         }
+        if let Some(more) = &sec.more {
+            let _ = writeln!(t, "{more}");
+        }
         t.push('\n');
     }
     t
@@ -736,6 +740,9 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
             let _ = write!(h, "<div class=\"chart\" id=\"chart-{id}\"></div>");
         }
         h.push_str(&table(&sec.head, &sec.rows));
+        if let Some(more) = &sec.more {
+            let _ = write!(h, "<p>{}</p>", esc(more));
+        }
     }
     h.push_str("<script>if (window.echarts) {\n");
     for d in defs {
