@@ -372,17 +372,17 @@ fn more_than_shown(len: usize, n: usize, omitted: u64) -> u64 {
 fn ports_section(s: &Summary, n: usize) -> Section {
     let o = &s.omitted;
     let mut rows = rows(&s.ports, n, |p| {
-            let name = if p.service.is_empty() {
-                "-".to_string()
-            } else {
-                p.service.clone()
-            };
-            vec![
-                name,
-                format!("{}/{}", p.protocol.to_lowercase(), p.port),
-                thousands(p.packets),
-                human_bytes(p.bytes),
-            ]
+        let name = if p.service.is_empty() {
+            "-".to_string()
+        } else {
+            p.service.clone()
+        };
+        vec![
+            name,
+            format!("{}/{}", p.protocol.to_lowercase(), p.port),
+            thousands(p.packets),
+            human_bytes(p.bytes),
+        ]
     });
     let hidden = &s.ports[n.min(s.ports.len())..];
     let services = o.ports + u64::try_from(hidden.len()).unwrap_or(u64::MAX);

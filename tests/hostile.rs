@@ -135,12 +135,21 @@ fn size(p: &Path) -> u64 {
 /// Checks the message and the devices file of a finished run, and prints its figures.
 fn check_message(out: &Path, state: &Path, what: &str, rss_kb: u64) -> String {
     let report = out.join("report");
-    let (eml, html) = (size(&report.join("report.eml")), size(&report.join("email.html")));
-    println!("{what}: peak RSS {} MB, report.eml {eml} B, email.html {html} B", rss_kb / 1024);
+    let (eml, html) = (
+        size(&report.join("report.eml")),
+        size(&report.join("email.html")),
+    );
+    println!(
+        "{what}: peak RSS {} MB, report.eml {eml} B, email.html {html} B",
+        rss_kb / 1024
+    );
     assert!(rss_kb < MAX_RSS_KB, "{what}: peak RSS {rss_kb} kB");
     assert!(eml < MAIL_BUDGET_BYTES, "{what}: report.eml is {eml} bytes");
     // devices.parquet records at most report.max_rows (100) devices per night.
-    assert!(size(&state.join("devices.parquet")) < 64 * 1024, "{what}: devices.parquet");
+    assert!(
+        size(&state.join("devices.parquet")) < 64 * 1024,
+        "{what}: devices.parquet"
+    );
     std::fs::read_to_string(report.join("email.txt")).unwrap()
 }
 

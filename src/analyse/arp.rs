@@ -88,10 +88,7 @@ fn mask(df: &DataFrame, name: &str, keep: impl Fn(&str) -> bool) -> PolarsResult
 /// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
 /// local addresses only; at most `max_rows` (those that sent the most packets), by MAC
 /// and IP, and how many more.
-pub(super) fn night_devices_of(
-    night: &Night,
-    max_rows: usize,
-) -> PolarsResult<(Vec<Device>, u64)> {
+pub(super) fn night_devices_of(night: &Night, max_rows: usize) -> PolarsResult<(Vec<Device>, u64)> {
     let ip_rows = night
         .cube
         .clone()
@@ -124,9 +121,10 @@ pub(super) fn night_devices_of(
             col("bytes"),
         ]);
     let both = concat([ip_rows, arp_rows], UnionArgs::default())?.collect()?;
-    let local = mask(&both, "ip", is_local)? & mask(&both, "mac", |m| {
-        m != "00:00:00:00:00:00" && m != "ff:ff:ff:ff:ff:ff"
-    })?;
+    let local = mask(&both, "ip", is_local)?
+        & mask(&both, "mac", |m| {
+            m != "00:00:00:00:00:00" && m != "ff:ff:ff:ff:ff:ff"
+        })?;
     let all = both
         .filter(&local)?
         .lazy()

@@ -110,9 +110,21 @@ fn spread(df: &DataFrame, kind: &str, src: String, sources: u64) -> PolarsResult
         .clone()
         .lazy()
         .select([
-            col(DST).drop_nulls().n_unique().cast(DataType::UInt64).alias("d"),
-            col("port").drop_nulls().n_unique().cast(DataType::UInt64).alias("p"),
-            col(SRC_MAC).drop_nulls().n_unique().cast(DataType::UInt64).alias("m"),
+            col(DST)
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("d"),
+            col("port")
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("p"),
+            col(SRC_MAC)
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("m"),
             col("packets").sum().alias("n"),
         ])
         .collect()?;
@@ -121,7 +133,9 @@ fn spread(df: &DataFrame, kind: &str, src: String, sources: u64) -> PolarsResult
         .as_materialized_series()
         .drop_nulls()
         .unique()?;
-    let local_macs = mask(&macs.into_frame(), SRC_MAC, local_mac)?.sum().unwrap_or(0);
+    let local_macs = mask(&macs.into_frame(), SRC_MAC, local_mac)?
+        .sum()
+        .unwrap_or(0);
     Ok(Flood {
         kind: kind.to_string(),
         src,

@@ -3,15 +3,19 @@
 //! Three streaming queries read the Parquet, and nothing holds the night's packets in
 //! memory: the cube (packets and bytes per time slot, protocol, address pair, IP
 //! version, service port and source MAC: thousands of rows on a home network, whatever
-//! the number of packets), from which totals, timeline, protocols, talkers,
-//! conversations, ports and devices are rolled up; the echo requests and replies,
-//! grouped per exchange for the pings chart; and the ARP senders. Polars types stay in
-//! this module; the report reads [`Summary`] (or `summary.json`).
+//! the number of packets); the echo requests and replies, grouped per exchange for the
+//! pings chart; and the ARP senders. The cube stays a DataFrame (keys as text), and
+//! totals, timeline, protocols, talkers, conversations, ports, devices and floods are
+//! rolled up from it in polars, each cut to its configured number of rows there
+//! (`rollup::top_rows`), so a night of a million spoofed addresses costs compact
+//! columns, not a Rust row each, and the summary stays small. Polars types stay in this
+//! module; the report reads [`Summary`] (or `summary.json`).
 //!
 //! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
 //! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
-//! and their rows), `timeline` and `talkers` (roll-ups of the cube), `zone` (the report's
-//! time zone), `tshark` (the same counts shaped as tshark's statistics, for comparison).
+//! and their rows), `rollup` (the roll-ups and top-K), `timeline` (totals, timeline),
+//! `floods` (spoofed-source floods and scans), `talkers` (Rust roll-ups for `tshark`),
+//! `tshark` (the same counts shaped as tshark's statistics, for comparison).
 //! Column names come from [`crate::parquet_schema`]; data flows one way, into
 //! [`crate::devices`] for the device list, never back.
 
@@ -32,8 +36,8 @@ use std::path::Path;
 
 pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, Omitted, PingRow, PortRow,
-    ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, Omitted, PingRow, PortRow, ProtocolRow,
+    SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
 
@@ -126,8 +130,13 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
     let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "roll-up: {what}");
     let slots = rollup::slots(&night.cube)?;
     let mut totals = totals(&slots, zone);
-    let (timeline, protocols) =
-        timeline(&slots, night.slot_ns, opts.interval_s, totals.first_ns, zone);
+    let (timeline, protocols) = timeline(
+        &slots,
+        night.slot_ns,
+        opts.interval_s,
+        totals.first_ns,
+        zone,
+    );
     let pairs = rollup::pairs(&night.cube)?;
     lap("slots, pairs");
     totals.hosts = rollup::hosts(&pairs)?;

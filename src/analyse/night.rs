@@ -31,9 +31,7 @@ pub(super) struct Night {
 const CUBE_KEYS: [(&str, bool); 4] = [(PROTOCOL, false), (SRC, true), (DST, true), (SRC_MAC, true)];
 
 fn first_ns(cube: &DataFrame) -> PolarsResult<Option<i64>> {
-    cube.column("first")?
-        .as_materialized_series()
-        .min::<i64>()
+    cube.column("first")?.as_materialized_series().min::<i64>()
 }
 
 fn gcd(a: i64, b: i64) -> i64 {

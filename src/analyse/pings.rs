@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use polars::prelude::*;
 
 use super::PingRow;
-use super::tables::Tables;
 use super::rollup::top_rows;
+use super::tables::Tables;
 use crate::dataframe::{strs, u64s};
 use crate::parquet_schema::{
     DST, DST_ID, ICMP_ID, ICMP_SEQ, ICMP_TYPE, IP_PROTO, NO_ID, SRC, SRC_ID,

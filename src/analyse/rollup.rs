@@ -47,7 +47,12 @@ pub(super) fn order(descending: &[bool]) -> SortMultipleOptions {
 /// The `k` rows of `df` with the largest `count`, ties by the texts `by` (one or two
 /// columns) ascending, in that order: one pass over borrowed column data with a heap of
 /// `k` rows, so a million tied rows cost no sort and no `String` each.
-pub(super) fn top_rows(df: &DataFrame, count: &str, by: &[&str], k: usize) -> PolarsResult<DataFrame> {
+pub(super) fn top_rows(
+    df: &DataFrame,
+    count: &str,
+    by: &[&str],
+    k: usize,
+) -> PolarsResult<DataFrame> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     if k == 0 || df.height() == 0 {
@@ -112,7 +117,11 @@ pub(super) fn slots(cube: &DataFrame) -> PolarsResult<Vec<SlotRow>> {
         u64s(&df, "bytes")?,
         u64s(&df, "ip_packets")?,
     );
-    let (first, last, errors) = (i64s(&df, "first")?, i64s(&df, "last")?, u64s(&df, "errors")?);
+    let (first, last, errors) = (
+        i64s(&df, "first")?,
+        i64s(&df, "last")?,
+        u64s(&df, "errors")?,
+    );
     Ok(protocol
         .into_iter()
         .enumerate()
@@ -217,10 +226,7 @@ pub(super) fn talkers(
 
 /// The top `n` address pairs by bytes (`a` the smaller address as text), and how many
 /// pairs are not listed.
-pub(super) fn conversations(
-    pairs: &DataFrame,
-    n: usize,
-) -> PolarsResult<(Vec<Conversation>, u64)> {
+pub(super) fn conversations(pairs: &DataFrame, n: usize) -> PolarsResult<(Vec<Conversation>, u64)> {
     let fwd = col(SRC).lt(col(DST));
     let pick = |yes: Expr, no: Expr| when(fwd.clone()).then(yes).otherwise(no);
     let all = pairs
@@ -294,10 +300,7 @@ pub(super) fn ports(cube: &DataFrame, n: usize) -> PolarsResult<(Vec<PortRow>, O
         .filter(col("port").is_not_null())
         .group_by([col(PROTOCOL), col("port")])
         .agg([col("packets").sum(), col("bytes").sum()])
-        .sort(
-            ["packets", PROTOCOL, "port"],
-            order(&[true, false, false]),
-        )
+        .sort(["packets", PROTOCOL, "port"], order(&[true, false, false]))
         .collect()?;
     let head = all.head(Some(n));
     let (protocol, port) = (strs(&head, PROTOCOL)?, u64s(&head, "port")?);

@@ -268,3 +268,36 @@ pub struct ArpRow {
     /// is-at replies this device sent.
     pub replies: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_from_before_the_row_limits_still_reads() {
+        // summary.json as earlier versions wrote it: no `omitted`, no `floods`.
+        let old = r#"{"schema_version": 1, "night": "2026-11-27",
+            "pings": [{"src": "192.168.1.10", "requests": 7, "replies": 7, "unanswered": 0}]}"#;
+        let s: Summary = serde_json::from_str(old).expect("an old summary");
+        assert!(s.omitted.is_empty() && s.floods.is_empty());
+        assert_eq!(s.total_pings(), 7);
+        let json = serde_json::to_string(&s).expect("serialises");
+        assert!(
+            !json.contains("omitted") && !json.contains("floods"),
+            "{json}"
+        );
+        let cut = Summary {
+            omitted: Omitted {
+                ping_requests: 5,
+                ..Omitted::default()
+            },
+            ..s
+        };
+        assert_eq!(cut.total_pings(), 12, "left-out sources' requests count");
+        assert!(
+            serde_json::to_string(&cut)
+                .expect("serialises")
+                .contains("\"omitted\"")
+        );
+    }
+}

@@ -586,9 +586,15 @@ mod tests {
             let cfg = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(cfg.report.max_rows, 100);
             jail.create_file("nd.toml", "[report]\nmax_rows = 7\n")?;
-            assert_eq!(Config::load().map_err(|e| e.to_string())?.report.max_rows, 7);
+            assert_eq!(
+                Config::load().map_err(|e| e.to_string())?.report.max_rows,
+                7
+            );
             jail.set_env("NETDIGEST_REPORT__MAX_ROWS", "3");
-            assert_eq!(Config::load().map_err(|e| e.to_string())?.report.max_rows, 3);
+            assert_eq!(
+                Config::load().map_err(|e| e.to_string())?.report.max_rows,
+                3
+            );
             Ok(())
         });
     }
