@@ -4,6 +4,7 @@
 //! checks the process's peak resident memory (the kernel's VmHWM, polled from outside
 //! while it runs and reported by the process at exit), the message's size against the
 //! mail budget, and that the report names the flood or the scan.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -162,7 +163,7 @@ fn spoofed_source_flood_stays_bounded() {
     let pcap = dir.join("flood.pcap");
     // Odd multipliers: bijections on 24 and 40 bits, so every source and MAC is distinct.
     let src = |i: u64| (i.wrapping_mul(0x9e_3779) + 12_345) & 0xff_ffff;
-    let mac = |i: u64| (i.wrapping_mul(0x7f_4a7c_15) + 99) & 0xff_ffff_ffff;
+    let mac = |i: u64| (i.wrapping_mul(0x7f4a_7c15) + 99) & 0xff_ffff_ffff;
     write_capture(&pcap, N, |i| {
         let s = src(i).to_be_bytes();
         let m = mac(i).to_be_bytes();

@@ -44,6 +44,14 @@ pub(super) fn order(descending: &[bool]) -> SortMultipleOptions {
         .with_maintain_order(true)
 }
 
+/// A row's place in [`top_rows`]: count (largest first), texts, row index.
+type Ranked<'a> = (
+    std::cmp::Reverse<u64>,
+    Option<&'a str>,
+    Option<&'a str>,
+    usize,
+);
+
 /// The `k` rows of `df` with the largest `count`, ties by the texts `by` (one or two
 /// columns) ascending, in that order: one pass over borrowed column data with a heap of
 /// `k` rows, so a million tied rows cost no sort and no `String` each.
@@ -74,8 +82,7 @@ pub(super) fn top_rows(
         Some(t) => Box::new(t.iter()),
         None => Box::new(none()),
     };
-    let mut heap: BinaryHeap<(Reverse<u64>, Option<&str>, Option<&str>, usize)> =
-        BinaryHeap::with_capacity(k + 1);
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
     for (i, ((n, a), b)) in counts.u64()?.iter().zip(first).zip(second).enumerate() {
         let row = (Reverse(n.unwrap_or(0)), a, b, i);
         if heap.len() < k {
