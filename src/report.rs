@@ -555,21 +555,24 @@ fn flood_lines(s: &Summary) -> Vec<String> {
                 if f.macs == 1 { "MAC" } else { "MACs" },
                 thousands(f.local_macs)
             );
+            let count = |n: u64, one: &str, many: &str| {
+                format!("{} {}", thousands(n), if n == 1 { one } else { many })
+            };
             if f.kind == "scan" {
                 format!(
-                    "Scan: {} reached {} addresses on {} ports in {} packets, from {from}.",
+                    "Scan: {} reached {} on {} in {}, from {from}.",
                     f.src,
-                    thousands(f.destinations),
-                    thousands(f.ports),
-                    thousands(f.packets)
+                    count(f.destinations, "address", "addresses"),
+                    count(f.ports, "port", "ports"),
+                    count(f.packets, "packet", "packets")
                 )
             } else {
                 format!(
-                    "Spoofed-source flood: {} distinct local source addresses sent {} packets to {} addresses on {} ports, from {from}.",
+                    "Spoofed-source flood: {} distinct local source addresses sent {} to {} on {}, from {from}.",
                     thousands(f.sources),
-                    thousands(f.packets),
-                    thousands(f.destinations),
-                    thousands(f.ports)
+                    count(f.packets, "packet", "packets"),
+                    count(f.destinations, "address", "addresses"),
+                    count(f.ports, "port", "ports")
                 )
             }
         })
@@ -759,61 +762,4 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analyse::{PingRow, Summary};
-
-    #[test]
-    fn numbers_format() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345_678), "12.3 MB");
-    }
-
-    #[test]
-    fn empty_sections_say_so_in_one_line() {
-        let s = Summary {
-            night: "2026-11-27".into(),
-            ..Summary::default()
-        };
-        let opts = ReportOptions::default();
-        let html = email_html(&s, &[], &opts);
-        assert!(html.contains("No echo requests (pings) tonight."));
-        assert!(!html.contains("<script"));
-        assert!(chart_defs(&s, &opts).is_empty(), "no chart for no data");
-        let text = email_text(&s, &opts);
-        assert!(text.contains("No echo requests (pings) tonight."));
-    }
-
-    #[test]
-    fn html_escapes_and_headline() {
-        let s = Summary {
-            pings: vec![PingRow {
-                src: "<b>".into(),
-                requests: 1204,
-                replies: 1,
-                unanswered: 1203,
-            }],
-            ..Summary::default()
-        };
-        let html = email_html(&s, &[], &ReportOptions::default());
-        assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
-        assert_eq!(headline(&s), "0 new devices, 1,204 pings, 0 drops");
-    }
-
-    #[test]
-    fn address_cells_break_only_at_separators() {
-        let t = table(
-            &["Source", ">Requests"],
-            &[vec!["fe80::dea6:32ff:fe5d:7e10".into(), "10,273".into()]],
-        );
-        assert!(
-            t.contains(">fe80:<wbr>:<wbr>dea6:<wbr>32ff:<wbr>fe5d:<wbr>7e10</td>"),
-            "{t}"
-        );
-        assert!(t.contains(">10,273</td>"), "numbers are never broken: {t}");
-        assert_eq!(breakable("192.168.1.10"), "192.<wbr>168.<wbr>1.<wbr>10");
-    }
-}
+mod tests;
