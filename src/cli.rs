@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
         i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     logging::init(cli.log_format, verbosity);
     let result = run(cli.command, &config_path);
-    if let Some(kb) = peak_rss_kb() {
+    if let Some(kb) = logging::peak_rss_kb() {
         tracing::debug!(peak_rss_kb = kb, "memory: peak resident set");
     }
     match result {
@@ -191,13 +191,6 @@ pub fn main() -> ExitCode {
             exit::of_error(&e).into()
         }
     }
-}
-
-/// This process's peak resident memory in kB (`VmHWM` of /proc/self/status), on Linux.
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Messages are one line: join anything multi-line.

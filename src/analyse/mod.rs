@@ -127,7 +127,13 @@ pub fn analyse_with_devices(
 
 fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
     let t = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "roll-up: {what}");
+    let lap = |what: &str| {
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            peak_rss_kb = crate::logging::peak_rss_kb(),
+            "roll-up: {what}"
+        );
+    };
     let slots = rollup::slots(&night.cube)?;
     let mut totals = totals(&slots, zone);
     let (timeline, protocols) = timeline(
