@@ -369,6 +369,8 @@ in
         RuntimeMaxSec = toString ((windowMinutes + 15) * 60);
         KillSignal = "SIGTERM";
         TimeoutStopSec = "60";
+        # src/units.rs CAPTURE_MEMORY_MAX.
+        MemoryMax = "256M";
       };
     };
 
@@ -383,6 +385,8 @@ in
         PrivateNetwork = "yes";
         RestrictAddressFamilies = "AF_UNIX";
         Nice = "10";
+        # src/units.rs NIGHTLY_MEMORY_MAX: a night of a million spoofed sources fits.
+        MemoryMax = "1G";
       };
     };
 
@@ -402,6 +406,8 @@ in
           Type = "oneshot";
           ExecStart = "${bin} mail";
           RestrictAddressFamilies = "AF_UNIX AF_INET AF_INET6";
+          # src/units.rs MAIL_MEMORY_MAX.
+          MemoryMax = "256M";
         }
         // lib.optionalAttrs (cfg.passwordFile != null) {
           LoadCredential = [ "smtp-password:${cfg.passwordFile}" ];

@@ -181,7 +181,11 @@ pub fn main() -> ExitCode {
     let verbosity =
         i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     logging::init(cli.log_format, verbosity);
-    match run(cli.command, &config_path) {
+    let result = run(cli.command, &config_path);
+    if let Some(kb) = logging::peak_rss_kb() {
+        tracing::debug!(peak_rss_kb = kb, "memory: peak resident set");
+    }
+    match result {
         Ok(code) => code.into(),
         Err(e) => {
             eprintln!("netdigest: {}", one_line(&error_chain(&e)));

@@ -1,7 +1,10 @@
 //! Devices: every MAC+IP pair seen on the LAN, kept across nights in
 //! `<state>/devices.parquet` (one row per device per night), so a report can list
 //! new devices and devices that went silent. Re-running a night replaces its rows:
-//! the answer for a night does not depend on how often it was analysed.
+//! the answer for a night does not depend on how often it was analysed. The file stays
+//! bounded: `analyse` hands over at most `report.max_rows` devices per night (the
+//! busiest; the rest are only counted, in the summary's `omitted.devices`), and nights
+//! beyond `state.keep_nights` are dropped.
 //!
 //! Depends on no analysis code: `analyse` lists a night's devices with the types here,
 //! and both read DataFrames through [`crate::dataframe`].

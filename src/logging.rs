@@ -73,3 +73,11 @@ pub fn init(format: LogFormat, verbosity: i8) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
+
+/// This process's peak resident memory in kB (`VmHWM` of /proc/self/status), on Linux.
+#[must_use]
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

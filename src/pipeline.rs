@@ -52,6 +52,7 @@ pub fn analyse_options(cfg: &Config) -> AnalyseOptions {
     AnalyseOptions {
         own_addresses: cfg.report.own_addresses.clone(),
         top_n: cfg.report.top_n,
+        max_rows: cfg.report.max_rows,
         interval_s: cfg.report.interval.secs(),
         zone: cfg.capture.zone(),
         window_start_min: cfg.capture.start.minutes(),

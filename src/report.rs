@@ -165,6 +165,7 @@ const TDR: &str =
     "padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:14px;text-align:right;";
 const TH: &str =
     "padding:4px 8px;border-bottom:2px solid #9ca3af;font-size:13px;text-align:left;color:#374151;";
+const MORE: &str = "margin:4px 0;color:#6b7280;font-size:13px;";
 const H2: &str = "font-size:18px;margin:24px 0 8px 0;color:#111827;";
 
 /// Text with a line-break opportunity (`<wbr>`) after each `.` and `:`: on a phone a
@@ -213,6 +214,8 @@ struct Section {
     rows: Vec<Vec<String>>,
     empty: &'static str,
     chart: Option<&'static str>,
+    /// "N more ..." under the table, when rows were left out.
+    more: Option<String>,
 }
 
 fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
@@ -243,6 +246,11 @@ fn rows<T>(items: &[T], n: usize, row: impl FnMut(&T) -> Vec<String>) -> Vec<Vec
     items.iter().take(n).map(row).collect()
 }
 
+/// "N more <what>" when `more` rows were left out: the line under a cut table.
+fn more_line(more: u64, what: &str) -> Option<String> {
+    (more > 0).then(|| format!("{} more {what}", thousands(more)))
+}
+
 /// Echo requests per source, all sources (the HTML table shows the first `top_n * 2`,
 /// as the chart does).
 fn pings_section(s: &Summary) -> Section {
@@ -258,6 +266,7 @@ fn pings_section(s: &Summary) -> Section {
                 thousands(p.unanswered),
             ]
         }),
+        more: more_line(s.omitted.ping_sources, "sources"),
         empty: "No echo requests (pings) tonight.",
         chart: Some("pings"),
     }
@@ -272,6 +281,7 @@ fn totals_section(s: &Summary) -> Section {
         rows: totals_rows(s),
         empty: "",
         chart: None,
+        more: None,
     }
 }
 
@@ -284,6 +294,7 @@ fn timeline_section(s: &Summary) -> Section {
         rows: hourly(s),
         empty: "No packets tonight.",
         chart: Some("timeline"),
+        more: None,
     }
 }
 
@@ -302,6 +313,7 @@ fn protocols_section(s: &Summary) -> Section {
         }),
         empty: "No packets tonight.",
         chart: Some("protocols"),
+        more: None,
     }
 }
 
@@ -319,6 +331,10 @@ fn talkers_section(s: &Summary, n: usize) -> Section {
                 thousands(t.packets),
             ]
         }),
+        more: more_line(
+            more_than_shown(s.talkers_by_bytes.len(), n, s.omitted.talkers),
+            "addresses",
+        ),
         empty: "No IP traffic tonight.",
         chart: Some("talkers"),
     }
@@ -338,32 +354,54 @@ fn conversations_section(s: &Summary, n: usize) -> Section {
                 human_bytes(c.bytes),
             ]
         }),
+        more: more_line(
+            more_than_shown(s.conversations.len(), n, s.omitted.conversations),
+            "address pairs",
+        ),
         empty: "No IP conversations tonight.",
         chart: None,
     }
 }
 
-/// The first `n` services (protocol and port).
+/// Rows left out of a list of `len` shown `n` at a time, `omitted` of them by the analysis.
+fn more_than_shown(len: usize, n: usize, omitted: u64) -> u64 {
+    omitted + u64::try_from(len.saturating_sub(n)).unwrap_or(u64::MAX)
+}
+
+/// The first `n` services (protocol and port), the rest as one "other" row.
 fn ports_section(s: &Summary, n: usize) -> Section {
+    let o = &s.omitted;
+    let mut rows = rows(&s.ports, n, |p| {
+        let name = if p.service.is_empty() {
+            "-".to_string()
+        } else {
+            p.service.clone()
+        };
+        vec![
+            name,
+            format!("{}/{}", p.protocol.to_lowercase(), p.port),
+            thousands(p.packets),
+            human_bytes(p.bytes),
+        ]
+    });
+    let hidden = &s.ports[n.min(s.ports.len())..];
+    let services = o.ports + u64::try_from(hidden.len()).unwrap_or(u64::MAX);
+    if services > 0 {
+        rows.push(vec![
+            "other".into(),
+            format!("{} more ports", thousands(services)),
+            thousands(o.ports_packets + hidden.iter().map(|p| p.packets).sum::<u64>()),
+            human_bytes(o.ports_bytes + hidden.iter().map(|p| p.bytes).sum::<u64>()),
+        ]);
+    }
     Section {
         key: "ports",
         title: "Top services",
         head: vec!["Service", "Port", ">Packets", ">Bytes"],
-        rows: rows(&s.ports, n, |p| {
-            let name = if p.service.is_empty() {
-                "-".to_string()
-            } else {
-                p.service.clone()
-            };
-            vec![
-                name,
-                format!("{}/{}", p.protocol.to_lowercase(), p.port),
-                thousands(p.packets),
-                human_bytes(p.bytes),
-            ]
-        }),
+        rows,
         empty: "No TCP or UDP traffic tonight.",
         chart: None,
+        more: None,
     }
 }
 
@@ -374,6 +412,7 @@ fn devices_section(s: &Summary) -> Section {
         title: "Devices",
         head: vec!["", "IP", "MAC", ">Packets sent"],
         rows: device_rows(s),
+        more: more_line(s.omitted.devices, "devices (not listed, not compared)"),
         empty: "No devices seen tonight.",
         chart: None,
     }
@@ -399,6 +438,7 @@ fn history_section(s: &Summary) -> Section {
         }),
         empty: "No earlier nights to compare with yet.",
         chart: None,
+        more: None,
     }
 }
 
@@ -499,6 +539,46 @@ fn device_rows(s: &Summary) -> Vec<Vec<String>> {
     rows
 }
 
+/// One line per spoofed-source flood or scan.
+fn flood_lines(s: &Summary) -> Vec<String> {
+    s.floods
+        .iter()
+        .map(|f| {
+            let macs = if f.top_macs.is_empty() {
+                String::new()
+            } else {
+                format!(", most from {}", f.top_macs.join(", "))
+            };
+            let from = format!(
+                "{} {} ({} locally administered{macs})",
+                thousands(f.macs),
+                if f.macs == 1 { "MAC" } else { "MACs" },
+                thousands(f.local_macs)
+            );
+            let count = |n: u64, one: &str, many: &str| {
+                format!("{} {}", thousands(n), if n == 1 { one } else { many })
+            };
+            if f.kind == "scan" {
+                format!(
+                    "Scan: {} reached {} on {} in {}, from {from}.",
+                    f.src,
+                    count(f.destinations, "address", "addresses"),
+                    count(f.ports, "port", "ports"),
+                    count(f.packets, "packet", "packets")
+                )
+            } else {
+                format!(
+                    "Spoofed-source flood: {} distinct local source addresses sent {} to {} on {}, from {from}.",
+                    thousands(f.sources),
+                    count(f.packets, "packet", "packets"),
+                    count(f.destinations, "address", "addresses"),
+                    count(f.ports, "port", "ports")
+                )
+            }
+        })
+        .collect()
+}
+
 fn warnings(s: &Summary) -> Vec<String> {
     let mut w = Vec::new();
     if let Some(l) = s.capture.as_ref().and_then(|c| c.stopped_low_disk.as_ref()) {
@@ -521,6 +601,7 @@ fn warnings(s: &Summary) -> Vec<String> {
             thousands(c.received + c.dropped_kernel + c.dropped_interface)
         ));
     }
+    w.extend(flood_lines(s));
     w
 }
 
@@ -566,12 +647,18 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
                 esc(&img.title)
             );
         }
-        let rows: Vec<Vec<String>> = if sec.key == "pings" {
-            sec.rows.into_iter().take(opts.top_n * 2).collect()
+        let (rows, more) = if sec.key == "pings" && s.pings.len() > opts.top_n * 2 {
+            let shown = opts.top_n * 2;
+            let more = more_than_shown(s.pings.len(), shown, s.omitted.ping_sources);
+            let rows: Vec<Vec<String>> = sec.rows.into_iter().take(shown).collect();
+            (rows, more_line(more, "sources"))
         } else {
-            sec.rows
+            (sec.rows, sec.more)
         };
         h.push_str(&table(&sec.head, &rows));
+        if let Some(more) = more {
+            let _ = write!(h, "<p style=\"{MORE}\">{}</p>", esc(&more));
+        }
     }
     h.push_str("<p style=\"margin:24px 0 0 0;color:#9ca3af;font-size:12px;\">netdigest &middot; the interactive report is attached as index.html</p></div></body></html>\n");
     h
@@ -623,6 +710,9 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
                 .collect();
             let _ = writeln!(t, "{}", line.join("  ").trim_end());
         }
+        if let Some(more) = &sec.more {
+            let _ = writeln!(t, "{more}");
+        }
         t.push('\n');
     }
     t
@@ -666,6 +756,9 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
             let _ = write!(h, "<div class=\"chart\" id=\"chart-{id}\"></div>");
         }
         h.push_str(&table(&sec.head, &sec.rows));
+        if let Some(more) = &sec.more {
+            let _ = write!(h, "<p>{}</p>", esc(more));
+        }
     }
     h.push_str("<script>if (window.echarts) {\n");
     for d in defs {
@@ -682,84 +775,4 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analyse::{PingRow, Summary};
-
-    #[test]
-    fn numbers_format() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345_678), "12.3 MB");
-    }
-
-    #[test]
-    fn empty_sections_say_so_in_one_line() {
-        let s = Summary {
-            night: "2026-11-27".into(),
-            ..Summary::default()
-        };
-        let opts = ReportOptions::default();
-        let html = email_html(&s, &[], &opts);
-        assert!(html.contains("No echo requests (pings) tonight."));
-        assert!(!html.contains("<script"));
-        assert!(chart_defs(&s, &opts).is_empty(), "no chart for no data");
-        let text = email_text(&s, &opts);
-        assert!(text.contains("No echo requests (pings) tonight."));
-    }
-
-    #[test]
-    fn html_escapes_and_headline() {
-        let s = Summary {
-            pings: vec![PingRow {
-                src: "<b>".into(),
-                requests: 1204,
-                replies: 1,
-                unanswered: 1203,
-            }],
-            ..Summary::default()
-        };
-        let html = email_html(&s, &[], &ReportOptions::default());
-        assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
-        assert_eq!(headline(&s), "0 new devices, 1,204 pings, 0 drops");
-    }
-
-    #[test]
-    fn a_stop_at_the_disk_floor_is_one_plain_sentence() {
-        let mut s = Summary {
-            night: "2026-11-28".into(),
-            capture: Some(crate::analyse::CaptureHealth::default()),
-            ..Summary::default()
-        };
-        let opts = ReportOptions::default();
-        assert!(!email_text(&s, &opts).contains("Capture stopped"));
-        if let Some(c) = s.capture.as_mut() {
-            c.stopped_low_disk = Some(crate::analyse::LowDiskStop {
-                at: "2026-11-28T23:41:07.250+01:00".into(),
-                free_mb: 480,
-                min_free_mb: 1024,
-            });
-        }
-        let sentence = "Capture stopped writing at 2026-11-28 23:41 because the disk had only \
-                        480 MiB free (below capture.min_free_mb, 1,024 MiB): later packets were \
-                        counted but not kept, so this report misses them.";
-        assert!(email_text(&s, &opts).contains(sentence));
-        assert!(email_html(&s, &[], &opts).contains(sentence));
-    }
-
-    #[test]
-    fn address_cells_break_only_at_separators() {
-        let t = table(
-            &["Source", ">Requests"],
-            &[vec!["fe80::dea6:32ff:fe5d:7e10".into(), "10,273".into()]],
-        );
-        assert!(
-            t.contains(">fe80:<wbr>:<wbr>dea6:<wbr>32ff:<wbr>fe5d:<wbr>7e10</td>"),
-            "{t}"
-        );
-        assert!(t.contains(">10,273</td>"), "numbers are never broken: {t}");
-        assert_eq!(breakable("192.168.1.10"), "192.<wbr>168.<wbr>1.<wbr>10");
-    }
-}
+mod tests;

@@ -198,6 +198,15 @@ fn exec_path(bin: &Path) -> Result<String> {
     Ok(unit_word(s))
 }
 
+/// `MemoryMax=` of each service: a service that goes past it is stopped by the kernel
+/// alone, never the whole Pi. Nightly's bound is what a night of a million spoofed
+/// sources and MACs took (0.8 GB peak, `tests/hostile.rs`); a normal night takes
+/// under 0.2 GB. Capture holds its ring buffer and writer queue; mail one message.
+/// image/module.nix sets the same values.
+pub const CAPTURE_MEMORY_MAX: &str = "256M";
+pub const NIGHTLY_MEMORY_MAX: &str = "1G";
+pub const MAIL_MEMORY_MAX: &str = "256M";
+
 /// Hardening shared by every service (the contract's list).
 const HARDENING: &str = "\
 ProtectSystem=strict
@@ -289,7 +298,8 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          RestrictAddressFamilies=AF_PACKET AF_NETLINK AF_UNIX AF_INET AF_INET6\n\
          RuntimeMaxSec={runtime}\n\
          KillSignal=SIGTERM\n\
-         TimeoutStopSec=60\n",
+         TimeoutStopSec=60\n\
+         MemoryMax={CAPTURE_MEMORY_MAX}\n",
         common = common_service(&exec, "capture", state, &state_word),
         runtime = sch.runtime_max_sec(),
     );
@@ -306,7 +316,8 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          CapabilityBoundingSet=\n\
          PrivateNetwork=yes\n\
          RestrictAddressFamilies=AF_UNIX\n\
-         Nice=10\n",
+         Nice=10\n\
+         MemoryMax={NIGHTLY_MEMORY_MAX}\n",
         common = common_service(&exec, "nightly", state, &state_word),
     );
     // After= the nightly job: when both timers fire together (a Pi switched on in the
@@ -327,7 +338,8 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          CapabilityBoundingSet=\n\
          RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
          LoadCredential=smtp-password:{PASSWORD_FILE}\n\
-         SetCredential=smtp-password:\\n\n",
+         SetCredential=smtp-password:\\n\n\
+         MemoryMax={MAIL_MEMORY_MAX}\n",
         common = common_service(&exec, "mail", state, &state_word),
     );
     Ok(vec![

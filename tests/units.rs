@@ -286,6 +286,14 @@ fn check_all(dir: &Path, files: &[PathBuf], calendars: &[(&str, &str)], runtime_
         assert_eq!(values(&text, "User"), ["netdigest"], "{s}");
         assert_eq!(values(&text, "StateDirectory"), ["netdigest"], "{s}");
     }
+    // Memory: each service has its bound (a flood stops nightly, never the Pi).
+    for (s, max) in [
+        ("netdigest-capture.service", "256M"),
+        ("netdigest-nightly.service", "1G"),
+        ("netdigest-mail.service", "256M"),
+    ] {
+        assert_eq!(values(&read(dir, s), "MemoryMax"), [max], "{s}");
+    }
     // At boot both timers may fire together: the mail waits for the nightly report.
     let after = values(&read(dir, "netdigest-mail.service"), "After");
     assert!(

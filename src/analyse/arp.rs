@@ -1,29 +1,17 @@
 //! The ARP query (packets per sender IP and source MAC), the ARP section, and the
 //! night's devices (ARP senders and the sources of IP packets, local addresses only).
 
-use std::collections::BTreeMap;
-
 use polars::prelude::*;
 
 use super::ArpRow;
 use super::night::Night;
+use super::rollup::top_rows;
 use super::tables::Tables;
 use crate::dataframe::{i64s, strs, u64s};
 use crate::devices::{Device, is_local};
-use crate::parquet_schema::{ARP_OP, ARP_SENDER_IP, SRC_MAC, SRC_MAC_ID, TS, WIRE_LEN};
-
-/// ARP packets per (sender IP, source MAC).
-#[derive(Debug, Clone)]
-pub(super) struct ArpSender {
-    pub(super) ip: String,
-    pub(super) mac: Option<String>,
-    pub(super) requests: u64,
-    pub(super) replies: u64,
-    pub(super) packets: u64,
-    pub(super) bytes: u64,
-    pub(super) first_ns: i64,
-    pub(super) last_ns: i64,
-}
+use crate::parquet_schema::{
+    ARP_OP, ARP_SENDER_IP, IP_VERSION, SRC, SRC_MAC, SRC_MAC_ID, TS, WIRE_LEN,
+};
 
 /// ARP packets per (sender IP, source MAC): the ARP section and the ARP half of devices.
 pub(super) fn arp_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
@@ -55,78 +43,121 @@ pub(super) fn arp_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
     ])
 }
 
-pub(super) fn arp_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<ArpSender>> {
-    let (ip, mac) = (strs(df, "ip")?, Tables::addresses(tables, df, "mac")?);
-    let (req, rep) = (u64s(df, "requests")?, u64s(df, "replies")?);
-    let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
-    let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);
-    Ok((0..ip.len())
-        .map(|i| ArpSender {
-            ip: ip[i].clone(),
-            mac: mac[i].clone(),
+/// Who is on the LAN: ARP senders (IP and MAC), with their requests and replies, at
+/// most `max_rows` (those with the most ARP packets), by address; and how many more.
+pub(super) fn arp(senders: &DataFrame, max_rows: usize) -> PolarsResult<(Vec<ArpRow>, u64)> {
+    let all = senders
+        .clone()
+        .lazy()
+        .filter(col("ip").neq(lit("0.0.0.0")))
+        .with_column(col("mac").fill_null(lit("")))
+        .collect()?;
+    let rest = u64::try_from(all.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
+    let df = if rest > 0 {
+        top_rows(&all, "packets", &["ip", "mac"], max_rows)?
+    } else {
+        all
+    };
+    let (ip, mac) = (strs(&df, "ip")?, strs(&df, "mac")?);
+    let (req, rep) = (u64s(&df, "requests")?, u64s(&df, "replies")?);
+    let mut rows: Vec<ArpRow> = ip
+        .into_iter()
+        .zip(mac)
+        .enumerate()
+        .map(|(i, (ip, mac))| ArpRow {
+            ip,
+            mac,
             requests: req[i],
             replies: rep[i],
-            packets: packets[i],
-            bytes: bytes[i],
-            first_ns: first[i],
-            last_ns: last[i],
-        })
-        .collect())
-}
-
-/// Who is on the LAN: ARP senders (IP and MAC), with their requests and replies.
-pub(super) fn arp(senders: &[ArpSender]) -> Vec<ArpRow> {
-    let mut rows: Vec<ArpRow> = senders
-        .iter()
-        .filter(|a| a.ip != "0.0.0.0")
-        .map(|a| ArpRow {
-            ip: a.ip.clone(),
-            mac: a.mac.clone().unwrap_or_default(),
-            requests: a.requests,
-            replies: a.replies,
         })
         .collect();
     rows.sort_by(|x, y| (&x.ip, &x.mac).cmp(&(&y.ip, &y.mac)));
-    rows
+    Ok((rows, rest))
+}
+
+/// A boolean column: `keep` of each text of `name` (null: false).
+fn mask(df: &DataFrame, name: &str, keep: impl Fn(&str) -> bool) -> PolarsResult<BooleanChunked> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| Some(v.is_some_and(&keep)))
+        .collect())
 }
 
 /// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
-/// local addresses only.
-pub(super) fn night_devices_of(night: &Night) -> Vec<Device> {
-    // (mac, ip, first, last, packets, bytes) of IP packets, then of ARP senders.
+/// local addresses only; at most `max_rows` (those that sent the most packets), by MAC
+/// and IP, and how many more.
+pub(super) fn night_devices_of(night: &Night, max_rows: usize) -> PolarsResult<(Vec<Device>, u64)> {
     let ip_rows = night
         .cube
-        .iter()
-        .filter_map(|r| match (&r.src_mac, &r.src, r.ip_version) {
-            (Some(mac), Some(ip), Some(_)) => {
-                Some((mac, ip, r.first_ns, r.last_ns, r.packets, r.bytes))
-            }
-            _ => None,
-        });
-    let arp_rows = night.arp.iter().filter_map(|a| {
-        a.mac
-            .as_ref()
-            .map(|mac| (mac, &a.ip, a.first_ns, a.last_ns, a.packets, a.bytes))
-    });
-    let mut by: BTreeMap<(&str, &str), Device> = BTreeMap::new();
-    for (mac, ip, first, last, packets, bytes) in ip_rows.chain(arp_rows) {
-        let d = by.entry((mac, ip)).or_insert_with(|| Device {
-            mac: mac.clone(),
-            ip: ip.clone(),
-            first_seen_ns: first,
-            last_seen_ns: last,
-            packets: 0,
-            bytes: 0,
-        });
-        d.first_seen_ns = d.first_seen_ns.min(first);
-        d.last_seen_ns = d.last_seen_ns.max(last);
-        d.packets += packets;
-        d.bytes += bytes;
-    }
-    let mut out: Vec<Device> = by
-        .into_values()
-        .filter(|d| is_local(&d.ip) && d.mac != "00:00:00:00:00:00" && d.mac != "ff:ff:ff:ff:ff:ff")
+        .clone()
+        .lazy()
+        .filter(
+            col(SRC_MAC)
+                .is_not_null()
+                .and(col(SRC).is_not_null())
+                .and(col(IP_VERSION).is_not_null()),
+        )
+        .select([
+            col(SRC_MAC).alias("mac"),
+            col(SRC).alias("ip"),
+            col("first"),
+            col("last"),
+            col("packets"),
+            col("bytes"),
+        ]);
+    let arp_rows = night
+        .arp
+        .clone()
+        .lazy()
+        .filter(col("mac").is_not_null())
+        .select([
+            col("mac"),
+            col("ip"),
+            col("first"),
+            col("last"),
+            col("packets"),
+            col("bytes"),
+        ]);
+    let both = concat([ip_rows, arp_rows], UnionArgs::default())?.collect()?;
+    let local = mask(&both, "ip", is_local)?
+        & mask(&both, "mac", |m| {
+            m != "00:00:00:00:00:00" && m != "ff:ff:ff:ff:ff:ff"
+        })?;
+    let all = both
+        .filter(&local)?
+        .lazy()
+        .group_by([col("mac"), col("ip")])
+        .agg([
+            col("first").min(),
+            col("last").max(),
+            col("packets").sum(),
+            col("bytes").sum(),
+        ])
+        .collect()?;
+    let rest = u64::try_from(all.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
+    let df = if rest > 0 {
+        top_rows(&all, "packets", &["mac", "ip"], max_rows)?
+    } else {
+        all
+    };
+    let (mac, ip) = (strs(&df, "mac")?, strs(&df, "ip")?);
+    let (first, last) = (i64s(&df, "first")?, i64s(&df, "last")?);
+    let (packets, bytes) = (u64s(&df, "packets")?, u64s(&df, "bytes")?);
+    let mut out: Vec<Device> = mac
+        .into_iter()
+        .zip(ip)
+        .enumerate()
+        .map(|(i, (mac, ip))| Device {
+            mac,
+            ip,
+            first_seen_ns: first[i],
+            last_seen_ns: last[i],
+            packets: packets[i],
+            bytes: bytes[i],
+        })
         .collect();
     out.sort();
-    out
+    Ok((out, rest))
 }

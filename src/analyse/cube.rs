@@ -7,31 +7,23 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::tables::Tables;
-use crate::dataframe::{CollectStreaming as _, i64s, opt_u64s, u64s};
+use crate::dataframe::{CollectStreaming as _, opt_u64s, u64s};
 use crate::parquet_schema::{
     DECODE_ERROR, DST, DST_ID, DST_PORT, IP_VERSION, PROTOCOL, PROTOCOL_ID, SRC, SRC_ID, SRC_MAC,
     SRC_MAC_ID, SRC_PORT, TS, WIRE_LEN,
 };
 
-/// One row of the night's cube: packets and bytes per (time slot, protocol, source,
-/// destination, IP version, service port, source MAC). Every section but the pings and
-/// ARP is a roll-up of these rows, so the packets are read and grouped once.
+/// One row of the night's cube as Rust values, for the comparison with tshark
+/// (`tshark`): packets and bytes per (time slot, protocol, source, destination, IP
+/// version, service port, source MAC), of which that comparison needs the addresses.
+/// The report's roll-ups read the cube as a DataFrame (`rollup`).
 #[derive(Debug, Clone)]
 pub(super) struct CubeRow {
-    /// Slot start (UTC ns, a multiple of the cube's granularity).
-    pub(super) slot: i64,
-    pub(super) protocol: String,
     pub(super) src: Option<String>,
     pub(super) dst: Option<String>,
     pub(super) ip_version: Option<u8>,
-    /// The lower of a TCP/UDP packet's two ports (the service side, as a rule).
-    pub(super) port: Option<u16>,
-    pub(super) src_mac: Option<String>,
     pub(super) packets: u64,
     pub(super) bytes: u64,
-    pub(super) first_ns: i64,
-    pub(super) last_ns: i64,
-    pub(super) decode_errors: u64,
 }
 
 /// The cube, grouped on the streaming engine straight from the Parquet: memory is
@@ -87,40 +79,22 @@ pub(super) fn cube_plan(base: LazyFrame, slot_ns: i64, tables: Option<&Tables>) 
 }
 
 pub(super) fn cube_rows(df: &DataFrame, tables: Option<&Tables>) -> PolarsResult<Vec<CubeRow>> {
-    let slot = i64s(df, "slot")?;
-    let protocol = Tables::protocols(tables, df, PROTOCOL)?;
-    let (src, dst, mac) = (
+    let (src, dst) = (
         Tables::addresses(tables, df, SRC)?,
         Tables::addresses(tables, df, DST)?,
-        Tables::addresses(tables, df, SRC_MAC)?,
     );
-    let (version, port) = (opt_u64s(df, IP_VERSION)?, opt_u64s(df, "port")?);
+    let version = opt_u64s(df, IP_VERSION)?;
     let (packets, bytes) = (u64s(df, "packets")?, u64s(df, "bytes")?);
-    let (first, last) = (i64s(df, "first")?, i64s(df, "last")?);
-    let errors = u64s(df, "errors")?;
-    let mut rows = Vec::with_capacity(slot.len());
-    for (i, ((((protocol, src), dst), src_mac), slot)) in protocol
+    Ok(src
         .into_iter()
-        .zip(src)
         .zip(dst)
-        .zip(mac)
-        .zip(slot)
         .enumerate()
-    {
-        rows.push(CubeRow {
-            slot,
-            protocol: protocol.unwrap_or_default(),
+        .map(|(i, (src, dst))| CubeRow {
             src,
             dst,
             ip_version: version[i].and_then(|v| u8::try_from(v).ok()),
-            port: port[i].and_then(|v| u16::try_from(v).ok()),
-            src_mac,
             packets: packets[i],
             bytes: bytes[i],
-            first_ns: first[i],
-            last_ns: last[i],
-            decode_errors: errors[i],
-        });
-    }
-    Ok(rows)
+        })
+        .collect())
 }

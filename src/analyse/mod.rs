@@ -3,22 +3,28 @@
 //! Three streaming queries read the Parquet, and nothing holds the night's packets in
 //! memory: the cube (packets and bytes per time slot, protocol, address pair, IP
 //! version, service port and source MAC: thousands of rows on a home network, whatever
-//! the number of packets), from which totals, timeline, protocols, talkers,
-//! conversations, ports and devices are rolled up; the echo requests and replies,
-//! grouped per exchange for the pings chart; and the ARP senders. Polars types stay in
-//! this module; the report reads [`Summary`] (or `summary.json`).
+//! the number of packets); the echo requests and replies, grouped per exchange for the
+//! pings chart; and the ARP senders. The cube stays a DataFrame (keys as text), and
+//! totals, timeline, protocols, talkers, conversations, ports, devices and floods are
+//! rolled up from it in polars, each cut to its configured number of rows there
+//! (`rollup::top_rows`), so a night of a million spoofed addresses costs compact
+//! columns, not a Rust row each, and the summary stays small. Polars types stay in this
+//! module; the report reads [`Summary`] (or `summary.json`).
 //!
 //! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
 //! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
-//! and their rows), `timeline` and `talkers` (roll-ups of the cube), `zone` (the report's
-//! time zone), `tshark` (the same counts shaped as tshark's statistics, for comparison).
+//! and their rows), `rollup` (the roll-ups and top-K), `timeline` (totals, timeline),
+//! `floods` (spoofed-source floods and scans), `talkers` (Rust roll-ups for `tshark`),
+//! `tshark` (the same counts shaped as tshark's statistics, for comparison).
 //! Column names come from [`crate::parquet_schema`]; data flows one way, into
 //! [`crate::devices`] for the device list, never back.
 
 mod arp;
 mod cube;
+mod floods;
 mod night;
 mod pings;
+mod rollup;
 mod summary;
 mod tables;
 mod talkers;
@@ -28,8 +34,10 @@ mod tshark;
 use std::net::IpAddr;
 use std::path::Path;
 
+pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, HistoryRow, LowDiskStop, PingRow, PortRow, ProtocolRow,
+    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, LowDiskStop, Omitted, PingRow, PortRow,
+    ProtocolRow,
     SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
@@ -37,7 +45,7 @@ pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
 use crate::config::Zone;
 use arp::{arp, night_devices_of};
 use night::{Night, read_night};
-use talkers::{conversations, hosts, pairs, ports, talkers};
+use polars::prelude::PolarsResult;
 use timeline::{night_of, timeline, totals};
 
 /// Why a night could not be analysed: its Parquet could not be read.
@@ -52,6 +60,8 @@ pub struct AnalyseOptions {
     pub own_addresses: Vec<IpAddr>,
     /// Rows in each top-N list.
     pub top_n: usize,
+    /// Rows at most in the lists that are otherwise whole: pings, ARP, devices.
+    pub max_rows: usize,
     /// Timeline bin in seconds.
     pub interval_s: u64,
     /// Time zone for labels, bin alignment and the night's date.
@@ -65,6 +75,7 @@ impl Default for AnalyseOptions {
         AnalyseOptions {
             own_addresses: Vec::new(),
             top_n: 10,
+            max_rows: 100,
             interval_s: 600,
             zone: Zone::Local,
             window_start_min: 22 * 60,
@@ -100,38 +111,80 @@ pub fn analyse_with_devices(
     };
     let t = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
-    let night = read_night(parquet, opts.interval_s, zone, &opts.own_addresses).map_err(pe)?;
-    let summary = summarise(&night, opts, zone);
-    let devices = night_devices_of(&night);
-    lap("roll-ups");
+    let night = read_night(
+        parquet,
+        opts.interval_s,
+        zone,
+        &opts.own_addresses,
+        opts.max_rows,
+    )
+    .map_err(pe)?;
+    let mut summary = summarise(&night, opts, zone).map_err(pe)?;
+    let (devices, omitted) = night_devices_of(&night, opts.max_rows).map_err(pe)?;
+    summary.omitted.devices = omitted;
+    lap("roll-ups and devices");
     Ok((summary, devices))
 }
 
-fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> Summary {
-    let mut totals = totals(&night.cube, zone);
-    let (timeline, protocols) = timeline(night, opts.interval_s, totals.first_ns, zone);
-    let pairs = pairs(&night.cube);
-    totals.hosts = u64::try_from(hosts(&pairs)).unwrap_or(u64::MAX);
-    let (talkers_by_bytes, talkers_by_packets) = talkers(&pairs, opts.top_n);
-    let conversations = conversations(&pairs, None)
-        .into_iter()
-        .take(opts.top_n)
-        .collect();
-    Summary {
+fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            peak_rss_kb = crate::logging::peak_rss_kb(),
+            "roll-up: {what}"
+        );
+    };
+    let slots = rollup::slots(&night.cube)?;
+    let mut totals = totals(&slots, zone);
+    let (timeline, protocols) = timeline(
+        &slots,
+        night.slot_ns,
+        opts.interval_s,
+        totals.first_ns,
+        zone,
+    );
+    let pairs = rollup::pairs(&night.cube)?;
+    lap("slots, pairs");
+    totals.hosts = rollup::hosts(&pairs)?;
+    lap("hosts");
+    let (talkers_by_bytes, talkers_by_packets, more_talkers) = rollup::talkers(&pairs, opts.top_n)?;
+    lap("talkers");
+    let (conversations, more_conversations) = rollup::conversations(&pairs, opts.top_n)?;
+    lap("talkers, conversations");
+    let (ports, other) = rollup::ports(&night.cube, opts.top_n)?;
+    let (arp, more_arp) = arp(&night.arp, opts.max_rows)?;
+    lap("ports, arp");
+    let floods = floods::floods(&night.cube)?;
+    lap("floods");
+    let omitted = Omitted {
+        talkers: more_talkers,
+        conversations: more_conversations,
+        ports: other.services,
+        ports_packets: other.packets,
+        ports_bytes: other.bytes,
+        ping_sources: night.pings.omitted_sources,
+        ping_requests: night.pings.omitted_requests,
+        arp: more_arp,
+        devices: 0,
+    };
+    Ok(Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         night: night_of(totals.first_ns, zone, opts.window_start_min),
         timezone: zone.name(),
         capture: None,
         totals,
-        pings: night.pings.clone(),
+        pings: night.pings.rows.clone(),
         timeline,
         protocols,
         talkers_by_bytes,
         talkers_by_packets,
         conversations,
-        ports: ports(&night.cube, opts.top_n),
-        arp: arp(&night.arp),
+        ports,
+        arp,
         devices: None,
         history: Vec::new(),
-    }
+        omitted,
+        floods,
+    })
 }

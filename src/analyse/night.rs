@@ -6,23 +6,32 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::PingRow;
-use super::arp::{ArpSender, arp_plan, arp_rows};
-use super::cube::{CubeRow, cube_plan, cube_rows};
-use super::pings::{ping_rows, pings_plan};
+use super::arp::arp_plan;
+use super::cube::cube_plan;
+use super::pings::{Pings, ping_rows, pings_plan};
 use super::tables::Tables;
 use crate::config::Zone;
 use crate::dataframe::{CollectStreaming as _, i64s};
-use crate::parquet_schema::TS;
+use crate::parquet_schema::{DST, PROTOCOL, SRC, SRC_MAC, TS};
 
-/// A night read by [`read_night`]: the cube, the echo exchanges rolled up per source,
-/// and the ARP senders.
+/// A night read by [`read_night`]: the cube and the ARP senders as DataFrames with
+/// their keys as text (rolled up in polars, see `rollup`), and the pings chart's rows.
 pub(super) struct Night {
-    pub(super) cube: Vec<CubeRow>,
+    /// Columns: slot, protocol, src, dst, ip_version, port, src_mac, packets, bytes,
+    /// first, last, errors.
+    pub(super) cube: DataFrame,
     /// Cube slots in ns: divides the timeline interval and the zone's UTC offset.
     pub(super) slot_ns: i64,
-    pub(super) pings: Vec<PingRow>,
-    pub(super) arp: Vec<ArpSender>,
+    pub(super) pings: Pings,
+    /// Columns: ip, mac, requests, replies, packets, bytes, first, last.
+    pub(super) arp: DataFrame,
+}
+
+/// The cube's key columns that hold ids in a file with tables (`true`: an address).
+const CUBE_KEYS: [(&str, bool); 4] = [(PROTOCOL, false), (SRC, true), (DST, true), (SRC_MAC, true)];
+
+fn first_ns(cube: &DataFrame) -> PolarsResult<Option<i64>> {
+    cube.column("first")?.as_materialized_series().min::<i64>()
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -40,6 +49,7 @@ pub(super) fn read_night(
     interval_s: u64,
     zone: Zone,
     own: &[IpAddr],
+    max_rows: usize,
 ) -> PolarsResult<Night> {
     let step = i64::try_from(interval_s.max(1))
         .unwrap_or(i64::MAX / 2_000_000_000)
@@ -67,30 +77,31 @@ pub(super) fn read_night(
     let pings_df = pings_plan(base.clone(), tables).collect_streaming()?;
     let pings_ms = t.elapsed().as_millis() - cube_ms;
     let arp_df = arp_plan(base.clone(), tables).collect_streaming()?;
-    let mut cube = cube_rows(&cube_df, tables)?;
+    let mut cube = Tables::with_text_keys(tables, cube_df, &CUBE_KEYS)?;
     tracing::debug!(
         ms = t.elapsed().as_millis(),
         cube_ms,
         pings_ms,
-        cube_rows = cube.len(),
+        cube_rows = cube.height(),
         id_keys = tables.is_some(),
         slot_s = slot_ns / 1_000_000_000,
         "analyse: queries"
     );
-    if let Some(first) = cube.iter().map(|r| r.first_ns).min() {
+    if let Some(first) = first_ns(&cube)? {
         let off_ns = zone.offset_s(first) * 1_000_000_000;
         if off_ns % slot_ns != 0 {
             slot_ns = gcd(slot_ns, off_ns);
-            cube = cube_rows(
-                &cube_plan(base, slot_ns, tables).collect_streaming()?,
+            cube = Tables::with_text_keys(
                 tables,
+                cube_plan(base, slot_ns, tables).collect_streaming()?,
+                &CUBE_KEYS,
             )?;
         }
     }
     Ok(Night {
         cube,
         slot_ns,
-        pings: ping_rows(&pings_df, own, tables)?,
-        arp: arp_rows(&arp_df, tables)?,
+        pings: ping_rows(&pings_df, own, tables, max_rows)?,
+        arp: Tables::with_text_keys(tables, arp_df, &[("mac", true)])?,
     })
 }

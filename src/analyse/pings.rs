@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use polars::prelude::*;
 
 use super::PingRow;
+use super::rollup::top_rows;
 use super::tables::Tables;
-use crate::dataframe::u64s;
+use crate::dataframe::{strs, u64s};
 use crate::parquet_schema::{
     DST, DST_ID, ICMP_ID, ICMP_SEQ, ICMP_TYPE, IP_PROTO, NO_ID, SRC, SRC_ID,
 };
@@ -120,25 +121,55 @@ fn text_exchanges(base: LazyFrame, request: Expr) -> LazyFrame {
         .select([col("initiator"), col("requests"), col("replies")])
 }
 
+/// The pings chart's rows (at most the cap, most requests first) and what the cap left out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Pings {
+    pub(super) rows: Vec<PingRow>,
+    /// Sources not listed, and their echo requests.
+    pub(super) omitted_sources: u64,
+    pub(super) omitted_requests: u64,
+}
+
+/// Echo requests per source (own addresses left out), most first (ties by address):
+/// sorted and cut to `max_rows` in polars, so a flood of spoofed sources becomes
+/// `max_rows` rows and two counts.
 pub(super) fn ping_rows(
     df: &DataFrame,
     own: &[IpAddr],
     tables: Option<&Tables>,
-) -> PolarsResult<Vec<PingRow>> {
+    max_rows: usize,
+) -> PolarsResult<Pings> {
     let own: Vec<String> = own.iter().map(ToString::to_string).collect();
-    let src: Vec<String> = Tables::addresses(tables, df, "initiator")?
-        .into_iter()
-        .map(Option::unwrap_or_default)
+    let df = match tables {
+        Some(_) => Tables::with_text_keys(tables, df.clone(), &[("initiator", true)])?,
+        None => {
+            let mut df = df.clone();
+            let text = df.column("initiator")?.cast(&DataType::String)?;
+            df.with_column(text)?;
+            df
+        }
+    };
+    let keep: BooleanChunked = df
+        .column("initiator")?
+        .str()?
+        .iter()
+        .map(|s| Some(!own.iter().any(|o| Some(o.as_str()) == s)))
         .collect();
-    let requests = u64s(df, "requests")?;
-    let replies = u64s(df, "replies")?;
-    let unanswered = u64s(df, "unanswered")?;
-    let mut rows: Vec<PingRow> = src
+    let all = df
+        .filter(&keep)?
+        .lazy()
+        .with_column(col("initiator").fill_null(lit("")))
+        .collect()?;
+    let head = top_rows(&all, "requests", &["initiator"], max_rows)?;
+    let src = strs(&head, "initiator")?;
+    let requests = u64s(&head, "requests")?;
+    let replies = u64s(&head, "replies")?;
+    let unanswered = u64s(&head, "unanswered")?;
+    let rows: Vec<PingRow> = src
         .into_iter()
         .zip(requests)
         .zip(replies)
         .zip(unanswered)
-        .filter(|(((s, _), _), _)| !own.contains(s))
         .map(|(((src, requests), replies), unanswered)| PingRow {
             src,
             requests,
@@ -146,6 +177,13 @@ pub(super) fn ping_rows(
             unanswered,
         })
         .collect();
-    rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.src.cmp(&b.src)));
-    Ok(rows)
+    let total: u64 = all
+        .column("requests")?
+        .as_materialized_series()
+        .sum::<u64>()?;
+    Ok(Pings {
+        omitted_sources: u64::try_from(all.height() - head.height()).unwrap_or(u64::MAX),
+        omitted_requests: total - rows.iter().map(|r| r.requests).sum::<u64>(),
+        rows,
+    })
 }

@@ -36,6 +36,64 @@ pub struct Summary {
     pub devices: Option<crate::devices::DeviceReport>,
     /// Tonight against the median of earlier nights.
     pub history: Vec<HistoryRow>,
+    /// What the row limits (`report.top_n`, `report.max_rows`) left out of the lists
+    /// above; absent when nothing was.
+    #[serde(skip_serializing_if = "Omitted::is_empty")]
+    pub omitted: Omitted,
+    /// Spoofed-source floods and scans; absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub floods: Vec<Flood>,
+}
+
+/// Counts of what the row limits left out: the lists in the summary (and the report)
+/// are at most `report.top_n` or `report.max_rows` long, whatever the traffic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Omitted {
+    /// Addresses not among the top talkers.
+    pub talkers: u64,
+    /// Address pairs not among the top conversations.
+    pub conversations: u64,
+    /// Services not among the top ones ("other"), and their packets and bytes.
+    pub ports: u64,
+    pub ports_packets: u64,
+    pub ports_bytes: u64,
+    /// Sources left out of the pings list, and their echo requests (counted in the totals).
+    pub ping_sources: u64,
+    pub ping_requests: u64,
+    /// ARP senders left out.
+    pub arp: u64,
+    /// Local devices left out (not recorded in devices.parquet, not compared).
+    pub devices: u64,
+}
+
+impl Omitted {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Omitted::default()
+    }
+}
+
+/// A spoofed-source flood (many local source addresses, typically from as many made-up
+/// MACs) or a scan (one source reaching many destinations or ports).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Flood {
+    /// `"sources"` (spoofed-source flood) or `"scan"`.
+    pub kind: String,
+    /// The scanning address (empty for a flood).
+    pub src: String,
+    /// Distinct source addresses.
+    pub sources: u64,
+    /// Distinct destination addresses and service ports.
+    pub destinations: u64,
+    pub ports: u64,
+    pub packets: u64,
+    /// Distinct source MACs, and how many of them are locally administered (made up).
+    pub macs: u64,
+    pub local_macs: u64,
+    /// The MACs that sent the most of it (at most three), most first.
+    pub top_macs: Vec<String>,
 }
 
 /// Capture health: libpcap's counters for the night.
@@ -84,7 +142,7 @@ impl Summary {
     /// Echo requests in the pings chart (own addresses excluded).
     #[must_use]
     pub fn total_pings(&self) -> u64 {
-        self.pings.iter().map(|p| p.requests).sum()
+        self.pings.iter().map(|p| p.requests).sum::<u64>() + self.omitted.ping_requests
     }
 
     /// The metrics compared across nights.
@@ -224,4 +282,37 @@ pub struct ArpRow {
     pub requests: u64,
     /// is-at replies this device sent.
     pub replies: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_from_before_the_row_limits_still_reads() {
+        // summary.json as earlier versions wrote it: no `omitted`, no `floods`.
+        let old = r#"{"schema_version": 1, "night": "2026-11-27",
+            "pings": [{"src": "192.168.1.10", "requests": 7, "replies": 7, "unanswered": 0}]}"#;
+        let s: Summary = serde_json::from_str(old).expect("an old summary");
+        assert!(s.omitted.is_empty() && s.floods.is_empty());
+        assert_eq!(s.total_pings(), 7);
+        let json = serde_json::to_string(&s).expect("serialises");
+        assert!(
+            !json.contains("omitted") && !json.contains("floods"),
+            "{json}"
+        );
+        let cut = Summary {
+            omitted: Omitted {
+                ping_requests: 5,
+                ..Omitted::default()
+            },
+            ..s
+        };
+        assert_eq!(cut.total_pings(), 12, "left-out sources' requests count");
+        assert!(
+            serde_json::to_string(&cut)
+                .expect("serialises")
+                .contains("\"omitted\"")
+        );
+    }
 }

@@ -52,6 +52,44 @@ impl Tables {
         }
     }
 
+    /// A query result with its key columns as text: each id column named in `keys`
+    /// (`(column, is_address)`) replaced by the texts of its ids ([`NO_ID`]: null), built
+    /// once per result row without a Rust `String` each. Without tables the columns are
+    /// text already and are left as they are.
+    pub(super) fn with_text_keys(
+        tables: Option<&Self>,
+        mut df: DataFrame,
+        keys: &[(&str, bool)],
+    ) -> PolarsResult<DataFrame> {
+        let Some(t) = tables else {
+            return Ok(df);
+        };
+        for &(name, address) in keys {
+            let table = if address { &t.addresses } else { &t.protocols };
+            let ids = df.column(name)?.cast(&DataType::UInt32)?;
+            let mut bad = None;
+            let texts: StringChunked = ids
+                .u32()?
+                .iter()
+                .map(|id| {
+                    let id = id.filter(|&id| id != u32::from(NO_ID))?;
+                    let text = usize::try_from(id).ok().and_then(|i| table.get(i));
+                    if text.is_none() {
+                        bad = Some(id);
+                    }
+                    text.map(String::as_str)
+                })
+                .collect();
+            if let Some(id) = bad {
+                return Err(PolarsError::ComputeError(
+                    format!("{name} id {id} is not in the file's table").into(),
+                ));
+            }
+            df.with_column(texts.with_name(name.into()).into_column())?;
+        }
+        Ok(df)
+    }
+
     /// A result column of addresses back as text (ids through the address table).
     pub(super) fn addresses(
         tables: Option<&Self>,
@@ -59,15 +97,6 @@ impl Tables {
         name: &str,
     ) -> PolarsResult<Vec<Option<String>>> {
         Self::texts(tables.map(|t| t.addresses.as_slice()), df, name)
-    }
-
-    /// A result column of protocols back as text (ids through the protocol table).
-    pub(super) fn protocols(
-        tables: Option<&Self>,
-        df: &DataFrame,
-        name: &str,
-    ) -> PolarsResult<Vec<Option<String>>> {
-        Self::texts(tables.map(|t| t.protocols.as_slice()), df, name)
     }
 
     /// A result column of keys back as text: ids through `table`, else the text itself.

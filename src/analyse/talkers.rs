@@ -1,10 +1,11 @@
-//! Roll-ups of the cube along addresses and ports: address pairs, hosts, talkers,
-//! conversations and top services.
+//! Address pairs, endpoints and conversations of the whole cube as Rust rows, for the
+//! comparison with tshark's statistics (`tshark`), and service names. The report's
+//! sections are rolled up in polars (`rollup`).
 
 use std::collections::BTreeMap;
 
 use super::cube::CubeRow;
-use super::{Conversation, PortRow, Talker};
+use super::{Conversation, Talker};
 
 /// Packets and bytes per direction of every IP address pair, from the cube: talkers,
 /// hosts and conversations are derived from it.
@@ -41,16 +42,6 @@ pub(super) fn pairs(cube: &[CubeRow]) -> Vec<Pair> {
     by.into_values().collect()
 }
 
-/// Distinct addresses among IP packets' sources and destinations.
-pub(super) fn hosts(pairs: &[Pair]) -> usize {
-    let mut all: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for p in pairs {
-        all.insert(&p.src);
-        all.insert(&p.dst);
-    }
-    all.len()
-}
-
 /// Per-address counts over the pairs of one IP version (4 or 6), or both (`None`).
 pub(super) fn endpoint_rows(pairs: &[Pair], version: Option<u8>) -> Vec<Talker> {
     let mut by: BTreeMap<&str, Talker> = BTreeMap::new();
@@ -73,17 +64,6 @@ pub(super) fn endpoint_rows(pairs: &[Pair], version: Option<u8>) -> Vec<Talker> 
             ..t
         })
         .collect()
-}
-
-pub(super) fn talkers(pairs: &[Pair], top_n: usize) -> (Vec<Talker>, Vec<Talker>) {
-    let all = endpoint_rows(pairs, None);
-    let mut by_bytes = all.clone();
-    by_bytes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.addr.cmp(&b.addr)));
-    by_bytes.truncate(top_n);
-    let mut by_packets = all;
-    by_packets.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.addr.cmp(&b.addr)));
-    by_packets.truncate(top_n);
-    (by_bytes, by_packets)
 }
 
 /// Address pairs (as tshark's `-z conv,ip` and `conv,ipv6` together, or one version),
@@ -127,7 +107,8 @@ pub(super) fn conversations(pairs: &[Pair], version: Option<u8>) -> Vec<Conversa
     rows
 }
 
-fn service_name(proto: &str, port: u16) -> &'static str {
+/// The usual name of a service port (empty when it has none).
+pub(super) fn service_name(proto: &str, port: u16) -> &'static str {
     match (proto, port) {
         (_, 53) => "dns",
         ("UDP", 67 | 68) => "dhcp",
@@ -145,34 +126,4 @@ fn service_name(proto: &str, port: u16) -> &'static str {
         ("TCP", 8883 | 1883) => "mqtt",
         _ => "",
     }
-}
-
-/// Top services: for each TCP/UDP packet the lower of its two ports (the service side,
-/// as a rule), most packets first.
-pub(super) fn ports(cube: &[CubeRow], top_n: usize) -> Vec<PortRow> {
-    let mut by: BTreeMap<(&str, u16), (u64, u64)> = BTreeMap::new();
-    for r in cube {
-        if let Some(port) = r.port {
-            let c = by.entry((&r.protocol, port)).or_default();
-            c.0 += r.packets;
-            c.1 += r.bytes;
-        }
-    }
-    let mut rows: Vec<PortRow> = by
-        .into_iter()
-        .map(|((protocol, port), (packets, bytes))| PortRow {
-            service: service_name(protocol, port).to_string(),
-            protocol: protocol.to_string(),
-            port,
-            packets,
-            bytes,
-        })
-        .collect();
-    rows.sort_by(|x, y| {
-        y.packets
-            .cmp(&x.packets)
-            .then_with(|| (&x.protocol, x.port).cmp(&(&y.protocol, y.port)))
-    });
-    rows.truncate(top_n);
-    rows
 }

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::cube::CubeRow;
-use super::night::Night;
+use super::rollup::SlotRow;
 use super::{ProtocolRow, TimeBin, Timeline, Totals};
 use crate::config::Zone;
 
@@ -29,7 +28,7 @@ pub(super) fn night_of(first_ns: Option<i64>, zone: Zone, window_start_min: u32)
     date.format("%Y-%m-%d").to_string()
 }
 
-pub(super) fn totals(cube: &[CubeRow], zone: Zone) -> Totals {
+pub(super) fn totals(cube: &[SlotRow], zone: Zone) -> Totals {
     let first = cube.iter().map(|r| r.first_ns).min();
     let last = cube.iter().map(|r| r.last_ns).max();
     Totals {
@@ -40,11 +39,7 @@ pub(super) fn totals(cube: &[CubeRow], zone: Zone) -> Totals {
         packets: cube.iter().map(|r| r.packets).sum(),
         bytes: cube.iter().map(|r| r.bytes).sum(),
         hosts: 0,
-        ip_packets: cube
-            .iter()
-            .filter(|r| r.ip_version.is_some())
-            .map(|r| r.packets)
-            .sum(),
+        ip_packets: cube.iter().map(|r| r.ip_packets).sum(),
         decode_errors: cube.iter().map(|r| r.decode_errors).sum(),
     }
 }
@@ -55,7 +50,8 @@ pub(super) fn totals(cube: &[CubeRow], zone: Zone) -> Totals {
 /// one bin (slots divide both the interval and the offset). The protocol mix is the
 /// timeline's cells summed.
 pub(super) fn timeline(
-    night: &Night,
+    slots: &[SlotRow],
+    slot_ns: i64,
     interval_s: u64,
     first: Option<i64>,
     zone: Zone,
@@ -73,14 +69,14 @@ pub(super) fn timeline(
     let step = i64::try_from(interval_s.max(1))
         .unwrap_or(i64::MAX / 2_000_000_000)
         .saturating_mul(1_000_000_000)
-        .max(night.slot_ns);
+        .max(slot_ns);
     // Floor to the bin as x - x % step (timestamps are after 1970, so x >= 0).
     let bin_of = |slot: i64| {
         let local = slot + off_ns;
         local - local.rem_euclid(step) - off_ns
     };
     let mut cells: BTreeMap<(i64, &str), (u64, u64)> = BTreeMap::new();
-    for r in &night.cube {
+    for r in slots {
         let c = cells.entry((bin_of(r.slot), &r.protocol)).or_default();
         c.0 += r.packets;
         c.1 += r.bytes;

@@ -120,8 +120,14 @@ pub struct ReportConfig {
     /// The appliance's own addresses, left out of the pings chart. Default: empty,
     /// detected from the capture interface.
     pub own_addresses: Vec<IpAddr>,
-    /// Rows in each top-N table. Default 10.
+    /// Rows in each top-N table (talkers, conversations, services; the rest is counted
+    /// in an "N more" or "other" row). Default 10.
     pub top_n: usize,
+    /// Rows at most in the lists shown whole on a normal night: pings per source, ARP
+    /// senders, devices (also the devices recorded per night in devices.parquet). The
+    /// rest is counted in an "N more" row, so a flood of made-up addresses keeps the
+    /// summary and the message small. Default 100.
+    pub max_rows: usize,
     /// Sections to include, in order: `pings`, `totals`, `timeline`, `protocols`,
     /// `talkers`, `conversations`, `ports`, `devices`, `history`. Default: all but
     /// `conversations` and `ports`.
@@ -137,6 +143,7 @@ impl Default for ReportConfig {
         ReportConfig {
             own_addresses: Vec::new(),
             top_n: 10,
+            max_rows: 100,
             sections: ReportSection::DEFAULT.to_vec(),
             history_nights: 7,
             interval: Interval::TEN_MINUTES,
@@ -631,6 +638,27 @@ mod tests {
             jail.set_env("NETDIGEST_CAPTURE__MIN_FREE_MB", "10%");
             let err = Config::load().expect_err("not a number").to_string();
             assert!(err.contains("capture.min_free_mb"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn max_rows_default_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            jail.create_file("nd.toml", "")?;
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(cfg.report.max_rows, 100);
+            jail.create_file("nd.toml", "[report]\nmax_rows = 7\n")?;
+            assert_eq!(
+                Config::load().map_err(|e| e.to_string())?.report.max_rows,
+                7
+            );
+            jail.set_env("NETDIGEST_REPORT__MAX_ROWS", "3");
+            assert_eq!(
+                Config::load().map_err(|e| e.to_string())?.report.max_rows,
+                3
+            );
             Ok(())
         });
     }
