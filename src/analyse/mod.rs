@@ -37,8 +37,7 @@ use std::path::Path;
 pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
 pub use summary::{
     ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, LowDiskStop, Omitted, PingRow, PortRow,
-    ProtocolRow,
-    SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+    ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
 pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
 
