@@ -63,6 +63,9 @@ pub const MAIL_JSON: &str = "mail.json";
 pub const MAIL_LOCK: &str = "mail.lock";
 /// The lock held while a night is being captured.
 pub const CAPTURE_LOCK: &str = "capture.lock";
+/// How many `nightly` runs started work on the night and did not finish it (killed: the
+/// OOM killer at `MemoryMax=`, a crash); removed when a run finishes the night.
+pub const NIGHTLY_ATTEMPTS: &str = "nightly.attempts";
 /// The lock held by `netdigest nightly`, inside the state directory.
 pub const NIGHTLY_LOCK: &str = "nightly.lock";
 
@@ -156,6 +159,10 @@ impl NightDir {
     #[must_use]
     pub fn capture_lock(&self) -> PathBuf {
         self.0.join(CAPTURE_LOCK)
+    }
+    #[must_use]
+    pub fn nightly_attempts(&self) -> PathBuf {
+        self.0.join(NIGHTLY_ATTEMPTS)
     }
     #[must_use]
     pub fn capture_json(&self) -> PathBuf {

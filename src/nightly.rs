@@ -42,7 +42,7 @@ use chrono::{DateTime, Utc};
 use crate::capfile::CaptureReader;
 use crate::capture::CaptureReport;
 use crate::config::Config;
-use crate::fsutil::move_aside;
+use crate::fsutil::{move_aside, write_atomic};
 use crate::layout::{self, NightDir, ReportDir};
 use crate::lock::{self, FileLock};
 use crate::pipeline::{self, RunOptions};
@@ -413,8 +413,66 @@ fn process_night(
     if report_done {
         return Ok(NightStatus::UpToDate);
     }
+    // A night that stopped nightly twice (the OOM killer at MemoryMax=, a crash) is left
+    // alone, so that it cannot hold back every later night; --force tries it again.
+    let attempts = night.nightly_attempts();
+    let tried = started_attempts(&attempts);
+    if tried >= MAX_UNFINISHED_ATTEMPTS && !opts.force {
+        rep.errors.push(format!(
+            "{}: nightly was stopped {tried} times while working on this night (out of memory?); \
+             skipped so that the later nights go on: run `netdigest nightly --night {} --force` \
+             to try again",
+            attempts.display(),
+            rep.night
+        ));
+        return Ok(NightStatus::Skipped(
+            "left alone after repeated failures".into(),
+        ));
+    }
+    write_atomic(&attempts, (tried + 1).to_string().as_bytes()).map_err(|source| {
+        NightError::Io {
+            path: attempts.clone(),
+            source,
+        }
+    })?;
+    let status = work_on_night(
+        cfg,
+        opts,
+        &night,
+        &all_parts,
+        convert_done,
+        analyse_done,
+        rep,
+    );
+    // Finished, one way or the other: not a run that was killed.
+    let _ = std::fs::remove_file(&attempts);
+    status
+}
+
+/// Runs that started work on a night without finishing it before it is left alone.
+const MAX_UNFINISHED_ATTEMPTS: u32 = 2;
+
+/// The count in `<night>/nightly.attempts` (0 when absent or unreadable).
+fn started_attempts(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The stages a night still needs: convert (and everything after it), or analyse and
+/// report, or report alone.
+fn work_on_night(
+    cfg: &Config,
+    opts: &NightlyOptions,
+    night: &NightDir,
+    all_parts: &[PathBuf],
+    convert_done: bool,
+    analyse_done: bool,
+    rep: &mut NightReport,
+) -> Result<NightStatus, NightError> {
     if !convert_done {
-        return convert_night(cfg, opts, &night, &all_parts, rep);
+        return convert_night(cfg, opts, night, all_parts, rep);
     }
     let mut stages = Vec::new();
     let summary = if analyse_done {

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use chrono::{Duration, SecondsFormat, Utc};
 use netdigest::capture::{CaptureReport, WindowInfo};
+use netdigest::layout::NightDir;
 
 /// A night directory with `parts` sample parts (packets, seed) and a capture.json with
 /// `status`; `running` nights have a window that ends in an hour and were updated now.
@@ -585,4 +586,51 @@ fn corrupt_state_files_are_moved_aside_and_the_night_proceeds() {
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     assert!(second.join("summary.json").is_file());
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A night that stopped nightly twice (killed: the OOM killer at MemoryMax=, a crash) is
+/// left alone with one line saying so and how to retry, and the later nights go on; a
+/// night stopped once is simply done again; `--force` retries the one left alone.
+#[test]
+fn a_night_that_killed_nightly_twice_does_not_hold_back_the_others() {
+    let state = common::tmpdir("nightly-attempts");
+    let bad = make_night(&state, "2026-11-20", &[(800, 1)], "complete");
+    let once = make_night(&state, "2026-11-21", &[(800, 2)], "complete");
+    let good = make_night(&state, "2026-11-22", &[(800, 3)], "complete");
+    let attempts = |d: &Path| NightDir::new(d).nightly_attempts();
+    std::fs::write(attempts(&bad), "2").unwrap();
+    std::fs::write(attempts(&once), "1").unwrap();
+    let out = nightly(&state, &[]);
+    let err = common::stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a night left alone is a failure: {err}"
+    );
+    assert!(
+        err.contains("nightly was stopped 2 times while working on this night")
+            && err.contains("--night 2026-11-20 --force"),
+        "{err}"
+    );
+    assert!(
+        !bad.join("packets.parquet").exists(),
+        "the bad night was worked on"
+    );
+    for d in [&once, &good] {
+        assert!(
+            d.join("report/report.eml").is_file(),
+            "{}: {err}",
+            d.display()
+        );
+        assert!(
+            !attempts(d).exists(),
+            "a finished night keeps its attempt count"
+        );
+    }
+    assert!(attempts(&bad).exists());
+    let out = nightly(&state, &["--night", "2026-11-20", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(bad.join("report/report.eml").is_file());
+    assert!(!attempts(&bad).exists());
+    let _ = std::fs::remove_dir_all(&state);
 }
