@@ -817,8 +817,12 @@ fn more_addresses_than_ids_falls_back_to_text() {
         assert_eq!(g, w, "row {i}");
     }
 
-    let s =
-        netdigest::analyse::analyse(&pq, &netdigest::analyse::AnalyseOptions::default()).unwrap();
+    // Every source listed (report.max_rows raised to all of them).
+    let all = netdigest::analyse::AnalyseOptions {
+        max_rows: n as usize,
+        ..Default::default()
+    };
+    let s = netdigest::analyse::analyse(&pq, &all).unwrap();
     assert_eq!(s.totals.packets, frames);
     assert_eq!(s.pings.len(), n as usize, "one row per source");
     assert!(s.pings.iter().all(|p| p.requests == 1));
@@ -835,6 +839,11 @@ fn more_addresses_than_ids_falls_back_to_text() {
     // Request 68,000 (10.1.9.160), long after the ids ran out, was answered.
     let p = s.pings.iter().find(|p| p.src == "10.1.9.160").unwrap();
     assert_eq!((p.replies, p.unanswered), (1, 0));
+    // At the default cap the rest are counted, not listed.
+    let capped =
+        netdigest::analyse::analyse(&pq, &netdigest::analyse::AnalyseOptions::default()).unwrap();
+    assert_eq!(capped.pings.len(), 100);
+    assert_eq!(capped.omitted.ping_sources, u64::from(n) - 100);
 }
 
 /// Analysis through the id columns and through the text columns (the same packets
