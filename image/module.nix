@@ -168,6 +168,14 @@ let
   }
   // cfg.environment;
 
+  # A service: what it does, its command, the shared hardening and environment, and
+  # its own settings (`extra`, merged over `common`).
+  service = what: command: extra: {
+    description = "netdigest: ${what}";
+    environment = serviceEnv;
+    serviceConfig = common // { ExecStart = "${bin} ${command}"; } // extra;
+  };
+
   timer = description: at: {
     inherit description;
     wantedBy = [ "timers.target" ];
@@ -352,16 +360,9 @@ in
     environment.etc."netdigest/netdigest.toml".source = configFile;
     environment.systemPackages = [ cfg.package ];
 
-    systemd.services.netdigest-capture = {
-      description = "netdigest: capture the night's traffic (${window})";
-      after = [ "network-online.target" ];
-      wants = [ "network-online.target" ];
-      environment = serviceEnv;
-      # A rebuild during the night must not cut the capture in two.
-      restartIfChanged = false;
-      serviceConfig = common // {
+    systemd.services.netdigest-capture =
+      service "capture the night's traffic (${window})" "capture" {
         Type = "simple";
-        ExecStart = "${bin} capture";
         AmbientCapabilities = "CAP_NET_RAW";
         CapabilityBoundingSet = "CAP_NET_RAW";
         RestrictAddressFamilies = "AF_PACKET AF_NETLINK AF_UNIX AF_INET AF_INET6";
@@ -371,15 +372,17 @@ in
         TimeoutStopSec = "60";
         # src/units.rs CAPTURE_MEMORY_MAX.
         MemoryMax = "256M";
+      }
+      // {
+        after = [ "network-online.target" ];
+        wants = [ "network-online.target" ];
+        # A rebuild during the night must not cut the capture in two.
+        restartIfChanged = false;
       };
-    };
 
-    systemd.services.netdigest-nightly = {
-      description = "netdigest: convert, analyse and report the nights whose capture ended";
-      environment = serviceEnv;
-      serviceConfig = common // {
+    systemd.services.netdigest-nightly =
+      service "convert, analyse and report the nights whose capture ended" "nightly" {
         Type = "oneshot";
-        ExecStart = "${bin} nightly";
         # No network at all: the appliance's own addresses come from capture.json,
         # recorded at capture time; the analysis reads no live system state.
         PrivateNetwork = "yes";
@@ -388,23 +391,11 @@ in
         # src/units.rs NIGHTLY_MEMORY_MAX: a night of a million spoofed sources fits.
         MemoryMax = "1G";
       };
-    };
 
-    systemd.services.netdigest-mail = {
-      description = "netdigest: mail every unsent night's report";
-      # After the nightly job: when both timers fire together at boot (Persistent=true
-      # after a night switched off), tonight's report is made before the mail goes out.
-      after = [
-        "network-online.target"
-        "netdigest-nightly.service"
-      ];
-      wants = [ "network-online.target" ];
-      environment = serviceEnv;
-      serviceConfig =
-        common
-        // {
+    systemd.services.netdigest-mail =
+      service "mail every unsent night's report" "mail" (
+        {
           Type = "oneshot";
-          ExecStart = "${bin} mail";
           RestrictAddressFamilies = "AF_UNIX AF_INET AF_INET6";
           # src/units.rs MAIL_MEMORY_MAX.
           MemoryMax = "256M";
@@ -416,8 +407,17 @@ in
           # binary trims it to "no password"). `\n`, not an empty value: systemd 252
           # rejects `SetCredential=smtp-password:` ("Invalid syntax, ignoring").
           SetCredential = [ "smtp-password:\\n" ];
-        };
-    };
+        }
+      )
+      // {
+        # After the nightly job: when both timers fire together at boot (Persistent=true
+        # after a night switched off), tonight's report is made before the mail goes out.
+        after = [
+          "network-online.target"
+          "netdigest-nightly.service"
+        ];
+        wants = [ "network-online.target" ];
+      };
 
     systemd.timers.netdigest-capture =
       timer "netdigest: start the night's capture (${window})"

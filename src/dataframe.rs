@@ -44,6 +44,20 @@ impl CollectStreaming for LazyFrame {
     }
 }
 
+/// A boolean column: `keep` of each text of `name` (null: false).
+pub(crate) fn mask(
+    df: &DataFrame,
+    name: &str,
+    keep: impl Fn(&str) -> bool,
+) -> PolarsResult<BooleanChunked> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| Some(v.is_some_and(&keep)))
+        .collect())
+}
+
 pub(crate) fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let s = df.column(name)?.cast(&DataType::UInt64)?;
     Ok(s.u64()?.iter().map(|v| v.unwrap_or(0)).collect())

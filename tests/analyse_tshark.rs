@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use netdigest::analyse::{self, Endpoint};
+use netdigest::analyse::{self, Talker};
 use netdigest::convert::{ConvertOptions, convert};
 
 /// Files where tshark and we count differently on purpose, per statistic, with the reason.
@@ -70,7 +70,7 @@ fn exception(file: &str, stat: &str) -> Option<&'static str> {
 }
 
 /// Parses `tshark -q -z endpoints,ip[v6]`: address -> counts.
-fn tshark_endpoints(out: &str) -> BTreeMap<String, Endpoint> {
+fn tshark_endpoints(out: &str) -> BTreeMap<String, Talker> {
     let mut m = BTreeMap::new();
     let mut in_table = false;
     for line in out.lines() {
@@ -95,7 +95,8 @@ fn tshark_endpoints(out: &str) -> BTreeMap<String, Endpoint> {
         };
         m.insert(
             f[0].to_string(),
-            Endpoint {
+            Talker {
+                addr: f[0].to_string(),
                 packets: n(1),
                 bytes: n(2),
                 tx_packets: n(3),

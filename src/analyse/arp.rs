@@ -7,7 +7,7 @@ use super::ArpRow;
 use super::night::Night;
 use super::rollup::top_rows;
 use super::tables::Tables;
-use crate::dataframe::{i64s, strs, u64s};
+use crate::dataframe::{i64s, mask, strs, u64s};
 use crate::devices::{Device, is_local};
 use crate::parquet_schema::{
     ARP_OP, ARP_SENDER_IP, IP_VERSION, SRC, SRC_MAC, SRC_MAC_ID, TS, WIRE_LEN,
@@ -73,16 +73,6 @@ pub(super) fn arp(senders: &DataFrame, max_rows: usize) -> PolarsResult<(Vec<Arp
         .collect();
     rows.sort_by(|x, y| (&x.ip, &x.mac).cmp(&(&y.ip, &y.mac)));
     Ok((rows, rest))
-}
-
-/// A boolean column: `keep` of each text of `name` (null: false).
-fn mask(df: &DataFrame, name: &str, keep: impl Fn(&str) -> bool) -> PolarsResult<BooleanChunked> {
-    Ok(df
-        .column(name)?
-        .str()?
-        .iter()
-        .map(|v| Some(v.is_some_and(&keep)))
-        .collect())
 }
 
 /// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,

@@ -5,7 +5,7 @@ use polars::prelude::*;
 
 use super::Flood;
 use super::rollup::order;
-use crate::dataframe::{strs, u64s};
+use crate::dataframe::{mask, strs, u64s};
 use crate::devices::is_local;
 use crate::parquet_schema::{DST, IP_VERSION, SRC, SRC_MAC};
 
@@ -28,16 +28,6 @@ fn local_mac(mac: &str) -> bool {
     mac.get(..2)
         .and_then(|b| u8::from_str_radix(b, 16).ok())
         .is_some_and(|b| b & 2 != 0)
-}
-
-/// A boolean column: `keep` of each text of `name` (null: false).
-fn mask(df: &DataFrame, name: &str, keep: impl Fn(&str) -> bool) -> PolarsResult<BooleanChunked> {
-    Ok(df
-        .column(name)?
-        .str()?
-        .iter()
-        .map(|v| Some(v.is_some_and(&keep)))
-        .collect())
 }
 
 /// The MACs that sent the most packets of `df` (at most three).

@@ -39,7 +39,7 @@ pub use summary::{
     ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, LowDiskStop, Omitted, PingRow, PortRow,
     ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
 };
-pub use tshark::{Endpoint, all_conversations, endpoints, io_stat};
+pub use tshark::{all_conversations, endpoints, io_stat};
 
 use crate::config::Zone;
 use arp::{arp, night_devices_of};

@@ -8,20 +8,9 @@ use polars::prelude::*;
 
 use super::cube::cube;
 use super::talkers::{conversations, endpoint_rows, pairs};
-use super::{AnalyseError, Conversation, Result};
+use super::{AnalyseError, Conversation, Result, Talker};
 use crate::dataframe::{CollectStreaming as _, i64s, u64s};
 use crate::parquet_schema::{TS, WIRE_LEN};
-
-/// Per-address packet and byte counts, as tshark's `-z endpoints,ip` / `endpoints,ipv6`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Endpoint {
-    pub packets: u64,
-    pub bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-}
 
 fn scan(path: &Path) -> Result<LazyFrame> {
     let err = |source| AnalyseError::Polars {
@@ -36,7 +25,7 @@ fn scan(path: &Path) -> Result<LazyFrame> {
 ///
 /// # Errors
 /// The Parquet cannot be read.
-pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Endpoint>> {
+pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Talker>> {
     let pairs = pairs(
         &cube(parquet, 60_000_000_000).map_err(|source| AnalyseError::Polars {
             path: parquet.display().to_string(),
@@ -45,19 +34,7 @@ pub fn endpoints(parquet: &Path, version: u8) -> Result<BTreeMap<String, Endpoin
     );
     Ok(endpoint_rows(&pairs, Some(version))
         .into_iter()
-        .map(|t| {
-            (
-                t.addr,
-                Endpoint {
-                    packets: t.packets,
-                    bytes: t.bytes,
-                    tx_packets: t.tx_packets,
-                    tx_bytes: t.tx_bytes,
-                    rx_packets: t.rx_packets,
-                    rx_bytes: t.rx_bytes,
-                },
-            )
-        })
+        .map(|t| (t.addr.clone(), t))
         .collect())
 }
 
