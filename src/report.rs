@@ -166,7 +166,6 @@ const TDR: &str =
 const TH: &str =
     "padding:4px 8px;border-bottom:2px solid #9ca3af;font-size:13px;text-align:left;color:#374151;";
 const MORE: &str = "margin:4px 0;color:#6b7280;font-size:13px;";
-const H2: &str = "font-size:18px;margin:24px 0 8px 0;color:#111827;";
 
 /// Text with a line-break opportunity (`<wbr>`) after each `.` and `:`: on a phone a
 /// long IPv6 address would otherwise push the number columns off the screen, and a
@@ -605,6 +604,53 @@ fn warnings(s: &Summary) -> Vec<String> {
     w
 }
 
+/// The opening tags of one HTML flavour: the email's (inline styles, for mail clients)
+/// or the page's (a stylesheet).
+struct Tags {
+    warning: &'static str,
+    h2: &'static str,
+    empty: &'static str,
+}
+
+const EMAIL_TAGS: Tags = Tags {
+    warning: "<p style=\"margin:8px 0;padding:8px 12px;background:#fef2f2;border-left:4px solid #dc2626;color:#991b1b;font-size:14px;\">",
+    h2: "<h2 style=\"font-size:18px;margin:24px 0 8px 0;color:#111827;\">",
+    empty: "<p style=\"margin:4px 0;color:#6b7280;font-size:14px;\">",
+};
+
+const PAGE_TAGS: Tags = Tags {
+    warning: "<p style=\"color:#991b1b\">",
+    h2: "<h2>",
+    empty: "<p>",
+};
+
+/// The warnings, then each section in turn: its heading, then (unless it is empty, which
+/// says so in one line) what `body` writes for it.
+fn html_sections(
+    h: &mut String,
+    s: &Summary,
+    opts: &ReportOptions,
+    tags: &Tags,
+    mut body: impl FnMut(&mut String, Section),
+) {
+    for w in warnings(s) {
+        let _ = write!(
+            h,
+            "{}<strong>Warning:</strong> {}</p>",
+            tags.warning,
+            esc(&w)
+        );
+    }
+    for sec in sections(s, opts) {
+        let _ = write!(h, "{}{}</h2>", tags.h2, esc(sec.title));
+        if sec.rows.is_empty() {
+            let _ = write!(h, "{}{}</p>", tags.empty, esc(sec.empty));
+        } else {
+            body(h, sec);
+        }
+    }
+}
+
 /// The email's HTML body: inline CSS only, no scripts, images by `cid:`, a table of
 /// the numbers behind each chart, readable at 600 px and on a phone.
 #[must_use]
@@ -620,23 +666,7 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
         night = esc(&s.night),
         headline = esc(&headline(s)),
     );
-    for w in warnings(s) {
-        let _ = write!(
-            h,
-            "<p style=\"margin:8px 0;padding:8px 12px;background:#fef2f2;border-left:4px solid #dc2626;color:#991b1b;font-size:14px;\"><strong>Warning:</strong> {}</p>",
-            esc(&w)
-        );
-    }
-    for sec in sections(s, opts) {
-        let _ = write!(h, "<h2 style=\"{H2}\">{}</h2>", esc(sec.title));
-        if sec.rows.is_empty() {
-            let _ = write!(
-                h,
-                "<p style=\"margin:4px 0;color:#6b7280;font-size:14px;\">{}</p>",
-                esc(sec.empty)
-            );
-            continue;
-        }
+    html_sections(&mut h, s, opts, &EMAIL_TAGS, |h, sec| {
         if let Some(id) = sec.chart
             && let Some(img) = charts.iter().find(|c| c.id == id)
         {
@@ -659,7 +689,7 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
         if let Some(more) = more {
             let _ = write!(h, "<p style=\"{MORE}\">{}</p>", esc(&more));
         }
-    }
+    });
     h.push_str("<p style=\"margin:24px 0 0 0;color:#9ca3af;font-size:12px;\">netdigest &middot; the interactive report is attached as index.html</p></div></body></html>\n");
     h
 }
@@ -737,19 +767,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
         night = esc(&s.night),
         headline = esc(&headline(s)),
     );
-    for w in warnings(s) {
-        let _ = write!(
-            h,
-            "<p style=\"color:#991b1b\"><strong>Warning:</strong> {}</p>",
-            esc(&w)
-        );
-    }
-    for sec in sections(s, opts) {
-        let _ = write!(h, "<h2>{}</h2>", esc(sec.title));
-        if sec.rows.is_empty() {
-            let _ = write!(h, "<p>{}</p>", esc(sec.empty));
-            continue;
-        }
+    html_sections(&mut h, s, opts, &PAGE_TAGS, |h, sec| {
         if let Some(id) = sec.chart
             && defs.iter().any(|d| d.id == id)
         {
@@ -759,7 +777,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
         if let Some(more) = &sec.more {
             let _ = write!(h, "<p>{}</p>", esc(more));
         }
-    }
+    });
     h.push_str("<script>if (window.echarts) {\n");
     for d in defs {
         // JSON inside <script>: keep "</" from closing the element.
