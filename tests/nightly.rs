@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::SystemTime;
 
-use chrono::{Duration, SecondsFormat, Utc};
-use netdigest::capture::{CaptureReport, WindowInfo};
+use chrono::{Duration, Utc};
+use netdigest::capture::CaptureReport;
 use netdigest::layout::NightDir;
 
 /// A night directory with `parts` sample parts (packets, seed) and a capture.json with
@@ -38,7 +38,6 @@ fn make_night(state: &Path, night: &str, parts: &[(u64, u64)], status: &str) -> 
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
     let now = Utc::now();
-    let rfc = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     let (start, end, updated) = if status == "running" {
         (now - Duration::hours(1), now + Duration::hours(1), now)
     } else {
@@ -48,30 +47,7 @@ fn make_night(state: &Path, night: &str, parts: &[(u64, u64)], status: &str) -> 
             now - Duration::hours(2),
         )
     };
-    let report = CaptureReport {
-        schema_version: netdigest::capture::CAPTURE_SCHEMA_VERSION,
-        status: status.into(),
-        night: night.into(),
-        // No such interface here: the night's own addresses are not looked up from this host.
-        interface: "sample0".into(),
-        snaplen: 192,
-        window: WindowInfo {
-            start: rfc(start),
-            end: rfc(end),
-            source: "config".into(),
-            timezone: "system".into(),
-        },
-        started: rfc(start),
-        ended: (status != "running").then(|| rfc(end)),
-        updated: rfc(updated),
-        stop_reason: (status != "running").then(|| "window end".to_string()),
-        ..CaptureReport::default()
-    };
-    std::fs::write(
-        dir.join("capture.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
+    common::write_capture_json(&dir, status, start, end, updated);
     dir
 }
 

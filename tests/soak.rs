@@ -25,9 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chrono::{Days, Local, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{Days, Local, NaiveDate, TimeZone, Utc};
 use common::smtp::{self, Server, ServerOpts};
-use netdigest::capture::{CaptureReport, WindowInfo};
 use netdigest::layout::{self, NightDir};
 use netdigest::mail::{MailRecord, Status};
 
@@ -239,30 +238,7 @@ impl Soak {
         };
         synth::write_night_file(&night.capture_dir().join(layout::part_name(1)), &spec).unwrap();
         let end = start + chrono::Duration::hours(8);
-        let rfc = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let report = CaptureReport {
-            schema_version: netdigest::capture::CAPTURE_SCHEMA_VERSION,
-            status: "complete".into(),
-            night: date.format(layout::NIGHT_FORMAT).to_string(),
-            interface: "soak0".into(),
-            snaplen: 192,
-            window: WindowInfo {
-                start: rfc(start),
-                end: rfc(end),
-                source: "config".into(),
-                timezone: "system".into(),
-            },
-            started: rfc(start),
-            ended: Some(rfc(end)),
-            updated: rfc(end),
-            stop_reason: Some("window end".into()),
-            ..CaptureReport::default()
-        };
-        std::fs::write(
-            night.capture_json(),
-            serde_json::to_string_pretty(&report).unwrap(),
-        )
-        .unwrap();
+        common::write_capture_json(&dir, "complete", start, end, end);
         dir
     }
 

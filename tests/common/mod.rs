@@ -196,3 +196,47 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// Writes `<night_dir>/capture.json` as `netdigest capture` does for a window from
+/// `start` to `end`, last written at `updated`; a night not `running` has ended at `end`
+/// ("window end"). The interface is one no host has, so that nothing is looked up.
+pub fn write_capture_json(
+    night_dir: &Path,
+    status: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    updated: chrono::DateTime<chrono::Utc>,
+) {
+    use netdigest::capture::{CAPTURE_SCHEMA_VERSION, CaptureReport, WindowInfo};
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let night = night_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let over = status != "running";
+    let report = CaptureReport {
+        schema_version: CAPTURE_SCHEMA_VERSION,
+        status: status.into(),
+        night,
+        interface: "sample0".into(),
+        snaplen: 192,
+        window: WindowInfo {
+            start: rfc(start),
+            end: rfc(end),
+            source: "config".into(),
+            timezone: "system".into(),
+        },
+        started: rfc(start),
+        ended: over.then(|| rfc(end)),
+        updated: rfc(updated),
+        stop_reason: over.then(|| "window end".to_string()),
+        ..CaptureReport::default()
+    };
+    std::fs::write(
+        netdigest::layout::NightDir::new(night_dir).capture_json(),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+}
