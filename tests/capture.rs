@@ -53,6 +53,16 @@ fn sh(cmd: &mut Command) {
 }
 
 /// Two namespaces joined by a veth pair; removed on drop.
+/// A running ping flood, killed on drop.
+struct Flood(std::process::Child);
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Net {
     a: String,
     b: String,
@@ -118,6 +128,18 @@ impl Net {
     }
 
     /// `ip netns exec A ...`
+    /// A ping flood (1,200-byte echo requests, at most 30 s) from A to B, stopped when
+    /// dropped.
+    fn ping_flood(&self) -> Flood {
+        Flood(
+            self.in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
     fn in_a(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.a]).args(args);
@@ -450,12 +472,7 @@ fn sigterm_during_a_flood_leaves_valid_rotated_files_with_every_counted_packet()
             ("NETDIGEST_CAPTURE__ROTATE_MB", "1"),
         ],
     );
-    let mut flood = net
-        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let flood = net.ping_flood();
     // Wait until a few parts exist, then stop in the middle of the flood.
     let deadline = Instant::now() + Duration::from_secs(20);
     while cap.parts().len() < 3 {
@@ -463,8 +480,7 @@ fn sigterm_during_a_flood_leaves_valid_rotated_files_with_every_counted_packet()
         sleep(Duration::from_millis(50));
     }
     let j = cap.stop();
-    let _ = flood.kill();
-    let _ = flood.wait();
+    drop(flood);
     let files = cap.parts();
     assert!(files.len() >= 3, "{files:?}");
     let in_files = count(&files, "");
@@ -509,20 +525,14 @@ fn the_nights_disk_cap_stops_writing_but_not_counting() {
             ("NETDIGEST_CAPTURE__MAX_DISK_MB", "2"),
         ],
     );
-    let mut flood = net
-        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let flood = net.ping_flood();
     let j = cap.wait_for("the disk cap", Duration::from_secs(30), |j| {
         j["disk"]["cap_reached_at"].is_string()
     });
     assert_eq!(j["status"], "running", "the capture goes on");
     sleep(Duration::from_millis(500));
     let j = cap.stop();
-    let _ = flood.kill();
-    let _ = flood.wait();
+    drop(flood);
     let files = cap.parts();
     let bytes: u64 = files
         .iter()
@@ -903,12 +913,7 @@ fn a_full_disk_leaves_parts_that_read_cleanly() {
             ("NETDIGEST_CAPTURE__MIN_FREE_MB", "0"),
         ],
     );
-    let mut flood = net
-        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let flood = net.ping_flood();
     let deadline = Instant::now() + Duration::from_secs(25);
     while !cap.log().contains("No space left") {
         assert!(
@@ -918,8 +923,7 @@ fn a_full_disk_leaves_parts_that_read_cleanly() {
         );
         sleep(Duration::from_millis(50));
     }
-    let _ = flood.kill();
-    let _ = flood.wait();
+    drop(flood);
     cap.signal("-TERM");
     // Exit 0, or 1 when the final capture.json found no room: the parts are what counts.
     let _ = cap.wait(Duration::from_secs(20));
@@ -1051,20 +1055,14 @@ fn the_disk_floor_stops_a_flood_before_the_disk_fills() {
             ("NETDIGEST_CAPTURE__MIN_FREE_MB", "28"),
         ],
     );
-    let mut flood = net
-        .in_a(&["ping", "-n", "-q", "-f", "-s", "1200", "-w", "30", ADDR_B])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let flood = net.ping_flood();
     let j = cap.wait_for("the disk floor", Duration::from_secs(40), |j| {
         j["disk"]["stopped_low_disk"].is_object()
     });
     assert_eq!(j["status"], "running", "the capture goes on counting");
     sleep(Duration::from_millis(500));
     let j = cap.stop();
-    let _ = flood.kill();
-    let _ = flood.wait();
+    drop(flood);
     let free = fs.free_mib();
     let recorded = u(&j, &["disk", "stopped_low_disk", "free_mb"]);
     assert!(recorded < 28, "{j:#}");
