@@ -66,6 +66,10 @@ pub enum Command {
         /// tshark-compatible CSV output (the seed's columns, RFC 4180 quoting).
         #[arg(long, value_name = "OUT.csv")]
         csv: Option<PathBuf>,
+        /// The names the packets carry (DHCP, mDNS, DNS answers, TLS/QUIC server names,
+        /// ...), one row per distinct name: names.parquet.
+        #[arg(long, value_name = "OUT.parquet")]
+        names: Option<PathBuf>,
         /// No progress bar or progress log lines.
         #[arg(long)]
         no_progress: bool,
@@ -244,18 +248,17 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             inputs,
             output,
             csv,
+            names,
             no_progress,
-        } => {
-            if output.is_none() && csv.is_none() {
-                bail!("convert: nothing to write: give -o OUT.parquet and/or --csv OUT.csv");
-            }
-            let opts = ConvertOptions {
+        } => convert_and_report(
+            &inputs,
+            &ConvertOptions {
                 parquet: output,
                 csv,
+                names,
                 progress: !no_progress,
-            };
-            convert_and_report(&inputs, &opts)
-        }
+            },
+        ),
         Command::Sample {
             output,
             packets,
@@ -429,8 +432,13 @@ fn print_config(config_path: &Path) -> anyhow::Result<Exit> {
 /// Runs a conversion and reports it: warnings for a file cut short, an error line and
 /// exit 1 for corruption (the frames before it are still written).
 fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<Exit> {
+    if opts.parquet.is_none() && opts.csv.is_none() && opts.names.is_none() {
+        bail!(
+            "convert: nothing to write: give -o OUT.parquet, --csv OUT.csv and/or --names OUT.parquet"
+        );
+    }
     let summary = convert::convert(inputs, opts)?;
-    let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv]
+    let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv, &opts.names]
         .into_iter()
         .flatten()
         .cloned()

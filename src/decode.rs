@@ -124,6 +124,10 @@ pub struct PacketRecord {
     /// cannot know it (TCP in a first IP fragment, TCP header longer than the segment,
     /// bogus UDP length).
     pub payload_len: Option<u32>,
+    /// Where the TCP/UDP payload starts in the captured bytes (the innermost transport
+    /// header's end), when the whole header was captured. The payload captured is
+    /// `data[payload_off..]` up to `payload_len` bytes.
+    pub payload_off: Option<u32>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
     /// Echo request/reply identifier and sequence number (ICMP and ICMPv6).
@@ -168,6 +172,7 @@ impl PacketRecord {
             tcp_ack: None,
             tcp_window: None,
             payload_len: None,
+            payload_off: None,
             icmp_type: None,
             icmp_code: None,
             icmp_id: None,

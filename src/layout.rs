@@ -10,6 +10,7 @@
 //!     capture.lock                 held by the capture of this night while it runs
 //!     capture.json                 capture's account (health, windows, own addresses)
 //!     packets.parquet              convert: one typed row per frame
+//!     names.parquet                convert: the names the packets carry
 //!     summary.json                 analyse: the night's numbers (versioned)
 //!     report/                      report: email.html, email.txt, index.html,
 //!       charts/*.jpg                 the chart images,
@@ -39,6 +40,8 @@ pub const CAPTURE_DIR: &str = "capture";
 pub const CAPTURE_JSON: &str = "capture.json";
 /// The converted night.
 pub const PACKETS_PARQUET: &str = "packets.parquet";
+/// The night's names (DHCP, mDNS, DNS answers, SNI, ...), written by convert.
+pub const NAMES_PARQUET: &str = "names.parquet";
 /// The analysed night.
 pub const SUMMARY_JSON: &str = "summary.json";
 /// The report's folder, inside a night.
@@ -173,6 +176,10 @@ impl NightDir {
         self.0.join(PACKETS_PARQUET)
     }
     #[must_use]
+    pub fn names_parquet(&self) -> PathBuf {
+        self.0.join(NAMES_PARQUET)
+    }
+
     pub fn summary_json(&self) -> PathBuf {
         self.0.join(SUMMARY_JSON)
     }

@@ -38,6 +38,7 @@ pub mod lock;
 pub mod logging;
 pub mod mail;
 pub mod message;
+pub mod namestore;
 pub mod nightly;
 pub mod parquet_schema;
 pub mod pipeline;

@@ -72,12 +72,14 @@ pub fn run(
     std::fs::create_dir_all(night_dir)
         .with_context(|| format!("{}: creating directory", night_dir.display()))?;
     let parquet = NightDir::new(night_dir).packets_parquet();
+    let names = NightDir::new(night_dir).names_parquet();
     tracing::info!(dir = %night_dir.display(), parts = inputs.len(), "convert: start");
     let conv = convert::convert(
         inputs,
         &ConvertOptions {
             parquet: Some(parquet),
             csv: opts.csv.clone(),
+            names: Some(names),
             progress: opts.progress,
         },
     )?;

@@ -26,6 +26,7 @@ use polars::prelude::*;
 
 use crate::capfile::{CapError, CaptureReader, Format, Frame};
 use crate::decode::{self, FrameMeta, TcpSeqTracker};
+use crate::namestore::{self, NameStore};
 use csv_writer::CsvSink;
 use parquet_writer::ParquetSink;
 use progress::Progress;
@@ -65,6 +66,8 @@ pub struct ConvertOptions {
     pub parquet: Option<PathBuf>,
     /// tshark-compatible CSV output path.
     pub csv: Option<PathBuf>,
+    /// names.parquet output path: the names the packets carry ([`crate::namestore`]).
+    pub names: Option<PathBuf>,
     /// Show a progress bar (only when stderr is a terminal); otherwise log progress lines.
     pub progress: bool,
 }
@@ -99,6 +102,10 @@ pub struct ConvertSummary {
     pub damage: Vec<Damage>,
     /// Non-fatal oddities reported by the reader, prefixed with the file.
     pub warnings: Vec<String>,
+    /// Distinct names written to names.parquet.
+    pub names: u64,
+    /// Names seen past the bound on distinct names (counted, not stored).
+    pub names_dropped: u64,
 }
 
 impl ConvertSummary {
@@ -141,6 +148,7 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
             None => None,
         },
         progress: Progress::new(opts.progress, total_bytes),
+        names: opts.names.as_ref().map(|_| NameStore::new()),
         summary: ConvertSummary::default(),
         tracker: TcpSeqTracker::new(),
         bytes_done: 0,
@@ -156,6 +164,16 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
     }
     if let Some(c) = reading.csv {
         c.finish()?;
+    }
+    if let (Some(store), Some(path)) = (&reading.names, &opts.names) {
+        store.write(path).map_err(|e| match e {
+            namestore::WriteError::Io { path, source } => ConvertError::Output { path, source },
+            namestore::WriteError::Parquet { path, source } => {
+                ConvertError::Parquet { path, source }
+            }
+        })?;
+        reading.summary.names = store.len() as u64;
+        reading.summary.names_dropped = store.dropped();
     }
     Ok(reading.summary)
 }
@@ -184,6 +202,7 @@ fn time_decimals<R: Read>(r: &CaptureReader<R>) -> usize {
 struct Reading {
     parquet: Option<ParquetSink>,
     csv: Option<CsvSink>,
+    names: Option<NameStore>,
     progress: Progress,
     summary: ConvertSummary,
     tracker: TcpSeqTracker,
@@ -260,6 +279,9 @@ impl Reading {
         }
         if let Some(c) = self.csv.as_mut() {
             c.push(&rec, rel_seq, self.tracker.last_relative_ack())?;
+        }
+        if let Some(n) = self.names.as_mut() {
+            n.observe(&rec, frame.data);
         }
         if let Some(p) = self.parquet.as_mut() {
             p.push(&rec, rel_seq)?;

@@ -104,6 +104,8 @@ impl Cx<'_> {
         }
         if self.avail(off) < hlen {
             self.cut("TCP", hlen, off);
+        } else {
+            self.r.payload_off = u32::try_from(off + hlen).ok();
         }
     }
 
@@ -133,6 +135,7 @@ impl Cx<'_> {
             self.cut(name, 8, off);
             return;
         }
+        self.r.payload_off = u32::try_from(off + 8).ok();
         let teredo = matches!(
             (self.r.src_port, self.r.dst_port),
             (Some(s), Some(d)) if teredo_ports(s, d)
@@ -172,6 +175,7 @@ impl Cx<'_> {
         self.r.src_port = None;
         self.r.dst_port = None;
         self.r.payload_len = None;
+        self.r.payload_off = None;
         self.ip(o, end, IpHint::V6);
     }
 
