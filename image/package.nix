@@ -16,7 +16,7 @@ rustPlatform.buildRustPackage {
   pname = cargoToml.package.name;
   inherit (cargoToml.package) version;
 
-  # Only what cargo reads: the workspace (the root package, pcapfmt/, synth/), tests/
+  # Only what cargo reads: the workspace (the root package, names/, pcapfmt/, synth/), tests/
   # whole (the insta snapshots under tests/snapshots, the SMTP test server), and
   # image/firstboot.sh, which tests/nix.rs runs. lib.fileset rather than a source
   # filter that keeps *.rs/*.toml only: that would drop them.
@@ -27,6 +27,7 @@ rustPlatform.buildRustPackage {
       ../Cargo.lock
       ../build.rs
       ../src
+      ../names
       ../pcapfmt
       ../synth
       ../tests

@@ -165,6 +165,27 @@ fn flake_inputs_are_pinned_to_commits() {
     assert_eq!(names, ["nixos-raspberrypi", "nixpkgs"], "unexpected inputs");
 }
 
+/// The package's source set (image/package.nix) holds every workspace member: a crate
+/// missing from it builds here and fails only in `nix build`.
+#[test]
+fn package_sources_hold_every_workspace_member() {
+    let cargo: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("Cargo.toml")).unwrap()).unwrap();
+    let members = cargo["workspace"]["members"].as_array().unwrap();
+    let nix = std::fs::read_to_string(repo().join("image/package.nix")).unwrap();
+    let listed: Vec<&str> = nix.lines().map(str::trim).collect();
+    for m in members {
+        let m = m.as_str().unwrap();
+        if m == "." {
+            continue;
+        }
+        assert!(
+            listed.contains(&format!("../{m}").as_str()),
+            "workspace member {m}/ is not in image/package.nix's fileset"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- firstboot.sh
 
 struct Firstboot {
