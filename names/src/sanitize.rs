@@ -190,9 +190,23 @@ mod tests {
     #[test]
     fn bidi_and_invisible_removed() {
         for c in [
-            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
-            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200D}',
-            '\u{FEFF}', '\u{2028}', '\u{E0041}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{FEFF}',
+            '\u{2028}',
+            '\u{E0041}',
         ] {
             let raw = format!("ev{c}il");
             assert_eq!(s(raw.as_bytes()).as_deref(), Some("evil"), "{c:?}");
@@ -212,7 +226,12 @@ mod tests {
             Some("x\u{FFFD}"),
             "a cut sequence is one replacement, as from_utf8_lossy"
         );
-        for raw in [&b"\xf0\x9f\x98"[..], b"a\xed\xa0\x80b", b"\xc0\xaf", b"\xff\xfe"] {
+        for raw in [
+            &b"\xf0\x9f\x98"[..],
+            b"a\xed\xa0\x80b",
+            b"\xc0\xaf",
+            b"\xff\xfe",
+        ] {
             let want = String::from_utf8_lossy(raw).into_owned();
             assert_eq!(s(raw).as_deref(), Some(want.as_str()));
         }
@@ -263,7 +282,11 @@ mod tests {
         assert_eq!(s(&raw).as_deref(), Some("host"));
         let raw = vec![0xffu8; 10_000];
         let got = s(&raw).unwrap_or_default();
-        assert_eq!(got, "\u{FFFD}".repeat(21), "capped by the label limit (3 bytes each)");
+        assert_eq!(
+            got,
+            "\u{FFFD}".repeat(21),
+            "capped by the label limit (3 bytes each)"
+        );
     }
 
     #[test]
