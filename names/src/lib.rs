@@ -151,7 +151,10 @@ pub struct Name {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     /// TCP, with the segment's absolute sequence number and flags (low 8 bits).
-    Tcp { seq: u32, flags: u8 },
+    Tcp {
+        seq: u32,
+        flags: u8,
+    },
     Udp,
 }
 
