@@ -149,7 +149,8 @@ fn cname_chain(m: &Message<'_>, question: WireName) -> Chain {
 }
 
 /// mDNS: what a device announces about itself. Responses (and announcements): every
-/// section. Queries: only the authority section, where a probing device proposes its
+/// section. TXT `fn=` is the friendly name, `md=` (Google Cast and others) and
+/// `model=` (Apple's `_device-info._tcp`) the model. Queries: only the authority section, where a probing device proposes its
 /// own records; a query's answer section holds known answers, records the asker has
 /// cached about *other* devices, so they are not attributed to it.
 fn mdns(p: &Packet<'_>, m: &Message<'_>, e: &mut Emitter<'_>) {
@@ -188,7 +189,8 @@ fn mdns(p: &Packet<'_>, m: &Message<'_>, e: &mut Emitter<'_>) {
                 txt(rr.rdata, |key, value| {
                     let kind = if key.eq_ignore_ascii_case(b"fn") {
                         Kind::MdnsFriendly
-                    } else if key.eq_ignore_ascii_case(b"md") {
+                    } else if key.eq_ignore_ascii_case(b"md") || key.eq_ignore_ascii_case(b"model")
+                    {
                         Kind::MdnsModel
                     } else {
                         return;
@@ -835,6 +837,24 @@ pub(crate) mod tests {
                 (Kind::MdnsService, "x".into(), None),
                 (Kind::MdnsFriendly, "\u{FFFD}\u{FFFD}".into(), None),
                 (Kind::MdnsModel, "M".repeat(63), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn mdns_device_info_model() {
+        let txt = b"\x0emodel=iMac11,3\x0cosxvers=10.13";
+        let b = Builder::new(0x8400, [0, 1, 0, 0]).rr(
+            "Luca\u{2019}s iMac._device-info._tcp.local",
+            TYPE_TXT,
+            4500,
+            txt,
+        );
+        assert_eq!(
+            names(&run(&b.bytes, 5353, 5353)),
+            vec![
+                (Kind::MdnsService, "Luca\u{2019}s iMac".into(), None),
+                (Kind::MdnsModel, "iMac11,3".into(), None),
             ]
         );
     }
