@@ -98,18 +98,26 @@ fn main() {
     });
     let mut x = Extractor::new();
     for (i, (link, f)) in frames(&file).iter().enumerate() {
-        if *link != 1 {
-            continue;
-        }
-        let mac = |o: usize| -> Option<[u8; 6]> { f.get(o..o + 6)?.try_into().ok() };
-        let (dst_mac, src_mac) = (mac(0), mac(6));
-        let mut off = 12;
-        let mut ethertype = u16_at(f, off, false).unwrap_or(0);
-        while ethertype == 0x8100 || ethertype == 0x88a8 {
-            off += 4;
-            ethertype = u16_at(f, off, false).unwrap_or(0);
-        }
-        let ip = off + 2;
+        // Where the IP header starts, and its ethertype.
+        let (src_mac, dst_mac, ethertype, ip) = match link {
+            1 => {
+                let mac = |o: usize| -> Option<[u8; 6]> { f.get(o..o + 6)?.try_into().ok() };
+                let mut off = 12;
+                let mut ethertype = u16_at(f, off, false).unwrap_or(0);
+                while ethertype == 0x8100 || ethertype == 0x88a8 {
+                    off += 4;
+                    ethertype = u16_at(f, off, false).unwrap_or(0);
+                }
+                (mac(6), mac(0), ethertype, off + 2)
+            }
+            113 => (None, None, u16_at(f, 14, false).unwrap_or(0), 16),
+            276 => (None, None, u16_at(f, 0, false).unwrap_or(0), 20),
+            101 | 228 | 229 => {
+                let v = f.first().map_or(0, |b| b >> 4);
+                (None, None, if v == 6 { 0x86dd } else { 0x0800 }, 0)
+            }
+            _ => continue,
+        };
         let (src, dst, proto, l4) = match ethertype {
             0x0800 => {
                 let Some(h) = f.get(ip..ip + 20) else {

@@ -478,6 +478,9 @@ impl Reassembly {
     /// opens with neither: a server's Initial, or not QUIC.
     fn open_initial(&mut self, key: Key, initial: &Initial<'_>) -> Option<Vec<u8>> {
         if let Some(conn) = self.conns.get(&key) {
+            if conn.done && conn.dcid == initial.dcid {
+                return None; // a retransmission of a connection already read
+            }
             if let Some(plain) = open(&conn.keys, initial.packet, initial.pn_offset) {
                 return Some(plain);
             }
