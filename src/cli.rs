@@ -70,6 +70,10 @@ pub enum Command {
         /// ...), one row per distinct name: names.parquet.
         #[arg(long, value_name = "OUT.parquet")]
         names: Option<PathBuf>,
+        /// The connections (TCP, UDP: 5-tuple, first/last packet, packets and bytes each
+        /// way, TCP state), one row per connection: flows.parquet.
+        #[arg(long, value_name = "OUT.parquet")]
+        flows: Option<PathBuf>,
         /// No progress bar or progress log lines.
         #[arg(long)]
         no_progress: bool,
@@ -249,6 +253,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             output,
             csv,
             names,
+            flows,
             no_progress,
         } => convert_and_report(
             &inputs,
@@ -256,6 +261,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 parquet: output,
                 csv,
                 names,
+                flows,
                 progress: !no_progress,
             },
         ),
@@ -432,13 +438,14 @@ fn print_config(config_path: &Path) -> anyhow::Result<Exit> {
 /// Runs a conversion and reports it: warnings for a file cut short, an error line and
 /// exit 1 for corruption (the frames before it are still written).
 fn convert_and_report(inputs: &[PathBuf], opts: &ConvertOptions) -> anyhow::Result<Exit> {
-    if opts.parquet.is_none() && opts.csv.is_none() && opts.names.is_none() {
+    if opts.parquet.is_none() && opts.csv.is_none() && opts.names.is_none() && opts.flows.is_none()
+    {
         bail!(
-            "convert: nothing to write: give -o OUT.parquet, --csv OUT.csv and/or --names OUT.parquet"
+            "convert: nothing to write: give -o OUT.parquet, --csv OUT.csv, --names OUT.parquet and/or --flows OUT.parquet"
         );
     }
     let summary = convert::convert(inputs, opts)?;
-    let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv, &opts.names]
+    let outputs: Vec<PathBuf> = [&opts.parquet, &opts.csv, &opts.names, &opts.flows]
         .into_iter()
         .flatten()
         .cloned()

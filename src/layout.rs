@@ -11,6 +11,7 @@
 //!     capture.json                 capture's account (health, windows, own addresses)
 //!     packets.parquet              convert: one typed row per frame
 //!     names.parquet                convert: the names the packets carry
+//!     flows.parquet                convert: the connections (TCP, UDP)
 //!     summary.json                 analyse: the night's numbers (versioned)
 //!     report/                      report: email.html, email.txt, index.html,
 //!       charts/*.jpg                 the chart images,
@@ -42,6 +43,8 @@ pub const CAPTURE_JSON: &str = "capture.json";
 pub const PACKETS_PARQUET: &str = "packets.parquet";
 /// The night's names (DHCP, mDNS, DNS answers, SNI, ...), written by convert.
 pub const NAMES_PARQUET: &str = "names.parquet";
+/// The night's connections, written by convert.
+pub const FLOWS_PARQUET: &str = "flows.parquet";
 /// The analysed night.
 pub const SUMMARY_JSON: &str = "summary.json";
 /// The report's folder, inside a night.
@@ -178,6 +181,10 @@ impl NightDir {
     #[must_use]
     pub fn names_parquet(&self) -> PathBuf {
         self.0.join(NAMES_PARQUET)
+    }
+
+    pub fn flows_parquet(&self) -> PathBuf {
+        self.0.join(FLOWS_PARQUET)
     }
 
     pub fn summary_json(&self) -> PathBuf {

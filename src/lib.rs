@@ -31,6 +31,7 @@ pub mod decode;
 pub mod devices;
 pub mod disk;
 pub mod exit;
+pub mod flows;
 pub mod fsutil;
 pub mod layout;
 pub mod linktype;

@@ -402,11 +402,12 @@ fn process_night(
     let parquet = night.packets_parquet();
     let summary_json = night.summary_json();
     let all_parts = part_files(&night)?;
-    // A night converted before names.parquet existed is converted again.
+    // A night converted before names.parquet and flows.parquet existed is converted again.
     let convert_done = !opts.force
         && !all_parts.is_empty()
         && up_to_date(&parquet, &all_parts)
-        && up_to_date(&night.names_parquet(), &all_parts);
+        && up_to_date(&night.names_parquet(), &all_parts)
+        && up_to_date(&night.flows_parquet(), &all_parts);
     let analyse_done = convert_done
         && up_to_date(&summary_json, std::slice::from_ref(&parquet))
         && pipeline::read_summary(night.path()).is_ok();

@@ -73,6 +73,7 @@ pub fn run(
         .with_context(|| format!("{}: creating directory", night_dir.display()))?;
     let parquet = NightDir::new(night_dir).packets_parquet();
     let names = NightDir::new(night_dir).names_parquet();
+    let flows = NightDir::new(night_dir).flows_parquet();
     tracing::info!(dir = %night_dir.display(), parts = inputs.len(), "convert: start");
     let conv = convert::convert(
         inputs,
@@ -80,6 +81,7 @@ pub fn run(
             parquet: Some(parquet),
             csv: opts.csv.clone(),
             names: Some(names),
+            flows: Some(flows),
             progress: opts.progress,
         },
     )?;

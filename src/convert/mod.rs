@@ -26,6 +26,7 @@ use polars::prelude::*;
 
 use crate::capfile::{CapError, CaptureReader, Format, Frame};
 use crate::decode::{self, FrameMeta, TcpSeqTracker};
+use crate::flows::{FlowError, FlowLimits, FlowTable};
 use crate::namestore::{self, NameStore};
 use csv_writer::CsvSink;
 use parquet_writer::ParquetSink;
@@ -68,6 +69,8 @@ pub struct ConvertOptions {
     pub csv: Option<PathBuf>,
     /// names.parquet output path: the names the packets carry ([`crate::namestore`]).
     pub names: Option<PathBuf>,
+    /// flows.parquet output path: the connections ([`crate::flows`]).
+    pub flows: Option<PathBuf>,
     /// Show a progress bar (only when stderr is a terminal); otherwise log progress lines.
     pub progress: bool,
 }
@@ -106,6 +109,10 @@ pub struct ConvertSummary {
     pub names: u64,
     /// Names seen past the bound on distinct names (counted, not stored).
     pub names_dropped: u64,
+    /// Connections written to flows.parquet, and how many of them were ended early
+    /// because too many were open at once.
+    pub flows: u64,
+    pub flows_evicted: u64,
 }
 
 impl ConvertSummary {
@@ -149,6 +156,10 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
         },
         progress: Progress::new(opts.progress, total_bytes),
         names: opts.names.as_ref().map(|_| NameStore::new()),
+        flows: match &opts.flows {
+            Some(p) => Some(FlowTable::to_file(p, FlowLimits::default()).map_err(flow_error)?),
+            None => None,
+        },
         summary: ConvertSummary::default(),
         tracker: TcpSeqTracker::new(),
         bytes_done: 0,
@@ -165,6 +176,11 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
     if let Some(c) = reading.csv {
         c.finish()?;
     }
+    if let Some(t) = reading.flows {
+        let done = t.finish().map_err(flow_error)?;
+        reading.summary.flows = done.written;
+        reading.summary.flows_evicted = done.evicted;
+    }
     if let (Some(store), Some(path)) = (&reading.names, &opts.names) {
         store.write(path).map_err(|e| match e {
             namestore::WriteError::Io { path, source } => ConvertError::Output { path, source },
@@ -176,6 +192,13 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
         reading.summary.names_dropped = store.dropped();
     }
     Ok(reading.summary)
+}
+
+fn flow_error(e: FlowError) -> ConvertError {
+    match e {
+        FlowError::Io { path, source } => ConvertError::Output { path, source },
+        FlowError::Parquet { path, source } => ConvertError::Parquet { path, source },
+    }
 }
 
 /// Digits of the CSV's Time column: 9 when the first input has nanosecond timestamps,
@@ -203,6 +226,7 @@ struct Reading {
     parquet: Option<ParquetSink>,
     csv: Option<CsvSink>,
     names: Option<NameStore>,
+    flows: Option<FlowTable>,
     progress: Progress,
     summary: ConvertSummary,
     tracker: TcpSeqTracker,
@@ -282,6 +306,9 @@ impl Reading {
         }
         if let Some(n) = self.names.as_mut() {
             n.observe(&rec, frame.data);
+        }
+        if let Some(f) = self.flows.as_mut() {
+            f.observe(&rec).map_err(flow_error)?;
         }
         if let Some(p) = self.parquet.as_mut() {
             p.push(&rec, rel_seq)?;
