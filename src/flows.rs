@@ -35,6 +35,7 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use foldhash::fast::RandomState;
 use polars::prelude::*;
 
 use crate::decode::{Addr, PacketRecord};
@@ -175,7 +176,9 @@ impl Flow {
 /// The open connections and the writer of ended ones.
 pub struct FlowTable {
     limits: FlowLimits,
-    index: HashMap<Key, usize>,
+    /// foldhash with a per-process random seed (as the TCP sequence tracker): keys come
+    /// off the wire, so the seed must not be guessable; several times cheaper than SipHash.
+    index: HashMap<Key, usize, RandomState>,
     slots: Vec<Option<Flow>>,
     /// Each slot's generation, bumped when its connection ends, so that expiry entries
     /// of an earlier connection in the same slot are recognised as stale.
@@ -235,7 +238,7 @@ impl FlowTable {
     pub fn new(limits: FlowLimits) -> Self {
         Self {
             limits,
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             gens: Vec::new(),
             free: Vec::new(),
