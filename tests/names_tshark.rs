@@ -11,7 +11,9 @@
 //! `oracle_tshark`, because we decode each frame on its own: the first fragment of a
 //! datagram is read as far as it goes, by both sides. TCP and TLS reassembly stay on:
 //! a ClientHello over several segments is shown by tshark on the frame that completes
-//! it, where our reassembly reports it too. Mapping, per kind:
+//! it, where our reassembly reports it too. HTTP reassembly is off
+//! (`http.desegment_headers`/`http.desegment_body` FALSE): our HTTP reader takes the
+//! Host of a request that starts a segment, and so does tshark then. Mapping, per kind:
 //!
 //! - `dns-answer` (`dns` layer, responses): every A/AAAA record of class IN in any
 //!   section; named by the question when its owner is the question or on the question's
@@ -48,7 +50,8 @@
 //! and tshark's `<Root>` is the empty name (no name).
 //!
 //! Legitimate differences are listed in [`EXCEPTIONS`] by file, kind and frames, with a
-//! reason; each listed frame must still differ. As a check of the tshark side (a wrong
+//! reason, and parser bugs reported to their owners in [`KNOWN_BUGS`] (tolerated,
+//! printed on every run); each listed frame must still differ. As a check of the tshark side (a wrong
 //! field would otherwise make the oracle pass vacuously), every file and column that
 //! `corpus/NAMES.tsv` counts frames for must give tshark rows of the matching kinds,
 //! unless [`NAMES_TSV_EXCEPTIONS`] says why not.
@@ -75,11 +78,142 @@ use serde_json::Value;
 
 /// (file, kind, frames, reason): frames of that file where our names of that kind
 /// legitimately differ from tshark's. Each listed frame must still differ.
-const EXCEPTIONS: &[(&str, &str, &[u64], &str)] = &[];
+const EXCEPTIONS: &[(&str, &str, &[u64], &str)] = &[
+    (
+        "nDPI__conncheck.pcap",
+        "http-host",
+        &[
+            72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 88, 89, 90, 91, 92,
+        ],
+        "TCP retransmissions of a GET: tshark does not hand data it has already seen to HTTP \
+         again; our HTTP reader keeps no TCP state and reads the same Host (same address) \
+         from each copy",
+    ),
+    (
+        "zeek__http_get-to-ssh-server.pcap",
+        "http-host",
+        &[4],
+        "an HTTP GET sent to port 22: tshark dissects port 22 as SSH; we read any segment \
+         that starts with a request line",
+    ),
+    (
+        "nDPI__quic-29.pcap",
+        "quic-sni",
+        &[3, 5],
+        "after a Retry (frame 2) the client sends its Initial again with a new DCID: we \
+         start over with that DCID's keys and read the SNI in frame 3, as in frame 1; \
+         tshark keeps one CRYPTO stream across the Retry, takes frame 3's bytes 0..301 as a \
+         repeat and shows the SNI when frame 5 brings bytes 301..569. Same name, same server",
+    ),
+];
+
+/// (file, kind, frames, what is wrong): differences that are parser bugs, reported to
+/// the parser's owner. Tolerated so that the oracle guards everything else, printed on
+/// every run, and, like [`EXCEPTIONS`], each listed frame must still differ: fixing the
+/// bug fails this test until the entry is removed.
+const KNOWN_BUGS: &[(&str, &str, &[u64], &str)] = &[(
+    "suricata-verify__output-eve-ftp-data_input.pcap",
+    "http-host",
+    &[
+        125, 134, 141, 156, 230, 241, 243, 252, 259, 272, 292, 297, 393, 401, 407, 413, 418, 432,
+        447, 450, 544, 553, 559, 564, 569, 583, 596, 600, 672, 681, 687, 692, 703, 716, 730, 734,
+        790, 801, 803, 814, 819, 832, 847, 856, 965, 973, 980, 987, 989, 1002, 1017, 1021, 1107,
+        1118, 1122, 1130, 1139, 1153, 1176, 1180, 1279, 1290, 1293, 1299, 1303, 1316, 1330, 1333,
+    ],
+    "names/src/http.rs: UPnP GENA requests over TCP (NOTIFY, SUBSCRIBE, UNSUBSCRIBE ... \
+     HTTP/1.1, with a Host header) are HTTP/1.1 requests to tshark; our METHODS list has \
+     only the eight RFC 7231 methods, so their Host is missed",
+)];
 
 /// (file, NAMES.tsv column, reason): NAMES.tsv counts frames of the protocol, but none
 /// of them carries a name of ours.
-const NAMES_TSV_EXCEPTIONS: &[(&str, &str, &str)] = &[];
+const NAMES_TSV_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "nDPI__iphone.pcap",
+        "ssdp",
+        "SSDP M-SEARCH requests only (USER-AGENT, no SERVER)",
+    ),
+    (
+        "nDPI__telegram.pcap",
+        "ssdp",
+        "SSDP M-SEARCH requests only (USER-AGENT, no SERVER)",
+    ),
+    (
+        "nDPI__ssdp-m-search-ua.pcap",
+        "ssdp",
+        "SSDP M-SEARCH requests only (USER-AGENT, no SERVER)",
+    ),
+    (
+        "suricata-verify__smb2-ntlmssp-negotiateflags_input.pcap",
+        "ssdp",
+        "SSDP M-SEARCH requests only (USER-AGENT, no SERVER)",
+    ),
+    (
+        "zeek__igmp_home-multicast-short.pcap",
+        "ssdp",
+        "SSDP M-SEARCH requests only (USER-AGENT, no SERVER)",
+    ),
+    (
+        "nDPI__ssdp-m-search-ua.pcap",
+        "http_host",
+        "NAMES.tsv counts http.host in SSDP M-SEARCH (HOST: 239.255.255.250:1900), not a name",
+    ),
+    (
+        "nDPI__telegram.pcap",
+        "http_host",
+        "NAMES.tsv counts http.host in SSDP M-SEARCH (HOST: 239.255.255.250:1900), not a name",
+    ),
+    (
+        "suricata-verify__smb2-ntlmssp-negotiateflags_input.pcap",
+        "http_host",
+        "NAMES.tsv counts http.host in SSDP M-SEARCH (HOST: 239.255.255.250:1900), not a name",
+    ),
+    (
+        "zeek__igmp_home-multicast-short.pcap",
+        "http_host",
+        "NAMES.tsv counts http.host in SSDP M-SEARCH (HOST: 239.255.255.250:1900), not a name",
+    ),
+    (
+        "zeek__igmp_home-multicast-short.pcap",
+        "mdns",
+        "two mDNS queries with no authority records: nothing announced",
+    ),
+    (
+        "nDPI__telegram.pcap",
+        "nbns",
+        "name queries only (WORKGROUP<1d>): no registration, no response",
+    ),
+    (
+        "suricata-verify__output-eve-ftp-data_input.pcap",
+        "nbns",
+        "name queries only (ISATAP<00>, WPAD<00>): no registration, no response",
+    ),
+    (
+        "zeek__wikipedia-filtered-plus-udp.pcap",
+        "nbns",
+        "name queries only (BRWC0CB383D1F42<00>, WORKGROUP<1d>)",
+    ),
+    (
+        "suricata-verify__output-eve-ftp-data_input.pcap",
+        "llmnr",
+        "LLMNR queries only, no response",
+    ),
+    (
+        "zeek__wikipedia-filtered-plus-udp.pcap",
+        "llmnr",
+        "LLMNR queries only, no response",
+    ),
+    (
+        "nDPI__quic_q46.pcap",
+        "quic_sni",
+        "Google QUIC Q046 (tshark's gquic.tag.sni), not IETF QUIC: not a source of ours",
+    ),
+    (
+        "nDPI__telegram.pcap",
+        "quic_sni",
+        "Google QUIC (tshark's gquic.tag.sni), not IETF QUIC: not a source of ours",
+    ),
+];
 
 /// NAMES.tsv's columns and the kinds each stands for.
 const NAMES_TSV_COLUMNS: &[(&str, &[&str])] = &[
@@ -103,13 +237,16 @@ const NAMES_TSV_COLUMNS: &[(&str, &[&str])] = &[
 /// One name in one frame: (frame, kind, name, address or "").
 type Row = (u64, &'static str, String, String);
 
+/// Names of one frame and kind that only we, and only tshark, found.
+type Sides = (Vec<String>, Vec<String>);
+
 fn addr_str(a: Option<IpAddr>) -> String {
     a.map(|a| a.to_string()).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- our side
 
-/// Our names, as convert reads them; None when our reader cannot open the file.
+/// Our names, as convert reads them; an error when our reader cannot open the file.
 fn ours(file: &Path) -> Result<BTreeSet<Row>, String> {
     let mut reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
     let mut extractor = names::Extractor::new();
@@ -153,6 +290,12 @@ fn tshark_json(file: &Path) -> Option<Vec<Value>> {
         "ip.defragment:FALSE",
         "-o",
         "ipv6.defragment:FALSE",
+        // Our HTTP reader takes the Host of a request that starts a segment; tshark, by
+        // default, shows a request on the frame that completes its head and body.
+        "-o",
+        "http.desegment_headers:FALSE",
+        "-o",
+        "http.desegment_body:FALSE",
         "-Y",
         "dns || mdns || llmnr || nbns || dhcp || dhcpv6 || ssdp || http \
          || tls.handshake.extensions_server_name",
@@ -518,7 +661,10 @@ fn nonzero(a: Option<String>) -> Option<String> {
 
 fn dhcp(f: &mut Frame, layer: &Value) {
     let types = strs(layer, "dhcp.option.type");
-    let trees: Vec<&Value> = layer.get("dhcp.option.type_tree").map(items).unwrap_or_default();
+    let trees: Vec<&Value> = layer
+        .get("dhcp.option.type_tree")
+        .map(items)
+        .unwrap_or_default();
     let requested = trees
         .iter()
         .find_map(|t| str1(t, "dhcp.option.requested_ip_address"));
@@ -586,10 +732,7 @@ fn theirs(packets: &[Value]) -> BTreeSet<Row> {
         let no: u64 = str1(&frame, "frame.number")
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let protocols = format!(
-            ":{}:",
-            str1(&frame, "frame.protocols").unwrap_or_default()
-        );
+        let protocols = format!(":{}:", str1(&frame, "frame.protocols").unwrap_or_default());
         // An ICMP error quoting a datagram: for us an ICMP frame without payload.
         if protocols.contains(":icmp:") || protocols.contains(":icmpv6:") {
             continue;
@@ -732,7 +875,7 @@ fn names_tshark() {
             counts.entry(r.1).or_default().matched += 1;
         }
         // Differences, grouped by (frame, kind).
-        let mut diff: BTreeMap<(u64, &str), (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut diff: BTreeMap<(u64, &str), Sides> = BTreeMap::new();
         let show = |r: &Row| {
             if r.3.is_empty() {
                 format!("{:?}", r.2)
@@ -749,6 +892,7 @@ fn names_tshark() {
         for ((frame, kind), (ours, theirs)) in diff {
             if let Some(&(f, k, _, _)) = EXCEPTIONS
                 .iter()
+                .chain(KNOWN_BUGS)
                 .find(|(f, k, frames, _)| *f == file && *k == kind && frames.contains(&frame))
             {
                 used.entry((f, k)).or_default().insert(frame);
@@ -769,14 +913,20 @@ fn names_tshark() {
         }
     }
 
-    println!("\n{:<62} {:<14} {:>6} {:>6} {:>7}", "file", "kind", "ours", "tshark", "matched");
+    println!(
+        "\n{:<62} {:<14} {:>6} {:>6} {:>7}",
+        "file", "kind", "ours", "tshark", "matched"
+    );
     for (file, kind, c) in &table {
         println!(
             "{file:<62} {kind:<14} {:>6} {:>6} {:>7}",
             c.ours, c.tshark, c.matched
         );
     }
-    println!("\n{:<14} {:>6} {:>6} {:>7}", "kind", "ours", "tshark", "matched");
+    println!(
+        "\n{:<14} {:>6} {:>6} {:>7}",
+        "kind", "ours", "tshark", "matched"
+    );
     for kind in Kind::ALL {
         let c = per_kind.get(kind.as_str()).copied().unwrap_or_default();
         println!(
@@ -788,16 +938,18 @@ fn names_tshark() {
         );
     }
 
-    for (file, kind, frames, reason) in EXCEPTIONS {
-        let seen = used.get(&(*file, *kind)).cloned().unwrap_or_default();
-        let stale: Vec<&u64> = frames.iter().filter(|f| !seen.contains(f)).collect();
-        if stale.is_empty() {
-            println!("exception {file} {kind}: frames {frames:?} ({reason})");
-        } else {
-            failures.push(format!(
-                "exception ({file}, {kind}) no longer differs in frames {stale:?}: remove them \
+    for (label, list) in [("exception", EXCEPTIONS), ("KNOWN BUG", KNOWN_BUGS)] {
+        for (file, kind, frames, reason) in list {
+            let seen = used.get(&(*file, *kind)).cloned().unwrap_or_default();
+            let stale: Vec<&u64> = frames.iter().filter(|f| !seen.contains(f)).collect();
+            if stale.is_empty() {
+                println!("{label} {file} {kind}: frames {frames:?} ({reason})");
+            } else {
+                failures.push(format!(
+                    "exception ({file}, {kind}) no longer differs in frames {stale:?}: remove them \
                  ({reason})"
-            ));
+                ));
+            }
         }
     }
 
