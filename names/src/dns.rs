@@ -149,7 +149,8 @@ fn cname_chain(m: &Message<'_>, question: WireName) -> Chain {
 }
 
 /// mDNS: what a device announces about itself. Responses (and announcements): every
-/// section. Queries: only the authority section, where a probing device proposes its
+/// section. TXT `fn=` is the friendly name, `md=` (Google Cast and others) and
+/// `model=` (Apple's `_device-info._tcp`) the model. Queries: only the authority section, where a probing device proposes its
 /// own records; a query's answer section holds known answers, records the asker has
 /// cached about *other* devices, so they are not attributed to it.
 fn mdns(p: &Packet<'_>, m: &Message<'_>, e: &mut Emitter<'_>) {
@@ -188,7 +189,8 @@ fn mdns(p: &Packet<'_>, m: &Message<'_>, e: &mut Emitter<'_>) {
                 txt(rr.rdata, |key, value| {
                     let kind = if key.eq_ignore_ascii_case(b"fn") {
                         Kind::MdnsFriendly
-                    } else if key.eq_ignore_ascii_case(b"md") {
+                    } else if key.eq_ignore_ascii_case(b"md") || key.eq_ignore_ascii_case(b"model")
+                    {
                         Kind::MdnsModel
                     } else {
                         return;
@@ -675,6 +677,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn mutated_and_random_payloads_are_safe() {
+        // Every byte of valid messages set to values that matter to the walker.
+        for msg in [cname_response(), mdns_announcement()] {
+            for i in 0..msg.len() {
+                for v in [0x00, 0x01, 0x3f, 0x40, 0xc0, 0xff] {
+                    let mut m = msg.clone();
+                    if let Some(b) = m.get_mut(i) {
+                        *b = v;
+                    }
+                    for port in [53, 5353, 5355] {
+                        let _ = run(&m, port, port);
+                    }
+                }
+            }
+        }
+        // Random payloads through the whole extractor, on every UDP port this crate
+        // reads and on TCP 53 and 80 (a fixed-seed xorshift, no dependency).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ex = crate::Extractor::new();
+        let mut out = Vec::new();
+        for _ in 0..3000 {
+            let len = usize::try_from(next() % 600).unwrap_or(0);
+            let bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+            for (port, tcp) in [
+                (53, false),
+                (5353, false),
+                (5355, false),
+                (137, false),
+                (67, false),
+                (547, false),
+                (1900, false),
+                (53, true),
+                (80, true),
+            ] {
+                ex.packet(&packet(&bytes, port, 40000, tcp), &mut out);
+            }
+        }
+        assert!(out.len() < 3000 * 9 * crate::sanitize::MAX_PER_PACKET);
+    }
+
+    #[test]
     fn pointer_loops_and_forward_pointers_end() {
         // Question name is a pointer to itself; then one to the next byte and back.
         let mut m = Builder::new(0x8400, [1, 1, 0, 0]).bytes;
@@ -835,6 +884,24 @@ pub(crate) mod tests {
                 (Kind::MdnsService, "x".into(), None),
                 (Kind::MdnsFriendly, "\u{FFFD}\u{FFFD}".into(), None),
                 (Kind::MdnsModel, "M".repeat(63), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn mdns_device_info_model() {
+        let txt = b"\x0emodel=iMac11,3\x0cosxvers=10.13";
+        let b = Builder::new(0x8400, [0, 1, 0, 0]).rr(
+            "Luca\u{2019}s iMac._device-info._tcp.local",
+            TYPE_TXT,
+            4500,
+            txt,
+        );
+        assert_eq!(
+            names(&run(&b.bytes, 5353, 5353)),
+            vec![
+                (Kind::MdnsService, "Luca\u{2019}s iMac".into(), None),
+                (Kind::MdnsModel, "iMac11,3".into(), None),
             ]
         );
     }
