@@ -1,123 +1,199 @@
-//! Prints the names in a classic pcap file (Ethernet link type), one per line with its
-//! frame number, to compare by hand with `tshark -n`. Usage: names_dump FILE.pcap
+//! Prints the names `names::Extractor` reads from a capture, one line per name:
+//! `frame<TAB>kind<TAB>name<TAB>client<TAB>addr`. A minimal reader for checking by hand
+//! against tshark: classic pcap and pcapng, Ethernet (with VLAN tags), IPv4 and IPv6
+//! (no fragments), TCP and UDP.
+//!
+//! `cargo run -p names --example names_dump -- FILE`
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use names::{Extractor, Packet, Transport};
 
-fn main() -> std::io::Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_default();
-    let data = std::fs::read(path)?;
-    let Some(magic) = data.get(..4) else {
-        return Ok(());
-    };
-    let le = matches!(magic, [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]);
-    let u32_at = |b: &[u8], i: usize| {
-        b.get(i..i + 4)
-            .and_then(|s| <[u8; 4]>::try_from(s).ok())
-            .map_or(0, |a| {
-                if le {
-                    u32::from_le_bytes(a)
-                } else {
-                    u32::from_be_bytes(a)
-                }
-            })
-    };
-    let mut pos = 24;
-    let mut frame = 0u32;
-    let mut x = Extractor::new();
+fn u16_at(b: &[u8], i: usize, le: bool) -> Option<u16> {
+    let x: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
+    Some(if le {
+        u16::from_le_bytes(x)
+    } else {
+        u16::from_be_bytes(x)
+    })
+}
+
+fn u32_at(b: &[u8], i: usize, le: bool) -> Option<u32> {
+    let x: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+    Some(if le {
+        u32::from_le_bytes(x)
+    } else {
+        u32::from_be_bytes(x)
+    })
+}
+
+/// The link-layer frames of a capture, in order: (link type, frame).
+fn frames(file: &[u8]) -> Vec<(u32, Vec<u8>)> {
     let mut out = Vec::new();
-    while let Some(rec) = data.get(pos..pos + 16) {
-        let caplen = usize::try_from(u32_at(rec, 8)).unwrap_or(0);
-        let Some(bytes) = data.get(pos + 16..pos + 16 + caplen) else {
-            break;
-        };
-        pos += 16 + caplen;
-        frame += 1;
-        out.clear();
-        if let Some(p) = decode(bytes) {
-            x.packet(&p, &mut out);
+    let magic = u32_at(file, 0, true).unwrap_or(0);
+    if magic == 0x0a0d_0d0a {
+        // pcapng
+        let mut pos = 0;
+        let mut le = true;
+        let mut links = Vec::new();
+        while let (Some(ty), Some(_)) = (u32_at(file, pos, le), u32_at(file, pos + 4, le)) {
+            if ty == 0x0a0d_0d0a {
+                le = u32_at(file, pos + 8, true) == Some(0x1a2b_3c4d);
+                links.clear();
+            }
+            let Some(len) = u32_at(file, pos + 4, le).map(|l| l as usize) else {
+                break;
+            };
+            if len < 12 {
+                break;
+            }
+            let Some(block) = file.get(pos..pos + len) else {
+                break;
+            };
+            match ty {
+                1 => links.push(u32::from(u16_at(block, 8, le).unwrap_or(0))),
+                6 => {
+                    let iface = u32_at(block, 8, le).unwrap_or(0) as usize;
+                    let cap = u32_at(block, 20, le).unwrap_or(0) as usize;
+                    if let Some(d) = block.get(28..28 + cap) {
+                        out.push((links.get(iface).copied().unwrap_or(1), d.to_vec()));
+                    }
+                }
+                3 => {
+                    let d = block.get(12..len - 4).unwrap_or_default();
+                    out.push((links.first().copied().unwrap_or(1), d.to_vec()));
+                }
+                _ => {}
+            }
+            pos += len;
         }
-        for n in &out {
+    } else {
+        let le = match magic {
+            0xa1b2_c3d4 | 0xa1b2_3c4d => true,
+            0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+            _ => return out,
+        };
+        let link = u32_at(file, 20, le).unwrap_or(1);
+        let mut pos = 24;
+        while let Some(cap) = u32_at(file, pos + 8, le) {
+            let cap = cap as usize;
+            let Some(d) = file.get(pos + 16..pos + 16 + cap) else {
+                break;
+            };
+            out.push((link, d.to_vec()));
+            pos += 16 + cap;
+        }
+    }
+    out
+}
+
+fn main() {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: names_dump FILE");
+        std::process::exit(2);
+    };
+    let file = std::fs::read(&path).unwrap_or_else(|e| {
+        eprintln!("{path}: {e}");
+        std::process::exit(1);
+    });
+    let mut x = Extractor::new();
+    for (i, (link, f)) in frames(&file).iter().enumerate() {
+        // Where the IP header starts, and its ethertype.
+        let (src_mac, dst_mac, ethertype, ip) = match link {
+            1 => {
+                let mac = |o: usize| -> Option<[u8; 6]> { f.get(o..o + 6)?.try_into().ok() };
+                let mut off = 12;
+                let mut ethertype = u16_at(f, off, false).unwrap_or(0);
+                while ethertype == 0x8100 || ethertype == 0x88a8 {
+                    off += 4;
+                    ethertype = u16_at(f, off, false).unwrap_or(0);
+                }
+                (mac(6), mac(0), ethertype, off + 2)
+            }
+            113 => (None, None, u16_at(f, 14, false).unwrap_or(0), 16),
+            276 => (None, None, u16_at(f, 0, false).unwrap_or(0), 20),
+            101 | 228 | 229 => {
+                let v = f.first().map_or(0, |b| b >> 4);
+                (None, None, if v == 6 { 0x86dd } else { 0x0800 }, 0)
+            }
+            _ => continue,
+        };
+        let (src, dst, proto, l4) = match ethertype {
+            0x0800 => {
+                let Some(h) = f.get(ip..ip + 20) else {
+                    continue;
+                };
+                let ihl = usize::from(h[0] & 0x0f) * 4;
+                let total = usize::from(u16_at(h, 2, false).unwrap_or(0));
+                let s = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+                let d = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+                let end = (ip + total).min(f.len());
+                let Some(l4) = f.get(ip + ihl..end) else {
+                    continue;
+                };
+                (IpAddr::V4(s), IpAddr::V4(d), h[9], l4)
+            }
+            0x86dd => {
+                let Some(h) = f.get(ip..ip + 40) else {
+                    continue;
+                };
+                let plen = usize::from(u16_at(h, 4, false).unwrap_or(0));
+                let s: [u8; 16] = h[8..24].try_into().unwrap_or_default();
+                let d: [u8; 16] = h[24..40].try_into().unwrap_or_default();
+                let end = (ip + 40 + plen).min(f.len());
+                let Some(l4) = f.get(ip + 40..end) else {
+                    continue;
+                };
+                (
+                    IpAddr::V6(Ipv6Addr::from(s)),
+                    IpAddr::V6(Ipv6Addr::from(d)),
+                    h[6],
+                    l4,
+                )
+            }
+            _ => continue,
+        };
+        let (sp, dp) = (
+            u16_at(l4, 0, false).unwrap_or(0),
+            u16_at(l4, 2, false).unwrap_or(0),
+        );
+        let (transport, payload) = match proto {
+            6 => {
+                let Some(doff) = l4.get(12).map(|b| usize::from(b >> 4) * 4) else {
+                    continue;
+                };
+                let seq = u32_at(l4, 4, false).unwrap_or(0);
+                let flags = l4.get(13).copied().unwrap_or(0);
+                (
+                    Transport::Tcp { seq, flags },
+                    l4.get(doff..).unwrap_or_default(),
+                )
+            }
+            17 => (Transport::Udp, l4.get(8..).unwrap_or_default()),
+            _ => continue,
+        };
+        let p = Packet {
+            ts_ns: 0,
+            src_mac,
+            dst_mac,
+            src,
+            dst,
+            src_port: sp,
+            dst_port: dp,
+            transport,
+            payload,
+        };
+        let mut out = Vec::new();
+        x.packet(&p, &mut out);
+        for n in out {
+            let client = n.client_ip.map(|a| a.to_string()).unwrap_or_default();
+            let addr = n.addr.map(|a| a.to_string()).unwrap_or_default();
             println!(
-                "{frame}\t{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{client}\t{addr}",
+                i + 1,
                 n.kind.as_str(),
-                n.name,
-                n.addr.map(|a| a.to_string()).unwrap_or_default(),
-                n.client_ip.map(|a| a.to_string()).unwrap_or_default()
+                n.name
             );
         }
     }
-    Ok(())
-}
-
-fn decode(f: &[u8]) -> Option<Packet<'_>> {
-    let mac = |i: usize| f.get(i..i + 6).and_then(|s| <[u8; 6]>::try_from(s).ok());
-    let (dst_mac, src_mac) = (mac(0), mac(6));
-    let mut off = 12;
-    let mut ethertype = u16::from_be_bytes(f.get(off..off + 2)?.try_into().ok()?);
-    while ethertype == 0x8100 {
-        off += 4;
-        ethertype = u16::from_be_bytes(f.get(off..off + 2)?.try_into().ok()?);
-    }
-    let ip = f.get(off + 2..)?;
-    let (src, dst, proto, l4) = match ethertype {
-        0x0800 => {
-            let ihl = usize::from(ip.first()? & 0xf) * 4;
-            let total = usize::from(u16::from_be_bytes(ip.get(2..4)?.try_into().ok()?));
-            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            let frag = u16::from_be_bytes(ip.get(6..8)?.try_into().ok()?) & 0x1fff;
-            if frag != 0 {
-                return None;
-            }
-            let end = total.min(ip.len());
-            (
-                IpAddr::V4(Ipv4Addr::from(src)),
-                IpAddr::V4(Ipv4Addr::from(dst)),
-                *ip.get(9)?,
-                ip.get(ihl..end)?,
-            )
-        }
-        0x86dd => {
-            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            let plen = usize::from(u16::from_be_bytes(ip.get(4..6)?.try_into().ok()?));
-            let end = (40 + plen).min(ip.len());
-            (
-                IpAddr::V6(Ipv6Addr::from(src)),
-                IpAddr::V6(Ipv6Addr::from(dst)),
-                *ip.get(6)?,
-                ip.get(40..end)?,
-            )
-        }
-        _ => return None,
-    };
-    let port = |i: usize| l4.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let (src_port, dst_port) = (port(0)?, port(2)?);
-    let (transport, payload) = match proto {
-        17 => (Transport::Udp, l4.get(8..)?),
-        6 => {
-            let hl = usize::from(l4.get(12)? >> 4) * 4;
-            (
-                Transport::Tcp {
-                    seq: u32::from_be_bytes(l4.get(4..8)?.try_into().ok()?),
-                    flags: *l4.get(13)?,
-                },
-                l4.get(hl..)?,
-            )
-        }
-        _ => return None,
-    };
-    Some(Packet {
-        ts_ns: 0,
-        src_mac,
-        dst_mac,
-        src,
-        dst,
-        src_port,
-        dst_port,
-        transport,
-        payload,
-    })
 }

@@ -307,6 +307,37 @@ fn crypto_frames(plain: &[u8], mut f: impl FnMut(u64, &[u8])) {
     }
 }
 
+/// The SNI tag of a Google QUIC Q046 client hello (CHLO) sent in the clear in one
+/// long-header packet: first byte, version, connection ID lengths (a nibble each, +3 when
+/// not 0), the IDs, a 4-byte packet number, a 12-byte message hash, then a STREAM frame
+/// whose data is the CHLO message: `CHLO`, a tag count (u16 LE), 2 bytes of padding, and
+/// (tag, end offset u32 LE) pairs indexing the values after the table. A CHLO over
+/// several packets is not read.
+fn gquic_sni(datagram: &[u8]) -> Option<&[u8]> {
+    let mut r = datagram;
+    take(&mut r, 5)?;
+    let lens = *take(&mut r, 1)?.first()?;
+    let cid_len = |n: u8| if n == 0 { 0 } else { u64::from(n) + 3 };
+    take(&mut r, cid_len(lens >> 4) + cid_len(lens & 0x0f))?;
+    take(&mut r, 4 + 12)?;
+    let at = r.windows(4).position(|w| w == b"CHLO")?;
+    let mut m = r.get(at + 4..)?;
+    let count = take(&mut m, 4)?;
+    let count = u64::from(u16::from_le_bytes([*count.first()?, *count.get(1)?]));
+    let table = take(&mut m, count.checked_mul(8)?)?;
+    let values = m;
+    let mut start = 0usize;
+    for entry in table.chunks_exact(8) {
+        let (tag, end) = entry.split_at(4);
+        let end = usize::try_from(u32::from_le_bytes(end.try_into().ok()?)).ok()?;
+        if tag == b"SNI\0" {
+            return values.get(start..end);
+        }
+        start = end;
+    }
+    None
+}
+
 /// Direction of a connection: client address and port, server address and port.
 type Key = (IpAddr, u16, IpAddr, u16);
 
@@ -386,8 +417,8 @@ enum Step {
 
 impl Reassembly {
     pub(crate) fn datagram(&mut self, p: &Packet<'_>, out: &mut Vec<Name>) {
-        self.read(p, |hs| {
-            if let Some(name) = hello::sni(hs).and_then(crate::sanitize::name) {
+        self.read(p, |raw| {
+            if let Some(name) = crate::sanitize::name(raw) {
                 out.push(Name {
                     kind: Kind::QuicSni,
                     name,
@@ -400,10 +431,16 @@ impl Reassembly {
         });
     }
 
-    /// [`Reassembly::datagram`], handing each whole ClientHello to `hello`.
-    fn read(&mut self, p: &Packet<'_>, mut hello: impl FnMut(&[u8])) {
+    /// [`Reassembly::datagram`], handing each server name read (raw bytes) to `found`.
+    fn read(&mut self, p: &Packet<'_>, mut found: impl FnMut(&[u8])) {
         // Cheap exit for everything but a long header (short-header packets, other UDP).
         if p.payload.first().is_none_or(|b| b & 0xc0 != 0xc0) {
+            return;
+        }
+        if p.payload.get(1..5) == Some(b"Q046") {
+            if let Some(name) = gquic_sni(p.payload) {
+                found(name);
+            }
             return;
         }
         let key = (p.src, p.src_port, p.dst, p.dst_port);
@@ -420,7 +457,9 @@ impl Reassembly {
             match Self::step(conn, &plain) {
                 Step::More => {}
                 Step::Hello => {
-                    hello(conn.contiguous());
+                    if let Some(name) = hello::sni(conn.contiguous()) {
+                        found(name);
+                    }
                     conn.done = true;
                     conn.crypto = Vec::new();
                     conn.have = Vec::new();
@@ -439,6 +478,9 @@ impl Reassembly {
     /// opens with neither: a server's Initial, or not QUIC.
     fn open_initial(&mut self, key: Key, initial: &Initial<'_>) -> Option<Vec<u8>> {
         if let Some(conn) = self.conns.get(&key) {
+            if conn.done && conn.dcid == initial.dcid {
+                return None; // a retransmission of a connection already read
+            }
             if let Some(plain) = open(&conn.keys, initial.packet, initial.pn_offset) {
                 return Some(plain);
             }

@@ -124,9 +124,7 @@ fn packet(payload: &[u8]) -> Packet<'_> {
 fn feed(r: &mut Reassembly, datagrams: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut names = Vec::new();
     for d in datagrams {
-        r.read(&packet(d), |hs| {
-            names.extend(hello::sni(hs).map(<[u8]>::to_vec));
-        });
+        r.read(&packet(d), |name| names.push(name.to_vec()));
     }
     names
 }
@@ -442,4 +440,47 @@ fn other_udp_is_cheaply_ignored() {
     ] {
         assert!(run(&[d]).is_empty());
     }
+}
+
+/// A Google QUIC Q046 client hello in one packet (the shape of the corpus' first packet,
+/// shortened): SNI among other tags.
+fn q046(sni: &[u8]) -> Vec<u8> {
+    let mut d = hex!("c3 51303436 50 eacfe6e706df272d 00000004 60da58929f6839d0860efc58").to_vec();
+    let pad = 40_u32;
+    let sni_end = pad + u32::try_from(sni.len()).unwrap_or(0);
+    let mut chlo = b"CHLO".to_vec();
+    chlo.extend([3, 0, 0, 0]);
+    chlo.extend(b"PAD\0");
+    chlo.extend(pad.to_le_bytes());
+    chlo.extend(b"SNI\0");
+    chlo.extend(sni_end.to_le_bytes());
+    chlo.extend(b"VER\0");
+    chlo.extend((sni_end + 4).to_le_bytes());
+    chlo.extend([b'-'; 40]);
+    chlo.extend(sni);
+    chlo.extend(b"Q046");
+    d.extend([0xa4, 0x01, 0x04, 0x00]);
+    d.extend(u16::try_from(chlo.len()).unwrap_or(0).to_be_bytes());
+    d.extend(chlo);
+    d
+}
+
+#[test]
+fn gquic_q046_chlo_sni() {
+    assert_eq!(
+        run(&[&q046(b"play.google.com")]),
+        vec![b"play.google.com".to_vec()]
+    );
+    let d = q046(b"play.google.com");
+    for n in 0..d.len() {
+        let _ = gquic_sni(&d[..n]);
+    }
+    // A SNI end offset past the values: nothing.
+    let mut bad = d.clone();
+    if let Some(p) = bad.windows(4).position(|w| w == b"SNI\0")
+        && let Some(b) = bad.get_mut(p + 5)
+    {
+        *b = 0xff;
+    }
+    assert!(run(&[&bad]).is_empty());
 }
