@@ -22,7 +22,8 @@
 //!   section, where a prober proposes its own records): A/AAAA -> (owner, address);
 //!   `mdns-service`: the instance label of a PTR target (`dns.ptr.domain_name`) and of
 //!   SRV/TXT owners (`dns.srv.service`.`dns.srv.proto`.`dns.srv.name`,
-//!   `dns.resp.name`); `mdns-friendly`/`mdns-model`: TXT strings `fn=`/`md=` (`dns.txt`).
+//!   `dns.resp.name`); `mdns-friendly`/`mdns-model`: TXT strings `fn=`/`md=` or
+//!   `model=` (`dns.txt`).
 //! - `llmnr` (`llmnr` layer, responses): answer-section A/AAAA -> (owner, address).
 //! - `nbns`: NB records (`nbns.type` 32) of positive responses' answers and of
 //!   registrations'/refreshes' additional records (opcodes 5, 8, 9, 15), unique names
@@ -36,7 +37,8 @@
 //! - `dhcpv6-fqdn`: the first `dhcpv6.client_domain`, address the first
 //!   `dhcpv6.iaaddr.ip`.
 //! - `tls-sni`/`quic-sni`: `tls.handshake.extensions_server_name`, `quic-sni` when the
-//!   frame carries `quic`; address the (innermost) IP destination.
+//!   frame carries `quic`; Google QUIC's `gquic.tag.sni` is `quic-sni` too; address the
+//!   (innermost) IP destination.
 //! - `http-host`: `http.host` of the `http` layer (TCP; SSDP's Host is not a name), port
 //!   stripped as our parser does, address the IP destination.
 //!
@@ -203,16 +205,6 @@ const NAMES_TSV_EXCEPTIONS: &[(&str, &str, &str)] = &[
         "llmnr",
         "LLMNR queries only, no response",
     ),
-    (
-        "nDPI__quic_q46.pcap",
-        "quic_sni",
-        "Google QUIC Q046 (tshark's gquic.tag.sni), not IETF QUIC: not a source of ours",
-    ),
-    (
-        "nDPI__telegram.pcap",
-        "quic_sni",
-        "Google QUIC (tshark's gquic.tag.sni), not IETF QUIC: not a source of ours",
-    ),
 ];
 
 /// NAMES.tsv's columns and the kinds each stands for.
@@ -298,12 +290,12 @@ fn tshark_json(file: &Path) -> Option<Vec<Value>> {
         "http.desegment_body:FALSE",
         "-Y",
         "dns || mdns || llmnr || nbns || dhcp || dhcpv6 || ssdp || http \
-         || tls.handshake.extensions_server_name",
+         || tls.handshake.extensions_server_name || gquic.tag.sni",
         "-T",
         "json",
         "--no-duplicate-keys",
         "-J",
-        "frame ip ipv6 dns mdns llmnr nbns dhcp dhcpv6 ssdp http tls quic",
+        "frame ip ipv6 dns mdns llmnr nbns dhcp dhcpv6 ssdp http tls quic gquic",
     ]);
     let out = cmd.output().expect("running tshark");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -361,6 +353,12 @@ fn find_all(v: &Value, key: &str, out: &mut Vec<String>) {
         Value::Array(a) => a.iter().for_each(|x| find_all(x, key, out)),
         _ => {}
     }
+}
+
+fn strs_deep(v: &Value, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    find_all(v, key, &mut out);
+    out
 }
 
 fn find_first(v: &Value, key: &str) -> Option<String> {
@@ -590,7 +588,7 @@ fn mdns(f: &mut Frame, layer: &Value) {
                     };
                     if k.eq_ignore_ascii_case("fn") {
                         f.push(Kind::MdnsFriendly, v, None);
-                    } else if k.eq_ignore_ascii_case("md") {
+                    } else if k.eq_ignore_ascii_case("md") || k.eq_ignore_ascii_case("model") {
                         f.push(Kind::MdnsModel, v, None);
                     }
                 }
@@ -782,6 +780,11 @@ fn theirs(packets: &[Value]) -> BTreeSet<Row> {
         };
         for s in sni {
             f.push(kind, &s, dst.clone());
+        }
+        for l in each("gquic") {
+            for s in strs_deep(l, "gquic.tag.sni") {
+                f.push(Kind::QuicSni, &s, dst.clone());
+            }
         }
         rows.extend(f.rows);
     }
