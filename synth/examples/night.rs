@@ -15,6 +15,7 @@ fn main() -> std::io::Result<()> {
     if let Some(s) = args.get(2).and_then(|a| a.parse().ok()) {
         spec.seed = s;
     }
+    spec.hostile_names = args.get(3).is_some_and(|a| a == "hostile");
     let t = Instant::now();
     // "-": generate only (to a sink), for timing the generator without the disk.
     let truth = if out.as_os_str() == "-" {
@@ -23,11 +24,31 @@ fn main() -> std::io::Result<()> {
         synth::write_night_file(&out, &spec)?
     };
     println!(
-        "{}: {} frames, {} bytes in {:.2?}",
+        "{}: {} frames, {} bytes, {} names in {:.2?}",
         out.display(),
         truth.frames,
         truth.bytes,
+        truth.names.len(),
         t.elapsed()
     );
+    if std::env::var_os("SYNTH_NAMES").is_some() {
+        for n in &truth.names {
+            println!(
+                "{:>7} {:<15} {:<45} {:?} {} {:?} {:?} x{}",
+                n.first_frame,
+                n.kind.as_str(),
+                String::from_utf8_lossy(&n.name[..n.name.len().min(60)]),
+                n.target.as_deref().map(String::from_utf8_lossy),
+                synth_mac(n.mac),
+                n.client,
+                n.addr,
+                n.count
+            );
+        }
+    }
     Ok(())
+}
+
+fn synth_mac(m: [u8; 6]) -> String {
+    m.map(|b| format!("{b:02x}")).join(":")
 }
