@@ -131,11 +131,28 @@ pub(crate) fn client_hello(buf: &mut Vec<u8>, h: &Hello<'_>, rand: &[u8]) {
         buf.extend_from_slice(&a.to_be_bytes());
     }
     close_u16(buf, e);
-    // key_share
+    key_share(buf, h.pq, rand);
+    buf.extend_from_slice(&[0x00, 0x2d, 0, 2, 1, 1]); // psk_key_exchange_modes
+    if h.quic_scid.is_some() {
+        buf.extend_from_slice(&[0x00, 0x2b, 0, 3, 2, 3, 4]); // supported_versions
+    } else {
+        buf.extend_from_slice(&[0x00, 0x2b, 0, 5, 4, 3, 4, 3, 3]);
+    }
+    if let Some(scid) = h.quic_scid {
+        transport_parameters(buf, scid);
+    }
+    close_u16(buf, exts);
+    let len = buf.len() - start - 4;
+    put_u24(buf, start + 1, len);
+}
+
+/// The key_share extension: X25519 (from `rand[64..96]`), after an X25519MLKEM768
+/// share (`rand[96..1312]`) with `pq`.
+fn key_share(buf: &mut Vec<u8>, pq: bool, rand: &[u8]) {
     let e = ext(buf, 0x0033);
     let at = buf.len();
     buf.extend_from_slice(&[0, 0]);
-    if h.pq {
+    if pq {
         buf.extend_from_slice(&0x11ecu16.to_be_bytes());
         u16be(buf, 1216);
         buf.extend_from_slice(&rand[96..96 + 1216]);
@@ -144,29 +161,23 @@ pub(crate) fn client_hello(buf: &mut Vec<u8>, h: &Hello<'_>, rand: &[u8]) {
     buf.extend_from_slice(&rand[64..96]);
     close_u16(buf, at);
     close_u16(buf, e);
-    buf.extend_from_slice(&[0x00, 0x2d, 0, 2, 1, 1]); // psk_key_exchange_modes
-    if h.quic_scid.is_some() {
-        buf.extend_from_slice(&[0x00, 0x2b, 0, 3, 2, 3, 4]); // supported_versions
-    } else {
-        buf.extend_from_slice(&[0x00, 0x2b, 0, 5, 4, 3, 4, 3, 3]);
+}
+
+/// QUIC transport parameters: idle timeout, flow control limits, the client's source
+/// connection id.
+fn transport_parameters(buf: &mut Vec<u8>, scid: &[u8]) {
+    let e = ext(buf, 0x0039);
+    for (id, v) in [(0x01u64, 30_000u64), (0x04, 15_728_640), (0x05, 6_291_456)] {
+        varint(buf, id);
+        let mut val = Vec::with_capacity(8);
+        varint(&mut val, v);
+        varint(buf, val.len() as u64);
+        buf.extend_from_slice(&val);
     }
-    if let Some(scid) = h.quic_scid {
-        let e = ext(buf, 0x0039);
-        for (id, v) in [(0x01u64, 30_000u64), (0x04, 15_728_640), (0x05, 6_291_456)] {
-            varint(buf, id);
-            let mut val = Vec::with_capacity(8);
-            varint(&mut val, v);
-            varint(buf, val.len() as u64);
-            buf.extend_from_slice(&val);
-        }
-        varint(buf, 0x0f);
-        varint(buf, scid.len() as u64);
-        buf.extend_from_slice(scid);
-        close_u16(buf, e);
-    }
-    close_u16(buf, exts);
-    let len = buf.len() - start - 4;
-    put_u24(buf, start + 1, len);
+    varint(buf, 0x0f);
+    varint(buf, scid.len() as u64);
+    buf.extend_from_slice(scid);
+    close_u16(buf, e);
 }
 
 /// A TLS 1.3 ServerHello (X25519, TLS_AES_128_GCM_SHA256) echoing `session_id`.

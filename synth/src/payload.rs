@@ -247,30 +247,56 @@ pub(crate) struct Rr<'a> {
 }
 
 /// A DNS, mDNS or LLMNR message: header (id, flags), questions (name, type), answers.
-pub(crate) fn dns_packet(
+pub(crate) fn dns_packet<'a>(
     buf: &mut Vec<u8>,
     id: u16,
     flags: u16,
-    questions: &[(&[u8], u16)],
-    answers: &[Rr<'_>],
+    questions: &[(&'a [u8], u16)],
+    answers: &[Rr<'a>],
 ) {
+    let start = buf.len();
+    let mut seen = Names {
+        start,
+        at: Vec::new(),
+    };
     buf.extend_from_slice(&id.to_be_bytes());
     buf.extend_from_slice(&flags.to_be_bytes());
     buf.extend_from_slice(&(questions.len() as u16).to_be_bytes());
     buf.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     buf.extend_from_slice(&[0, 0, 0, 0]);
     for (name, ty) in questions {
-        dns_name_bytes(buf, name);
+        seen.name(buf, name);
         buf.extend_from_slice(&ty.to_be_bytes());
         buf.extend_from_slice(&1u16.to_be_bytes());
     }
     for rr in answers {
-        rr_bytes(buf, rr);
+        rr_bytes(buf, rr, &mut seen);
     }
 }
 
-fn rr_bytes(buf: &mut Vec<u8>, rr: &Rr<'_>) {
-    dns_name_bytes(buf, rr.name);
+/// Whole names already written in a message and where, for compression pointers.
+struct Names<'a> {
+    start: usize,
+    at: Vec<(&'a [u8], usize)>,
+}
+
+impl<'a> Names<'a> {
+    /// Writes `name`, or a pointer to where the same name was written before.
+    fn name(&mut self, buf: &mut Vec<u8>, name: &'a [u8]) {
+        if let Some(&(_, off)) = self.at.iter().find(|(n, _)| *n == name) {
+            buf.extend_from_slice(&(0xc000 | off as u16).to_be_bytes());
+            return;
+        }
+        let off = buf.len() - self.start;
+        if off < 0x3fff {
+            self.at.push((name, off));
+        }
+        dns_name_bytes(buf, name);
+    }
+}
+
+fn rr_bytes<'a>(buf: &mut Vec<u8>, rr: &Rr<'a>, seen: &mut Names<'a>) {
+    seen.name(buf, rr.name);
     let ty: u16 = match rr.data {
         Rdata::Addr(Ip::V4(_)) => 1,
         Rdata::Addr(Ip::V6(_)) => 28,
@@ -287,11 +313,11 @@ fn rr_bytes(buf: &mut Vec<u8>, rr: &Rr<'_>) {
     match rr.data {
         Rdata::Addr(Ip::V4(a)) => buf.extend_from_slice(&a),
         Rdata::Addr(Ip::V6(a)) => buf.extend_from_slice(&a),
-        Rdata::Name(_, n) => dns_name_bytes(buf, n),
+        Rdata::Name(_, n) => seen.name(buf, n),
         Rdata::Srv(port, target) => {
             buf.extend_from_slice(&[0, 0, 0, 0]);
             buf.extend_from_slice(&port.to_be_bytes());
-            dns_name_bytes(buf, target);
+            seen.name(buf, target);
         }
         Rdata::Txt(strings) => {
             for t in strings {
