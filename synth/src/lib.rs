@@ -20,7 +20,25 @@
 //! ports 443 (TLS records), 80 (HTTP/1.1 with Content-Length) and 22 (SSH), mDNS,
 //! NTP (the printer's tagged with 802.1Q VLAN 10), DHCP and IPv4 fragments (the
 //! router's long syslog lines). Outside addresses are documentation ranges only
-//! (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32); names are under example.*.
+//! (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32; 192.0.2.0/24 in hostile mode); names
+//! are example-style (example.*, tvvendor-example.com, example-cdn.net, ...).
+//!
+//! The names a real home network carries are planted at fixed points of the night, each
+//! recorded in [`GroundTruth::names`] with the frame that carries it: DHCP DISCOVER/
+//! REQUEST with host name (12), vendor class (60), client id (61) and requested address
+//! (50), answered by OFFER/ACK, for every device but the router; the tablet comes back
+//! at about 02:25 with a new randomised MAC but the same client id and host name
+//! ([`GroundTruth::mac_changes`]); mDNS announcements (`<host>.local` A/AAAA, DNS-SD
+//! `Kitchen TV._googlecast._tcp.local` and `Office Printer._ipp._tcp.local` with PTR,
+//! SRV and TXT `fn=`/`md=`/`ty=`); NetBIOS name registration from the Windows laptop;
+//! an LLMNR query and answer; SSDP NOTIFY with SERVER and USN from the TV; DNS lookups
+//! (A, AAAA, CNAME chains such as `www.example-vendor.com` -> `cdn.example-cdn.net` ->
+//! 198.51.100.7, which the TV reaches as `telemetry.tvvendor-example.com`) each followed
+//! by a connection to the answer: TLS with a server name (the laptop's ClientHello
+//! carries a post-quantum key share and spans two TCP segments), QUIC v1 Initials with
+//! a server name (the phone's ClientHello spans two Initials), HTTP with a Host header.
+//! [`NightSpec::hostile_names`] adds a device that plants [`hostile_names`] in DHCP,
+//! mDNS, DNS answers, TLS and QUIC server names and HTTP Host.
 //!
 //! Timestamps increase strictly and stay inside the window, with more traffic in
 //! the evening and morning than at 3am. The same [`NightSpec`] always gives the
@@ -28,7 +46,9 @@
 //!
 //! # Modules
 //! `night` (the generator: time, staging, the burst loop), `kind` (the kinds of traffic,
-//! their weights and how one is drawn), `link` (echo, ARP, neighbour discovery, DHCP),
+//! their weights and how one is drawn), `named` (the names events and their ground
+//! truth), `hello` (TLS ClientHello/ServerHello), `quic` (protected QUIC v1 Initials),
+//! `link` (echo, ARP, neighbour discovery, DHCP),
 //! `services` (DNS, mDNS, NTP, syslog, HTTP/SSH/TLS clients), `tcp` (sessions and
 //! segments), `frames` (Ethernet/IP/transport headers of one burst), `payload`
 //! (application bytes), `cast` (devices, servers, addresses), `clock` (the night's
