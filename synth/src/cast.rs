@@ -21,21 +21,48 @@ pub(crate) const PRINTER: usize = 6;
 pub(crate) const TABLET: usize = 7;
 pub(crate) const THERMO: usize = 8;
 pub(crate) const PLUG: usize = 9;
+/// The hostile-names device (only with [`crate::NightSpec::hostile_names`]).
+pub(crate) const HOSTILE: usize = 10;
 
 /// (name, also the DHCP host name; MAC; last IPv4 octet; has IPv6; IPv4 TTL)
 #[rustfmt::skip]
 pub(crate) const DEVICES: [(&str, [u8; 6], u8, bool, u8); 10] = [
-    ("router",          [0xd8, 0x07, 0xb6, 0x4e, 0x21, 0x01],  1, true,   64),
-    ("netdigest",       [0xdc, 0xa6, 0x32, 0x5d, 0x7e, 0x10], 10, true,   64),
-    ("anna-phone",      [0x6a, 0x3f, 0x91, 0xc2, 0x07, 0x21], 21, true,   64),
-    ("ben-phone",       [0xae, 0x12, 0x7b, 0x40, 0x88, 0x22], 22, true,   64),
-    ("laptop",          [0xf4, 0x5c, 0x89, 0xaa, 0x30, 0x30], 30, true,  128),
-    ("living-room-tv",  [0x38, 0x8c, 0x50, 0x1e, 0x40, 0x40], 40, false,  64),
-    ("office-printer",  [0x00, 0x1b, 0xa9, 0x77, 0x50, 0x50], 50, true,   64),
-    ("tablet",          [0x5e, 0x21, 0xd0, 0x9a, 0x23, 0x23], 23, true,   64),
-    ("thermostat",      [0x18, 0xb4, 0x30, 0x61, 0x61, 0x61], 61, false,  64),
-    ("smart-plug",      [0x50, 0x02, 0x91, 0x60, 0x60, 0x60], 60, false, 255),
+    ("router",             [0xd8, 0x07, 0xb6, 0x4e, 0x21, 0x01],  1, true,   64),
+    ("netdigest",          [0xdc, 0xa6, 0x32, 0x5d, 0x7e, 0x10], 10, true,   64),
+    ("pixel-7",            [0x6a, 0x3f, 0x91, 0xc2, 0x07, 0x21], 21, true,   64),
+    ("bens-iphone",        [0xae, 0x12, 0x7b, 0x40, 0x88, 0x22], 22, true,   64),
+    ("LAPTOP-K7Q2M9",      [0xf4, 0x5c, 0x89, 0xaa, 0x30, 0x30], 30, true,  128),
+    ("kitchen-tv",         [0x38, 0x8c, 0x50, 0x1e, 0x40, 0x40], 40, false,  64),
+    ("brother-printer",    [0x00, 0x1b, 0xa9, 0x77, 0x50, 0x50], 50, true,   64),
+    ("anna-tablet",        [0x5e, 0x21, 0xd0, 0x9a, 0x23, 0x23], 23, true,   64),
+    ("hallway-thermostat", [0x18, 0xb4, 0x30, 0x61, 0x61, 0x61], 61, false,  64),
+    ("smart-plug-6060",    [0x50, 0x02, 0x91, 0x60, 0x60, 0x60], 60, false, 255),
 ];
+
+/// DHCP option 60 per device ("" for none), in [`DEVICES`] order.
+pub(crate) const VENDOR_CLASS: [&str; 10] = [
+    "",
+    "dhcpcd-9.4.1:Linux-6.6.31+rpt-rpi-v8:aarch64:Raspberry Pi 4 Model B Rev 1.4",
+    "android-dhcp-14",
+    "",
+    "MSFT 5.0",
+    "android-dhcp-12",
+    "",
+    "android-dhcp-13",
+    "udhcp 1.36.1",
+    "udhcp 1.30.1",
+];
+
+/// The tablet's DHCP client id (RFC 4361: type 255, IAID, DUID-UUID), which it keeps
+/// when it comes back with a new randomised MAC; the others send type 1 and their MAC.
+pub(crate) const TABLET_CLIENT_ID: [u8; 23] = [
+    0xff, 0x9a, 0x23, 0x23, 0x01, 0x00, 0x04, 0x7e, 0x3c, 0x1f, 0x52, 0x88, 0x0b, 0x4d, 0x6a, 0x9e,
+    0x21, 0x5b, 0x70, 0xc4, 0x19, 0xd2, 0x23,
+];
+
+/// The hostile-names device: MAC (locally administered) and last IPv4 octet.
+pub(crate) const HOSTILE_MAC: [u8; 6] = [0x02, 0x66, 0x6f, 0x73, 0x74, 0x66];
+pub(crate) const HOSTILE_HOST: u8 = 66;
 
 /// Window fraction at which a device first appears (DHCP join), or 0.
 pub(crate) fn joins_at(d: usize) -> f64 {
@@ -57,7 +84,7 @@ pub(crate) fn awake(d: usize, x: f64) -> bool {
 
 /// Documentation-range servers: (name, IPv4, IPv6 or none, TTL seen here)
 pub(crate) type ServerRow = (&'static str, [u8; 4], Option<[u16; 8]>, u8);
-pub(crate) const SERVERS: [ServerRow; 8] = [
+pub(crate) const SERVERS: [ServerRow; 14] = [
     (
         "api.example.com",
         [203, 0, 113, 10],
@@ -86,6 +113,29 @@ pub(crate) const SERVERS: [ServerRow; 8] = [
         57,
     ),
     ("thermo.example.com", [198, 51, 100, 5], None, 53),
+    // Named by what each device asked for (see `named`): one CDN address behind two names.
+    (
+        "cdn.example-cdn.net",
+        [198, 51, 100, 7],
+        Some([0x2001, 0xdb8, 0x7, 0, 0, 0, 0, 0x7]),
+        54,
+    ),
+    (
+        "video.example-stream.net",
+        [203, 0, 113, 44],
+        Some([0x2001, 0xdb8, 0x44, 0, 0, 0, 0, 0x44]),
+        57,
+    ),
+    ("chat.example-messenger.org", [203, 0, 113, 77], None, 55),
+    ("fw.printer-example.net", [198, 51, 100, 61], None, 51),
+    (
+        "games.example.org",
+        [203, 0, 113, 90],
+        Some([0x2001, 0xdb8, 0x90, 0, 0, 0, 0, 0x90]),
+        56,
+    ),
+    // Where the hostile names point.
+    ("hostile.example", [192, 0, 2, 66], None, 60),
 ];
 pub(crate) const S_API: usize = 0;
 pub(crate) const S_CDN: usize = 1;
@@ -95,6 +145,12 @@ pub(crate) const S_GIT: usize = 4;
 pub(crate) const S_PLUG: usize = 5;
 pub(crate) const S_PUSH: usize = 6;
 pub(crate) const S_THERMO: usize = 7;
+pub(crate) const S_VENDOR_CDN: usize = 8;
+pub(crate) const S_STREAM: usize = 9;
+pub(crate) const S_CHAT: usize = 10;
+pub(crate) const S_PRINTER_FW: usize = 11;
+pub(crate) const S_GAMES: usize = 12;
+pub(crate) const S_HOSTILE: usize = 13;
 
 /// The appliance's internet reachability targets.
 pub(crate) const PING4_TARGET: [u8; 4] = [198, 51, 100, 1];
@@ -196,7 +252,12 @@ pub(crate) struct Dev {
     pub(crate) ula: Option<[u8; 16]>,
     pub(crate) ll: Option<[u8; 16]>,
     pub(crate) ttl: u8,
-    pub(crate) name: &'static str,
+    /// DHCP host name (option 12), vendor class (60, empty for none), client id (61).
+    pub(crate) host: Vec<u8>,
+    pub(crate) vendor: Vec<u8>,
+    pub(crate) client_id: Vec<u8>,
+    /// Every MAC it has used, the current one last.
+    pub(crate) macs: Vec<[u8; 6]>,
     pub(crate) k_mac: u16,
     pub(crate) k_v4: u16,
     pub(crate) k_ula: u16,
@@ -230,15 +291,19 @@ pub(crate) struct Cast {
 
 impl Cast {
     /// Draws two numbers per device (first ephemeral port, first ping id), in
-    /// [`DEVICES`] order.
-    pub(crate) fn new(rng: &mut Rng) -> Cast {
+    /// [`DEVICES`] order, then for the hostile device when there is one.
+    pub(crate) fn new(rng: &mut Rng, hostile: bool) -> Cast {
         let mut labels: Vec<String> = Vec::new();
         let mut label = |s: String| -> u16 {
             labels.push(s);
             (labels.len() - 1) as u16
         };
         let mut devs = Vec::new();
-        for (i, &(name, mac, host, has6, ttl)) in DEVICES.iter().enumerate() {
+        let hostile_row = ("", HOSTILE_MAC, HOSTILE_HOST, false, 64);
+        let rows = DEVICES
+            .iter()
+            .chain(std::iter::once(&hostile_row).filter(|_| hostile));
+        for (i, &(name, mac, host, has6, ttl)) in rows.enumerate() {
             let v4 = [192, 168, 1, host];
             let (ula, ll) = if has6 {
                 (Some(ula(host)), Some(link_local(mac)))
@@ -255,7 +320,19 @@ impl Cast {
                 ula,
                 ll,
                 ttl,
-                name,
+                host: name.as_bytes().to_vec(),
+                vendor: VENDOR_CLASS
+                    .get(i)
+                    .map_or(&b""[..], |v| v.as_bytes())
+                    .to_vec(),
+                client_id: if i == TABLET {
+                    TABLET_CLIENT_ID.to_vec()
+                } else {
+                    let mut id = vec![1];
+                    id.extend_from_slice(&mac);
+                    id
+                },
+                macs: vec![mac],
                 k_mac,
                 k_v4,
                 k_ula,

@@ -156,6 +156,12 @@ impl<W: Write> Gen<W> {
                 return self.join(d);
             }
         }
+        if let Some(&(at, event)) = self.events.get(self.next_event)
+            && x >= at
+        {
+            self.next_event += 1;
+            return self.named_event(event);
+        }
         let kind = Kind::draw(&mut self.rng, Moment::at(x));
         self.stage_kind(kind, x)
     }

@@ -20,7 +20,25 @@
 //! ports 443 (TLS records), 80 (HTTP/1.1 with Content-Length) and 22 (SSH), mDNS,
 //! NTP (the printer's tagged with 802.1Q VLAN 10), DHCP and IPv4 fragments (the
 //! router's long syslog lines). Outside addresses are documentation ranges only
-//! (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32); names are under example.*.
+//! (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32; 192.0.2.0/24 in hostile mode); names
+//! are example-style (example.*, tvvendor-example.com, example-cdn.net, ...).
+//!
+//! The names a real home network carries are planted at fixed points of the night, each
+//! recorded in [`GroundTruth::names`] with the frame that carries it: DHCP DISCOVER/
+//! REQUEST with host name (12), vendor class (60), client id (61) and requested address
+//! (50), answered by OFFER/ACK, for every device but the router; the tablet comes back
+//! at about 02:25 with a new randomised MAC but the same client id and host name
+//! ([`GroundTruth::mac_changes`]); mDNS announcements (`<host>.local` A/AAAA, DNS-SD
+//! `Kitchen TV._googlecast._tcp.local` and `Office Printer._ipp._tcp.local` with PTR,
+//! SRV and TXT `fn=`/`md=`/`ty=`); NetBIOS name registration from the Windows laptop;
+//! an LLMNR query and answer; SSDP NOTIFY with SERVER and USN from the TV; DNS lookups
+//! (A, AAAA, CNAME chains such as `www.example-vendor.com` -> `cdn.example-cdn.net` ->
+//! 198.51.100.7, which the TV reaches as `telemetry.tvvendor-example.com`) each followed
+//! by a connection to the answer: TLS with a server name (the laptop's ClientHello
+//! carries a post-quantum key share and spans two TCP segments), QUIC v1 Initials with
+//! a server name (the phone's ClientHello spans two Initials), HTTP with a Host header.
+//! [`NightSpec::hostile_names`] adds a device that plants [`hostile_names`] in DHCP,
+//! mDNS, DNS answers, TLS and QUIC server names and HTTP Host.
 //!
 //! Timestamps increase strictly and stay inside the window, with more traffic in
 //! the evening and morning than at 3am. The same [`NightSpec`] always gives the
@@ -28,7 +46,9 @@
 //!
 //! # Modules
 //! `night` (the generator: time, staging, the burst loop), `kind` (the kinds of traffic,
-//! their weights and how one is drawn), `link` (echo, ARP, neighbour discovery, DHCP),
+//! their weights and how one is drawn), `named` (the names events and their ground
+//! truth), `hello` (TLS ClientHello/ServerHello), `quic` (protected QUIC v1 Initials),
+//! `link` (echo, ARP, neighbour discovery, DHCP),
 //! `services` (DNS, mDNS, NTP, syslog, HTTP/SSH/TLS clients), `tcp` (sessions and
 //! segments), `frames` (Ethernet/IP/transport headers of one burst), `payload`
 //! (application bytes), `cast` (devices, servers, addresses), `clock` (the night's
@@ -52,10 +72,13 @@ use pcapfmt::{LinkType, PcapWriter};
 mod cast;
 mod clock;
 mod frames;
+mod hello;
 mod kind;
 mod link;
+mod named;
 mod night;
 mod payload;
+mod quic;
 mod rng;
 mod services;
 mod tcp;
@@ -75,6 +98,12 @@ pub struct NightSpec {
     pub seed: u64,
     /// Nanosecond timestamps (pcap magic `a1b23c4d`) instead of microseconds.
     pub nanos: bool,
+    /// Adds a device (192.168.1.66, a locally administered MAC) whose DHCP host names,
+    /// mDNS names, DNS answer names, TLS and QUIC server names and HTTP Host headers are
+    /// hostile: markup, U+202E, NUL, a 10 kB name, invalid UTF-8 (see
+    /// [`hostile_names`]). Its frames may break the protocols' rules on purpose. Off in
+    /// [`NightSpec::demo`].
+    pub hostile_names: bool,
 }
 
 impl NightSpec {
@@ -89,6 +118,7 @@ impl NightSpec {
             duration_s: 8 * 3600,
             seed: 0x6e65_7464_6967_6573,
             nanos: false,
+            hostile_names: false,
         }
     }
 
@@ -124,6 +154,158 @@ pub struct GroundTruth {
     pub ipv4_fragments: u64,
     /// TCP sessions (each with a full handshake and FIN close).
     pub tcp_sessions: u64,
+    /// Every name the night carries, once per (kind, name, target, MAC, client, address),
+    /// in order of first appearance: DHCP host names, vendor classes and client ids,
+    /// mDNS host, service and TXT names, NetBIOS and LLMNR names, SSDP headers, DNS
+    /// answers, TLS and QUIC server names, HTTP Host headers.
+    pub names: Vec<PlantedName>,
+    /// Devices that left and came back with a different (randomised) MAC, keeping their
+    /// DHCP client id and host name.
+    pub mac_changes: Vec<MacChange>,
+    /// The identity of each LAN device that sent a frame (not the router): what it calls
+    /// itself in DHCP and every MAC and address it used.
+    pub devices: Vec<PlantedDevice>,
+}
+
+/// What kind of name a [`PlantedName`] is, i.e. where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NameKind {
+    /// DHCPv4 option 12 in DISCOVER and REQUEST; `addr` is the address the device gets.
+    DhcpHostname,
+    /// DHCPv4 option 60.
+    DhcpVendorClass,
+    /// DHCPv4 option 61 (raw bytes, type byte first).
+    DhcpClientId,
+    /// An mDNS A/AAAA record: `name` is `<host>.local`, `addr` its address.
+    MdnsHost,
+    /// A DNS-SD service instance (PTR target, SRV/TXT owner), e.g.
+    /// `Kitchen TV._googlecast._tcp.local`; `addr` the announcing device's address.
+    MdnsService,
+    /// The value of a TXT `fn=` (friendly name) string.
+    MdnsFriendlyName,
+    /// The value of a TXT `md=` (model) or `ty=` (printer type) string.
+    MdnsModel,
+    /// A unique NetBIOS name registered (without padding and suffix); `addr` its address.
+    Nbns,
+    /// An LLMNR answer's name; `addr` the answered address (the responder's).
+    Llmnr,
+    /// An SSDP `SERVER` header value.
+    SsdpServer,
+    /// An SSDP `USN` header value.
+    SsdpUsn,
+    /// A DNS answer: `name` is the name the client asked for, `addr` an A/AAAA address
+    /// at the end of the answer, `target` the canonical name when reached through a
+    /// CNAME; `mac`/`client` are the asking device's.
+    DnsAnswer,
+    /// A TLS ClientHello server name over TCP; `addr` the server's address.
+    TlsSni,
+    /// A QUIC v1 Initial's ClientHello server name; `addr` the server's address.
+    QuicSni,
+    /// An HTTP/1.1 request's Host header; `addr` the server's address.
+    HttpHost,
+}
+
+impl NameKind {
+    /// Short text for tables and test messages (`dhcp-hostname`, `tls-sni`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameKind::DhcpHostname => "dhcp-hostname",
+            NameKind::DhcpVendorClass => "dhcp-vendor",
+            NameKind::DhcpClientId => "dhcp-client-id",
+            NameKind::MdnsHost => "mdns-host",
+            NameKind::MdnsService => "mdns-service",
+            NameKind::MdnsFriendlyName => "mdns-fn",
+            NameKind::MdnsModel => "mdns-model",
+            NameKind::Nbns => "nbns",
+            NameKind::Llmnr => "llmnr",
+            NameKind::SsdpServer => "ssdp-server",
+            NameKind::SsdpUsn => "ssdp-usn",
+            NameKind::DnsAnswer => "dns-answer",
+            NameKind::TlsSni => "tls-sni",
+            NameKind::QuicSni => "quic-sni",
+            NameKind::HttpHost => "http-host",
+        }
+    }
+}
+
+/// One name planted in the night (deduplicated: `count` is how often it was sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedName {
+    pub kind: NameKind,
+    /// The name's bytes as sent (DNS-style names with their labels joined by `.`); not
+    /// UTF-8 for some hostile names.
+    pub name: Vec<u8>,
+    /// [`NameKind::DnsAnswer`] through a CNAME: the canonical name.
+    pub target: Option<Vec<u8>>,
+    /// The LAN device the name belongs to or was seen by (the sender of a DHCP, mDNS,
+    /// NetBIOS, LLMNR or SSDP message; the client of a DNS lookup or connection).
+    pub mac: [u8; 6],
+    /// That device's address on the frame (None when it sent from 0.0.0.0).
+    pub client: Option<IpAddr>,
+    /// The address the name stands for (see [`NameKind`]).
+    pub addr: Option<IpAddr>,
+    /// DNS/mDNS/NetBIOS record TTL, DHCP lease time.
+    pub ttl: Option<u32>,
+    /// Planted by the hostile-names device.
+    pub hostile: bool,
+    /// Frame number (1-based, tshark's `frame.number`) of the first frame that carries
+    /// it; for a ClientHello over several TCP segments or QUIC Initials, the last one
+    /// (where tshark shows the reassembled message).
+    pub first_frame: u64,
+    pub first_ts_ns: i64,
+    pub count: u64,
+}
+
+/// A device that came back with a new randomised MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacChange {
+    pub old_mac: [u8; 6],
+    pub new_mac: [u8; 6],
+    /// DHCP option 61, unchanged.
+    pub client_id: Vec<u8>,
+    pub host_name: Vec<u8>,
+    /// Frame number of the first frame with the new MAC.
+    pub frame: u64,
+}
+
+/// A LAN device's identity as it presents itself in DHCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedDevice {
+    /// DHCP option 12 (the last one it sent, for the hostile device).
+    pub host_name: Vec<u8>,
+    /// DHCP option 60, when it sends one.
+    pub vendor_class: Option<Vec<u8>>,
+    /// DHCP option 61.
+    pub client_id: Vec<u8>,
+    /// Every MAC it used, first to last.
+    pub macs: Vec<[u8; 6]>,
+    /// Every IPv4 and IPv6 address it used.
+    pub addrs: Vec<IpAddr>,
+    /// Its (first) MAC is locally administered (randomised).
+    pub private_mac: bool,
+    pub hostile: bool,
+}
+
+/// The names the hostile device uses, in this order: markup, an attribute break-out,
+/// U+202E (right-to-left override), NUL, a name of about 10 kB (63-byte labels, far past
+/// DNS's 255-byte limit), and invalid UTF-8.
+#[must_use]
+pub fn hostile_names() -> [Vec<u8>; 6] {
+    let mut long = Vec::with_capacity(10_100);
+    while long.len() < 10_000 {
+        long.extend_from_slice(&[b'x'; 63]);
+        long.push(b'.');
+    }
+    long.extend_from_slice(b"hostile.example");
+    [
+        b"<script>alert(1)</script>".to_vec(),
+        b"\"><img src=x onerror=alert(1)>".to_vec(),
+        "kitchen\u{202e}vt-nehctik".as_bytes().to_vec(),
+        b"nul\0name".to_vec(),
+        long,
+        b"bad-\xff\xfe-\xc3\x28-name".to_vec(),
+    ]
 }
 
 /// Writes a night to `w` (buffer it yourself) and returns its ground truth.

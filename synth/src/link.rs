@@ -10,13 +10,14 @@ use std::io::{self, Write};
 
 use etherparse::{ArpOperation, IcmpEchoHeader};
 
+use crate::NameKind;
 use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, Ip, LAPTOP, PI, PING4_TARGET, PING6_TARGET, PLUG,
     PRINTER, ROUTER, TABLET, THERMO, TV, awake, solicited_node, to_ipv6_group, v6,
 };
 use crate::frames::Stage;
 use crate::night::Gen;
-use crate::payload::dhcp;
+use crate::payload::{DhcpId, LEASE_S, dhcp};
 
 /// Whom a ping goes to.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +236,16 @@ impl<W: Write> Gen<W> {
         Ok(())
     }
 
-    fn dhcp_exchange(&mut self, d: usize, dev: &Dev) -> io::Result<()> {
+    /// DISCOVER, OFFER, REQUEST, ACK for device `d` (its current MAC and DHCP identity),
+    /// planting its host name, vendor class and client id.
+    pub(crate) fn dhcp_exchange(&mut self, d: usize, dev: &Dev) -> io::Result<()> {
+        let id = DhcpId {
+            mac: dev.mac,
+            addr: dev.v4,
+            host: &dev.host,
+            vendor: &dev.vendor,
+            client_id: &dev.client_id,
+        };
         let xid = self.rng.u32();
         let unspec = self.unspec_ep(d, Fam::V4, 64);
         let bcast = Ep {
@@ -246,11 +256,22 @@ impl<W: Write> Gen<W> {
         let router = self.ep(ROUTER, Fam::V4);
         for (i, msg) in [1u8, 2, 3, 5].into_iter().enumerate() {
             self.scratch.clear();
-            dhcp(&mut self.scratch, msg, xid, dev, self.devs[ROUTER].v4);
+            dhcp(&mut self.scratch, msg, xid, &id, self.devs[ROUTER].v4);
             let delay = if i == 0 { 0 } else { self.delay(1_500, 6_000) };
             if msg == 1 || msg == 3 {
                 self.stage
                     .udp(&unspec, &bcast, (68, 67), 0, &self.scratch, delay)?;
+                let addr = Some(Ip::V4(dev.v4));
+                let ttl = Some(LEASE_S);
+                for (kind, name) in [
+                    (NameKind::DhcpHostname, &dev.host),
+                    (NameKind::DhcpVendorClass, &dev.vendor),
+                    (NameKind::DhcpClientId, &dev.client_id),
+                ] {
+                    if !name.is_empty() {
+                        self.plant(kind, name, None, &unspec, addr, ttl);
+                    }
+                }
             } else {
                 self.stage
                     .udp(&router, &bcast, (67, 68), 0, &self.scratch, delay)?;

@@ -5,14 +5,16 @@
 //! stops at the first burst boundary at or past the spec's packet count; the ground
 //! truth counts exactly the frames written.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pcapfmt::PcapWriter;
 
-use crate::cast::{Cast, DEVICES, Dev, Ep, Fam, Ip, PI, ROUTER, Server};
+use crate::cast::{Cast, Dev, Ep, Fam, Ip, PI, ROUTER, Server};
 use crate::clock::{INV_STEPS, MAX_BURST, inverse_cdf};
 use crate::frames::Stage;
+use crate::named::{Event, NameKey, schedule};
 use crate::rng::Rng;
 use crate::{GroundTruth, NightSpec, build_err, invalid};
 
@@ -48,7 +50,22 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) burst_us: u64,
     pub(crate) burst_cum_us: u64,
     /// Host header of the HTTP session being generated.
-    pub(crate) http_host: &'static str,
+    pub(crate) http_host: Vec<u8>,
+    /// The TLS records of the ClientHello the next port-443 session opens with (none:
+    /// application data only), its server name and its legacy session id.
+    pub(crate) tls_hello: Vec<u8>,
+    pub(crate) sni: Vec<u8>,
+    pub(crate) tls_sid: Vec<u8>,
+    /// Frame number of the last segment of the last `data` sent.
+    pub(crate) last_data_frame: u64,
+    /// Names traffic due at window fractions, in order, and the next one.
+    pub(crate) events: Vec<(f64, Event)>,
+    pub(crate) next_event: usize,
+    /// Index into `truth.names` by key; names from there on have no timestamp yet.
+    pub(crate) name_index: BTreeMap<NameKey, usize>,
+    pub(crate) names_flushed: usize,
+    /// (address, MAC) pairs of a device's MAC before it changed, for `hosts`.
+    pub(crate) retired_hosts: Vec<(IpAddr, [u8; 6])>,
     pub(crate) truth: GroundTruth,
 }
 
@@ -61,7 +78,8 @@ impl<W: Write> Gen<W> {
             let v = rng.next().to_le_bytes();
             c.copy_from_slice(&v[..c.len()]);
         }
-        let cast = Cast::new(&mut rng);
+        let cast = Cast::new(&mut rng, spec.hostile_names);
+        let ndevs = cast.devs.len();
         let nlabels = cast.labels.len();
         let own = &cast.devs[PI];
         let mut own_addresses = vec![IpAddr::V4(Ipv4Addr::from(own.v4))];
@@ -87,12 +105,12 @@ impl<W: Write> Gen<W> {
             servers: cast.servers,
             labels: cast.labels,
             counts: vec![0; nlabels],
-            dev_seen: vec![false; DEVICES.len()],
+            dev_seen: vec![false; ndevs],
             k_unspec4: cast.k_unspec4,
             k_unspec6: cast.k_unspec6,
             k_ping4: cast.k_ping4,
             k_ping6: cast.k_ping6,
-            joined: vec![false; DEVICES.len()],
+            joined: vec![false; ndevs],
             start_ns: spec.start_ts_ns,
             dur_us,
             target: spec.packets,
@@ -100,7 +118,16 @@ impl<W: Write> Gen<W> {
             last_us: None,
             burst_us: 0,
             burst_cum_us: 0,
-            http_host: "www.example.org",
+            http_host: Vec::new(),
+            tls_hello: Vec::new(),
+            sni: Vec::new(),
+            tls_sid: Vec::new(),
+            last_data_frame: 0,
+            events: schedule(spec.hostile_names),
+            next_event: 0,
+            name_index: BTreeMap::new(),
+            names_flushed: 0,
+            retired_hosts: Vec::new(),
             truth: GroundTruth {
                 own_addresses,
                 ..Default::default()
@@ -115,6 +142,7 @@ impl<W: Write> Gen<W> {
                 *t.packets_by_src.entry(label.clone()).or_default() += n;
             }
         }
+        t.hosts.extend_from_slice(&self.retired_hosts);
         for (d, seen) in self.devs.iter().zip(&self.dev_seen) {
             if *seen {
                 t.hosts.push((IpAddr::V4(Ipv4Addr::from(d.v4)), d.mac));
@@ -123,6 +151,7 @@ impl<W: Write> Gen<W> {
                 }
             }
         }
+        t.devices = crate::named::planted_devices(&self.devs, &t.hosts);
         t.vlan_frames = self.stage.vlan_frames;
         t.ipv4_fragments = self.stage.fragments;
         (t, self.out)
@@ -191,6 +220,14 @@ impl<W: Write> Gen<W> {
             self.out.write_packet(ns, data, len)?;
             self.truth.frames += 1;
             self.truth.bytes += u64::from(len);
+            if self.names_flushed < self.truth.names.len() {
+                let frame = self.truth.frames;
+                for p in &mut self.truth.names[self.names_flushed..] {
+                    if p.first_frame == frame {
+                        p.first_ts_ns = ns;
+                    }
+                }
+            }
             if let Some(c) = self.counts.get_mut(usize::from(f.key)) {
                 *c += 1;
             }
@@ -199,6 +236,7 @@ impl<W: Write> Gen<W> {
             }
             start = f.end;
         }
+        self.names_flushed = self.truth.names.len();
         self.stage.frames.clear();
         self.stage.bytes.clear();
         Ok(())

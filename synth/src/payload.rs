@@ -4,7 +4,7 @@
 //! Invariants: pure functions of their arguments (and the random draws they are handed);
 //! every length field matches the bytes written.
 
-use crate::cast::{Dev, Ip};
+use crate::cast::Ip;
 use crate::rng::Rng;
 
 pub(crate) fn extend_random(buf: &mut Vec<u8>, pool: &[u8], rng: &mut Rng, mut n: usize) {
@@ -144,16 +144,45 @@ pub(crate) fn ntp_ts(out: &mut [u8], unix_us: u64) {
     out[4..8].copy_from_slice(&frac.to_be_bytes());
 }
 
-/// A DHCP message: 1 discover, 2 offer, 3 request, 5 ack.
-pub(crate) fn dhcp(buf: &mut Vec<u8>, msg: u8, xid: u32, dev: &Dev, server: [u8; 4]) {
+/// What a DHCP client says about itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DhcpId<'a> {
+    pub(crate) mac: [u8; 6],
+    /// The address it asks for (option 50) and gets (yiaddr).
+    pub(crate) addr: [u8; 4],
+    pub(crate) host: &'a [u8],
+    /// Option 60, or empty.
+    pub(crate) vendor: &'a [u8],
+    pub(crate) client_id: &'a [u8],
+}
+
+/// A DHCP option; a value over 255 bytes is split into several options of the same code,
+/// which the reader concatenates (RFC 3396).
+fn dhcp_option(buf: &mut Vec<u8>, code: u8, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    for chunk in value.chunks(255) {
+        buf.push(code);
+        buf.push(chunk.len() as u8);
+        buf.extend_from_slice(chunk);
+    }
+}
+
+/// The DHCP lease time the router gives.
+pub(crate) const LEASE_S: u32 = 86_400;
+
+/// A DHCP message: 1 discover, 2 offer, 3 request, 5 ack. Client messages carry the
+/// client id (61), requested address (50), host name (12), vendor class (60).
+pub(crate) fn dhcp(buf: &mut Vec<u8>, msg: u8, xid: u32, id: &DhcpId<'_>, server: [u8; 4]) {
     let reply = msg == 2 || msg == 5;
     buf.extend_from_slice(&[if reply { 2 } else { 1 }, 1, 6, 0]);
     buf.extend_from_slice(&xid.to_be_bytes());
     buf.extend_from_slice(&[0, 0, 0x80, 0]); // secs, broadcast flag
     buf.extend_from_slice(&[0; 4]); // ciaddr
-    buf.extend_from_slice(if reply { &dev.v4 } else { &[0; 4] }); // yiaddr
+    buf.extend_from_slice(if reply { &id.addr } else { &[0; 4] }); // yiaddr
     buf.extend_from_slice(&[0; 8]); // siaddr, giaddr
-    buf.extend_from_slice(&dev.mac);
+    buf.extend_from_slice(&id.mac);
     buf.extend_from_slice(&[0; 10 + 64 + 128]);
     buf.extend_from_slice(&[0x63, 0x82, 0x53, 0x63]);
     buf.extend_from_slice(&[53, 1, msg]);
@@ -161,26 +190,161 @@ pub(crate) fn dhcp(buf: &mut Vec<u8>, msg: u8, xid: u32, dev: &Dev, server: [u8;
         buf.extend_from_slice(&[54, 4]);
         buf.extend_from_slice(&server);
         buf.extend_from_slice(&[51, 4]);
-        buf.extend_from_slice(&86_400u32.to_be_bytes());
+        buf.extend_from_slice(&LEASE_S.to_be_bytes());
         buf.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4]);
         buf.extend_from_slice(&server);
         buf.extend_from_slice(&[6, 4]);
         buf.extend_from_slice(&server);
     } else {
-        buf.extend_from_slice(&[61, 7, 1]);
-        buf.extend_from_slice(&dev.mac);
+        dhcp_option(buf, 61, id.client_id);
+        dhcp_option(buf, 50, &id.addr);
         if msg == 3 {
-            buf.extend_from_slice(&[50, 4]);
-            buf.extend_from_slice(&dev.v4);
-            buf.extend_from_slice(&[54, 4]);
-            buf.extend_from_slice(&server);
+            dhcp_option(buf, 54, &server);
         }
-        buf.extend_from_slice(&[12, dev.name.len() as u8]);
-        buf.extend_from_slice(dev.name.as_bytes());
+        dhcp_option(buf, 12, id.host);
+        dhcp_option(buf, 60, id.vendor);
         buf.extend_from_slice(&[55, 6, 1, 3, 6, 15, 28, 51]);
     }
     buf.push(255);
     if buf.len() < 300 {
         buf.resize(300, 0);
     }
+}
+
+/// A name in DNS wire form, uncompressed: labels split at `.` (each cut to 63 bytes),
+/// any bytes inside a label written as they are.
+pub(crate) fn dns_name_bytes(buf: &mut Vec<u8>, name: &[u8]) {
+    for label in name.split(|&b| b == b'.').filter(|l| !l.is_empty()) {
+        let label = &label[..label.len().min(63)];
+        buf.push(label.len() as u8);
+        buf.extend_from_slice(label);
+    }
+    buf.push(0);
+}
+
+/// The data of one resource record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rdata<'a> {
+    /// A or AAAA.
+    Addr(Ip),
+    /// CNAME (5) or PTR (12) to this name.
+    Name(u16, &'a [u8]),
+    /// SRV: port and target.
+    Srv(u16, &'a [u8]),
+    /// TXT strings (each cut to 255 bytes).
+    Txt(&'a [&'a [u8]]),
+    /// NetBIOS NB: flags and address.
+    Nb(u16, [u8; 4]),
+}
+
+/// One resource record (owner name, class with the mDNS cache-flush bit if wanted, TTL).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rr<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) class: u16,
+    pub(crate) ttl: u32,
+    pub(crate) data: Rdata<'a>,
+}
+
+/// A DNS, mDNS or LLMNR message: header (id, flags), questions (name, type), answers.
+pub(crate) fn dns_packet<'a>(
+    buf: &mut Vec<u8>,
+    id: u16,
+    flags: u16,
+    questions: &[(&'a [u8], u16)],
+    answers: &[Rr<'a>],
+) {
+    let start = buf.len();
+    let mut seen = Names {
+        start,
+        at: Vec::new(),
+    };
+    buf.extend_from_slice(&id.to_be_bytes());
+    buf.extend_from_slice(&flags.to_be_bytes());
+    buf.extend_from_slice(&(questions.len() as u16).to_be_bytes());
+    buf.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    for (name, ty) in questions {
+        seen.name(buf, name);
+        buf.extend_from_slice(&ty.to_be_bytes());
+        buf.extend_from_slice(&1u16.to_be_bytes());
+    }
+    for rr in answers {
+        rr_bytes(buf, rr, &mut seen);
+    }
+}
+
+/// Whole names already written in a message and where, for compression pointers.
+struct Names<'a> {
+    start: usize,
+    at: Vec<(&'a [u8], usize)>,
+}
+
+impl<'a> Names<'a> {
+    /// Writes `name`, or a pointer to where the same name was written before.
+    fn name(&mut self, buf: &mut Vec<u8>, name: &'a [u8]) {
+        if let Some(&(_, off)) = self.at.iter().find(|(n, _)| *n == name) {
+            buf.extend_from_slice(&(0xc000 | off as u16).to_be_bytes());
+            return;
+        }
+        let off = buf.len() - self.start;
+        if off < 0x3fff {
+            self.at.push((name, off));
+        }
+        dns_name_bytes(buf, name);
+    }
+}
+
+fn rr_bytes<'a>(buf: &mut Vec<u8>, rr: &Rr<'a>, seen: &mut Names<'a>) {
+    seen.name(buf, rr.name);
+    let ty: u16 = match rr.data {
+        Rdata::Addr(Ip::V4(_)) => 1,
+        Rdata::Addr(Ip::V6(_)) => 28,
+        Rdata::Name(t, _) => t,
+        Rdata::Srv(..) => 33,
+        Rdata::Txt(_) => 16,
+        Rdata::Nb(..) => 32,
+    };
+    buf.extend_from_slice(&ty.to_be_bytes());
+    buf.extend_from_slice(&rr.class.to_be_bytes());
+    buf.extend_from_slice(&rr.ttl.to_be_bytes());
+    let at = buf.len();
+    buf.extend_from_slice(&[0, 0]);
+    match rr.data {
+        Rdata::Addr(Ip::V4(a)) => buf.extend_from_slice(&a),
+        Rdata::Addr(Ip::V6(a)) => buf.extend_from_slice(&a),
+        Rdata::Name(_, n) => seen.name(buf, n),
+        Rdata::Srv(port, target) => {
+            buf.extend_from_slice(&[0, 0, 0, 0]);
+            buf.extend_from_slice(&port.to_be_bytes());
+            seen.name(buf, target);
+        }
+        Rdata::Txt(strings) => {
+            for t in strings {
+                let t = &t[..t.len().min(255)];
+                buf.push(t.len() as u8);
+                buf.extend_from_slice(t);
+            }
+        }
+        Rdata::Nb(flags, a) => {
+            buf.extend_from_slice(&flags.to_be_bytes());
+            buf.extend_from_slice(&a);
+        }
+    }
+    let len = (buf.len() - at - 2).min(0xffff) as u16;
+    buf[at..at + 2].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A NetBIOS name in first-level encoding (RFC 1001 section 14.1): padded with spaces to
+/// 15 bytes, upper case, `suffix` as the 16th, each byte as two letters `A` + nibble;
+/// returned as one 32-byte label (`dns_name_bytes` writes it with its length).
+pub(crate) fn netbios_name(name: &str, suffix: u8) -> Vec<u8> {
+    let mut raw = [b' '; 16];
+    for (r, b) in raw.iter_mut().zip(name.bytes().take(15)) {
+        *r = b.to_ascii_uppercase();
+    }
+    raw[15] = suffix;
+    raw.iter()
+        .flat_map(|b| [b'A' + (b >> 4), b'A' + (b & 0x0f)])
+        .collect()
 }

@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 
+use crate::NameKind;
 use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
     TABLET, THERMO, TV, awake, to_ipv6_group,
@@ -42,7 +43,18 @@ impl<W: Write> Gen<W> {
             answer.map(|a| (a, ttl)),
         );
         let delay = self.delay(400, 30_000);
-        self.stage.udp(&r, c, (53, port), 0, &self.scratch, delay)
+        self.stage.udp(&r, c, (53, port), 0, &self.scratch, delay)?;
+        if answer.is_some() {
+            self.plant(
+                NameKind::DnsAnswer,
+                name.as_bytes(),
+                None,
+                c,
+                answer,
+                Some(ttl),
+            );
+        }
+        Ok(())
     }
 
     pub(crate) fn browse(&mut self, x: f64) -> io::Result<()> {
@@ -93,7 +105,8 @@ impl<W: Write> Gen<W> {
         };
         let s = self.server_ep(srv, false);
         let name = self.servers[srv].name;
-        self.http_host = name;
+        self.http_host.clear();
+        self.http_host.extend_from_slice(name.as_bytes());
         self.dns(&c, name, 1, Some(s.ip))?;
         let rounds = self.rng.range(1, 2) as usize;
         let mut rr = [(0usize, 0usize); 2];
@@ -148,8 +161,8 @@ impl<W: Write> Gen<W> {
             q = ANNA;
         }
         let (service, answerer, instance) = match self.rng.below(3) {
-            0 => ("_googlecast._tcp.local", TV, "Living-Room-TV"),
-            1 => ("_ipp._tcp.local", PRINTER, "Office-Printer"),
+            0 => ("_googlecast._tcp.local", TV, "Kitchen TV"),
+            1 => ("_ipp._tcp.local", PRINTER, "Office Printer"),
             _ => ("_airplay._tcp.local", usize::MAX, ""),
         };
         let use6 = self.rng.chance(300);
@@ -187,6 +200,15 @@ impl<W: Write> Gen<W> {
             let delay = self.delay(20_000, 120_000);
             self.stage
                 .udp(&a, &group, (5353, 5353), 0, &self.scratch, delay)?;
+            let full = format!("{instance}.{service}");
+            self.plant(
+                NameKind::MdnsService,
+                full.as_bytes(),
+                None,
+                &a,
+                Some(a.ip),
+                Some(120),
+            );
         }
         Ok(())
     }

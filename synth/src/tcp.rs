@@ -8,8 +8,10 @@
 
 use std::io::{self, Write};
 
+use crate::NameKind;
 use crate::cast::{Ep, Ip};
 use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Seg, tcp_frame};
+use crate::hello::{records, server_hello};
 use crate::night::Gen;
 use crate::payload::{extend_random, ssh_content, ssh_packet, ssh_string, tls_content};
 
@@ -102,11 +104,13 @@ impl<W: Write> Gen<W> {
                     ssh_content(&mut self.pay_c, &self.pool, &mut self.rng, req);
                     ssh_content(&mut self.pay_s, &self.pool, &mut self.rng, resp);
                 }
+                443 if i == 0 && !self.tls_hello.is_empty() => self.tls_handshake(resp),
                 _ => {
                     tls_content(&mut self.pay_c, &self.pool, &mut self.rng, req);
                     tls_content(&mut self.pay_s, &self.pool, &mut self.rng, resp);
                 }
             }
+            let hello = port == 443 && i == 0 && !self.tls_hello.is_empty();
             used += self.pay_s.len().div_ceil(f.mss) + self.pay_c.len().div_ceil(f.mss);
             let think = if i == 0 {
                 self.delay(200, 5_000)
@@ -114,9 +118,24 @@ impl<W: Write> Gen<W> {
                 self.delay(50_000, 3_000_000)
             };
             self.data(&mut f, true, think)?;
+            if i == 0 && (port == 80 || hello) {
+                let (kind, name) = if port == 80 {
+                    (NameKind::HttpHost, std::mem::take(&mut self.http_host))
+                } else {
+                    (NameKind::TlsSni, std::mem::take(&mut self.sni))
+                };
+                let frame = self.last_data_frame;
+                self.plant_at(frame, kind, &name, None, &f.c, Some(f.s.ip), None);
+                if port == 80 {
+                    self.http_host = name;
+                } else {
+                    self.sni = name;
+                }
+            }
             let d = self.delay(rtt / 2, rtt + 20_000);
             self.data(&mut f, false, d)?;
         }
+        self.tls_hello.clear();
         // Close: client FIN, server FIN, client ACK.
         let d = self.delay(1_000, 200_000);
         let ack = f.sseq;
@@ -208,8 +227,22 @@ impl<W: Write> Gen<W> {
         self.data(f, true, d)
     }
 
+    /// The first round of a TLS session that opens with `tls_hello`: the ClientHello,
+    /// then ServerHello, ChangeCipherSpec and `resp` bytes of application data records.
+    fn tls_handshake(&mut self, resp: usize) {
+        self.pay_c.clear();
+        self.pay_c.extend_from_slice(&self.tls_hello);
+        self.scratch.clear();
+        let r = self.rng.below((self.pool.len() - 64) as u64) as usize;
+        server_hello(&mut self.scratch, &self.tls_sid, &self.pool[r..r + 64]);
+        tls_content(&mut self.pay_s, &self.pool, &mut self.rng, resp);
+        let mut head = Vec::with_capacity(self.scratch.len() + 16);
+        records(&mut head, 22, 0x0303, &self.scratch);
+        head.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+        self.pay_s.splice(0..0, head);
+    }
+
     fn http_content(&mut self, i: usize, body: usize) {
-        let host = self.http_host;
         let paths = [
             "/index.html",
             "/firmware/latest.json",
@@ -219,9 +252,11 @@ impl<W: Write> Gen<W> {
         ];
         let path = paths[(i + self.rng.below(5) as usize) % paths.len()];
         self.pay_c.clear();
+        let _ = write!(self.pay_c, "GET {path} HTTP/1.1\r\nHost: ");
+        self.pay_c.extend_from_slice(&self.http_host);
         let _ = write!(
             self.pay_c,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: netdigest-synth/1.0\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n"
+            "\r\nUser-Agent: netdigest-synth/1.0\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n"
         );
         self.pay_s.clear();
         let _ = write!(
@@ -261,6 +296,9 @@ impl<W: Write> Gen<W> {
                 &self.pay_s[off..off + len]
             };
             tcp_frame(&mut self.stage, &seg, payload, delay)?;
+            if last {
+                self.last_data_frame = self.truth.frames + self.stage.frames.len() as u64;
+            }
             if from_client {
                 f.cseq = f.cseq.wrapping_add(len as u32);
             } else {

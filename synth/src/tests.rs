@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
@@ -101,9 +101,17 @@ fn ground_truth_is_plausible() {
     let own: Vec<String> = t.own_addresses.iter().map(ToString::to_string).collect();
     assert_eq!(own[0], "192.168.1.10");
     assert!(own.contains(&"fd00::10".to_string()));
+    // One IPv4 address per device; the tablet's under two MACs (it changes its MAC).
+    let v4: std::collections::BTreeSet<IpAddr> = t
+        .hosts
+        .iter()
+        .map(|h| h.0)
+        .filter(IpAddr::is_ipv4)
+        .collect();
+    assert_eq!(v4.len(), DEVICES.len());
     assert_eq!(
         t.hosts.iter().filter(|h| h.0.is_ipv4()).count(),
-        DEVICES.len()
+        DEVICES.len() + 1
     );
     assert!(t.echo_requests_by_src[&"192.168.1.10".parse::<IpAddr>().unwrap()] > 50);
     assert!(t.echo_unanswered_by_src[&"192.168.1.10".parse::<IpAddr>().unwrap()] > 5);
@@ -368,4 +376,244 @@ fn kinds_follow_who_is_awake() {
         let k = Kind::draw(&mut rng, night);
         assert!(k.weight(night) > 0.0, "{k:?} drawn with weight 0");
     }
+}
+
+/// `tshark -T fields` values of the frames in `frames`, split into tokens, by frame.
+fn tshark_tokens(f: &Path, frames: &BTreeSet<u64>, fields: &[&str]) -> BTreeMap<u64, Vec<String>> {
+    let list: Vec<String> = frames.iter().map(ToString::to_string).collect();
+    let filter = format!("frame.number in {{{}}}", list.join(","));
+    let mut args = vec![
+        "-Y",
+        &filter,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        "-e",
+        "frame.number",
+    ];
+    for e in fields {
+        args.extend(["-e", e]);
+    }
+    let text = tshark(f, &args);
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let mut cols = line.split('\t');
+        let n: u64 = cols.next().unwrap().parse().unwrap();
+        let toks = cols
+            .flat_map(|c| c.split('|'))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        out.insert(n, toks);
+    }
+    out
+}
+
+/// The token tshark shows for a planted name of this kind.
+fn shown_as(n: &PlantedName) -> String {
+    let name = String::from_utf8(n.name.clone()).unwrap();
+    match n.kind {
+        NameKind::MdnsFriendlyName => format!("fn={name}"),
+        NameKind::MdnsModel if name.contains(' ') => format!("ty={name}"),
+        NameKind::MdnsModel => format!("md={name}"),
+        NameKind::SsdpUsn => format!("USN: {name}\\r\\n"),
+        _ => name,
+    }
+}
+
+#[test]
+fn planted_names_match_tshark() {
+    if !tshark_available() {
+        return;
+    }
+    let f = std::env::temp_dir().join(format!("netdigest-synth-names-{}.pcap", std::process::id()));
+    let truth = write_night_file(&f, &NightSpec::demo()).unwrap();
+    let bad = tshark(&f, &["-Y", "_ws.malformed || _ws.expert.severity >= error"]);
+    assert!(bad.is_empty(), "malformed or erroneous packets:\n{bad}");
+    let names: Vec<&PlantedName> = truth
+        .names
+        .iter()
+        .filter(|n| n.kind != NameKind::DhcpClientId)
+        .collect();
+    let frames: BTreeSet<u64> = names.iter().map(|n| n.first_frame).collect();
+    let got = tshark_tokens(
+        &f,
+        &frames,
+        &[
+            "dns.qry.name",
+            "dns.resp.name",
+            "dns.cname",
+            "dns.txt",
+            "dns.ptr.domain_name",
+            "dns.a",
+            "dns.aaaa",
+            "nbns.addr",
+            "nbns.name",
+            "tls.handshake.extensions_server_name",
+            "dhcp.option.hostname",
+            "dhcp.option.vendor_class_id",
+            "dhcp.option.requested_ip_address",
+            "http.host",
+            "http.server",
+            "http.unknown_header",
+            "ip.src",
+            "ip.dst",
+            "ipv6.src",
+            "ipv6.dst",
+        ],
+    );
+    for n in &names {
+        let toks = got
+            .get(&n.first_frame)
+            .unwrap_or_else(|| panic!("frame {} not shown", n.first_frame));
+        let want = shown_as(n);
+        let ok = if n.kind == NameKind::Nbns {
+            toks.iter().any(|t| t.starts_with(&format!("{want}<")))
+        } else {
+            toks.contains(&want)
+        };
+        assert!(
+            ok,
+            "{} {want:?} not in frame {}: {toks:?}",
+            n.kind.as_str(),
+            n.first_frame
+        );
+        if let Some(a) = n.addr {
+            assert!(
+                toks.contains(&a.to_string()),
+                "{} {want}: address {a} not in frame {}: {toks:?}",
+                n.kind.as_str(),
+                n.first_frame
+            );
+        }
+        if let Some(t) = &n.target {
+            assert!(toks.contains(&String::from_utf8(t.clone()).unwrap()));
+        }
+    }
+    // Every kind is there, the TLS server name spans two segments, QUIC's two Initials.
+    let kinds: BTreeSet<NameKind> = truth.names.iter().map(|n| n.kind).collect();
+    assert_eq!(kinds.len(), 15, "{kinds:?}");
+    let sni = |kind: NameKind, name: &str| {
+        truth
+            .names
+            .iter()
+            .find(|n| n.kind == kind && n.name == name.as_bytes())
+            .unwrap()
+            .first_frame
+    };
+    let big = BTreeSet::from([sni(NameKind::TlsSni, "www.example-vendor.com")]);
+    let segs = tshark_tokens(&f, &big, &["tcp.segment.count"]);
+    assert_eq!(segs.values().next().unwrap(), &vec!["2".to_string()]);
+    let quic = BTreeSet::from([sni(NameKind::QuicSni, "video.example-stream.net")]);
+    let off = tshark_tokens(&f, &quic, &["quic.crypto.offset"]);
+    assert_ne!(off.values().next().unwrap(), &vec!["0".to_string()]);
+    std::fs::remove_file(&f).unwrap();
+}
+
+#[test]
+fn names_ground_truth() {
+    let t = write_night(std::io::sink(), &NightSpec::demo()).unwrap();
+    // Two devices name one CDN address differently.
+    let cdn: IpAddr = "198.51.100.7".parse().unwrap();
+    let askers: BTreeSet<(Vec<u8>, [u8; 6])> = t
+        .names
+        .iter()
+        .filter(|n| n.kind == NameKind::DnsAnswer && n.addr == Some(cdn))
+        .map(|n| (n.name.clone(), n.mac))
+        .collect();
+    assert_eq!(askers.len(), 2, "{askers:?}");
+    assert!(
+        t.names
+            .iter()
+            .all(|n| !n.hostile && n.first_ts_ns > 0 && n.count > 0)
+    );
+    for w in t.names.windows(2) {
+        assert!(w[0].first_frame <= w[1].first_frame);
+    }
+    // The tablet comes back with another randomised MAC, same client id and host name.
+    assert_eq!(t.mac_changes.len(), 1);
+    let c = &t.mac_changes[0];
+    assert_ne!(c.old_mac, c.new_mac);
+    assert!(c.old_mac[0] & 2 != 0 && c.new_mac[0] & 2 != 0);
+    let ids: BTreeSet<[u8; 6]> = t
+        .names
+        .iter()
+        .filter(|n| n.kind == NameKind::DhcpClientId && n.name == c.client_id)
+        .map(|n| n.mac)
+        .collect();
+    assert_eq!(ids, BTreeSet::from([c.old_mac, c.new_mac]));
+    let tablet = t
+        .devices
+        .iter()
+        .find(|d| d.host_name == b"anna-tablet")
+        .unwrap();
+    assert_eq!(tablet.macs, vec![c.old_mac, c.new_mac]);
+    assert!(tablet.private_mac);
+    // Every device but the router has a DHCP host name in the night.
+    assert_eq!(t.devices.len(), DEVICES.len() - 1);
+    for d in &t.devices {
+        assert!(
+            t.names
+                .iter()
+                .any(|n| n.kind == NameKind::DhcpHostname && n.name == d.host_name),
+            "{:?}",
+            String::from_utf8_lossy(&d.host_name)
+        );
+    }
+}
+
+#[test]
+fn hostile_names_are_planted() {
+    let spec = NightSpec {
+        hostile_names: true,
+        ..NightSpec::demo()
+    };
+    let mut a = Vec::new();
+    let t = write_night(&mut a, &spec).unwrap();
+    let mut b = Vec::new();
+    write_night(&mut b, &spec).unwrap();
+    assert!(a == b, "deterministic");
+    for h in hostile_names() {
+        for kind in [
+            NameKind::DhcpHostname,
+            NameKind::TlsSni,
+            NameKind::DnsAnswer,
+            NameKind::MdnsService,
+        ] {
+            let mut inst = h.clone();
+            if kind == NameKind::MdnsService {
+                inst.extend_from_slice(b"._http._tcp.local");
+            }
+            assert!(
+                t.names
+                    .iter()
+                    .any(|n| n.hostile && n.kind == kind && n.name == inst),
+                "{} {:?}",
+                kind.as_str(),
+                String::from_utf8_lossy(&h[..h.len().min(40)])
+            );
+        }
+        assert!(t.names.iter().any(|n| n.hostile
+            && n.kind == NameKind::DnsAnswer
+            && n.target.as_deref() == Some(&h[..])));
+    }
+    assert!(
+        t.names
+            .iter()
+            .any(|n| n.kind == NameKind::QuicSni && n.hostile)
+    );
+    assert!(
+        t.names
+            .iter()
+            .any(|n| n.kind == NameKind::HttpHost && n.hostile)
+    );
+    assert!(t.devices.iter().any(|d| d.hostile));
+    // The normal night's names are all there too.
+    let normal = write_night(std::io::sink(), &NightSpec::demo()).unwrap();
+    let kinds =
+        |t: &GroundTruth| -> BTreeSet<NameKind> { t.names.iter().map(|n| n.kind).collect() };
+    assert_eq!(kinds(&t), kinds(&normal));
 }
