@@ -113,19 +113,7 @@ const EXCEPTIONS: &[(&str, &str, &[u64], &str)] = &[
 /// the parser's owner. Tolerated so that the oracle guards everything else, printed on
 /// every run, and, like [`EXCEPTIONS`], each listed frame must still differ: fixing the
 /// bug fails this test until the entry is removed.
-const KNOWN_BUGS: &[(&str, &str, &[u64], &str)] = &[(
-    "suricata-verify__output-eve-ftp-data_input.pcap",
-    "http-host",
-    &[
-        125, 134, 141, 156, 230, 241, 243, 252, 259, 272, 292, 297, 393, 401, 407, 413, 418, 432,
-        447, 450, 544, 553, 559, 564, 569, 583, 596, 600, 672, 681, 687, 692, 703, 716, 730, 734,
-        790, 801, 803, 814, 819, 832, 847, 856, 965, 973, 980, 987, 989, 1002, 1017, 1021, 1107,
-        1118, 1122, 1130, 1139, 1153, 1176, 1180, 1279, 1290, 1293, 1299, 1303, 1316, 1330, 1333,
-    ],
-    "names/src/http.rs: UPnP GENA requests over TCP (NOTIFY, SUBSCRIBE, UNSUBSCRIBE ... \
-     HTTP/1.1, with a Host header) are HTTP/1.1 requests to tshark; our METHODS list has \
-     only the eight RFC 7231 methods, so their Host is missed",
-)];
+const KNOWN_BUGS: &[(&str, &str, &[u64], &str)] = &[];
 
 /// (file, NAMES.tsv column, reason): NAMES.tsv counts frames of the protocol, but none
 /// of them carries a name of ours.

@@ -235,6 +235,7 @@ impl Soak {
             duration_s: 8 * 3600,
             seed,
             nanos: false,
+            hostile_names: false,
         };
         synth::write_night_file(&night.capture_dir().join(layout::part_name(1)), &spec).unwrap();
         let end = start + chrono::Duration::hours(8);

@@ -9,20 +9,25 @@ pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Header lines searched.
 const MAX_LINES: usize = 100;
 
-const METHODS: [&[u8]; 8] = [
-    b"GET ",
-    b"POST ",
-    b"HEAD ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-];
+/// Longest method token taken for one (`UNSUBSCRIBE`, `PROPPATCH`, `MKCALENDAR`, ...).
+const MAX_METHOD: usize = 20;
+
+/// True when `head` starts with a method token (upper-case letters, `-`, `_`) and a
+/// space: the eight of RFC 9110 and the extensions home devices use over TCP (UPnP's
+/// NOTIFY, SUBSCRIBE, UNSUBSCRIBE; WebDAV's PROPFIND), as tshark takes any token before
+/// ` HTTP/1.x` for a request.
+fn starts_with_method(head: &[u8]) -> bool {
+    let n = head
+        .iter()
+        .take(MAX_METHOD + 1)
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_')
+        .count();
+    (1..=MAX_METHOD).contains(&n) && head.get(n) == Some(&b' ')
+}
 
 pub(crate) fn segment(p: &Packet<'_>, out: &mut Vec<Name>) {
     let head = p.payload.get(..MAX_HEAD).unwrap_or(p.payload);
-    if !METHODS.iter().any(|m| head.starts_with(m)) {
+    if !starts_with_method(head) {
         return;
     }
     let mut lines = lines(head);
@@ -131,6 +136,15 @@ mod tests {
             host(b"HEAD / HTTP/1.1\r\nHost: 2001:db8::2\r\n").as_deref(),
             Some("2001:db8::2")
         );
+        // UPnP's GENA requests over TCP are HTTP/1.1 requests too.
+        assert_eq!(
+            host(b"SUBSCRIBE /evt HTTP/1.1\r\nHOST: 192.168.0.13:49152\r\n\r\n").as_deref(),
+            Some("192.168.0.13")
+        );
+        assert_eq!(
+            host(b"NOTIFY /cb HTTP/1.1\r\nHost: tv\r\n\r\n").as_deref(),
+            Some("tv")
+        );
     }
 
     #[test]
@@ -139,7 +153,9 @@ mod tests {
         assert!(run(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").is_empty());
         assert!(run(b"get / HTTP/1.1\r\nHost: x\r\n\r\n").is_empty());
         assert!(run(b"GET / HTTP/1.1\r\nX: y\r\n\r\nHost: body\r\n").is_empty());
-        assert!(run(b"GETX / HTTP/1.1\r\nHost: x\r\n").is_empty());
+        assert!(run(b"GET1 / HTTP/1.1\r\nHost: x\r\n").is_empty());
+        assert!(run(b" GET / HTTP/1.1\r\nHost: x\r\n").is_empty());
+        assert!(run(b"ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1\r\nHost: x\r\n").is_empty());
         assert!(run(b"GET / HTTP/1.1\r\nHost: \r\n").is_empty());
     }
 
