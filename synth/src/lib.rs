@@ -69,6 +69,7 @@ use std::path::{Path, PathBuf};
 
 use pcapfmt::{LinkType, PcapWriter};
 
+mod activity;
 mod cast;
 mod clock;
 mod frames;
@@ -78,11 +79,16 @@ mod link;
 mod named;
 mod night;
 mod payload;
+mod plant;
 mod quic;
 mod rng;
 mod services;
 mod tcp;
 
+pub use activity::{
+    Activity, Awake, Beacon, Contact, Device, DnsTunnel, LongConnection, NewDestination, Nights,
+    PlantedActivity, Transport, VolumeSpike, doc_address, night_sequence, since_22h, usual_name,
+};
 use night::Gen;
 
 /// What night to generate.
@@ -104,6 +110,11 @@ pub struct NightSpec {
     /// [`hostile_names`]). Its frames may break the protocols' rules on purpose. Off in
     /// [`NightSpec::demo`].
     pub hostile_names: bool,
+    /// Findings to plant on top of the ordinary traffic (see [`Activity`]); none in
+    /// [`NightSpec::demo`]. Each is deterministic per seed and leaves the ordinary frames
+    /// as they are; [`GroundTruth::planted`] says what came out. Planted frames come on
+    /// top of `packets`.
+    pub activities: Vec<Activity>,
 }
 
 impl NightSpec {
@@ -119,6 +130,7 @@ impl NightSpec {
             seed: 0x6e65_7464_6967_6573,
             nanos: false,
             hostile_names: false,
+            activities: Vec::new(),
         }
     }
 
@@ -165,6 +177,8 @@ pub struct GroundTruth {
     /// The identity of each LAN device that sent a frame (not the router): what it calls
     /// itself in DHCP and every MAC and address it used.
     pub devices: Vec<PlantedDevice>,
+    /// What [`NightSpec::activities`] planted, in that order.
+    pub planted: Vec<PlantedActivity>,
 }
 
 /// What kind of name a [`PlantedName`] is, i.e. where it was found.
@@ -310,16 +324,43 @@ pub fn hostile_names() -> [Vec<u8>; 6] {
 
 /// Writes a night to `w` (buffer it yourself) and returns its ground truth.
 ///
+/// With a [`VolumeSpike`] planted, the night without activities is generated first (and
+/// thrown away) to measure the devices' usual volume.
+///
 /// # Errors
-/// The spec is unusable (zero duration, a window outside 1970..2106, or more than
-/// one packet per 16 µs of window on average), or a write failed.
+/// The spec is unusable (zero duration, a window outside 1970..2106, more than one
+/// packet per 16 µs of window on average, or a planted activity that does not fit in
+/// the window), or a write failed.
 pub fn write_night<W: Write>(w: W, spec: &NightSpec) -> io::Result<GroundTruth> {
+    let normal = if spec
+        .activities
+        .iter()
+        .any(|a| matches!(a, Activity::VolumeSpike(_)))
+    {
+        Some(device_bytes(spec)?)
+    } else {
+        None
+    };
     let out = PcapWriter::new(w, LinkType::ETHERNET, 262_144, spec.nanos)?;
-    let mut g = Gen::new(out, spec)?;
+    let mut g = Gen::new(out, spec, normal.as_deref())?;
     g.run()?;
     let (truth, out) = g.finish();
     out.into_inner()?;
     Ok(truth)
+}
+
+/// Each device's bytes (frames with its MAC as source or destination) in `spec`'s night
+/// without activities, by device index.
+fn device_bytes(spec: &NightSpec) -> io::Result<Vec<u64>> {
+    let plain = NightSpec {
+        activities: Vec::new(),
+        ..spec.clone()
+    };
+    let out = PcapWriter::new(io::sink(), LinkType::ETHERNET, 262_144, spec.nanos)?;
+    let mut g = Gen::new(out, &plain, None)?;
+    g.measure = Some(vec![0; g.devs.len()]);
+    g.run()?;
+    Ok(g.measure.take().unwrap_or_default())
 }
 
 /// Writes a night to `path`, buffered, under a temporary name in the same
