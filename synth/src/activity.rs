@@ -394,6 +394,53 @@ pub struct Contact {
     pub exchanges: u32,
 }
 
+/// One activity of each kind, for demos and tests, on different devices so they do not
+/// mix: the tablet beacons to `cdn-sync.example-beacon.net` every 5 minutes; Anna's phone
+/// contacts `poll.example-irregular.net` irregularly (mean 5 minutes); the printer
+/// uploads `awake_bytes` to `upload.example-print.net` at 03:10; the TV contacts
+/// `new.example-destination.org` at 22:50; the laptop's volume is ten times its usual
+/// from 22:30; the thermostat holds a connection to `stream.example-long.net` from 23:00
+/// for 90 minutes; Ben's phone sends a DNS-tunnel-like burst under
+/// `t.example-tunnel.net` at 00:30; the printer does not answer pings.
+#[must_use]
+pub fn every_activity(awake_bytes: u64) -> Vec<Activity> {
+    vec![
+        Activity::Beacon(Beacon::new(
+            Device::Tablet,
+            "cdn-sync.example-beacon.net",
+            300,
+        )),
+        Activity::Irregular(Beacon::new(
+            Device::AnnaPhone,
+            "poll.example-irregular.net",
+            300,
+        )),
+        Activity::Awake(Awake::new(
+            Device::Printer,
+            "upload.example-print.net",
+            since_22h(3, 10),
+            awake_bytes,
+        )),
+        Activity::NewDestination(NewDestination::new(
+            Device::Tv,
+            "new.example-destination.org",
+            since_22h(22, 50),
+        )),
+        Activity::VolumeSpike(VolumeSpike::new(Device::Laptop, 1000)),
+        Activity::LongConnection(LongConnection::new(
+            Device::Thermostat,
+            "stream.example-long.net",
+            since_22h(23, 0),
+        )),
+        Activity::DnsTunnel(DnsTunnel::new(
+            Device::BenPhone,
+            "t.example-tunnel.net",
+            since_22h(0, 30),
+        )),
+        Activity::NoPingReplies(Device::Printer),
+    ]
+}
+
 /// A documentation address for a planted remote's name: 192.0.2.100 to 192.0.2.227,
 /// from a hash of the name.
 #[must_use]

@@ -87,7 +87,8 @@ mod tcp;
 
 pub use activity::{
     Activity, Awake, Beacon, Contact, Device, DnsTunnel, LongConnection, NewDestination, Nights,
-    PlantedActivity, Transport, VolumeSpike, doc_address, night_sequence, since_22h, usual_name,
+    PlantedActivity, Transport, VolumeSpike, doc_address, every_activity, night_sequence,
+    since_22h, usual_name,
 };
 use night::Gen;
 

@@ -45,6 +45,8 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) start_ns: i64,
     pub(crate) dur_us: u64,
     pub(crate) target: u64,
+    /// Ordinary (not planted) frames written: they alone set the time and the end.
+    pub(crate) bg_frames: u64,
     pub(crate) inv: Vec<u64>,
     pub(crate) last_us: Option<u64>,
     /// Window offset (µs) of the burst being staged, and natural time within it.
@@ -132,6 +134,7 @@ impl<W: Write> Gen<W> {
             start_ns: spec.start_ts_ns,
             dur_us,
             target: spec.packets,
+            bg_frames: 0,
             inv: inverse_cdf(dur_us),
             last_us: None,
             burst_us: 0,
@@ -203,8 +206,8 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn run(&mut self) -> io::Result<()> {
-        while self.truth.frames < self.target {
-            let a = self.time_at(self.truth.frames);
+        while self.bg_frames < self.target {
+            let a = self.time_at(self.bg_frames);
             self.burst_us = a;
             self.burst_cum_us = 0;
             let x = a as f64 / self.dur_us as f64;
@@ -274,9 +277,11 @@ impl<W: Write> Gen<W> {
         if k > MAX_BURST {
             return Err(build_err("burst too long"));
         }
+        // Frame numbers as staged (planted frames may come in between), and the ordinary
+        // frames so far (which set the time).
         let n = self.truth.frames;
-        let a = self.time_at(n);
-        let b = self.time_at(n + k).max(a + k);
+        let a = self.time_at(self.bg_frames);
+        let b = self.time_at(self.bg_frames + k).max(a + k);
         let span = b - a;
         let natural: u64 = self.stage.frames.iter().skip(1).map(|f| f.delay_us).sum();
         let room = span / 4 * 3;
@@ -326,6 +331,7 @@ impl<W: Write> Gen<W> {
             let len = data.len() as u32;
             self.out.write_packet(ns, data, len)?;
             self.truth.frames += 1;
+            self.bg_frames += 1;
             self.truth.bytes += u64::from(len);
             let staged = n + i as u64 + 1;
             while let Some(&(at, is_name, idx)) = marks.get(mk)
