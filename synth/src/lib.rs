@@ -409,3 +409,5 @@ pub(crate) fn build_err<E: std::fmt::Display>(e: E) -> io::Error {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_planted;

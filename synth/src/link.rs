@@ -89,7 +89,10 @@ impl<W: Write> Gen<W> {
             if answers && !self.rng.chance(loss_permille) {
                 let rd = self.delay(rtt / 2, rtt);
                 if silenced {
-                    // Planted: the device does not answer tonight (same draws as if it did).
+                    // Planted: the device does not answer tonight. The same draws as if it
+                    // did, and the reply keeps its place in time, so the rest of the night
+                    // is as it would have been.
+                    self.stage.phantom(&d, rd);
                     *self
                         .truth
                         .echo_unanswered_by_src

@@ -327,11 +327,15 @@ impl<W: Write> Gen<W> {
             }
             self.last_us = Some(t);
             let ns = self.start_ns + (t * 1000) as i64 + self.rng.below(1000) as i64;
+            self.bg_frames += 1;
+            if f.end == start {
+                // A phantom (see `Stage::phantom`): its time and draws, no frame.
+                continue;
+            }
             let data = &self.stage.bytes[start..f.end];
             let len = data.len() as u32;
             self.out.write_packet(ns, data, len)?;
             self.truth.frames += 1;
-            self.bg_frames += 1;
             self.truth.bytes += u64::from(len);
             let staged = n + i as u64 + 1;
             while let Some(&(at, is_name, idx)) = marks.get(mk)
