@@ -40,12 +40,22 @@
 //! [`NightSpec::hostile_names`] adds a device that plants [`hostile_names`] in DHCP,
 //! mDNS, DNS answers, TLS and QUIC server names and HTTP Host.
 //!
+//! [`NightSpec::activities`] plants findings on top of the ordinary traffic (see
+//! [`Activity`]): a beacon, its irregular control, a large upload at an unusual hour, a
+//! new destination, a volume spike, a long connection, a DNS-tunnel-like burst, a device
+//! that stops answering pings; [`GroundTruth::planted`] says what came out (device,
+//! remote, every contact's time and sizes). Planting leaves the ordinary frames as they
+//! are. [`night_sequence`] makes consecutive nights (other seeds, the same habits) with
+//! activities on chosen nights, for baselines.
+//!
 //! Timestamps increase strictly and stay inside the window, with more traffic in
 //! the evening and morning than at 3am. The same [`NightSpec`] always gives the
 //! same bytes.
 //!
 //! # Modules
-//! `night` (the generator: time, staging, the burst loop), `kind` (the kinds of traffic,
+//! `night` (the generator: time, staging, the burst loop), `activity` (what can be
+//! planted, its ground truth, sequences of nights), `plant` (planted activities as
+//! state machines merged by time into the night), `kind` (the kinds of traffic,
 //! their weights and how one is drawn), `named` (the names events and their ground
 //! truth), `hello` (TLS ClientHello/ServerHello), `quic` (protected QUIC v1 Initials),
 //! `link` (echo, ARP, neighbour discovery, DHCP),
