@@ -1,6 +1,7 @@
 //! Writes a synthetic night: `cargo run --release -p synth --example night -- OUT.pcap
-//! [PACKETS] [SEED] [hostile]` (OUT `-`: no file; defaults: the demo night's 20 000 packets and seed).
-//! Prints the frame count and the time it took.
+//! [PACKETS] [SEED] [hostile|planted]` (OUT `-`: no file; defaults: the demo night's 20 000
+//! packets and seed; `planted`: [`synth::every_activity`] with a 40 MB upload).
+//! Prints the frame count and the time it took (and with `planted`, what was planted).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,6 +17,9 @@ fn main() -> std::io::Result<()> {
         spec.seed = s;
     }
     spec.hostile_names = args.get(3).is_some_and(|a| a == "hostile");
+    if args.get(3).is_some_and(|a| a == "planted") {
+        spec.activities = synth::every_activity(40_000_000);
+    }
     let t = Instant::now();
     // "-": generate only (to a sink), for timing the generator without the disk.
     let truth = if out.as_os_str() == "-" {
@@ -31,6 +35,23 @@ fn main() -> std::io::Result<()> {
         truth.names.len(),
         t.elapsed()
     );
+    for p in &truth.planted {
+        let span = (p.last_ts_ns - p.first_ts_ns) / 1_000_000_000;
+        println!(
+            "{:<16} {:<19} {:<30} {:<15} {:>4} contacts {:>6} frames {:>9} bytes {:>5} s dns {}/{} nx, pings {}",
+            p.activity.kind(),
+            p.host_name,
+            p.remote_name.as_deref().unwrap_or("-"),
+            p.remote_addr.map_or("-".to_string(), |a| a.to_string()),
+            p.contacts.len(),
+            p.frames,
+            p.bytes,
+            span,
+            p.dns_queries,
+            p.dns_nxdomain,
+            p.unanswered_pings,
+        );
+    }
     if std::env::var_os("SYNTH_NAMES").is_some() {
         for n in &truth.names {
             println!(

@@ -176,6 +176,22 @@ impl Stage {
         });
     }
 
+    /// A frame left out on purpose (a planted silence): no bytes, but it takes its place
+    /// in time and in the random draws, so the rest of the night stays as it would be.
+    pub(crate) fn phantom(&mut self, src: &Ep, delay_us: u64) {
+        if matches!(src.ip, Ip::V4(_)) {
+            self.ip_id = self.ip_id.wrapping_add(1);
+        }
+        let end = self.frames.last().map_or(0, |f| f.end);
+        self.bytes.truncate(end);
+        self.frames.push(Staged {
+            end,
+            delay_us,
+            key: src.key,
+            dev: src.dev,
+        });
+    }
+
     pub(crate) fn udp(
         &mut self,
         s: &Ep,

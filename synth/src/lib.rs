@@ -40,12 +40,22 @@
 //! [`NightSpec::hostile_names`] adds a device that plants [`hostile_names`] in DHCP,
 //! mDNS, DNS answers, TLS and QUIC server names and HTTP Host.
 //!
+//! [`NightSpec::activities`] plants findings on top of the ordinary traffic (see
+//! [`Activity`]): a beacon, its irregular control, a large upload at an unusual hour, a
+//! new destination, a volume spike, a long connection, a DNS-tunnel-like burst, a device
+//! that stops answering pings; [`GroundTruth::planted`] says what came out (device,
+//! remote, every contact's time and sizes). Planting leaves the ordinary frames as they
+//! are. [`night_sequence`] makes consecutive nights (other seeds, the same habits) with
+//! activities on chosen nights, for baselines.
+//!
 //! Timestamps increase strictly and stay inside the window, with more traffic in
 //! the evening and morning than at 3am. The same [`NightSpec`] always gives the
 //! same bytes.
 //!
 //! # Modules
-//! `night` (the generator: time, staging, the burst loop), `kind` (the kinds of traffic,
+//! `night` (the generator: time, staging, the burst loop), `activity` (what can be
+//! planted, its ground truth, sequences of nights), `plant` (planted activities as
+//! state machines merged by time into the night), `kind` (the kinds of traffic,
 //! their weights and how one is drawn), `named` (the names events and their ground
 //! truth), `hello` (TLS ClientHello/ServerHello), `quic` (protected QUIC v1 Initials),
 //! `link` (echo, ARP, neighbour discovery, DHCP),
@@ -69,6 +79,7 @@ use std::path::{Path, PathBuf};
 
 use pcapfmt::{LinkType, PcapWriter};
 
+mod activity;
 mod cast;
 mod clock;
 mod frames;
@@ -78,11 +89,17 @@ mod link;
 mod named;
 mod night;
 mod payload;
+mod plant;
 mod quic;
 mod rng;
 mod services;
 mod tcp;
 
+pub use activity::{
+    Activity, Awake, Beacon, Contact, Device, DnsTunnel, LongConnection, NewDestination, Nights,
+    PlantedActivity, Transport, VolumeSpike, doc_address, every_activity, night_sequence,
+    since_22h, usual_name,
+};
 use night::Gen;
 
 /// What night to generate.
@@ -104,6 +121,11 @@ pub struct NightSpec {
     /// [`hostile_names`]). Its frames may break the protocols' rules on purpose. Off in
     /// [`NightSpec::demo`].
     pub hostile_names: bool,
+    /// Findings to plant on top of the ordinary traffic (see [`Activity`]); none in
+    /// [`NightSpec::demo`]. Each is deterministic per seed and leaves the ordinary frames
+    /// as they are; [`GroundTruth::planted`] says what came out. Planted frames come on
+    /// top of `packets`.
+    pub activities: Vec<Activity>,
 }
 
 impl NightSpec {
@@ -119,6 +141,7 @@ impl NightSpec {
             seed: 0x6e65_7464_6967_6573,
             nanos: false,
             hostile_names: false,
+            activities: Vec::new(),
         }
     }
 
@@ -165,6 +188,8 @@ pub struct GroundTruth {
     /// The identity of each LAN device that sent a frame (not the router): what it calls
     /// itself in DHCP and every MAC and address it used.
     pub devices: Vec<PlantedDevice>,
+    /// What [`NightSpec::activities`] planted, in that order.
+    pub planted: Vec<PlantedActivity>,
 }
 
 /// What kind of name a [`PlantedName`] is, i.e. where it was found.
@@ -310,16 +335,43 @@ pub fn hostile_names() -> [Vec<u8>; 6] {
 
 /// Writes a night to `w` (buffer it yourself) and returns its ground truth.
 ///
+/// With a [`VolumeSpike`] planted, the night without activities is generated first (and
+/// thrown away) to measure the devices' usual volume.
+///
 /// # Errors
-/// The spec is unusable (zero duration, a window outside 1970..2106, or more than
-/// one packet per 16 µs of window on average), or a write failed.
+/// The spec is unusable (zero duration, a window outside 1970..2106, more than one
+/// packet per 16 µs of window on average, or a planted activity that does not fit in
+/// the window), or a write failed.
 pub fn write_night<W: Write>(w: W, spec: &NightSpec) -> io::Result<GroundTruth> {
+    let normal = if spec
+        .activities
+        .iter()
+        .any(|a| matches!(a, Activity::VolumeSpike(_)))
+    {
+        Some(device_bytes(spec)?)
+    } else {
+        None
+    };
     let out = PcapWriter::new(w, LinkType::ETHERNET, 262_144, spec.nanos)?;
-    let mut g = Gen::new(out, spec)?;
+    let mut g = Gen::new(out, spec, normal.as_deref())?;
     g.run()?;
     let (truth, out) = g.finish();
     out.into_inner()?;
     Ok(truth)
+}
+
+/// Each device's bytes (frames with its MAC as source or destination) in `spec`'s night
+/// without activities, by device index.
+fn device_bytes(spec: &NightSpec) -> io::Result<Vec<u64>> {
+    let plain = NightSpec {
+        activities: Vec::new(),
+        ..spec.clone()
+    };
+    let out = PcapWriter::new(io::sink(), LinkType::ETHERNET, 262_144, spec.nanos)?;
+    let mut g = Gen::new(out, &plain, None)?;
+    g.measure = Some(vec![0; g.devs.len()]);
+    g.run()?;
+    Ok(g.measure.take().unwrap_or_default())
 }
 
 /// Writes a night to `path`, buffered, under a temporary name in the same
@@ -367,3 +419,5 @@ pub(crate) fn build_err<E: std::fmt::Display>(e: E) -> io::Error {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_planted;

@@ -58,6 +58,7 @@ impl<W: Write> Gen<W> {
                 )
             }
         };
+        let silenced = matches!(to, Target::Dev(t) if self.quiet.get(t).copied().unwrap_or(false));
         let id = self.devs[src].ping_id;
         self.devs[src].ping_id = id.wrapping_add(1);
         let rtt = match to {
@@ -87,6 +88,23 @@ impl<W: Write> Gen<W> {
                 .or_default() += 1;
             if answers && !self.rng.chance(loss_permille) {
                 let rd = self.delay(rtt / 2, rtt);
+                if silenced {
+                    // Planted: the device does not answer tonight. The same draws as if it
+                    // did, and the reply keeps its place in time, so the rest of the night
+                    // is as it would have been.
+                    self.stage.phantom(&d, rd);
+                    *self
+                        .truth
+                        .echo_unanswered_by_src
+                        .entry(s.ip.addr())
+                        .or_default() += 1;
+                    if let Target::Dev(t) = to
+                        && let Some(m) = self.quiet_misses.get_mut(t)
+                    {
+                        *m += 1;
+                    }
+                    continue;
+                }
                 self.stage
                     .echo(&d, &s, true, IcmpEchoHeader { id, seq }, &p, rd)?;
                 *self

@@ -268,7 +268,7 @@ impl<W: Write> Gen<W> {
         self.plant_at(frame, kind, name, target, by, addr, ttl);
     }
 
-    /// As [`Gen::plant`], carried by frame number `frame`.
+    /// As [`Gen::plant`], carried by frame number `frame`; true when the name is new.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn plant_at(
         &mut self,
@@ -279,7 +279,7 @@ impl<W: Write> Gen<W> {
         by: &Ep,
         addr: Option<Ip>,
         ttl: Option<u32>,
-    ) {
+    ) -> bool {
         let client = match by.ip {
             Ip::V4(a) if a == [0; 4] => None,
             Ip::V6(a) if a == [0; 16] => None,
@@ -297,7 +297,7 @@ impl<W: Write> Gen<W> {
             && let Some(p) = self.truth.names.get_mut(i)
         {
             p.count += 1;
-            return;
+            return false;
         }
         self.name_index.insert(key, self.truth.names.len());
         self.truth.names.push(PlantedName {
@@ -313,6 +313,27 @@ impl<W: Write> Gen<W> {
             first_ts_ns: 0,
             count: 1,
         });
+        true
+    }
+
+    /// Records a name carried by a planted frame already written as number `frame` at
+    /// `ns`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plant_written(
+        &mut self,
+        frame: u64,
+        ns: i64,
+        kind: NameKind,
+        name: &[u8],
+        by: &Ep,
+        addr: Option<Ip>,
+        ttl: Option<u32>,
+    ) {
+        if self.plant_at(frame, kind, name, None, by, addr, ttl)
+            && let Some(p) = self.truth.names.last_mut()
+        {
+            p.first_ts_ns = ns;
+        }
     }
 
     pub(crate) fn named_event(&mut self, e: Event) -> io::Result<()> {
@@ -332,7 +353,7 @@ impl<W: Write> Gen<W> {
     }
 
     /// A new source label (tshark Source column text) for frames counted under it.
-    fn new_label(&mut self, text: String) -> u16 {
+    pub(crate) fn new_label(&mut self, text: String) -> u16 {
         self.labels.push(text);
         self.counts.push(0);
         (self.labels.len() - 1) as u16

@@ -15,6 +15,7 @@ use crate::cast::{Cast, Dev, Ep, Fam, Ip, PI, ROUTER, Server};
 use crate::clock::{INV_STEPS, MAX_BURST, inverse_cdf};
 use crate::frames::Stage;
 use crate::named::{Event, NameKey, schedule};
+use crate::plant::Planter;
 use crate::rng::Rng;
 use crate::{GroundTruth, NightSpec, build_err, invalid};
 
@@ -44,6 +45,8 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) start_ns: i64,
     pub(crate) dur_us: u64,
     pub(crate) target: u64,
+    /// Ordinary (not planted) frames written: they alone set the time and the end.
+    pub(crate) bg_frames: u64,
     pub(crate) inv: Vec<u64>,
     pub(crate) last_us: Option<u64>,
     /// Window offset (µs) of the burst being staged, and natural time within it.
@@ -66,11 +69,28 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) names_flushed: usize,
     /// (address, MAC) pairs of a device's MAC before it changed, for `hosts`.
     pub(crate) retired_hosts: Vec<(IpAddr, [u8; 6])>,
+    /// `truth.mac_changes` from here on have their burst's frame numbers.
+    pub(crate) mac_flushed: usize,
+    /// The planted activities, and when their next frame is due (µs into the window;
+    /// `u64::MAX`: never, the only value without activities).
+    pub(crate) planter: Option<Box<Planter>>,
+    pub(crate) planted_next_us: u64,
+    /// Devices that do not answer echo requests tonight, and the requests that went
+    /// unanswered because of it.
+    pub(crate) quiet: Vec<bool>,
+    pub(crate) quiet_misses: Vec<u64>,
+    /// Bytes of the frames to or from each device (only when measuring).
+    pub(crate) measure: Option<Vec<u64>>,
     pub(crate) truth: GroundTruth,
 }
 
 impl<W: Write> Gen<W> {
-    pub(crate) fn new(out: PcapWriter<W>, spec: &NightSpec) -> io::Result<Self> {
+    /// `normal`: each device's bytes in the night without activities (for volume spikes).
+    pub(crate) fn new(
+        out: PcapWriter<W>,
+        spec: &NightSpec,
+        normal: Option<&[u64]>,
+    ) -> io::Result<Self> {
         let dur_us = window_us(spec)?;
         let mut rng = Rng(spec.seed ^ 0x5eed_0fa1_19e7);
         let mut pool = vec![0u8; POOL_LEN];
@@ -89,7 +109,7 @@ impl<W: Write> Gen<W> {
                 .chain(own.ll.iter())
                 .map(|a| IpAddr::V6(Ipv6Addr::from(*a))),
         );
-        Ok(Gen {
+        let mut g = Gen {
             out,
             rng,
             stage: Stage {
@@ -114,6 +134,7 @@ impl<W: Write> Gen<W> {
             start_ns: spec.start_ts_ns,
             dur_us,
             target: spec.packets,
+            bg_frames: 0,
             inv: inverse_cdf(dur_us),
             last_us: None,
             burst_us: 0,
@@ -128,15 +149,29 @@ impl<W: Write> Gen<W> {
             name_index: BTreeMap::new(),
             names_flushed: 0,
             retired_hosts: Vec::new(),
+            mac_flushed: 0,
+            planter: None,
+            planted_next_us: u64::MAX,
+            quiet: vec![false; ndevs],
+            quiet_misses: vec![0; ndevs],
+            measure: None,
             truth: GroundTruth {
                 own_addresses,
                 ..Default::default()
             },
-        })
+        };
+        if let Some(p) = Planter::new(&mut g, spec, normal)? {
+            g.planted_next_us = p.next_us();
+            g.planter = Some(p);
+        }
+        Ok(g)
     }
 
     pub(crate) fn finish(self) -> (GroundTruth, PcapWriter<W>) {
         let mut t = self.truth;
+        if let Some(p) = self.planter {
+            t.planted = p.finish(&self.devs, &self.quiet_misses);
+        }
         for (label, &n) in self.labels.iter().zip(&self.counts) {
             if n > 0 {
                 *t.packets_by_src.entry(label.clone()).or_default() += n;
@@ -171,18 +206,69 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn run(&mut self) -> io::Result<()> {
-        while self.truth.frames < self.target {
-            let a = self.time_at(self.truth.frames);
+        while self.bg_frames < self.target {
+            let a = self.time_at(self.bg_frames);
             self.burst_us = a;
             self.burst_cum_us = 0;
             let x = a as f64 / self.dur_us as f64;
             self.burst(x)?;
             self.flush()?;
         }
+        if self.planted_next_us != u64::MAX {
+            self.planted_until(u64::MAX)?;
+        }
         Ok(())
     }
 
-    /// Gives the staged frames timestamps inside their share of the window and writes them.
+    /// Writes the planted frames due at or before `t_us` (µs into the window).
+    pub(crate) fn planted_until(&mut self, t_us: u64) -> io::Result<()> {
+        let Some(mut p) = self.planter.take() else {
+            self.planted_next_us = u64::MAX;
+            return Ok(());
+        };
+        let r = p.write_until(self, t_us);
+        self.planted_next_us = p.next_us();
+        self.planter = Some(p);
+        r
+    }
+
+    /// Writes one planted frame planned at `t_ns` (ns into the window), after every frame
+    /// written so far; returns its timestamp and frame number.
+    pub(crate) fn write_planted(
+        &mut self,
+        t_ns: u64,
+        data: &[u8],
+        key: u16,
+        dev: usize,
+    ) -> io::Result<(i64, u64)> {
+        let mut t = t_ns / 1000;
+        if let Some(last) = self.last_us {
+            t = t.max(last + 1);
+        }
+        if t >= self.dur_us {
+            return Err(invalid("planted activities run past the night's window"));
+        }
+        self.last_us = Some(t);
+        let ns = self.start_ns + (t * 1000 + t_ns % 1000) as i64;
+        let len = data.len() as u32;
+        self.out.write_packet(ns, data, len)?;
+        self.truth.frames += 1;
+        self.truth.bytes += u64::from(len);
+        if let Some(c) = self.counts.get_mut(usize::from(key)) {
+            *c += 1;
+        }
+        if let Some(s) = self.dev_seen.get_mut(dev) {
+            *s = true;
+        }
+        if let Some(m) = &mut self.measure {
+            measure_frame(m, &self.devs, data);
+        }
+        Ok((ns, self.truth.frames))
+    }
+
+    /// Gives the staged frames timestamps inside their share of the window and writes them,
+    /// with any planted frames due in between (the burst's names and MAC change then get
+    /// the frame numbers their frames end up with).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         let k = self.stage.frames.len() as u64;
         if k == 0 {
@@ -191,9 +277,11 @@ impl<W: Write> Gen<W> {
         if k > MAX_BURST {
             return Err(build_err("burst too long"));
         }
+        // Frame numbers as staged (planted frames may come in between), and the ordinary
+        // frames so far (which set the time).
         let n = self.truth.frames;
-        let a = self.time_at(n);
-        let b = self.time_at(n + k).max(a + k);
+        let a = self.time_at(self.bg_frames);
+        let b = self.time_at(self.bg_frames + k).max(a + k);
         let span = b - a;
         let natural: u64 = self.stage.frames.iter().skip(1).map(|f| f.delay_us).sum();
         let room = span / 4 * 3;
@@ -202,31 +290,69 @@ impl<W: Write> Gen<W> {
         } else {
             (0, room, natural)
         };
+        // What this burst staged that names a frame of it, by its staged frame number
+        // (n + 1 ...): (staged number, is a name, index).
+        let names_end = self.truth.names.len();
+        let mut marks: Vec<(u64, bool, usize)> = Vec::new();
+        if self.names_flushed < names_end || self.mac_flushed < self.truth.mac_changes.len() {
+            for (i, p) in self.truth.names[self.names_flushed..names_end]
+                .iter()
+                .enumerate()
+            {
+                marks.push((p.first_frame, true, self.names_flushed + i));
+            }
+            for (i, m) in self.truth.mac_changes[self.mac_flushed..]
+                .iter()
+                .enumerate()
+            {
+                marks.push((m.frame, false, self.mac_flushed + i));
+            }
+            marks.sort_unstable();
+        }
+        let mut mk = 0;
         let mut cum = 0u64;
         let mut start = 0usize;
-        for (i, f) in self.stage.frames.iter().enumerate() {
+        for i in 0..self.stage.frames.len() {
+            let f = self.stage.frames[i];
             if i > 0 {
                 cum += f.delay_us;
             }
             let off = (u128::from(cum) * u128::from(num) / u128::from(den)) as u64;
             let mut t = a + jitter + off;
+            if t >= self.planted_next_us {
+                self.planted_until(t)?;
+            }
             if let Some(last) = self.last_us {
                 t = t.max(last + 1);
             }
             self.last_us = Some(t);
             let ns = self.start_ns + (t * 1000) as i64 + self.rng.below(1000) as i64;
+            self.bg_frames += 1;
+            if f.end == start {
+                // A phantom (see `Stage::phantom`): its time and draws, no frame.
+                continue;
+            }
             let data = &self.stage.bytes[start..f.end];
             let len = data.len() as u32;
             self.out.write_packet(ns, data, len)?;
             self.truth.frames += 1;
             self.truth.bytes += u64::from(len);
-            if self.names_flushed < self.truth.names.len() {
-                let frame = self.truth.frames;
-                for p in &mut self.truth.names[self.names_flushed..] {
-                    if p.first_frame == frame {
-                        p.first_ts_ns = ns;
+            let staged = n + i as u64 + 1;
+            while let Some(&(at, is_name, idx)) = marks.get(mk)
+                && at <= staged
+            {
+                if at == staged {
+                    let frame = self.truth.frames;
+                    if is_name {
+                        if let Some(p) = self.truth.names.get_mut(idx) {
+                            p.first_frame = frame;
+                            p.first_ts_ns = ns;
+                        }
+                    } else if let Some(m) = self.truth.mac_changes.get_mut(idx) {
+                        m.frame = frame;
                     }
                 }
+                mk += 1;
             }
             if let Some(c) = self.counts.get_mut(usize::from(f.key)) {
                 *c += 1;
@@ -234,12 +360,37 @@ impl<W: Write> Gen<W> {
             if let Some(s) = self.dev_seen.get_mut(f.dev) {
                 *s = true;
             }
+            if let Some(m) = &mut self.measure {
+                measure_frame(m, &self.devs, data);
+            }
             start = f.end;
         }
+        if self.truth.names.len() > names_end {
+            self.order_names();
+        }
         self.names_flushed = self.truth.names.len();
+        self.mac_flushed = self.truth.mac_changes.len();
         self.stage.frames.clear();
         self.stage.bytes.clear();
         Ok(())
+    }
+
+    /// Puts the names recorded since the last flush (the burst's and planted ones written
+    /// in between) in frame order, and their index entries with them.
+    fn order_names(&mut self) {
+        let from = self.names_flushed;
+        self.truth.names[from..].sort_by_key(|p| p.first_frame);
+        for (i, p) in self.truth.names.iter().enumerate().skip(from) {
+            let key = (
+                p.kind,
+                p.name.clone(),
+                p.target.clone(),
+                p.mac,
+                p.client,
+                p.addr,
+            );
+            self.name_index.insert(key, i);
+        }
     }
 
     // ----- endpoints -----
@@ -327,6 +478,20 @@ impl<W: Write> Gen<W> {
     pub(crate) fn now_unix_us(&self) -> u64 {
         let base = u64::try_from(self.start_ns / 1000).unwrap_or(0);
         base + self.burst_us + self.burst_cum_us
+    }
+}
+
+/// Adds a frame's length to the devices whose MAC is its source or destination.
+fn measure_frame(m: &mut [u64], devs: &[Dev], data: &[u8]) {
+    let (Some(dst), Some(src)) = (data.get(0..6), data.get(6..12)) else {
+        return;
+    };
+    for (d, dev) in devs.iter().enumerate() {
+        if dev.macs.iter().any(|x| x == dst || x == src)
+            && let Some(b) = m.get_mut(d)
+        {
+            *b += data.len() as u64;
+        }
     }
 }
 

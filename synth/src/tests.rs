@@ -15,9 +15,9 @@ use crate::clock::MAX_BURST;
 use crate::payload::rfc3339;
 
 /// Minimal pcap reader: (link type, nanos, [(ts_ns, data, wire_len)]).
-type Record = (i64, Vec<u8>, u32);
+pub(crate) type Record = (i64, Vec<u8>, u32);
 
-fn parse(b: &[u8]) -> (u32, bool, Vec<Record>) {
+pub(crate) fn parse(b: &[u8]) -> (u32, bool, Vec<Record>) {
     let u32at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let magic = u32at(0);
     let nanos = match magic {
@@ -210,7 +210,7 @@ fn rejects_unusable_specs() {
     assert_eq!(t.frames, 0);
 }
 
-fn tshark_available() -> bool {
+pub(crate) fn tshark_available() -> bool {
     let ok = Command::new("tshark")
         .arg("-v")
         .output()
@@ -225,7 +225,7 @@ fn tshark_available() -> bool {
     ok
 }
 
-fn tshark(file: &Path, args: &[&str]) -> String {
+pub(crate) fn tshark(file: &Path, args: &[&str]) -> String {
     let o = Command::new("tshark")
         .arg("-n")
         .arg("-r")

@@ -1,0 +1,1140 @@
+//! Planted activities ([`crate::Activity`]): each one a small state machine that stages
+//! one step at a time (a contact, a chunk of a transfer, a query) into a stage of its own
+//! with planned timestamps; the generator merges those frames with the ordinary ones by
+//! time as it writes them ([`Gen::planted_until`]).
+//!
+//! Invariants: every activity has its own random stream, its own ephemeral ports
+//! (32768..49151, below the ordinary traffic's) and its own IPv4 ids, so the ordinary
+//! frames are the same bytes with or without it; a step is staged only when its time has
+//! come (so it sees the device's MAC of that moment); a step's frames are in time order
+//! and the next step starts after its last frame; every frame falls inside the window
+//! (checked when the spec is read, and again when a frame is written).
+
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::activity::{Activity, Contact, DnsTunnel, LongConnection, PlantedActivity, Transport};
+use crate::cast::{
+    ANNA, BEN, Ep, Fam, Ip, LAPTOP, PLUG, PRINTER, ROUTER, S_API, S_CDN, S_PLUG, S_THERMO,
+    S_UPDATES, TABLET, THERMO, TV,
+};
+use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Seg, Stage, tcp_frame};
+use crate::hello::{Hello, client_hello, records, server_hello};
+use crate::night::Gen;
+use crate::payload::{Rdata, Rr, dns_packet, extend_random, tls_content};
+use crate::rng::Rng;
+use crate::{NameKind, NightSpec, invalid};
+
+const NS: u64 = 1_000_000_000;
+const MS: u64 = 1_000_000;
+const US: u64 = 1_000;
+/// Segments a transfer step sends at most.
+const CHUNK_SEGMENTS: usize = 64;
+/// A volume spike's downloads: at most this much each, at this rate (bytes/s).
+const SPIKE_DOWNLOAD: u64 = 4_000_000;
+const SPIKE_RATE: u64 = 5_000_000;
+/// Wire bytes per TCP payload byte of a bulk transfer: a 1514-byte frame per 1460 bytes
+/// plus a 60-byte ACK every second frame.
+const BULK_WIRE: (u64, u64) = (1_544, 1_460);
+
+/// The server a device usually reaches by name (see [`crate::usual_name`]).
+pub(crate) fn usual_server(d: usize) -> usize {
+    match d {
+        ANNA | BEN | LAPTOP | TABLET | TV => S_CDN,
+        PRINTER | ROUTER => S_UPDATES,
+        THERMO => S_THERMO,
+        PLUG => S_PLUG,
+        _ => S_API,
+    }
+}
+
+/// A name to record in [`crate::GroundTruth::names`] once its frame has a number.
+#[derive(Debug, Clone)]
+struct PendingName {
+    kind: NameKind,
+    name: Vec<u8>,
+    by: Ep,
+    addr: Option<Ip>,
+    ttl: Option<u32>,
+}
+
+/// What happens at a staged frame when it is written.
+#[derive(Debug, Clone)]
+enum Mark {
+    /// The frame opens contact `.0` (counted from here on).
+    Start(usize),
+    /// The frame closes the contact open.
+    End,
+    Name(PendingName),
+}
+
+/// A TCP connection of an activity.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    c: Ep,
+    s: Ep,
+    cport: u16,
+    sport: u16,
+    cseq: u32,
+    sseq: u32,
+}
+
+const MSS: usize = 1460;
+
+impl Flow {
+    fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
+        let (src, dst, ports, seq) = if from_client {
+            (self.c, self.s, (self.cport, self.sport), self.cseq)
+        } else {
+            (self.s, self.c, (self.sport, self.cport), self.sseq)
+        };
+        Seg {
+            src,
+            dst,
+            ports,
+            seq,
+            ack,
+            flags,
+        }
+    }
+}
+
+/// The staged frames of one step with their planned times (ns into the window).
+#[derive(Debug, Default)]
+struct Out {
+    stage: Stage,
+    times: Vec<u64>,
+    marks: Vec<(usize, Mark)>,
+    /// The staging clock.
+    t: u64,
+    /// Written so far: frames, bytes, marks.
+    pos: usize,
+    bpos: usize,
+    mpos: usize,
+}
+
+impl Out {
+    fn reset(&mut self, t: u64) {
+        self.stage.frames.clear();
+        self.stage.bytes.clear();
+        self.times.clear();
+        self.marks.clear();
+        self.pos = 0;
+        self.bpos = 0;
+        self.mpos = 0;
+        self.t = t;
+    }
+
+    fn pending(&self) -> bool {
+        self.pos < self.times.len()
+    }
+
+    fn tcp(&mut self, seg: &Seg, payload: &[u8]) -> io::Result<()> {
+        tcp_frame(&mut self.stage, seg, payload, 0)?;
+        self.times.push(self.t);
+        Ok(())
+    }
+
+    fn udp(&mut self, s: &Ep, d: &Ep, ports: (u16, u16), payload: &[u8]) -> io::Result<()> {
+        self.stage.udp(s, d, ports, 0, payload, 0)?;
+        self.times.push(self.t);
+        Ok(())
+    }
+
+    /// Marks the frame staged last.
+    fn mark(&mut self, m: Mark) {
+        let i = self.stage.frames.len().saturating_sub(1);
+        self.marks.push((i, m));
+    }
+}
+
+/// One planted activity while the night is written.
+struct Act {
+    spec: Activity,
+    st: St,
+}
+
+/// An activity's state.
+struct St {
+    rng: Rng,
+    dev: usize,
+    /// The remote it talks to (none for the tunnel and the pings).
+    remote: Option<Ep>,
+    name: Vec<u8>,
+    out: Out,
+    /// Planned start of the next step (ns into the window); `u64::MAX` when done.
+    next_ns: u64,
+    /// The window's length in ns.
+    end_ns: u64,
+    /// Until when the last DNS answer is valid.
+    dns_until: u64,
+    port: u16,
+    rtt: u64,
+    flow: Option<Flow>,
+    phase: u8,
+    /// Bytes or exchanges left in the current phase; steps done.
+    left: u64,
+    done: u64,
+    /// Payload of each spike download; the spacing of downloads or queries.
+    chunk: u64,
+    spacing: u64,
+    /// Bytes left in the current transfer.
+    bytes_left: u64,
+    /// When the activity (or its connection) started, and when the current step did.
+    base_ns: u64,
+    step_ns: u64,
+    /// The contact being staged, and the one being written.
+    staging: usize,
+    writing: Option<usize>,
+    pay: Vec<u8>,
+    truth: PlantedActivity,
+}
+
+/// The planted activities of a night.
+pub(crate) struct Planter {
+    acts: Vec<Act>,
+}
+
+/// Errors unless `start_s + len_s` (plus a margin) falls inside the window.
+fn fits(spec: &NightSpec, what: &str, start_s: u64, len_s: u64) -> io::Result<()> {
+    if start_s.saturating_add(len_s).saturating_add(5) > spec.duration_s {
+        return Err(invalid(&format!(
+            "planted {what} does not fit in the night's window"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an activity's parameters against the window.
+fn check(spec: &NightSpec, a: &Activity) -> io::Result<()> {
+    let bad = |what: &str| Err(invalid(&format!("planted {}: {what}", a.kind())));
+    match a {
+        Activity::Beacon(b) | Activity::Irregular(b) => {
+            if b.period_s == 0 || b.jitter_permille > 1000 || b.name.is_empty() {
+                return bad("period 0, jitter over 1000 per mille or no name");
+            }
+            fits(spec, a.kind(), 0, 70)
+        }
+        Activity::Awake(w) => {
+            if w.rate < 1000 {
+                return bad("rate under 1000 bytes/s");
+            }
+            fits(spec, a.kind(), u64::from(w.start_s), w.bytes / w.rate + 10)
+        }
+        Activity::NewDestination(n) => fits(
+            spec,
+            a.kind(),
+            u64::from(n.start_s),
+            u64::from(n.contacts) * 60 + 10,
+        ),
+        Activity::VolumeSpike(v) => {
+            if v.multiplier_pct < 100 {
+                return bad("multiplier under 100 %");
+            }
+            fits(
+                spec,
+                a.kind(),
+                u64::from(v.start_s),
+                u64::from(v.duration_s) + 10,
+            )
+        }
+        Activity::LongConnection(l) => {
+            if l.every_s == 0 || l.duration_s <= l.every_s {
+                return bad("exchanges every 0 s or not within the duration");
+            }
+            fits(
+                spec,
+                a.kind(),
+                u64::from(l.start_s),
+                u64::from(l.duration_s) + 5,
+            )
+        }
+        Activity::DnsTunnel(t) => {
+            if t.queries == 0 || t.nxdomain_permille > 1000 || t.domain.is_empty() {
+                return bad("no queries, NXDOMAIN over 1000 per mille or no domain");
+            }
+            fits(
+                spec,
+                a.kind(),
+                u64::from(t.start_s),
+                u64::from(t.duration_s) + 5,
+            )
+        }
+        Activity::NoPingReplies(_) => Ok(()),
+    }
+}
+
+impl Planter {
+    /// The activities of `spec` (none: `None`); `normal` is each device's bytes in the
+    /// night without activities (for volume spikes).
+    pub(crate) fn new<W: Write>(
+        g: &mut Gen<W>,
+        spec: &NightSpec,
+        normal: Option<&[u64]>,
+    ) -> io::Result<Option<Box<Planter>>> {
+        if spec.activities.is_empty() {
+            return Ok(None);
+        }
+        let end_ns = spec.duration_s.saturating_mul(NS);
+        let mut acts = Vec::with_capacity(spec.activities.len());
+        for (i, a) in spec.activities.iter().enumerate() {
+            check(spec, a)?;
+            let mut rng = Rng(spec.seed
+                ^ 0x91a7_7ed0_ac71_0f17
+                ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let dev = a.device().index();
+            let (name, remote) = remote_of(g, a);
+            let port = 32_768 + rng.below(12_000) as u16;
+            let rtt = rng.range(12, 60) * MS;
+            let d = &g.devs[dev];
+            let truth = PlantedActivity {
+                activity: a.clone(),
+                host_name: String::from_utf8_lossy(&d.host).into_owned(),
+                mac: d.mac,
+                addr: IpAddr::V4(Ipv4Addr::from(d.v4)),
+                remote_name: (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into()),
+                remote_addr: remote.map(|r| r.ip.addr()),
+                remote_port: transport_of(a).map(Transport::port),
+                transport: transport_of(a),
+                first_ts_ns: 0,
+                last_ts_ns: 0,
+                contacts: Vec::new(),
+                frames: 0,
+                bytes: 0,
+                dns_queries: 0,
+                dns_nxdomain: 0,
+                queried_names: Vec::new(),
+                normal_bytes: None,
+                unanswered_pings: 0,
+            };
+            let mut st = St {
+                rng,
+                dev,
+                remote,
+                name,
+                out: Out::default(),
+                next_ns: u64::MAX,
+                end_ns,
+                dns_until: 0,
+                port,
+                rtt,
+                flow: None,
+                phase: 0,
+                left: 0,
+                done: 0,
+                chunk: 0,
+                spacing: 0,
+                bytes_left: 0,
+                base_ns: 0,
+                step_ns: 0,
+                staging: 0,
+                writing: None,
+                pay: Vec::new(),
+                truth,
+            };
+            st.next_ns = st.first_step(a, normal);
+            if let Activity::NoPingReplies(d) = a
+                && let Some(q) = g.quiet.get_mut(d.index())
+            {
+                *q = true;
+            }
+            acts.push(Act {
+                spec: a.clone(),
+                st,
+            });
+        }
+        Ok(Some(Box::new(Planter { acts })))
+    }
+
+    /// When the next planted frame is due (µs into the window; `u64::MAX`: none).
+    pub(crate) fn next_us(&self) -> u64 {
+        self.acts
+            .iter()
+            .map(|a| a.st.due_ns())
+            .min()
+            .map_or(u64::MAX, |t| if t == u64::MAX { t } else { t / US })
+    }
+
+    /// Writes every planted frame due at or before `t_us`, in time order.
+    pub(crate) fn write_until<W: Write>(&mut self, g: &mut Gen<W>, t_us: u64) -> io::Result<()> {
+        loop {
+            let mut best: Option<(u64, usize)> = None;
+            for (i, a) in self.acts.iter().enumerate() {
+                let t = a.st.due_ns();
+                if t != u64::MAX && best.is_none_or(|b| t < b.0) {
+                    best = Some((t, i));
+                }
+            }
+            let Some((t, i)) = best else {
+                return Ok(());
+            };
+            if t / US > t_us {
+                return Ok(());
+            }
+            let act = &mut self.acts[i];
+            if act.st.out.pending() {
+                act.st.write_frame(g)?;
+            } else {
+                act.st.step(g, &act.spec)?;
+            }
+        }
+    }
+
+    /// The ground truth, once everything is written.
+    pub(crate) fn finish(
+        self,
+        devs: &[crate::cast::Dev],
+        quiet_misses: &[u64],
+    ) -> Vec<PlantedActivity> {
+        self.acts
+            .into_iter()
+            .map(|a| {
+                let mut t = a.st.truth;
+                if let Activity::NoPingReplies(d) = a.spec {
+                    t.unanswered_pings = quiet_misses.get(d.index()).copied().unwrap_or(0);
+                    if let Some(dev) = devs.get(d.index()) {
+                        t.mac = dev.mac;
+                    }
+                }
+                t
+            })
+            .collect()
+    }
+}
+
+/// The transport an activity uses, if it has one remote.
+fn transport_of(a: &Activity) -> Option<Transport> {
+    match a {
+        Activity::Beacon(b) | Activity::Irregular(b) => Some(b.transport),
+        Activity::Awake(_) | Activity::VolumeSpike(_) => Some(Transport::Tls),
+        Activity::NewDestination(n) => Some(n.transport),
+        Activity::LongConnection(l) => Some(l.transport),
+        Activity::DnsTunnel(_) => Some(Transport::Udp(53)),
+        Activity::NoPingReplies(_) => None,
+    }
+}
+
+/// The name an activity looks up and the remote it then talks to.
+fn remote_of<W: Write>(g: &mut Gen<W>, a: &Activity) -> (Vec<u8>, Option<Ep>) {
+    let named = |g: &mut Gen<W>, name: &str, addr: Ipv4Addr| {
+        let key = g.new_label(addr.to_string());
+        let ep = Ep {
+            mac: g.devs[ROUTER].mac,
+            ip: Ip::V4(addr.octets()),
+            ttl: 52,
+            key,
+            dev: ROUTER,
+            pad: true,
+        };
+        (name.as_bytes().to_vec(), Some(ep))
+    };
+    match a {
+        Activity::Beacon(b) | Activity::Irregular(b) => named(g, &b.name, b.remote),
+        Activity::Awake(w) => named(g, &w.name, w.remote),
+        Activity::NewDestination(n) => named(g, &n.name, n.remote),
+        Activity::LongConnection(l) => named(g, &l.name, l.remote),
+        Activity::VolumeSpike(v) => {
+            let s = usual_server(v.device.index());
+            let ep = g.server_ep(s, false);
+            (g.servers[s].name.as_bytes().to_vec(), Some(ep))
+        }
+        Activity::DnsTunnel(t) => (t.domain.as_bytes().to_vec(), None),
+        Activity::NoPingReplies(_) => (Vec::new(), None),
+    }
+}
+
+/// `-ln(u)` for `u` uniform in (0, 1]: an exponential draw with mean 1, in basic
+/// arithmetic only (the same bits on every platform).
+fn exp1(rng: &mut Rng) -> f64 {
+    let u = (rng.below(1 << 53) + 1) as f64 / (1u64 << 53) as f64;
+    // u = m * 2^e with m in [1, 2): ln u = e ln 2 + 2 atanh((m - 1) / (m + 1)).
+    let bits = u.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    let z = (m - 1.0) / (m + 1.0);
+    let z2 = z * z;
+    let (mut term, mut sum) = (z, 0.0);
+    for k in 0..30 {
+        sum += term / f64::from(2 * k + 1);
+        term *= z2;
+    }
+    let ln = e as f64 * std::f64::consts::LN_2 + 2.0 * sum;
+    -ln
+}
+
+/// `n` random lower-case base32 characters.
+fn base32(rng: &mut Rng, out: &mut Vec<u8>, n: usize) {
+    const ALPHA: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    for _ in 0..n {
+        out.push(ALPHA[rng.below(32) as usize]);
+    }
+}
+
+impl St {
+    /// When its next frame is due (ns), `u64::MAX` when done.
+    fn due_ns(&self) -> u64 {
+        if self.out.pending() {
+            self.out.times[self.out.pos]
+        } else {
+            self.next_ns
+        }
+    }
+
+    /// Sets up the activity and returns when its first step is due.
+    fn first_step(&mut self, a: &Activity, normal: Option<&[u64]>) -> u64 {
+        match a {
+            Activity::Beacon(b) | Activity::Irregular(b) => {
+                let period = u64::from(b.period_s) * NS;
+                (NS + self.rng.below(period)).min(self.end_ns)
+            }
+            Activity::Awake(w) => {
+                self.bytes_left = w.bytes.max(6);
+                u64::from(w.start_s) * NS
+            }
+            Activity::NewDestination(n) => {
+                self.left = u64::from(n.contacts);
+                if n.contacts == 0 {
+                    return u64::MAX;
+                }
+                u64::from(n.start_s) * NS
+            }
+            Activity::VolumeSpike(v) => {
+                let base = normal
+                    .and_then(|n| n.get(v.device.index()))
+                    .copied()
+                    .unwrap_or(0);
+                self.truth.normal_bytes = Some(base);
+                let extra = base.saturating_mul(u64::from(v.multiplier_pct - 100)) / 100;
+                let payload = extra.saturating_mul(BULK_WIRE.1) / BULK_WIRE.0;
+                if payload < 1000 {
+                    return u64::MAX;
+                }
+                let n = payload.div_ceil(SPIKE_DOWNLOAD);
+                self.left = n;
+                self.chunk = payload / n;
+                self.bytes_left = self.chunk;
+                self.spacing = u64::from(v.duration_s) * NS / n;
+                self.base_ns = u64::from(v.start_s) * NS;
+                self.base_ns
+            }
+            Activity::LongConnection(l) => u64::from(l.start_s) * NS,
+            Activity::DnsTunnel(t) => {
+                self.left = u64::from(t.queries);
+                self.spacing = u64::from(t.duration_s) * NS / u64::from(t.queries);
+                u64::from(t.start_s) * NS
+            }
+            Activity::NoPingReplies(_) => u64::MAX,
+        }
+    }
+
+    fn next_port(&mut self) -> u16 {
+        let p = self.port;
+        self.port = if p >= 49_000 {
+            32_768 + p % 97
+        } else {
+            p + 1 + self.rng.below(3) as u16
+        };
+        p
+    }
+
+    /// `lo..=hi` µs, in ns.
+    fn wait_us(&mut self, lo: u64, hi: u64) {
+        let d = self.rng.range(lo, hi) * US;
+        self.out.t += d;
+    }
+
+    /// About one round trip.
+    fn wait_rtt(&mut self) {
+        let r = self.rtt;
+        self.out.t += r / 2 + self.rng.below(r / 2 + 1);
+    }
+
+    /// Writes the next staged frame.
+    fn write_frame<W: Write>(&mut self, g: &mut Gen<W>) -> io::Result<()> {
+        let o = &mut self.out;
+        let i = o.pos;
+        let f = o.stage.frames[i];
+        let (ns, frame) =
+            g.write_planted(o.times[i], &o.stage.bytes[o.bpos..f.end], f.key, f.dev)?;
+        let len = (f.end - o.bpos) as u64;
+        o.pos += 1;
+        o.bpos = f.end;
+        let t = &mut self.truth;
+        if t.frames == 0 {
+            t.first_ts_ns = ns;
+        }
+        t.frames += 1;
+        t.bytes += len;
+        t.last_ts_ns = ns;
+        let mut ended = false;
+        while let Some((at, m)) = o.marks.get(o.mpos)
+            && *at == i
+        {
+            match m {
+                Mark::Start(c) => {
+                    self.writing = Some(*c);
+                    if let Some(c) = t.contacts.get_mut(*c) {
+                        c.start_ts_ns = ns;
+                    }
+                }
+                Mark::End => ended = true,
+                Mark::Name(p) => g.plant_written(frame, ns, p.kind, &p.name, &p.by, p.addr, p.ttl),
+            }
+            o.mpos += 1;
+        }
+        if let Some(c) = self.writing.and_then(|c| t.contacts.get_mut(c)) {
+            c.frames += 1;
+            c.end_ts_ns = ns;
+        }
+        if ended {
+            self.writing = None;
+        }
+        Ok(())
+    }
+
+    /// Stages the step due now; sets when the next one is due.
+    fn step<W: Write>(&mut self, g: &mut Gen<W>, a: &Activity) -> io::Result<()> {
+        let t0 = self.next_ns;
+        self.step_ns = t0;
+        self.out.reset(t0);
+        if self.truth.frames == 0 {
+            // The device's MAC as it is when its first planted frame is staged.
+            self.truth.mac = g.devs[self.dev].mac;
+        }
+        self.next_ns = u64::MAX;
+        match a {
+            Activity::Beacon(b) | Activity::Irregular(b) => {
+                let irregular = matches!(a, Activity::Irregular(_));
+                let (up, down) = if irregular {
+                    let f = |rng: &mut Rng, n: u32| {
+                        (u64::from(n) * rng.range(250, 1750) / 1000).max(1) as usize
+                    };
+                    (f(&mut self.rng, b.up_bytes), f(&mut self.rng, b.down_bytes))
+                } else {
+                    let f = |rng: &mut Rng, n: u32| {
+                        let n = u64::from(n);
+                        (n - n / 50 + rng.below(2 * (n / 50) + 1)).max(1) as usize
+                    };
+                    (f(&mut self.rng, b.up_bytes), f(&mut self.rng, b.down_bytes))
+                };
+                self.contact(g, b.transport, b.dns_ttl_s, up, down)?;
+                let period = u64::from(b.period_s) * NS;
+                let gap = if irregular {
+                    ((period as f64 * exp1(&mut self.rng)) as u64).max(2 * NS)
+                } else {
+                    let j = u64::from(b.jitter_permille) * 1000;
+                    let ppm = 1_000_000 - j + self.rng.below(2 * j + 1);
+                    (u128::from(period) * u128::from(ppm) / 1_000_000) as u64
+                };
+                let next = (t0 + gap).max(self.out.t + 10 * MS);
+                if next + 60 * NS < self.end_ns {
+                    self.next_ns = next;
+                }
+            }
+            Activity::NewDestination(n) => {
+                self.contact(
+                    g,
+                    n.transport,
+                    300,
+                    n.up_bytes as usize,
+                    n.down_bytes as usize,
+                )?;
+                self.left = self.left.saturating_sub(1);
+                if self.left > 0 {
+                    self.next_ns = (t0 + 60 * NS).max(self.out.t + 10 * MS);
+                }
+            }
+            Activity::Awake(w) => {
+                self.bulk(g, true, w.rate)?;
+            }
+            Activity::VolumeSpike(_) => self.spike(g)?,
+            Activity::LongConnection(l) => self.long(g, l)?,
+            Activity::DnsTunnel(t) => self.tunnel(g, t)?,
+            Activity::NoPingReplies(_) => {}
+        }
+        self.out.marks.sort_by_key(|m| m.0);
+        Ok(())
+    }
+
+    /// Looks the activity's name up when the last answer expired.
+    fn resolve<W: Write>(&mut self, g: &Gen<W>, c: &Ep, ttl: u32) -> io::Result<()> {
+        if self.out.t < self.dns_until {
+            return Ok(());
+        }
+        let Some(s) = self.remote else {
+            return Ok(());
+        };
+        let name = std::mem::take(&mut self.name);
+        let r = self.lookup(g, c, &name, 1, Answer::Addr(s.ip, ttl), false);
+        self.name = name;
+        r?;
+        self.dns_until = self.out.t + u64::from(ttl) * NS;
+        self.wait_us(2_000, 30_000);
+        Ok(())
+    }
+
+    /// A DNS query from `c` to the router and its answer.
+    fn lookup<W: Write>(
+        &mut self,
+        g: &Gen<W>,
+        c: &Ep,
+        qname: &[u8],
+        qtype: u16,
+        answer: Answer,
+        contact: bool,
+    ) -> io::Result<()> {
+        let r = g.ep(ROUTER, Fam::V4);
+        let id = self.rng.u16();
+        let port = self.next_port();
+        let mut q = Vec::with_capacity(64 + qname.len());
+        dns_packet(&mut q, id, 0x0100, &[(qname, qtype)], &[]);
+        self.out.udp(c, &r, (port, 53), &q)?;
+        if contact {
+            self.new_contact(port);
+            self.out.mark(Mark::Start(self.staging));
+        }
+        self.wait_us(300, 20_000);
+        let mut resp = Vec::with_capacity(300 + qname.len());
+        let mut txt = Vec::new();
+        let (flags, rrs) = match answer {
+            Answer::Addr(ip, ttl) => (
+                0x8180,
+                vec![Rr {
+                    name: qname,
+                    class: 1,
+                    ttl,
+                    data: Rdata::Addr(ip),
+                }],
+            ),
+            Answer::Nx => (0x8183, Vec::new()),
+            Answer::Txt => {
+                let n = self.rng.range(40, 200) as usize;
+                base32(&mut self.rng, &mut txt, n);
+                (0x8180, Vec::new())
+            }
+        };
+        let strings: [&[u8]; 1] = [&txt];
+        let rrs = if txt.is_empty() {
+            rrs
+        } else {
+            vec![Rr {
+                name: qname,
+                class: 1,
+                ttl: 0,
+                data: Rdata::Txt(&strings),
+            }]
+        };
+        dns_packet(&mut resp, id, flags, &[(qname, qtype)], &rrs);
+        self.out.udp(&r, c, (53, port), &resp)?;
+        if contact {
+            self.out.mark(Mark::End);
+            self.count(q.len(), resp.len());
+            if let Some(ct) = self.truth.contacts.get_mut(self.staging) {
+                ct.exchanges = 1;
+            }
+        }
+        self.truth.dns_queries += 1;
+        if matches!(answer, Answer::Nx) {
+            self.truth.dns_nxdomain += 1;
+        }
+        if let Answer::Addr(ip, ttl) = answer {
+            self.out.mark(Mark::Name(PendingName {
+                kind: NameKind::DnsAnswer,
+                name: qname.to_vec(),
+                by: *c,
+                addr: Some(ip),
+                ttl: Some(ttl),
+            }));
+        }
+        Ok(())
+    }
+
+    /// A new contact record for the connection or exchange about to be staged.
+    fn new_contact(&mut self, port: u16) {
+        self.truth.contacts.push(Contact {
+            client_port: port,
+            ..Contact::default()
+        });
+        self.staging = self.truth.contacts.len() - 1;
+    }
+
+    fn count(&mut self, up: usize, down: usize) {
+        if let Some(c) = self.truth.contacts.get_mut(self.staging) {
+            c.up_bytes += up as u64;
+            c.down_bytes += down as u64;
+        }
+    }
+
+    /// Handshake from `c` to `s` port `port`; opens a contact (a TCP session).
+    fn open<W: Write>(&mut self, g: &mut Gen<W>, c: Ep, s: Ep, port: u16) -> io::Result<Flow> {
+        let cport = self.next_port();
+        let mut f = Flow {
+            c,
+            s,
+            cport,
+            sport: port,
+            cseq: self.rng.u32(),
+            sseq: self.rng.u32(),
+        };
+        g.truth.tcp_sessions += 1;
+        self.new_contact(cport);
+        let (ci, si) = (f.cseq, f.sseq);
+        self.out.tcp(&f.seg(true, F_SYN, 0), &[])?;
+        self.out.mark(Mark::Start(self.staging));
+        f.cseq = f.cseq.wrapping_add(1);
+        self.wait_rtt();
+        self.out
+            .tcp(&f.seg(false, F_SYN | F_ACK, ci.wrapping_add(1)), &[])?;
+        f.sseq = f.sseq.wrapping_add(1);
+        self.wait_us(30, 200);
+        self.out.tcp(&f.seg(true, F_ACK, si.wrapping_add(1)), &[])?;
+        Ok(f)
+    }
+
+    /// Client FIN, server FIN, client ACK; closes the contact.
+    fn close(&mut self, f: &mut Flow) -> io::Result<()> {
+        self.wait_us(1_000, 200_000);
+        self.out.tcp(&f.seg(true, F_FIN | F_ACK, f.sseq), &[])?;
+        f.cseq = f.cseq.wrapping_add(1);
+        self.wait_rtt();
+        self.out.tcp(&f.seg(false, F_FIN | F_ACK, f.cseq), &[])?;
+        f.sseq = f.sseq.wrapping_add(1);
+        self.wait_us(30, 300);
+        self.out.tcp(&f.seg(true, F_ACK, f.sseq), &[])?;
+        self.out.mark(Mark::End);
+        Ok(())
+    }
+
+    /// Sends `data` as segments (every `gap` ns apart when not 0, else 30..1200 µs); the
+    /// other side ACKs every second segment and the last. Returns the index of the last
+    /// data segment.
+    fn send(
+        &mut self,
+        f: &mut Flow,
+        from_client: bool,
+        data: &[u8],
+        gap: u64,
+    ) -> io::Result<usize> {
+        let (mut off, mut n, mut last_idx, mut seg_t) = (0, 0usize, 0, self.out.t);
+        while off < data.len() {
+            let len = (data.len() - off).min(MSS);
+            let last = off + len == data.len();
+            if n > 0 {
+                if gap > 0 {
+                    self.out.t = (seg_t + gap).max(self.out.t + US);
+                } else {
+                    self.wait_us(30, 1_200);
+                }
+            }
+            seg_t = self.out.t;
+            let ack = if from_client { f.sseq } else { f.cseq };
+            let flags = F_ACK | if last { F_PSH } else { 0 };
+            self.out
+                .tcp(&f.seg(from_client, flags, ack), &data[off..off + len])?;
+            last_idx = self.out.stage.frames.len() - 1;
+            if from_client {
+                f.cseq = f.cseq.wrapping_add(len as u32);
+            } else {
+                f.sseq = f.sseq.wrapping_add(len as u32);
+            }
+            off += len;
+            n += 1;
+            if n % 2 == 0 || last {
+                self.wait_us(20, 400);
+                let ack = if from_client { f.cseq } else { f.sseq };
+                self.out.tcp(&f.seg(!from_client, F_ACK, ack), &[])?;
+            }
+        }
+        Ok(last_idx)
+    }
+
+    /// The TLS hello exchange: a ClientHello naming the activity's name, then
+    /// ServerHello, ChangeCipherSpec and the server's encrypted handshake (one record).
+    fn hello<W: Write>(&mut self, g: &Gen<W>, f: &mut Flow) -> io::Result<()> {
+        let r = self.rng.below((g.pool.len() - 1312) as u64) as usize;
+        let mut hs = Vec::with_capacity(600 + self.name.len());
+        client_hello(
+            &mut hs,
+            &Hello {
+                sni: &self.name,
+                pq: false,
+                quic_scid: None,
+            },
+            &g.pool[r..r + 1312],
+        );
+        let mut ch = Vec::with_capacity(hs.len() + 16);
+        records(&mut ch, 22, 0x0301, &hs);
+        self.wait_us(200, 2_000);
+        let at = self.send(f, true, &ch, 0)?;
+        self.out.marks.push((
+            at,
+            Mark::Name(PendingName {
+                kind: NameKind::TlsSni,
+                name: self.name.clone(),
+                by: f.c,
+                addr: Some(f.s.ip),
+                ttl: None,
+            }),
+        ));
+        let mut sh = Vec::with_capacity(128);
+        let r2 = self.rng.below((g.pool.len() - 64) as u64) as usize;
+        server_hello(&mut sh, &g.pool[r + 32..r + 64], &g.pool[r2..r2 + 64]);
+        let mut data = Vec::with_capacity(256);
+        tls_content(&mut data, &g.pool, &mut self.rng, 74);
+        let mut head = Vec::with_capacity(sh.len() + 16);
+        records(&mut head, 22, 0x0303, &sh);
+        head.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+        data.splice(0..0, head);
+        self.wait_rtt();
+        self.send(f, false, &data, 0)?;
+        self.count(ch.len(), data.len());
+        Ok(())
+    }
+
+    /// `n` bytes of application data for `tr` into `self.pay` (TLS records or opaque).
+    fn payload<W: Write>(&mut self, g: &Gen<W>, tr: Transport, n: usize) {
+        if tr == Transport::Tls {
+            tls_content(&mut self.pay, &g.pool, &mut self.rng, n);
+        } else {
+            self.pay.clear();
+            extend_random(&mut self.pay, &g.pool, &mut self.rng, n.max(1));
+        }
+    }
+
+    /// A request of `up` bytes and a response of `down` bytes on an open connection.
+    fn exchange<W: Write>(
+        &mut self,
+        g: &Gen<W>,
+        f: &mut Flow,
+        tr: Transport,
+        up: usize,
+        down: usize,
+    ) -> io::Result<()> {
+        self.payload(g, tr, up);
+        let pay = std::mem::take(&mut self.pay);
+        self.wait_us(1_000, 20_000);
+        self.send(f, true, &pay, 0)?;
+        let up = pay.len();
+        self.pay = pay;
+        self.payload(g, tr, down);
+        let pay = std::mem::take(&mut self.pay);
+        self.wait_rtt();
+        self.send(f, false, &pay, 0)?;
+        let down = pay.len();
+        self.pay = pay;
+        self.count(up, down);
+        if let Some(c) = self.truth.contacts.get_mut(self.staging) {
+            c.exchanges += 1;
+        }
+        Ok(())
+    }
+
+    /// One contact with the remote: a lookup when due, then a short TCP connection
+    /// (TLS hello first with [`Transport::Tls`]) or a UDP request and response.
+    fn contact<W: Write>(
+        &mut self,
+        g: &mut Gen<W>,
+        tr: Transport,
+        ttl: u32,
+        up: usize,
+        down: usize,
+    ) -> io::Result<()> {
+        let c = g.ep(self.dev, Fam::V4);
+        self.resolve(g, &c, ttl)?;
+        let Some(s) = self.remote else {
+            return Ok(());
+        };
+        if let Transport::Udp(p) = tr {
+            let port = self.next_port();
+            self.new_contact(port);
+            self.payload(g, tr, up);
+            self.out.udp(&c, &s, (port, p), &self.pay)?;
+            self.out.mark(Mark::Start(self.staging));
+            let up = self.pay.len();
+            self.wait_rtt();
+            self.payload(g, tr, down);
+            self.out.udp(&s, &c, (p, port), &self.pay)?;
+            self.out.mark(Mark::End);
+            let down = self.pay.len();
+            self.count(up, down);
+            if let Some(ct) = self.truth.contacts.get_mut(self.staging) {
+                ct.exchanges = 1;
+            }
+            return Ok(());
+        }
+        let mut f = self.open(g, c, s, tr.port())?;
+        if tr == Transport::Tls {
+            self.hello(g, &mut f)?;
+        }
+        self.exchange(g, &mut f, tr, up, down)?;
+        self.close(&mut f)
+    }
+
+    /// One step of a bulk TLS transfer of `self.bytes_left` bytes (uploaded or
+    /// downloaded at `rate` bytes/s): open and hello, then a chunk per step, then a
+    /// short answer and the close. True once closed.
+    fn bulk<W: Write>(&mut self, g: &mut Gen<W>, upload: bool, rate: u64) -> io::Result<bool> {
+        let gap = (MSS as u64 * NS / rate.max(1)).max(US);
+        match self.phase {
+            0 => {
+                let c = g.ep(self.dev, Fam::V4);
+                self.resolve(g, &c, 300)?;
+                let Some(s) = self.remote else {
+                    return Ok(true);
+                };
+                let mut f = self.open(g, c, s, 443)?;
+                self.hello(g, &mut f)?;
+                self.flow = Some(f);
+                self.phase = 1;
+                self.next_ns = self.out.t + MS;
+                Ok(false)
+            }
+            1 => {
+                let Some(mut f) = self.flow else {
+                    return Ok(true);
+                };
+                let mut chunk = self.bytes_left.min((CHUNK_SEGMENTS * MSS) as u64);
+                if self.bytes_left - chunk < 6 {
+                    chunk = self.bytes_left;
+                }
+                tls_content(&mut self.pay, &g.pool, &mut self.rng, chunk as usize);
+                let pay = std::mem::take(&mut self.pay);
+                self.send(&mut f, upload, &pay, gap)?;
+                let n = pay.len();
+                self.pay = pay;
+                if upload {
+                    self.count(n, 0);
+                } else {
+                    self.count(0, n);
+                }
+                self.bytes_left = self.bytes_left.saturating_sub(n as u64);
+                if self.bytes_left == 0 {
+                    self.phase = 2;
+                }
+                self.flow = Some(f);
+                self.next_ns = self.out.t + gap;
+                Ok(false)
+            }
+            _ => {
+                let Some(mut f) = self.flow.take() else {
+                    return Ok(true);
+                };
+                tls_content(&mut self.pay, &g.pool, &mut self.rng, 60);
+                let pay = std::mem::take(&mut self.pay);
+                self.wait_rtt();
+                self.send(&mut f, !upload, &pay, 0)?;
+                if upload {
+                    self.count(0, pay.len());
+                } else {
+                    self.count(pay.len(), 0);
+                }
+                self.pay = pay;
+                if let Some(c) = self.truth.contacts.get_mut(self.staging) {
+                    c.exchanges += 1;
+                }
+                self.close(&mut f)?;
+                self.phase = 0;
+                Ok(true)
+            }
+        }
+    }
+
+    /// A volume spike's step: part of one download; after one, the next is due.
+    fn spike<W: Write>(&mut self, g: &mut Gen<W>) -> io::Result<()> {
+        if self.bulk(g, false, SPIKE_RATE)? {
+            self.done += 1;
+            if self.done < self.left {
+                self.bytes_left = self.chunk;
+                self.next_ns = (self.base_ns + self.done * self.spacing).max(self.out.t + 10 * MS);
+            }
+        }
+        Ok(())
+    }
+
+    /// A long connection's step: open, one exchange, or the close.
+    fn long<W: Write>(&mut self, g: &mut Gen<W>, l: &LongConnection) -> io::Result<()> {
+        let every = u64::from(l.every_s) * NS;
+        match self.phase {
+            0 => {
+                self.base_ns = self.out.t;
+                let c = g.ep(self.dev, Fam::V4);
+                self.resolve(g, &c, 300)?;
+                let Some(s) = self.remote else {
+                    return Ok(());
+                };
+                let mut f = self.open(g, c, s, l.transport.port())?;
+                if l.transport == Transport::Tls {
+                    self.hello(g, &mut f)?;
+                }
+                self.flow = Some(f);
+                self.left = u64::from((l.duration_s - 1) / l.every_s);
+                self.done = 0;
+                self.phase = 1;
+            }
+            1 => {
+                let Some(mut f) = self.flow else {
+                    return Ok(());
+                };
+                self.exchange(
+                    g,
+                    &mut f,
+                    l.transport,
+                    l.up_bytes as usize,
+                    l.down_bytes as usize,
+                )?;
+                self.flow = Some(f);
+                self.done += 1;
+                self.left = self.left.saturating_sub(1);
+            }
+            _ => {
+                if let Some(mut f) = self.flow.take() {
+                    self.close(&mut f)?;
+                }
+                return Ok(());
+            }
+        }
+        if self.left > 0 {
+            let j = every / 100;
+            let at = self.base_ns + (self.done + 1) * every - j + self.rng.below(2 * j + 1);
+            self.next_ns = at.max(self.out.t + 10 * MS);
+        } else {
+            self.phase = 2;
+            let at = self.base_ns + u64::from(l.duration_s) * NS;
+            self.next_ns = at.max(self.out.t + 10 * MS);
+        }
+        Ok(())
+    }
+
+    /// One query of a DNS tunnel: a unique random subdomain, NXDOMAIN or a TXT answer.
+    fn tunnel<W: Write>(&mut self, g: &mut Gen<W>, t: &DnsTunnel) -> io::Result<()> {
+        let c = g.ep(self.dev, Fam::V4);
+        let mut q = Vec::with_capacity(64 + t.domain.len());
+        let n = self.rng.range(20, 52) as usize;
+        base32(&mut self.rng, &mut q, n);
+        q.push(b'.');
+        q.extend_from_slice(t.domain.as_bytes());
+        let answer = if self.rng.chance(u64::from(t.nxdomain_permille)) {
+            Answer::Nx
+        } else {
+            Answer::Txt
+        };
+        self.lookup(g, &c, &q, 16, answer, true)?;
+        self.truth
+            .queried_names
+            .push(String::from_utf8_lossy(&q).into_owned());
+        self.left = self.left.saturating_sub(1);
+        if self.left > 0 {
+            let gap = self.spacing * self.rng.range(800, 1200) / 1000;
+            self.next_ns = (self.step_ns + gap).max(self.out.t + MS);
+        }
+        Ok(())
+    }
+}
+
+/// How a planted DNS query is answered.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Addr(Ip, u32),
+    Nx,
+    Txt,
+}
