@@ -236,6 +236,7 @@ impl Soak {
             seed,
             nanos: false,
             hostile_names: false,
+            activities: Vec::new(),
         };
         synth::write_night_file(&night.capture_dir().join(layout::part_name(1)), &spec).unwrap();
         let end = start + chrono::Duration::hours(8);
