@@ -21,7 +21,7 @@
 //! | `orig_addr`, `resp_addr` | string | originator and responder addresses |
 //! | `orig_port`, `resp_port` | u16 | their ports |
 //! | `orig_mac`, `resp_mac` | string? | link-layer source of each side's first packet |
-//! | `first_ts`, `last_ts` | timestamp[ns, UTC] | first and last packet |
+//! | `first_ts`, `last_ts` | timestamp[ns, UTC] | earliest and latest packet (frames are not always in time order) |
 //! | `first_frame` | u64 | the first packet's frame number |
 //! | `orig_pkts`, `resp_pkts` | u64 | packets each way |
 //! | `orig_bytes`, `resp_bytes` | u64 | frame bytes on the wire each way (as tshark's conversations) |
@@ -355,6 +355,9 @@ impl FlowTable {
                 return Ok(());
             };
             let dir = usize::from((src, sp) != f.orig);
+            // Frames are not always in time order (merged interfaces, reordering
+            // bridges): the connection spans its earliest to its latest timestamp.
+            f.first_ns = f.first_ns.min(now);
             f.last_ns = f.last_ns.max(now);
             f.pkts[dir] += 1;
             f.bytes[dir] += u64::from(rec.wire_len);

@@ -247,3 +247,31 @@ fn the_file_holds_what_the_table_ended() {
     assert_eq!(read(&dir.join("absent.parquet")).unwrap().height(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_frame_stamped_before_the_first_moves_the_start() {
+    // As in zeek's ipv6-http-atomic-frag.pcap: the SYN+ACK is captured before the SYN
+    // but stamped 30 µs after it. The connection spans the earliest to the latest
+    // timestamp (tshark's conversation start and duration), its first frame stays the
+    // first captured.
+    let mut n = Night::new(FlowLimits::default());
+    n.tcp(10.000_030, false, 36951, 80, SYN | ACK, 0);
+    n.tcp(10.0, true, 36951, 80, SYN, 0);
+    n.tcp(10.5, true, 36951, 80, ACK, 0);
+    let df = n.done();
+    assert_eq!(df.height(), 1);
+    assert_eq!(col_u64(&df, FIRST_FRAME), [1]);
+    let ts = |c: &str| {
+        df.column(c)
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0)
+            .unwrap()
+    };
+    assert_eq!(ts(FIRST_TS), 10_000_000_000);
+    assert_eq!(ts(LAST_TS), 10_500_000_000);
+    assert_eq!(col_str(&df, ORIG_ADDR), [s("192.168.1.10")]);
+}
