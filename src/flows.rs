@@ -85,8 +85,10 @@ pub const RESP_PAYLOAD: &str = "resp_payload";
 pub const STATE: &str = "state";
 pub const END: &str = "end";
 
-/// Rows buffered before they are written as one row group.
-const BATCH_ROWS: usize = 64 * 1024;
+/// Rows buffered before they are written as one row group. A batch is held twice
+/// while it is written (rows, then the DataFrame the writer encodes): 16 Ki rows keep
+/// that to a few MB (64 Ki cost 11 MB more peak RSS on the 2M-packet bench night).
+const BATCH_ROWS: usize = 16 * 1024;
 
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
@@ -717,11 +719,7 @@ struct Rows {
 }
 
 /// A text column of `v`, each value written by `show` (None: null).
-fn text_column<T>(
-    name: &str,
-    v: &[T],
-    mut show: impl FnMut(&T, &mut String) -> bool,
-) -> Column {
+fn text_column<T>(name: &str, v: &[T], mut show: impl FnMut(&T, &mut String) -> bool) -> Column {
     let mut b = StringChunkedBuilder::new(name.into(), v.len());
     let mut buf = String::with_capacity(48);
     for x in v {
