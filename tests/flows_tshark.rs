@@ -576,6 +576,12 @@ impl Counts {
     }
 }
 
+/// tshark's (protocol, stream index).
+type StreamId = (u8, u64);
+
+/// What names a row of tshark's table: protocol, A, B, relative start as printed.
+type RowKey = (u8, End, End, String);
+
 /// A difference found in one file: (what, frame, text).
 type Diff = (&'static str, u64, String);
 
@@ -611,7 +617,7 @@ fn compare(o: &OurSide, t: &TsharkSide) -> (Counts, Vec<Diff>) {
 
     // The aggregation is tshark's table: every row one stream, every stream one row.
     let mut row_of: BTreeMap<(u8, u64), &Row> = BTreeMap::new();
-    let mut by_row: BTreeMap<(u8, End, End, String), Vec<(u8, u64)>> = BTreeMap::new();
+    let mut by_row: BTreeMap<RowKey, Vec<StreamId>> = BTreeMap::new();
     for (k, c) in &convs {
         let start = secs(c.min_ns - t0, 9);
         by_row
