@@ -247,3 +247,92 @@ fn the_file_holds_what_the_table_ended() {
     assert_eq!(read(&dir.join("absent.parquet")).unwrap().height(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_frame_stamped_before_the_first_moves_the_start() {
+    // As in zeek's ipv6-http-atomic-frag.pcap: the SYN+ACK is captured before the SYN
+    // but stamped 30 µs after it. The connection spans the earliest to the latest
+    // timestamp (tshark's conversation start and duration), its first frame stays the
+    // first captured.
+    let mut n = Night::new(FlowLimits::default());
+    n.tcp(10.000_030, false, 36951, 80, SYN | ACK, 0);
+    n.tcp(10.0, true, 36951, 80, SYN, 0);
+    n.tcp(10.5, true, 36951, 80, ACK, 0);
+    let df = n.done();
+    assert_eq!(df.height(), 1);
+    assert_eq!(col_u64(&df, FIRST_FRAME), [1]);
+    let ts = |c: &str| {
+        df.column(c)
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0)
+            .unwrap()
+    };
+    assert_eq!(ts(FIRST_TS), 10_000_000_000);
+    assert_eq!(ts(LAST_TS), 10_500_000_000);
+    assert_eq!(col_str(&df, ORIG_ADDR), [s("192.168.1.10")]);
+}
+
+#[test]
+fn addresses_are_written_as_their_display() {
+    let mut x: u32 = 0x9e37_79b9;
+    let mut v4 = vec![0u32, u32::MAX, 0x0a00_6409, 0x6464_6464, 0x0909_0909];
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v4.push(x);
+    }
+    for v in v4 {
+        let a = Ipv4Addr::from(v);
+        let mut out = String::new();
+        Endpoint::new(Addr::V4(a), 1).unwrap().write_addr(&mut out);
+        assert_eq!(out, Addr::V4(a).to_string());
+        let m = [
+            (v >> 24) as u8,
+            (v >> 16) as u8,
+            (v >> 8) as u8,
+            v as u8,
+            0x0f,
+            0xa0,
+        ];
+        let mut out = String::new();
+        write_mac(&mut out, m);
+        assert_eq!(out, Addr::Mac(m).to_string());
+    }
+    for s in [
+        "::",
+        "fe80::1",
+        "2001:db8::ff00:42:8329",
+        "::ffff:192.0.2.1",
+    ] {
+        let a: Ipv6Addr = s.parse().unwrap();
+        let mut out = String::new();
+        Endpoint::new(Addr::V6(a), 1).unwrap().write_addr(&mut out);
+        assert_eq!(out, Addr::V6(a).to_string());
+    }
+    assert!(Endpoint::new(Addr::Mac([0; 6]), 1).is_none());
+}
+
+#[test]
+fn a_connection_to_itself_counts_every_packet_one_way() {
+    // Same address and port on both sides: one side, as before the key was packed.
+    let mut n = Night::new(FlowLimits::default());
+    let frame = || {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MA, MA)
+            .ipv4(A, A, 64)
+            .udp(5000, 5000)
+            .write(&mut out, &[0u8; 4])
+            .unwrap();
+        out
+    };
+    n.push(0.0, &frame());
+    n.push(0.1, &frame());
+    let df = n.done();
+    assert_eq!(col_u64(&df, ORIG_PKTS), [2]);
+    assert_eq!(col_u64(&df, RESP_PKTS), [0]);
+}
