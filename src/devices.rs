@@ -94,9 +94,11 @@ impl Device {
         k
     }
 
-    /// `mac`, then the others of `macs`.
+    /// Its MACs, `mac` first: `macs`, or `mac` alone for a device recorded before
+    /// `macs` existed.
     pub fn all_macs(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.mac.as_str())
+        let only = self.macs.is_empty().then_some(self.mac.as_str());
+        only.into_iter()
             .chain(self.macs.iter().map(String::as_str))
             .filter(|m| !m.is_empty())
     }

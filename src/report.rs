@@ -588,7 +588,6 @@ fn device_row(status: &str, x: &crate::devices::Device, seen: bool) -> Vec<Strin
         let _ = write!(name, "\n{m}");
     }
     let mut addrs: Vec<String> = x.all_macs().map(String::from).collect();
-    addrs.dedup();
     addrs.extend(x.ips.iter().cloned());
     if x.more_ips > 0 {
         addrs.push(format!("{} more addresses", thousands(x.more_ips)));
