@@ -11,7 +11,8 @@
 //!    then a service instance name (`Kitchen TV` of `Kitchen TV._googlecast._tcp.local`);
 //! 4. NetBIOS name service, then LLMNR;
 //! 5. SSDP (`SERVER` header);
-//! 6. the vendor of its MAC and the MAC's last three octets (`Apple 77:50:50`).
+//! 6. the vendor of its MAC and the MAC's last three octets (`Apple 77:50:50`;
+//!    `device 40:88:22` for a private MAC or an unknown vendor).
 //!
 //! Within one source the name most recently seen wins (a device renamed in the night
 //! shows its new name), then the one seen in most frames. An mDNS, NetBIOS or LLMNR
@@ -332,8 +333,10 @@ pub fn device(r: Record, labels: &BTreeMap<String, String>, zone: Zone) -> Devic
     let vendor = vendor::vendor(&mac);
     let (name, source) = pick_name(label, &r.names).unwrap_or_else(|| {
         let tail = mac.get(9..).unwrap_or(&mac);
+        // A private MAC's "vendor" says nothing about the device: `device 40:88:22`.
+        let who = vendor.as_deref().filter(|v| *v != vendor::PRIVATE);
         (
-            format!("{} {tail}", vendor.as_deref().unwrap_or("device")),
+            format!("{} {tail}", who.unwrap_or("device")),
             "vendor".into(),
         )
     });
