@@ -475,10 +475,8 @@ fn devices_section(s: &Summary) -> Section {
         title: "Devices",
         head: vec![
             "",
-            "Device",
-            "Vendor",
-            "MAC and IPs",
-            "First seen",
+            "Device, vendor, MAC and IPs",
+            ">First seen",
             ">Packets sent",
         ],
         rows: device_rows(s),
@@ -575,28 +573,29 @@ fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
     rows
 }
 
-/// A device's row: status, name (and model), vendor, its MACs and IPs (one a line),
-/// first seen (local `HH:MM`), packets.
+/// A device's row: status; its name, with its vendor and model, its MACs and its IPs
+/// under it (one a line; one cell, so that on a phone the addresses get the width);
+/// first seen (local `HH:MM`); packets.
 fn device_row(status: &str, x: &crate::devices::Device, seen: bool) -> Vec<String> {
     let mut name = crate::analyse::clean(&x.name);
-    if let Some(m) = x
+    let model = x
         .model
         .as_deref()
         .map(crate::analyse::clean)
-        .filter(|m| !m.is_empty())
-    {
-        let _ = write!(name, "\n{m}");
+        .filter(|m| !m.is_empty());
+    let about: Vec<String> = x.vendor.iter().cloned().chain(model).collect();
+    if !about.is_empty() {
+        let _ = write!(name, "\n{}", about.join(", "));
     }
-    let mut addrs: Vec<String> = x.all_macs().map(String::from).collect();
-    addrs.extend(x.ips.iter().cloned());
+    for a in x.all_macs().chain(x.ips.iter().map(String::as_str)) {
+        let _ = write!(name, "\n{a}");
+    }
     if x.more_ips > 0 {
-        addrs.push(format!("{} more addresses", thousands(x.more_ips)));
+        let _ = write!(name, "\n{} more addresses", thousands(x.more_ips));
     }
     vec![
         status.into(),
         name,
-        x.vendor.clone().unwrap_or_else(|| "-".into()),
-        addrs.join("\n"),
         if seen {
             hhmm(&x.first_seen)
         } else {

@@ -204,10 +204,11 @@ fn the_report_calls_devices_by_name_next_to_their_addresses() {
         1,
         "the phone's two MACs are one row:\n{text}"
     );
-    assert!(html.contains(">LG Electronics</td>"), "vendor column");
     assert!(
-        html.contains("38:8c:50:1e:40:40<br>192.168.1.40"),
-        "MAC and IPs"
+        html.contains(
+            "kitchen-tv<br>LG Electronics, OLED55C1<br>38:8c:50:1e:40:40<br>192.168.1.40</td>"
+        ),
+        "name, vendor and model, MAC, IPs"
     );
     // The talkers chart uses the short name.
     assert!(page.contains("\"kitchen-tv\""), "chart category");
