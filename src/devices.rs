@@ -504,7 +504,7 @@ mod tests {
             dhcp_name: Some("Pixel-7".into()),
             ..dev("00:1b:a9:00:00:01", "192.168.1.42")
         };
-        let r = update(&state, "2026-11-27", &[other.clone()], 7, 30).expect("night 3");
+        let r = update(&state, "2026-11-27", std::slice::from_ref(&other), 7, 30).expect("night 3");
         assert_eq!(r.new, vec![other]);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

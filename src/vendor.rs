@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn macs_in_three_spellings() {
-        let want = Some([0x00, 0x1b, 0xa9, 0x77, 0x50, 0x50]);
+        let mac = [0x00, 0x1b, 0xa9, 0x77, 0x50, 0x50];
+        let want = Some(mac);
         assert_eq!(parse_mac("00:1b:a9:77:50:50"), want);
         assert_eq!(parse_mac("00-1B-A9-77-50-50"), want);
         assert_eq!(parse_mac("001BA9775050"), want);
@@ -95,7 +96,7 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
-        assert_eq!(mac_string(want.expect("mac")), "00:1b:a9:77:50:50");
+        assert_eq!(mac_string(mac), "00:1b:a9:77:50:50");
     }
 
     #[test]

@@ -467,36 +467,7 @@ pub(super) fn night_devices(
         [keyed.select([col("mac").alias("key"), col("dev")]), by_ip],
         UnionArgs::default(),
     )?;
-    let is_device_kind = DEVICE_KINDS
-        .iter()
-        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
-    let names_an_address = NAMES_AN_ADDRESS
-        .iter()
-        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
-    let owner = when(names_an_address.and(col(ADDR).is_not_null()))
-        .then(col(ADDR))
-        .when(col(CLIENT_MAC).is_not_null())
-        .then(col(CLIENT_MAC))
-        .otherwise(col(CLIENT_IP));
-    let named = names
-        .clone()
-        .lazy()
-        .filter(is_device_kind)
-        .with_column(owner.alias("key"))
-        .inner_join(owners, col("key"), col("key"))
-        .group_by([col("dev"), col(KIND), col(NAME)])
-        .agg([
-            col(LAST_TS).cast(DataType::Int64).max().alias("last"),
-            col(FRAMES).cast(DataType::UInt64).sum().alias("frames"),
-        ])
-        .sort_by_exprs(
-            [col("dev"), col(KIND), col("last"), col("frames"), col(NAME)],
-            order(&[false, false, true, true, false]),
-        )
-        .group_by_stable([col("dev"), col(KIND)])
-        .head(Some(NAMES_PER_KIND))
-        .select([col("dev"), col(KIND), col(NAME)])
-        .collect()?;
+    let named = device_names(names, owners)?;
     let (devs, kinds, texts) = (
         u64s(&named, "dev")?,
         strs(&named, KIND)?,
@@ -516,6 +487,42 @@ pub(super) fn night_devices(
         .collect();
     devices.sort_by(|a, b| (a.name.to_lowercase(), &a.mac).cmp(&(b.name.to_lowercase(), &b.mac)));
     Ok((devices, omitted))
+}
+
+/// The device names of names.parquet per device (`owners`: key -> dev, the key being a
+/// MAC or an IP): (dev, kind, name), at most [`NAMES_PER_KIND`] per device and kind, the
+/// most recently seen first, then the most frequent.
+fn device_names(names: &DataFrame, owners: LazyFrame) -> PolarsResult<DataFrame> {
+    let is_device_kind = DEVICE_KINDS
+        .iter()
+        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let names_an_address = NAMES_AN_ADDRESS
+        .iter()
+        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let owner = when(names_an_address.and(col(ADDR).is_not_null()))
+        .then(col(ADDR))
+        .when(col(CLIENT_MAC).is_not_null())
+        .then(col(CLIENT_MAC))
+        .otherwise(col(CLIENT_IP));
+    names
+        .clone()
+        .lazy()
+        .filter(is_device_kind)
+        .with_column(owner.alias("key"))
+        .inner_join(owners, col("key"), col("key"))
+        .group_by([col("dev"), col(KIND), col(NAME)])
+        .agg([
+            col(LAST_TS).cast(DataType::Int64).max().alias("last"),
+            col(FRAMES).cast(DataType::UInt64).sum().alias("frames"),
+        ])
+        .sort_by_exprs(
+            [col("dev"), col(KIND), col("last"), col("frames"), col(NAME)],
+            order(&[false, false, true, true, false]),
+        )
+        .group_by_stable([col("dev"), col(KIND)])
+        .head(Some(NAMES_PER_KIND))
+        .select([col("dev"), col(KIND), col(NAME)])
+        .collect()
 }
 
 #[cfg(test)]
