@@ -46,3 +46,4 @@ pub mod pipeline;
 pub mod report;
 pub mod retention;
 pub mod units;
+pub mod vendor;

@@ -56,6 +56,7 @@ pub fn analyse_options(cfg: &Config) -> AnalyseOptions {
         interval_s: cfg.report.interval.secs(),
         zone: cfg.capture.zone(),
         window_start_min: cfg.capture.start.minutes(),
+        labels: cfg.labels().unwrap_or_default(),
     }
 }
 
@@ -156,10 +157,12 @@ pub fn read_summary(night_dir: &Path) -> anyhow::Result<Summary> {
     let s: Summary = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a netdigest summary", p.display()))?;
     anyhow::ensure!(
-        s.schema_version == analyse::SUMMARY_SCHEMA_VERSION,
-        "{}: schema version {} is not {} (re-run `netdigest analyse`)",
+        (analyse::SUMMARY_SCHEMA_OLDEST..=analyse::SUMMARY_SCHEMA_VERSION)
+            .contains(&s.schema_version),
+        "{}: schema version {} is not {}..={} (re-run `netdigest analyse`)",
         p.display(),
         s.schema_version,
+        analyse::SUMMARY_SCHEMA_OLDEST,
         analyse::SUMMARY_SCHEMA_VERSION
     );
     Ok(s)

@@ -129,7 +129,9 @@ pub fn headline(s: &Summary) -> String {
 pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
     let mut out = Vec::new();
     if opts.has(ReportSection::Pings) && !s.pings.is_empty() {
-        out.push(defs::pings(&s.pings, opts.top_n.max(1) * 2));
+        out.push(defs::pings(&s.pings, opts.top_n.max(1) * 2, &|a| {
+            short_name(s, a)
+        }));
     }
     if opts.has(ReportSection::Timeline) && !s.timeline.bins.is_empty() {
         out.push(defs::timeline(&s.timeline));
@@ -138,7 +140,9 @@ pub fn chart_defs(s: &Summary, opts: &ReportOptions) -> Vec<ChartDef> {
         out.push(defs::protocols(&s.protocols));
     }
     if opts.has(ReportSection::Talkers) && !s.talkers_by_bytes.is_empty() {
-        out.push(defs::talkers(&s.talkers_by_bytes, opts.top_n));
+        out.push(defs::talkers(&s.talkers_by_bytes, opts.top_n, &|a| {
+            short_name(s, a)
+        }));
     }
     out
 }
@@ -158,6 +162,62 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+/// An address as every table shows it: `kitchen-tv (192.168.1.23)` when the summary
+/// has a label for it, else the address alone. Plain text (the caller escapes it).
+#[must_use]
+pub fn named(s: &Summary, addr: &str) -> String {
+    match s.label(addr) {
+        Some(l) if !crate::analyse::clean(&l.name).is_empty() => {
+            format!("{} ({addr})", crate::analyse::clean(&l.name))
+        }
+        _ => addr.to_string(),
+    }
+}
+
+/// An address as a chart labels it: the label's short name, else the address.
+#[must_use]
+pub fn short_name(s: &Summary, addr: &str) -> String {
+    s.label(addr)
+        .map(|l| crate::analyse::clean(&l.name))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| addr.to_string())
+}
+
+/// A MAC with its vendor beside it: `00:1b:a9:77:50:50 (Brother industries)`, or with
+/// the device's name when it has one: `printer (00:1b:a9:77:50:50, Brother industries)`.
+#[must_use]
+pub fn mac_named(s: &Summary, mac: &str) -> String {
+    let label = s.label(mac);
+    let vendor = label
+        .and_then(|l| l.vendor.clone())
+        .or_else(|| crate::vendor::vendor(mac));
+    let name = label
+        .filter(|l| l.source != "vendor")
+        .map(|l| crate::analyse::clean(&l.name))
+        .filter(|n| !n.is_empty());
+    match (name, vendor) {
+        (Some(n), Some(v)) => format!("{n} ({mac}, {v})"),
+        (Some(n), None) => format!("{n} ({mac})"),
+        (None, Some(v)) => format!("{mac} ({v})"),
+        (None, None) => mac.to_string(),
+    }
+}
+
+/// Text for a table cell or a line: control and bidirectional formatting characters
+/// removed (names are hostile; the names crate removes them already, the report does
+/// not depend on it).
+fn plain(s: &str) -> String {
+    s.chars()
+        .filter(|c| !crate::analyse::is_hidden(*c))
+        .collect()
+}
+
+/// A cell's lines (cells hold several lines, e.g. a device's addresses): split on the
+/// line breaks the report put there, each line [`plain`].
+fn cell_lines(c: &str) -> impl Iterator<Item = String> + '_ {
+    c.split('\n').map(plain)
 }
 
 const TD: &str = "padding:4px 8px;border-bottom:1px solid #e5e7eb;font-size:14px;";
@@ -193,10 +253,14 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     for r in rows {
         t.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
+            let html = cell_lines(c)
+                .map(|l| esc(&l))
+                .collect::<Vec<_>>()
+                .join("<br>");
             if right.get(i).copied().unwrap_or(false) {
-                let _ = write!(t, "<td style=\"{TDR}\">{}</td>", esc(c));
+                let _ = write!(t, "<td style=\"{TDR}\">{html}</td>");
             } else {
-                let _ = write!(t, "<td style=\"{TD}\">{}</td>", breakable(&esc(c)));
+                let _ = write!(t, "<td style=\"{TD}\">{}</td>", breakable(&html));
             }
         }
         t.push_str("</tr>");
@@ -259,7 +323,7 @@ fn pings_section(s: &Summary) -> Section {
         head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
         rows: rows(&s.pings, ALL, |p| {
             vec![
-                p.src.clone(),
+                named(s, &p.src),
                 thousands(p.requests),
                 thousands(p.replies),
                 thousands(p.unanswered),
@@ -324,7 +388,7 @@ fn talkers_section(s: &Summary, n: usize) -> Section {
         head: vec!["Address", ">Sent", ">Received", ">Packets"],
         rows: rows(&s.talkers_by_bytes, n, |t| {
             vec![
-                t.addr.clone(),
+                named(s, &t.addr),
                 human_bytes(t.tx_bytes),
                 human_bytes(t.rx_bytes),
                 thousands(t.packets),
@@ -347,8 +411,8 @@ fn conversations_section(s: &Summary, n: usize) -> Section {
         head: vec!["Between", "And", ">Packets", ">Bytes"],
         rows: rows(&s.conversations, n, |c| {
             vec![
-                c.a.clone(),
-                c.b.clone(),
+                named(s, &c.a),
+                named(s, &c.b),
                 thousands(c.packets),
                 human_bytes(c.bytes),
             ]
@@ -409,7 +473,12 @@ fn devices_section(s: &Summary) -> Section {
     Section {
         key: "devices",
         title: "Devices",
-        head: vec!["", "IP", "MAC", ">Packets sent"],
+        head: vec![
+            "",
+            "Device, vendor, MAC and IPs",
+            ">First seen",
+            ">Packets sent",
+        ],
         rows: device_rows(s),
         more: more_line(s.omitted.devices, "devices (not listed, not compared)"),
         empty: "No devices seen tonight.",
@@ -504,38 +573,105 @@ fn totals_rows(s: &Summary) -> Vec<Vec<String>> {
     rows
 }
 
+/// A device's row: status; its name, with its vendor and model, its MACs and its IPs
+/// under it (one a line; one cell, so that on a phone the addresses get the width);
+/// first seen (local `HH:MM`); packets.
+fn device_row(status: &str, x: &crate::devices::Device, seen: bool) -> Vec<String> {
+    let mut name = crate::analyse::clean(&x.name);
+    let model = x
+        .model
+        .as_deref()
+        .map(crate::analyse::clean)
+        .filter(|m| !m.is_empty());
+    let about: Vec<String> = x.vendor.iter().cloned().chain(model).collect();
+    if !about.is_empty() {
+        let _ = write!(name, "\n{}", about.join(", "));
+    }
+    for a in x.all_macs().chain(x.ips.iter().map(String::as_str)) {
+        let _ = write!(name, "\n{a}");
+    }
+    if x.more_ips > 0 {
+        let _ = write!(name, "\n{} more addresses", thousands(x.more_ips));
+    }
+    vec![
+        status.into(),
+        name,
+        if seen {
+            hhmm(&x.first_seen)
+        } else {
+            "-".into()
+        },
+        if seen {
+            thousands(x.packets)
+        } else {
+            "-".into()
+        },
+    ]
+}
+
+/// `2024-11-15T22:01:07+01:00` as `22:01`.
+fn hhmm(t: &str) -> String {
+    t.get(11..16).unwrap_or("-").to_string()
+}
+
+/// New devices first, then the others, then the silent ones: one row per device.
 fn device_rows(s: &Summary) -> Vec<Vec<String>> {
     let Some(d) = &s.devices else {
         return Vec::new();
     };
     let mut rows = Vec::new();
     for x in &d.new {
-        rows.push(vec![
-            "new".into(),
-            x.ip.clone(),
-            x.mac.clone(),
-            thousands(x.packets),
-        ]);
-    }
-    for x in &d.silent {
-        rows.push(vec![
-            "silent".into(),
-            x.ip.clone(),
-            x.mac.clone(),
-            "-".into(),
-        ]);
+        rows.push(device_row("new", x, true));
     }
     for x in &d.devices {
-        if !d.new.iter().any(|n| n.mac == x.mac && n.ip == x.ip) {
-            rows.push(vec![
-                String::new(),
-                x.ip.clone(),
-                x.mac.clone(),
-                thousands(x.packets),
-            ]);
+        if !d.new.iter().any(|n| n.mac == x.mac) {
+            rows.push(device_row("", x, true));
         }
     }
+    for x in &d.silent {
+        rows.push(device_row("silent", x, false));
+    }
     rows
+}
+
+/// New devices announced at most this many to a message (the rest counted).
+const MAX_ANNOUNCED: usize = 10;
+
+/// "New device: kitchen-tv, Samsung, 192.168.1.23, first seen 22:01", one line each
+/// (the analysis runs after the night, so every name the night carried is known).
+fn new_device_lines(s: &Summary) -> Vec<String> {
+    let Some(d) = &s.devices else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = d
+        .new
+        .iter()
+        .take(MAX_ANNOUNCED)
+        .map(|x| {
+            let mut parts = vec![crate::analyse::clean(&x.name)];
+            if let Some(v) = &x.vendor {
+                parts.push(v.clone());
+            }
+            if let Some(m) = x
+                .model
+                .as_deref()
+                .map(crate::analyse::clean)
+                .filter(|m| !m.is_empty())
+            {
+                parts.push(m);
+            }
+            parts.push(x.ips.first().cloned().unwrap_or_else(|| x.mac.clone()));
+            parts.push(format!("first seen {}", hhmm(&x.first_seen)));
+            format!("New device: {}", parts.join(", "))
+        })
+        .collect();
+    if d.new.len() > MAX_ANNOUNCED {
+        out.push(format!(
+            "{} more new devices (see Devices)",
+            thousands(u64::try_from(d.new.len() - MAX_ANNOUNCED).unwrap_or(u64::MAX))
+        ));
+    }
+    out
 }
 
 /// One line per spoofed-source flood or scan.
@@ -546,7 +682,14 @@ fn flood_lines(s: &Summary) -> Vec<String> {
             let macs = if f.top_macs.is_empty() {
                 String::new()
             } else {
-                format!(", most from {}", f.top_macs.join(", "))
+                format!(
+                    ", most from {}",
+                    f.top_macs
+                        .iter()
+                        .map(|m| mac_named(s, m))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let from = format!(
                 "{} {} ({} locally administered{macs})",
@@ -560,7 +703,7 @@ fn flood_lines(s: &Summary) -> Vec<String> {
             if f.kind == "scan" {
                 format!(
                     "Scan: {} reached {} on {} in {}, from {from}.",
-                    f.src,
+                    named(s, &f.src),
                     count(f.destinations, "address", "addresses"),
                     count(f.ports, "port", "ports"),
                     count(f.packets, "packet", "packets")
@@ -608,18 +751,21 @@ fn warnings(s: &Summary) -> Vec<String> {
 /// or the page's (a stylesheet).
 struct Tags {
     warning: &'static str,
+    notice: &'static str,
     h2: &'static str,
     empty: &'static str,
 }
 
 const EMAIL_TAGS: Tags = Tags {
     warning: "<p style=\"margin:8px 0;padding:8px 12px;background:#fef2f2;border-left:4px solid #dc2626;color:#991b1b;font-size:14px;\">",
+    notice: "<p style=\"margin:8px 0;padding:8px 12px;background:#eff6ff;border-left:4px solid #2563eb;color:#1e3a8a;font-size:14px;\">",
     h2: "<h2 style=\"font-size:18px;margin:24px 0 8px 0;color:#111827;\">",
     empty: "<p style=\"margin:4px 0;color:#6b7280;font-size:14px;\">",
 };
 
 const PAGE_TAGS: Tags = Tags {
     warning: "<p style=\"color:#991b1b\">",
+    notice: "<p style=\"color:#1e3a8a\">",
     h2: "<h2>",
     empty: "<p>",
 };
@@ -638,8 +784,11 @@ fn html_sections(
             h,
             "{}<strong>Warning:</strong> {}</p>",
             tags.warning,
-            esc(&w)
+            esc(&plain(&w))
         );
+    }
+    for n in new_device_lines(s) {
+        let _ = write!(h, "{}{}</p>", tags.notice, esc(&plain(&n)));
     }
     for sec in sections(s, opts) {
         let _ = write!(h, "{}{}</h2>", tags.h2, esc(sec.title));
@@ -705,7 +854,14 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
         headline(s)
     );
     for w in warnings(s) {
-        let _ = writeln!(t, "WARNING: {w}\n");
+        let _ = writeln!(t, "WARNING: {}\n", plain(&w));
+    }
+    let new = new_device_lines(s);
+    for n in &new {
+        let _ = writeln!(t, "{}", plain(n));
+    }
+    if !new.is_empty() {
+        t.push('\n');
     }
     for sec in sections(s, opts) {
         let _ = writeln!(t, "{}\n{}", sec.title, "-".repeat(sec.title.len()));
@@ -714,18 +870,28 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
             continue;
         }
         let cols = sec.head.len();
+        // One line per row: a cell's lines joined with ", ".
+        let rows: Vec<Vec<String>> = sec
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| cell_lines(c).collect::<Vec<_>>().join(", "))
+                    .collect()
+            })
+            .collect();
         let mut width = vec![0usize; cols];
         let head: Vec<String> = sec
             .head
             .iter()
             .map(|h| h.trim_start_matches('>').to_string())
             .collect();
-        for r in std::iter::once(&head).chain(sec.rows.iter()) {
+        for r in std::iter::once(&head).chain(rows.iter()) {
             for (i, c) in r.iter().enumerate().take(cols) {
                 width[i] = width[i].max(c.chars().count());
             }
         }
-        for r in std::iter::once(&head).chain(sec.rows.iter()) {
+        for r in std::iter::once(&head).chain(rows.iter()) {
             let line: Vec<String> = r
                 .iter()
                 .enumerate()

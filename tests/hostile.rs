@@ -234,7 +234,7 @@ fn single_source_scan_stays_bounded() {
     assert_eq!(scan["top_macs"], serde_json::json!(["02:00:00:00:00:66"]));
     assert!(
         text.contains(&format!(
-            "Scan: 192.168.1.66 reached {} addresses",
+            "Scan: device 00:00:66 (192.168.1.66) reached {} addresses",
             netdigest::report::thousands(dsts.len() as u64)
         )),
         "{text}"

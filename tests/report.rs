@@ -431,6 +431,21 @@ fn three_nights_give_new_and_silent_devices() {
         )
     );
     assert_eq!(hist, 4, "compared with the night before");
+    // The new device is announced with its name and vendor, one row per device.
+    let text = std::fs::read_to_string(
+        state
+            .join("nights")
+            .join("n1")
+            .join("report")
+            .join("email.txt"),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            "New device: device 00:00:0c, private address, 192.168.1.12, first seen 23:00"
+        ),
+        "{text}"
+    );
     let (new, silent, _) = night(2, &[a, b, c]);
     assert!(
         new.is_empty() && silent.is_empty(),

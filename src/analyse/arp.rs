@@ -7,8 +7,8 @@ use super::ArpRow;
 use super::night::Night;
 use super::rollup::top_rows;
 use super::tables::Tables;
-use crate::dataframe::{i64s, mask, strs, u64s};
-use crate::devices::{Device, is_local};
+use crate::dataframe::{mask, strs, u64s};
+use crate::devices::is_local;
 use crate::parquet_schema::{
     ARP_OP, ARP_SENDER_IP, IP_VERSION, SRC, SRC_MAC, SRC_MAC_ID, TS, WIRE_LEN,
 };
@@ -75,10 +75,10 @@ pub(super) fn arp(senders: &DataFrame, max_rows: usize) -> PolarsResult<(Vec<Arp
     Ok((rows, rest))
 }
 
-/// The devices in a night: (source MAC, source IP) of IP packets, plus ARP senders,
-/// local addresses only; at most `max_rows` (those that sent the most packets), by MAC
-/// and IP, and how many more.
-pub(super) fn night_devices_of(night: &Night, max_rows: usize) -> PolarsResult<(Vec<Device>, u64)> {
+/// The local (source MAC, source IP) pairs of a night: of IP packets and of ARP
+/// senders, local addresses only, one row per pair with first, last, packets and bytes.
+/// [`super::naming`] makes devices of them.
+pub(super) fn local_pairs(night: &Night) -> PolarsResult<DataFrame> {
     let ip_rows = night
         .cube
         .clone()
@@ -115,8 +115,7 @@ pub(super) fn night_devices_of(night: &Night, max_rows: usize) -> PolarsResult<(
         & mask(&both, "mac", |m| {
             m != "00:00:00:00:00:00" && m != "ff:ff:ff:ff:ff:ff"
         })?;
-    let all = both
-        .filter(&local)?
+    both.filter(&local)?
         .lazy()
         .group_by([col("mac"), col("ip")])
         .agg([
@@ -125,29 +124,5 @@ pub(super) fn night_devices_of(night: &Night, max_rows: usize) -> PolarsResult<(
             col("packets").sum(),
             col("bytes").sum(),
         ])
-        .collect()?;
-    let rest = u64::try_from(all.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
-    let df = if rest > 0 {
-        top_rows(&all, "packets", &["mac", "ip"], max_rows)?
-    } else {
-        all
-    };
-    let (mac, ip) = (strs(&df, "mac")?, strs(&df, "ip")?);
-    let (first, last) = (i64s(&df, "first")?, i64s(&df, "last")?);
-    let (packets, bytes) = (u64s(&df, "packets")?, u64s(&df, "bytes")?);
-    let mut out: Vec<Device> = mac
-        .into_iter()
-        .zip(ip)
-        .enumerate()
-        .map(|(i, (mac, ip))| Device {
-            mac,
-            ip,
-            first_seen_ns: first[i],
-            last_seen_ns: last[i],
-            packets: packets[i],
-            bytes: bytes[i],
-        })
-        .collect();
-    out.sort();
-    Ok((out, rest))
+        .collect()
 }

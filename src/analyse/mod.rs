@@ -22,6 +22,7 @@
 mod arp;
 mod cube;
 mod floods;
+mod naming;
 mod night;
 mod pings;
 mod rollup;
@@ -35,14 +36,16 @@ use std::net::IpAddr;
 use std::path::Path;
 
 pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
+pub use naming::{NAME_PRECEDENCE, clean, is_hidden, is_junk};
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, LowDiskStop, Omitted, PingRow, PortRow,
-    ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, Label, LowDiskStop, Omitted, PingRow,
+    PortRow, ProtocolRow, SUMMARY_SCHEMA_OLDEST, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin,
+    Timeline, Totals, add_label,
 };
 pub use tshark::{all_conversations, endpoints, io_stat};
 
 use crate::config::Zone;
-use arp::{arp, night_devices_of};
+use arp::{arp, local_pairs};
 use night::{Night, read_night};
 use polars::prelude::PolarsResult;
 use timeline::{night_of, timeline, totals};
@@ -67,6 +70,8 @@ pub struct AnalyseOptions {
     pub zone: Zone,
     /// Capture window start, minutes after local midnight (names the night).
     pub window_start_min: u32,
+    /// The owner's names (`[names]`): address as the summary writes it -> label.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AnalyseOptions {
@@ -78,6 +83,7 @@ impl Default for AnalyseOptions {
             interval_s: 600,
             zone: Zone::Local,
             window_start_min: 22 * 60,
+            labels: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -90,7 +96,9 @@ pub fn analyse(parquet: &Path, opts: &AnalyseOptions) -> Result<Summary> {
     analyse_with_devices(parquet, opts).map(|(s, _)| s)
 }
 
-/// Analyses one night's Parquet, and lists its devices (see [`crate::devices`]).
+/// Analyses one night's Parquet, and lists its devices (see [`crate::devices`]),
+/// named from `names.parquet` beside it (none: a night converted before names) and
+/// the owner's labels; every local address gets a label in the summary.
 ///
 /// # Errors
 /// The file cannot be read as the Parquet `convert` writes.
@@ -119,8 +127,16 @@ pub fn analyse_with_devices(
     )
     .map_err(pe)?;
     let mut summary = summarise(&night, opts, zone).map_err(pe)?;
-    let (devices, omitted) = night_devices_of(&night, opts.max_rows).map_err(pe)?;
+    let names_path = parquet.with_file_name(crate::layout::NAMES_PARQUET);
+    let names = crate::namestore::read(&names_path).map_err(|source| AnalyseError::Polars {
+        path: names_path.display().to_string(),
+        source,
+    })?;
+    let pairs = local_pairs(&night).map_err(pe)?;
+    let (devices, omitted) =
+        naming::night_devices(&pairs, &names, &opts.labels, opts.max_rows, zone).map_err(pe)?;
     summary.omitted.devices = omitted;
+    summary.labels = naming::labels_of(&devices, &opts.labels);
     lap("roll-ups and devices");
     Ok((summary, devices))
 }
@@ -185,5 +201,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         history: Vec::new(),
         omitted,
         floods,
+        labels: std::collections::BTreeMap::new(),
     })
 }

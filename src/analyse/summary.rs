@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Version of `summary.json`'s schema; bumped on any incompatible change.
-pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+/// 2: one device per MAC (`devices.*.ips`, names, vendors) and `labels`. Version 1
+/// summaries still read (a device's `ip` becomes its one address in `ips`).
+pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
+
+/// Oldest `summary.json` schema that still reads into [`Summary`].
+pub const SUMMARY_SCHEMA_OLDEST: u32 = 1;
 
 /// Everything the report shows about one night. Serialised as `summary.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -43,8 +48,26 @@ pub struct Summary {
     /// Spoofed-source floods and scans; absent when there were none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub floods: Vec<Flood>,
+    /// What to call an address wherever the report shows one: address (as the lists
+    /// above write it, an IP or a MAC) -> its name. Every local device's MACs and IPs,
+    /// and every address of the config's `[names]`. Add to it with
+    /// [`Summary::add_label`], which never replaces a device's label.
+    pub labels: BTreeMap<String, Label>,
 }
 
+/// The name of an address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Label {
+    /// The short name: `kitchen-tv`. Hostile input (from the traffic) unless `source`
+    /// is `label`: escaped wherever it is shown.
+    pub name: String,
+    /// The MAC's vendor, for a local device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Where the name came from: `label` (config), a names.parquet kind, `vendor`.
+    pub source: String,
+}
 /// Counts of what the row limits left out: the lists in the summary (and the report)
 /// are at most `report.top_n` or `report.max_rows` long, whatever the traffic.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -139,6 +162,18 @@ pub struct HistoryRow {
 }
 
 impl Summary {
+    /// Names `addr` with `label` unless it has a name already (a device's label, set by
+    /// the analysis, is never replaced: the first name given wins). True when added.
+    pub fn add_label(&mut self, addr: &str, label: Label) -> bool {
+        add_label(&mut self.labels, addr, label)
+    }
+
+    /// The label of `addr`, if any.
+    #[must_use]
+    pub fn label(&self, addr: &str) -> Option<&Label> {
+        self.labels.get(addr)
+    }
+
     /// Echo requests in the pings chart (own addresses excluded).
     #[must_use]
     pub fn total_pings(&self) -> u64 {
@@ -191,6 +226,15 @@ impl Summary {
             })
             .collect()
     }
+}
+
+/// [`Summary::add_label`] on a bare map.
+pub fn add_label(labels: &mut BTreeMap<String, Label>, addr: &str, label: Label) -> bool {
+    if addr.is_empty() || label.name.trim().is_empty() || labels.contains_key(addr) {
+        return false;
+    }
+    labels.insert(addr.to_string(), label);
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -313,6 +357,36 @@ mod tests {
             serde_json::to_string(&cut)
                 .expect("serialises")
                 .contains("\"omitted\"")
+        );
+    }
+
+    #[test]
+    fn a_version_1_summary_with_devices_still_reads() {
+        let old = r#"{"schema_version": 1, "night": "2026-11-27",
+            "devices": {"devices": [{"mac": "00:1b:a9:77:50:50", "ip": "192.168.1.23",
+              "first_seen_ns": 1, "last_seen_ns": 2, "packets": 3, "bytes": 4}],
+              "new": [], "silent": [], "nights_compared": 0}}"#;
+        let s: Summary = serde_json::from_str(old).expect("a version 1 summary");
+        let d = &s.devices.expect("devices").devices[0];
+        assert_eq!(d.ips, vec!["192.168.1.23"]);
+        assert_eq!((d.mac.as_str(), d.packets), ("00:1b:a9:77:50:50", 3));
+        assert!(s.labels.is_empty());
+    }
+
+    #[test]
+    fn a_label_is_added_once() {
+        let mut s = Summary::default();
+        let l = |name: &str, source: &str| Label {
+            name: name.into(),
+            vendor: None,
+            source: source.into(),
+        };
+        assert!(s.add_label("192.168.1.23", l("kitchen-tv", "dhcp-hostname")));
+        assert!(!s.add_label("192.168.1.23", l("cdn.example.com", "dns-answer")));
+        assert!(!s.add_label("192.168.1.24", l(" ", "dns-answer")));
+        assert_eq!(
+            s.label("192.168.1.23").map(|l| l.name.as_str()),
+            Some("kitchen-tv")
         );
     }
 }

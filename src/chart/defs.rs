@@ -31,12 +31,32 @@ pub struct ChartDef {
     pub chart: Chart,
 }
 
+/// What a chart calls an address: its short name (`kitchen-tv`), the address when it
+/// has none.
+pub type Namer<'a> = &'a dyn Fn(&str) -> String;
+
+/// Category names for addresses: each address's short name, made unique (a device's
+/// IPv4 and IPv6 addresses have the same name: the second shows its address too).
+fn category_names<'a>(addrs: impl Iterator<Item = &'a str>, name: Namer<'_>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    addrs
+        .map(|a| {
+            let n = name(a);
+            if n == a || seen.insert(n.clone()) {
+                n
+            } else {
+                format!("{n} ({a})")
+            }
+        })
+        .collect()
+}
+
 /// Pings per source: answered and unanswered echo requests stacked, for the first
-/// `limit` sources of `rows`.
+/// `limit` sources of `rows`, each called by `name`.
 #[must_use]
-pub fn pings(rows: &[PingRow], limit: usize) -> ChartDef {
+pub fn pings(rows: &[PingRow], limit: usize, name: Namer<'_>) -> ChartDef {
     let rows: Vec<_> = rows.iter().take(limit).collect();
-    let names: Vec<String> = rows.iter().map(|p| p.src.clone()).collect();
+    let names = category_names(rows.iter().map(|p| p.src.as_str()), name);
     let answered: Vec<i64> = rows
         .iter()
         .map(|p| to_i64(p.requests - p.unanswered.min(p.requests)))
@@ -107,11 +127,13 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
 }
 
 /// The first `top_n` talkers of `rows`: bytes sent and received as horizontal stacked
-/// bars, the biggest at the top, the byte axis labelled as the tables write sizes.
+/// bars, the biggest at the top, the byte axis labelled as the tables write sizes; each
+/// called by `name`.
 #[must_use]
-pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
+pub fn talkers(rows: &[Talker], top_n: usize, name: Namer<'_>) -> ChartDef {
     let rows: Vec<_> = rows.iter().take(top_n).collect();
-    let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
+    let mut names = category_names(rows.iter().map(|t| t.addr.as_str()), name);
+    names.reverse();
     let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
     let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
     let chart = chart("Top talkers (bytes)", Trigger::Axis)

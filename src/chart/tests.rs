@@ -473,7 +473,7 @@ fn report_chart_defs_take_their_rows() {
             unanswered: 20,
         })
         .collect();
-    let d = defs::pings(&pings, 3);
+    let d = defs::pings(&pings, 3, &|a| a.to_string());
     let option = d.chart.to_string();
     assert_eq!(d.id, "pings");
     assert!(
@@ -487,7 +487,11 @@ fn report_chart_defs_take_their_rows() {
         tx_bytes,
         ..Talker::default()
     };
-    let d = defs::talkers(&[talker("big", 3_000_000), talker("small", 1_000)], 10);
+    let d = defs::talkers(
+        &[talker("big", 3_000_000), talker("small", 1_000)],
+        10,
+        &|a| a.to_string(),
+    );
     let option = d.chart.to_string();
     // The biggest talker last on the category axis: drawn at the top.
     assert!(option.find("small") < option.find("big"), "{option}");

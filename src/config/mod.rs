@@ -27,6 +27,10 @@ pub use values::{
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netdigest/netdigest.toml";
 /// Prefix of environment overrides; nested keys are separated by `__`.
 pub const ENV_PREFIX: &str = "NETDIGEST_";
+/// `NETDIGEST_NAMES` (after the prefix): the whole `[names]` table in one variable, as
+/// an inline table (`{"192.168.1.23" = "nas", "aa:bb:cc:dd:ee:ff" = "kitchen-tv"}`): a
+/// variable's name cannot hold an IP address's dots or colons in most shells.
+const NAMES_ENV_KEY: &str = "NAMES";
 
 /// Errors from loading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,9 @@ pub enum ConfigError {
     File { path: PathBuf, reason: String },
     #[error("invalid config: {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A `[names]` entry whose key is neither a MAC nor an IP address, or whose label is empty.
+    #[error("invalid config: names.{key:?}: {reason}")]
+    Name { key: String, reason: String },
 }
 
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -58,6 +65,13 @@ pub struct Config {
     pub mail: MailConfig,
     pub state: StateConfig,
     pub privacy: PrivacyConfig,
+    /// `[names]`: the owner's own names for devices, MAC or IP address -> label
+    /// (`"aa:bb:cc:dd:ee:ff" = "kitchen-tv"`, `"192.168.1.23" = "nas"`). A label beats
+    /// every name the traffic carries. MACs may be written `aa:bb:cc:dd:ee:ff`,
+    /// `aa-bb-cc-dd-ee-ff` or `aabbccddeeff` (any case), so that
+    /// `NETDIGEST_NAMES__AABBCCDDEEFF=kitchen-tv` sets one from the environment.
+    /// Default: empty.
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// `[capture]`: what to capture and when.
@@ -290,7 +304,8 @@ impl Config {
     /// Defaults, then the TOML file, then `NETDIGEST_*` variables (nested keys split on `__`).
     ///
     /// Only variables with `__` in their name are config keys: `NETDIGEST_CONFIG`,
-    /// `NETDIGEST_LOG` and the like are not.
+    /// `NETDIGEST_LOG` and the like are not. The one exception is `NETDIGEST_NAMES`,
+    /// the whole `[names]` table as an inline table.
     #[must_use]
     pub fn figment() -> Figment {
         Self::figment_with_file(&Self::config_path())
@@ -304,7 +319,8 @@ impl Config {
             .merge(
                 Env::prefixed(ENV_PREFIX)
                     .filter(|k| {
-                        k.as_str().contains("__")
+                        (k.as_str().contains("__")
+                            || k.as_str().eq_ignore_ascii_case(NAMES_ENV_KEY))
                             && !k.as_str().eq_ignore_ascii_case(secret::PASSWORD_ENV_KEY)
                     })
                     .split("__"),
@@ -373,7 +389,51 @@ impl Config {
                 reason: format!("{:?} holds a control character", self.state.dir),
             });
         }
+        self.labels()?;
         Ok(())
+    }
+
+    /// The `[names]` table with its keys in the form the summary writes addresses
+    /// (`aa:bb:cc:dd:ee:ff`, `192.168.1.23`, `fd00::10`), labels trimmed.
+    ///
+    /// # Errors
+    /// A key that is neither a MAC nor an IP address, or an empty label.
+    pub fn labels(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (k, v) in &self.names {
+            let Some(addr) = address_key(k) else {
+                return Err(ConfigError::Name {
+                    key: k.clone(),
+                    reason: "not a MAC address (aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or \
+                             aabbccddeeff) or an IP address; in TOML quote the key: \
+                             \"192.168.1.23\" = \"nas\""
+                        .into(),
+                });
+            };
+            let label = v.trim();
+            if label.is_empty() {
+                return Err(ConfigError::Name {
+                    key: k.clone(),
+                    reason: "empty label".into(),
+                });
+            }
+            out.insert(addr, label.to_string());
+        }
+        Ok(out)
+    }
+}
+
+/// A `[names]` key as the summary writes the address: a MAC in any of the three
+/// spellings as `aa:bb:cc:dd:ee:ff`, an IP address as tshark prints it. None for
+/// anything else.
+#[must_use]
+pub fn address_key(k: &str) -> Option<String> {
+    if let Some(m) = crate::vendor::parse_mac(k) {
+        return Some(crate::vendor::mac_string(m));
+    }
+    match k.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(v) => Some(crate::decode::Addr::V4(v).to_string()),
+        IpAddr::V6(v) => Some(crate::decode::Addr::V6(v).to_string()),
     }
 }
 
@@ -404,6 +464,13 @@ fn value_error(e: figment::Error) -> ConfigError {
     // A secret's value never reaches a message, whatever the error says about it.
     let reason = if key.ends_with("password") {
         "not a password (text, number or boolean)".to_string()
+    } else if key == "names" || key.starts_with("names.") {
+        // An unquoted `192.168.1.23 = "nas"` is a dotted key: a table, not a label.
+        format!(
+            "{}; a [names] entry is an address and a label, with the address quoted: \
+             \"192.168.1.23\" = \"nas\"",
+            e.kind
+        )
     } else {
         e.kind.to_string()
     };
@@ -659,6 +726,73 @@ mod tests {
                 Config::load().map_err(|e| e.to_string())?.report.max_rows,
                 3
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn names_from_file_and_env_in_every_mac_spelling() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "nd.toml",
+                "[names]\n\"AA-BB-CC-DD-EE-01\" = \"kitchen-tv\"\n\"192.168.1.23\" = \" nas \"\n\"fd00::10\" = \"printer\"\n",
+            )?;
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            jail.set_env("NETDIGEST_NAMES__AABBCCDDEE02", "phone");
+            jail.set_env("NETDIGEST_NAMES__aa-bb-cc-dd-ee-03", "laptop");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            let labels = cfg.labels().map_err(|e| e.to_string())?;
+            let want: Vec<(&str, &str)> = vec![
+                ("192.168.1.23", "nas"),
+                ("aa:bb:cc:dd:ee:01", "kitchen-tv"),
+                ("aa:bb:cc:dd:ee:02", "phone"),
+                ("aa:bb:cc:dd:ee:03", "laptop"),
+                ("fd00::10", "printer"),
+            ];
+            let got: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(got, want);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_whole_names_table_in_one_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "missing.toml");
+            jail.set_env(
+                "NETDIGEST_NAMES",
+                "{\"192.168.1.23\" = \"nas\", \"aa:bb:cc:dd:ee:ff\" = \"kitchen-tv\"}",
+            );
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            let labels = cfg.labels().map_err(|e| e.to_string())?;
+            assert_eq!(labels.get("192.168.1.23").map(String::as_str), Some("nas"));
+            assert_eq!(
+                labels.get("aa:bb:cc:dd:ee:ff").map(String::as_str),
+                Some("kitchen-tv")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_names_key_that_is_no_address_is_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("nd.toml", "[names]\nkitchen = \"tv\"\n")?;
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            let err = Config::load().expect_err("no address").to_string();
+            assert!(err.contains("names.\"kitchen\""), "{err}");
+            assert!(err.contains("not a MAC address"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            // An unquoted IP is a dotted key (a table): the message says to quote it.
+            jail.create_file("nd.toml", "[names]\n192.168.1.23 = \"nas\"\n")?;
+            let err = Config::load().expect_err("a table").to_string();
+            assert!(err.contains("names") && err.contains("quoted"), "{err}");
+            jail.create_file("nd.toml", "[names]\n\"192.168.1.23\" = \"  \"\n")?;
+            let err = Config::load().expect_err("empty").to_string();
+            assert!(err.contains("empty label"), "{err}");
             Ok(())
         });
     }

@@ -1,0 +1,773 @@
+//! Devices and their names: who is on the network.
+//!
+//! A device is a MAC that sent IP traffic from a local address (or ARP), with every
+//! local IP it used. Its name comes from names.parquet (what the traffic carries) and
+//! the config's `[names]`, by this precedence (the first that gives a name that is not
+//! junk wins):
+//!
+//! 1. the owner's label (`[names]`), by any of its MACs, else by any of its IPs;
+//! 2. DHCP: host name (option 12), then client FQDN (option 81), then DHCPv6 FQDN;
+//! 3. mDNS: friendly name (TXT `fn=`), then host name (`x.local`, without `.local`),
+//!    then a service instance name (`Kitchen TV` of `Kitchen TV._googlecast._tcp.local`);
+//! 4. NetBIOS name service, then LLMNR;
+//! 5. SSDP (`SERVER` header);
+//! 6. the vendor of its MAC and the MAC's last three octets (`Apple 77:50:50`;
+//!    `device 40:88:22` for a private MAC or an unknown vendor).
+//!
+//! Within one source the name most recently seen wins (a device renamed in the night
+//! shows its new name), then the one seen in most frames. An mDNS, NetBIOS or LLMNR
+//! host name that says which address it names belongs to the device with that
+//! address, not to the one that sent it (a sleep proxy answers for sleeping Macs).
+//! Junk is never a name: empty, `localhost` (also `localhost.localdomain`), only digits,
+//! an IP address, a name with no letter or digit, placeholders (`(none)`, `unknown`,
+//! `null`), service types (`_airplay`). A default such as `android-3f2a9c...` or
+//! `ESP_3A2B1C` is kept: it is what the device calls itself, and it says what it is.
+//! The model (secondary) is the mDNS `md=`, else the DHCP vendor class.
+//!
+//! A randomised (locally administered) MAC is linked to another device when both sent
+//! the same DHCP client identifier (option 61) or the same DHCP host name: the linked
+//! records become one device, showing all their MACs (a universally administered one
+//! first), all their IPs, and the sums of their packets and bytes. Two universally
+//! administered MACs are never merged (a laptop's wired and wireless cards stay two
+//! rows). Caveat: two phones that both call themselves `iPhone` behind private MACs
+//! are shown as one device.
+//!
+//! Memory is bounded: polars group-bys over the packet cube and names.parquet (at most
+//! 100,000 rows); at most `report.max_rows` devices, [`MAX_IPS`] addresses each and
+//! [`NAMES_PER_KIND`] names per device and kind become Rust values.
+
+use std::collections::{BTreeMap, HashMap};
+
+use names::Kind;
+use polars::prelude::*;
+
+use super::rollup::{order, top_rows};
+use super::summary::{Label, add_label};
+use crate::config::Zone;
+use crate::dataframe::{i64s, strs, u64s};
+use crate::devices::{Device, MAX_IPS};
+use crate::namestore::{ADDR, CLIENT_IP, CLIENT_MAC, FRAMES, KIND, LAST_TS, NAME};
+use crate::vendor;
+
+/// Names kept per device and kind (the most recent).
+pub(super) const NAMES_PER_KIND: usize = 4;
+
+/// The kinds that name a device, in order of precedence (best first). `dhcp-vendor`,
+/// `mdns-model` and `dhcp-client-id` are not names: model and link.
+pub const NAME_PRECEDENCE: [Kind; 10] = [
+    Kind::DhcpHostname,
+    Kind::DhcpFqdn,
+    Kind::Dhcpv6Fqdn,
+    Kind::MdnsFriendly,
+    Kind::Mdns,
+    Kind::MdnsService,
+    Kind::Nbns,
+    Kind::Llmnr,
+    Kind::Ssdp,
+    // Not names, read for the model and for linking.
+    Kind::MdnsModel,
+];
+
+/// The kinds read from names.parquet for devices.
+const DEVICE_KINDS: [Kind; 12] = [
+    Kind::DhcpHostname,
+    Kind::DhcpFqdn,
+    Kind::DhcpVendor,
+    Kind::DhcpClientId,
+    Kind::Dhcpv6Fqdn,
+    Kind::Mdns,
+    Kind::MdnsService,
+    Kind::MdnsFriendly,
+    Kind::MdnsModel,
+    Kind::Nbns,
+    Kind::Llmnr,
+    Kind::Ssdp,
+];
+
+/// The kinds whose `addr` says which device the name belongs to.
+const NAMES_AN_ADDRESS: [Kind; 3] = [Kind::Mdns, Kind::Nbns, Kind::Llmnr];
+
+/// What the traffic called one device: per kind, names best first.
+pub type Candidates = BTreeMap<Kind, Vec<String>>;
+
+/// A device's name and where it came from, by the precedence above, with `label` the
+/// owner's label if any. `None` when nothing names it (the caller falls back to vendor
+/// and MAC).
+#[must_use]
+pub fn pick_name(label: Option<&str>, cands: &Candidates) -> Option<(String, String)> {
+    if let Some(l) = label.map(clean).filter(|l| !l.is_empty()) {
+        return Some((l, "label".into()));
+    }
+    for kind in NAME_PRECEDENCE.iter().filter(|k| **k != Kind::MdnsModel) {
+        for n in cands.get(kind).into_iter().flatten() {
+            let n = shape(*kind, n);
+            if !is_junk(&n) {
+                return Some((n, kind.as_str().into()));
+            }
+        }
+    }
+    None
+}
+
+/// The model: mDNS `md=`, else the DHCP vendor class.
+#[must_use]
+pub fn pick_model(cands: &Candidates) -> Option<String> {
+    [Kind::MdnsModel, Kind::DhcpVendor]
+        .iter()
+        .flat_map(|k| cands.get(k).into_iter().flatten())
+        .map(|n| clean(n))
+        .find(|n| !is_junk(n))
+}
+
+/// A name as shown: an mDNS host name without `.local`, any name without a trailing dot.
+fn shape(kind: Kind, name: &str) -> String {
+    let n = clean(name);
+    let n = n.trim_end_matches('.');
+    let n = if kind == Kind::Mdns {
+        n.strip_suffix(".local")
+            .or_else(|| n.strip_suffix(".LOCAL"))
+            .unwrap_or(n)
+    } else {
+        n
+    };
+    n.to_string()
+}
+
+/// Defensive: a name from the traffic without control or bidirectional formatting
+/// characters, trimmed, at most 253 bytes (the names crate does this already; the
+/// report must not depend on it).
+#[must_use]
+pub fn clean(name: &str) -> String {
+    let mut out: String = name.chars().filter(|c| !is_hidden(*c)).collect();
+    let t = out.trim();
+    if t.len() != out.len() {
+        out = t.to_string();
+    }
+    if out.len() > 253 {
+        let mut end = 253;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// Control characters and the bidirectional formatting characters (which can make a
+/// name read backwards: U+202E).
+#[must_use]
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// True for a name that names nothing (see the module's documentation).
+#[must_use]
+pub fn is_junk(name: &str) -> bool {
+    let n = name.trim().trim_end_matches('.');
+    let lower = n.to_ascii_lowercase();
+    n.is_empty()
+        || lower == "localhost"
+        || lower.starts_with("localhost.")
+        || matches!(
+            lower.as_str(),
+            "(none)" | "none" | "unknown" | "null" | "(null)"
+        )
+        || n.starts_with('_')
+        || n.bytes().all(|b| b.is_ascii_digit())
+        || n.parse::<std::net::IpAddr>().is_ok()
+        || !n.chars().any(char::is_alphanumeric)
+}
+
+/// A device before linking: its MACs and addresses from the packets, what the traffic
+/// called it.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// MACs with the packets each sent, busiest first.
+    pub macs: Vec<(String, u64)>,
+    pub ips: Vec<String>,
+    pub more_ips: u64,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub names: Candidates,
+}
+
+impl Record {
+    fn private(&self) -> bool {
+        self.macs
+            .iter()
+            .any(|(m, _)| vendor::parse_mac(m).is_some_and(vendor::is_private))
+    }
+    fn first_of(&self, kind: Kind) -> Option<String> {
+        self.names
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .map(|n| clean(n))
+            .find(|n| !n.is_empty())
+    }
+    fn client_id(&self) -> Option<String> {
+        self.first_of(Kind::DhcpClientId).map(|c| c.to_lowercase())
+    }
+    fn dhcp_name(&self) -> Option<String> {
+        self.names
+            .get(&Kind::DhcpHostname)
+            .into_iter()
+            .flatten()
+            .map(|n| clean(n))
+            .find(|n| !is_junk(n))
+    }
+}
+
+/// Merges records that are one device: a record with a randomised MAC and another
+/// with the same DHCP client identifier or host name (case-insensitive). Records are
+/// returned in the order of their first member.
+#[must_use]
+pub fn link(records: Vec<Record>) -> Vec<Record> {
+    let n = records.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let ids: Vec<(Option<String>, Option<String>, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.client_id(),
+                r.dhcp_name().map(|h| h.to_lowercase()),
+                r.private(),
+            )
+        })
+        .collect();
+    // Index by identifier: linking costs one pass, not a comparison of every pair.
+    let mut by_key: HashMap<(u8, &str), Vec<usize>> = HashMap::new();
+    for (i, (cid, host, _)) in ids.iter().enumerate() {
+        if let Some(c) = cid {
+            by_key.entry((0, c.as_str())).or_default().push(i);
+        }
+        if let Some(h) = host {
+            by_key.entry((1, h.as_str())).or_default().push(i);
+        }
+    }
+    for members in by_key.values() {
+        // Private records join the group's first record; universal ones only through a
+        // private one (never two universal MACs with each other).
+        let Some(&anchor) = members.iter().find(|i| !ids[**i].2).or(members.first()) else {
+            continue;
+        };
+        for &i in members {
+            if i != anchor && (ids[i].2 || ids[anchor].2) {
+                let (a, b) = (root(&mut parent, anchor), root(&mut parent, i));
+                if a != b {
+                    parent[b.max(a)] = a.min(b);
+                }
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Record> = BTreeMap::new();
+    for (i, r) in records.into_iter().enumerate() {
+        let g = root(&mut parent, i);
+        match groups.get_mut(&g) {
+            None => {
+                groups.insert(g, r);
+            }
+            Some(acc) => merge(acc, r),
+        }
+    }
+    groups.into_values().collect()
+}
+
+fn merge(acc: &mut Record, r: Record) {
+    acc.macs.extend(r.macs);
+    // A universally administered MAC first, then by packets.
+    acc.macs.sort_by(|a, b| {
+        let private = |m: &str| vendor::parse_mac(m).is_some_and(vendor::is_private);
+        (private(&a.0), std::cmp::Reverse(a.1), &a.0).cmp(&(
+            private(&b.0),
+            std::cmp::Reverse(b.1),
+            &b.0,
+        ))
+    });
+    for ip in r.ips {
+        if acc.ips.contains(&ip) {
+            continue;
+        }
+        if acc.ips.len() < MAX_IPS {
+            acc.ips.push(ip);
+        } else {
+            acc.more_ips += 1;
+        }
+    }
+    acc.more_ips += r.more_ips;
+    acc.first_ns = acc.first_ns.min(r.first_ns);
+    acc.last_ns = acc.last_ns.max(r.last_ns);
+    acc.packets += r.packets;
+    acc.bytes += r.bytes;
+    for (k, v) in r.names {
+        let e = acc.names.entry(k).or_default();
+        for n in v {
+            if !e.contains(&n) {
+                e.push(n);
+            }
+        }
+    }
+}
+
+/// The device a record is, named: owner labels (`labels`: address -> label) first.
+#[must_use]
+pub fn device(r: Record, labels: &BTreeMap<String, String>, zone: Zone) -> Device {
+    let mac = r.macs.first().map(|m| m.0.clone()).unwrap_or_default();
+    let label = r
+        .macs
+        .iter()
+        .map(|m| &m.0)
+        .chain(&r.ips)
+        .find_map(|a| labels.get(a))
+        .map(String::as_str);
+    let vendor = vendor::vendor(&mac);
+    let (name, source) = pick_name(label, &r.names).unwrap_or_else(|| {
+        let tail = mac.get(9..).unwrap_or(&mac);
+        // A private MAC's "vendor" says nothing about the device: `device 40:88:22`.
+        let who = vendor.as_deref().filter(|v| *v != vendor::PRIVATE);
+        (
+            format!("{} {tail}", who.unwrap_or("device")),
+            "vendor".into(),
+        )
+    });
+    Device {
+        macs: r.macs.iter().map(|m| m.0.clone()).collect(),
+        mac,
+        ips: r.ips.clone(),
+        more_ips: r.more_ips,
+        name,
+        name_source: source,
+        vendor,
+        model: pick_model(&r.names),
+        client_id: r.client_id(),
+        dhcp_name: r.dhcp_name(),
+        first_seen: zone.rfc3339_ns(r.first_ns),
+        first_seen_ns: r.first_ns,
+        last_seen_ns: r.last_ns,
+        packets: r.packets,
+        bytes: r.bytes,
+    }
+}
+
+/// The labels of a night: every MAC and IP of every device, then the config's
+/// addresses that are no device's.
+#[must_use]
+pub fn labels_of(devices: &[Device], config: &BTreeMap<String, String>) -> BTreeMap<String, Label> {
+    let mut out = BTreeMap::new();
+    for d in devices {
+        let label = Label {
+            name: d.name.clone(),
+            vendor: d.vendor.clone(),
+            source: d.name_source.clone(),
+        };
+        for a in d.macs.iter().chain(&d.ips) {
+            add_label(&mut out, a, label.clone());
+        }
+    }
+    for (a, l) in config {
+        add_label(
+            &mut out,
+            a,
+            Label {
+                name: clean(l),
+                vendor: vendor::vendor(a),
+                source: "label".into(),
+            },
+        );
+    }
+    out
+}
+
+/// Tonight's devices from `pairs` (one row per local (mac, ip): first, last, packets,
+/// bytes) and `names` (names.parquet): at most `max_rows` (the busiest MACs before
+/// linking), named; and how many MACs were left out.
+pub(super) fn night_devices(
+    pairs: &DataFrame,
+    names: &DataFrame,
+    labels: &BTreeMap<String, String>,
+    max_rows: usize,
+    zone: Zone,
+) -> PolarsResult<(Vec<Device>, u64)> {
+    let per_mac = pairs
+        .clone()
+        .lazy()
+        .group_by([col("mac")])
+        .agg([
+            col("first").min(),
+            col("last").max(),
+            col("packets").sum(),
+            col("bytes").sum(),
+            col("ip").count().cast(DataType::UInt64).alias("n_ips"),
+        ])
+        .collect()?;
+    let omitted = u64::try_from(per_mac.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
+    let chosen = top_rows(&per_mac, "packets", &["mac"], max_rows)?
+        .sort(["mac"], SortMultipleOptions::default())?
+        .with_row_index("dev".into(), None)?;
+    let (mac, first, last) = (
+        strs(&chosen, "mac")?,
+        i64s(&chosen, "first")?,
+        i64s(&chosen, "last")?,
+    );
+    let (packets, bytes, n_ips) = (
+        u64s(&chosen, "packets")?,
+        u64s(&chosen, "bytes")?,
+        u64s(&chosen, "n_ips")?,
+    );
+    let mut records: Vec<Record> = (0..mac.len())
+        .map(|i| Record {
+            macs: vec![(mac[i].clone(), packets[i])],
+            first_ns: first[i],
+            last_ns: last[i],
+            packets: packets[i],
+            bytes: bytes[i],
+            more_ips: n_ips[i].saturating_sub(MAX_IPS as u64),
+            ..Record::default()
+        })
+        .collect();
+    let keyed = chosen.clone().lazy().select([col("dev"), col("mac")]);
+    let dev_pairs = pairs
+        .clone()
+        .lazy()
+        .inner_join(keyed.clone(), col("mac"), col("mac"));
+    // The addresses of each device, busiest first.
+    let ips = dev_pairs
+        .clone()
+        .sort_by_exprs(
+            [col("dev"), col("packets"), col("ip")],
+            order(&[false, true, false]),
+        )
+        .group_by_stable([col("dev")])
+        .head(Some(MAX_IPS))
+        .select([col("dev"), col("ip")])
+        .collect()?;
+    for (d, ip) in u64s(&ips, "dev")?.into_iter().zip(strs(&ips, "ip")?) {
+        if let Some(r) = usize::try_from(d).ok().and_then(|d| records.get_mut(d)) {
+            r.ips.push(ip);
+        }
+    }
+    // Which device an address or MAC in names.parquet is: every MAC, and every IP
+    // (of all, not only the listed ones) to the MAC that sent most from it.
+    let by_ip = dev_pairs
+        .sort_by_exprs([col("ip"), col("packets")], order(&[false, true]))
+        .group_by_stable([col("ip")])
+        .head(Some(1))
+        .select([col("ip").alias("key"), col("dev")]);
+    let owners = concat(
+        [keyed.select([col("mac").alias("key"), col("dev")]), by_ip],
+        UnionArgs::default(),
+    )?;
+    let named = device_names(names, owners)?;
+    let (devs, kinds, texts) = (
+        u64s(&named, "dev")?,
+        strs(&named, KIND)?,
+        strs(&named, NAME)?,
+    );
+    for ((d, k), n) in devs.into_iter().zip(kinds).zip(texts) {
+        if let (Some(r), Some(k)) = (
+            usize::try_from(d).ok().and_then(|d| records.get_mut(d)),
+            Kind::parse(&k),
+        ) {
+            r.names.entry(k).or_default().push(n);
+        }
+    }
+    let mut devices: Vec<Device> = link(records)
+        .into_iter()
+        .map(|r| device(r, labels, zone))
+        .collect();
+    devices.sort_by(|a, b| (a.name.to_lowercase(), &a.mac).cmp(&(b.name.to_lowercase(), &b.mac)));
+    Ok((devices, omitted))
+}
+
+/// The device names of names.parquet per device (`owners`: key -> dev, the key being a
+/// MAC or an IP): (dev, kind, name), at most [`NAMES_PER_KIND`] per device and kind, the
+/// most recently seen first, then the most frequent.
+fn device_names(names: &DataFrame, owners: LazyFrame) -> PolarsResult<DataFrame> {
+    let is_device_kind = DEVICE_KINDS
+        .iter()
+        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let names_an_address = NAMES_AN_ADDRESS
+        .iter()
+        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let owner = when(names_an_address.and(col(ADDR).is_not_null()))
+        .then(col(ADDR))
+        .when(col(CLIENT_MAC).is_not_null())
+        .then(col(CLIENT_MAC))
+        .otherwise(col(CLIENT_IP));
+    names
+        .clone()
+        .lazy()
+        .filter(is_device_kind)
+        .with_column(owner.alias("key"))
+        .inner_join(owners, col("key"), col("key"))
+        .group_by([col("dev"), col(KIND), col(NAME)])
+        .agg([
+            col(LAST_TS).cast(DataType::Int64).max().alias("last"),
+            col(FRAMES).cast(DataType::UInt64).sum().alias("frames"),
+        ])
+        .sort_by_exprs(
+            [col("dev"), col(KIND), col("last"), col("frames"), col(NAME)],
+            order(&[false, false, true, true, false]),
+        )
+        .group_by_stable([col("dev"), col(KIND)])
+        .head(Some(NAMES_PER_KIND))
+        .select([col("dev"), col(KIND), col(NAME)])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cands(items: &[(Kind, &str)]) -> Candidates {
+        let mut c = Candidates::new();
+        for (k, n) in items {
+            c.entry(*k).or_default().push((*n).to_string());
+        }
+        c
+    }
+
+    #[test]
+    fn precedence() {
+        let all = cands(&[
+            (Kind::Ssdp, "Linux/5.10 UPnP/1.0 Kodi/20"),
+            (Kind::Llmnr, "LAPTOP-LLMNR"),
+            (Kind::Nbns, "LAPTOP-NB"),
+            (Kind::MdnsService, "Kitchen TV service"),
+            (Kind::Mdns, "kitchen-tv.local"),
+            (Kind::MdnsFriendly, "Kitchen TV"),
+            (Kind::Dhcpv6Fqdn, "tv6.example.lan."),
+            (Kind::DhcpFqdn, "tv.example.lan"),
+            (Kind::DhcpHostname, "samsung-tv"),
+        ]);
+        let name = |label: Option<&str>, c: &Candidates| pick_name(label, c);
+        assert_eq!(
+            name(Some("kitchen"), &all),
+            Some(("kitchen".into(), "label".into()))
+        );
+        // Drop the best source one at a time: the next one takes over.
+        let order = [
+            (Kind::DhcpHostname, "samsung-tv"),
+            (Kind::DhcpFqdn, "tv.example.lan"),
+            (Kind::Dhcpv6Fqdn, "tv6.example.lan"),
+            (Kind::MdnsFriendly, "Kitchen TV"),
+            (Kind::Mdns, "kitchen-tv"),
+            (Kind::MdnsService, "Kitchen TV service"),
+            (Kind::Nbns, "LAPTOP-NB"),
+            (Kind::Llmnr, "LAPTOP-LLMNR"),
+            (Kind::Ssdp, "Linux/5.10 UPnP/1.0 Kodi/20"),
+        ];
+        let mut c = all.clone();
+        for (kind, want) in order {
+            assert_eq!(
+                name(None, &c),
+                Some((want.to_string(), kind.as_str().to_string())),
+                "{kind:?}"
+            );
+            c.remove(&kind);
+        }
+        assert_eq!(name(None, &c), None);
+        // A junk name is skipped, not taken: the next source names it.
+        let c = cands(&[
+            (Kind::DhcpHostname, "localhost"),
+            (Kind::DhcpFqdn, "12345"),
+            (Kind::Mdns, "Android-3f2a9c1b.local"),
+        ]);
+        assert_eq!(
+            name(None, &c),
+            Some(("Android-3f2a9c1b".into(), "mdns".into()))
+        );
+        assert_eq!(
+            name(Some("  "), &c).map(|n| n.1),
+            Some("mdns".into()),
+            "an empty label is no label"
+        );
+    }
+
+    #[test]
+    fn junk() {
+        for j in [
+            "",
+            "  ",
+            "localhost",
+            "LocalHost",
+            "localhost.localdomain",
+            "LOCALHOST.",
+            "0",
+            "12345678",
+            "192.168.1.5",
+            "fe80::1",
+            "(none)",
+            "unknown",
+            "_googlecast",
+            "---",
+            "...",
+        ] {
+            assert!(is_junk(j), "{j:?} is junk");
+        }
+        for ok in [
+            "android-3f2a9c1b5e7d",
+            "ESP_3A2B1C",
+            "iPhone",
+            "kitchen-tv",
+            "DESKTOP-4F2K9QX",
+            "123abc",
+            "Küchen-TV",
+            "localhostess",
+        ] {
+            assert!(!is_junk(ok), "{ok:?} is a name");
+        }
+    }
+
+    #[test]
+    fn model_and_shapes() {
+        let c = cands(&[
+            (Kind::DhcpVendor, "android-dhcp-14"),
+            (Kind::MdnsModel, "Chromecast"),
+        ]);
+        assert_eq!(pick_model(&c).as_deref(), Some("Chromecast"));
+        let c = cands(&[(Kind::DhcpVendor, "MSFT 5.0")]);
+        assert_eq!(pick_model(&c).as_deref(), Some("MSFT 5.0"));
+        assert_eq!(clean("a\u{202e}b\u{0}c\n"), "abc");
+        assert_eq!(clean(&"é".repeat(200)).len(), 252, "cut at a char boundary");
+    }
+
+    fn rec(mac: &str, ip: &str, packets: u64, names: &[(Kind, &str)]) -> Record {
+        Record {
+            macs: vec![(mac.into(), packets)],
+            ips: vec![ip.into()],
+            first_ns: 10,
+            last_ns: 20,
+            packets,
+            bytes: packets * 100,
+            names: cands(names),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn randomised_macs_are_linked_by_client_id_or_host_name() {
+        let phone_home = rec(
+            "00:1b:a9:00:00:01",
+            "192.168.1.40",
+            5,
+            &[
+                (Kind::DhcpClientId, "01aabbccddeeff"),
+                (Kind::DhcpHostname, "Pixel-7"),
+            ],
+        );
+        let phone_private = rec(
+            "da:a1:19:00:00:01",
+            "192.168.1.41",
+            50,
+            &[(Kind::DhcpClientId, "01AABBCCDDEEFF")],
+        );
+        let laptop_private = rec(
+            "ea:00:00:00:00:02",
+            "192.168.1.42",
+            7,
+            &[(Kind::DhcpHostname, "thinkpad")],
+        );
+        let laptop_private2 = rec(
+            "f2:00:00:00:00:03",
+            "fe80::2",
+            9,
+            &[(Kind::DhcpHostname, "ThinkPad")],
+        );
+        // Same host name, both universal: two devices.
+        let tv1 = rec(
+            "00:1b:a9:00:00:0a",
+            "192.168.1.50",
+            1,
+            &[(Kind::DhcpHostname, "tv")],
+        );
+        let tv2 = rec(
+            "00:1b:a9:00:00:0b",
+            "192.168.1.51",
+            1,
+            &[(Kind::DhcpHostname, "tv")],
+        );
+        let out = link(vec![
+            phone_home,
+            phone_private,
+            laptop_private,
+            laptop_private2,
+            tv1,
+            tv2,
+        ]);
+        assert_eq!(out.len(), 4, "{out:#?}");
+        let phone = &out[0];
+        assert_eq!(
+            phone.macs.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            vec!["00:1b:a9:00:00:01", "da:a1:19:00:00:01"],
+            "the universal MAC first, though the private one sent more"
+        );
+        assert_eq!(phone.ips, vec!["192.168.1.40", "192.168.1.41"]);
+        assert_eq!(phone.packets, 55);
+        let laptop = &out[1];
+        assert_eq!(laptop.macs.len(), 2);
+        assert_eq!(
+            laptop.macs[0].0, "f2:00:00:00:00:03",
+            "busiest private MAC first"
+        );
+        let d = device(
+            out[0].clone(),
+            &BTreeMap::new(),
+            Zone::Named(chrono_tz::UTC),
+        );
+        assert_eq!(
+            (d.name.as_str(), d.name_source.as_str()),
+            ("Pixel-7", "dhcp-hostname")
+        );
+        assert_eq!(d.vendor.as_deref(), Some("Brother industries"));
+        assert_eq!(d.macs.len(), 2);
+        assert_eq!(d.client_id.as_deref(), Some("01aabbccddeeff"));
+    }
+
+    #[test]
+    fn labels_fallback_and_the_label_map() {
+        let owner: BTreeMap<String, String> = [
+            ("192.168.1.41".to_string(), "my phone".to_string()),
+            ("203.0.113.9".to_string(), "work vpn".to_string()),
+        ]
+        .into();
+        let d = device(
+            rec(
+                "da:a1:19:00:00:01",
+                "192.168.1.41",
+                1,
+                &[(Kind::DhcpHostname, "Pixel")],
+            ),
+            &owner,
+            Zone::Named(chrono_tz::UTC),
+        );
+        assert_eq!(
+            (d.name.as_str(), d.name_source.as_str()),
+            ("my phone", "label")
+        );
+        assert_eq!(d.vendor.as_deref(), Some(vendor::PRIVATE));
+        let anon = device(
+            rec("00:1b:a9:77:50:50", "192.168.1.5", 1, &[]),
+            &owner,
+            Zone::Named(chrono_tz::UTC),
+        );
+        assert_eq!(anon.name, "Brother industries 77:50:50");
+        assert_eq!(anon.name_source, "vendor");
+        let labels = labels_of(&[d, anon], &owner);
+        assert_eq!(labels["192.168.1.41"].name, "my phone");
+        assert_eq!(labels["da:a1:19:00:00:01"].name, "my phone");
+        assert_eq!(labels["192.168.1.5"].name, "Brother industries 77:50:50");
+        assert_eq!(labels["203.0.113.9"].source, "label");
+        assert_eq!(labels.len(), 5);
+    }
+}
