@@ -21,6 +21,7 @@
 
 mod arp;
 mod cube;
+pub mod findings;
 mod floods;
 mod night;
 mod pings;
@@ -185,5 +186,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         history: Vec::new(),
         omitted,
         floods,
+        findings: Vec::new(),
     })
 }

@@ -43,6 +43,9 @@ pub struct Summary {
     /// Spoofed-source floods and scans; absent when there were none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub floods: Vec<Flood>,
+    /// Tonight's findings, highest rank first (see `analyse::findings`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<super::findings::Finding>,
 }
 
 /// Counts of what the row limits left out: the lists in the summary (and the report)
