@@ -119,10 +119,17 @@ fn planted_beacon_long_connection_and_dns_burst_are_found_and_the_irregular_host
         .filter(|l| l.starts_with("* "))
         .collect();
     assert!(!lines.is_empty() && lines.len() <= 5, "{tonight}");
-    assert!(lines[0].contains("anna-tablet"), "highest rank first: {tonight}");
+    assert!(
+        lines[0].contains("anna-tablet"),
+        "highest rank first: {tonight}"
+    );
     let index = std::fs::read_to_string(report.join("index.html")).unwrap();
     for f in &s.findings {
-        assert!(index.contains(&format!("id=\"finding-{}\"", f.id)), "{}", f.id);
+        assert!(
+            index.contains(&format!("id=\"finding-{}\"", f.id)),
+            "{}",
+            f.id
+        );
     }
     let html = std::fs::read_to_string(report.join("email.html")).unwrap();
     assert!(html.contains(">Tonight</h2>") && html.contains("every 5 min"));
@@ -217,4 +224,3 @@ fn hostile_names_in_findings_are_escaped_in_every_report_part() {
     assert!(text.contains(evil), "the text part keeps the name as text");
     assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
 }
-

@@ -162,7 +162,10 @@ fn finding(ctx: &Ctx<'_>, dev: &str, remote: &str, ts: &[i64], s: Score) -> Find
     } else {
         1.0
     };
-    #[expect(clippy::cast_precision_loss, reason = "connection counts far below 2^52")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "connection counts far below 2^52"
+    )]
     let count = n as f64;
     Finding {
         rank: scale(50, 90, over),
@@ -212,7 +215,9 @@ mod tests {
         let mut irregular = Vec::new();
         let mut sizes = Vec::new();
         for _ in 0..95 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             #[expect(clippy::cast_precision_loss, reason = "test")]
             let u = ((x >> 11) as f64) / ((1u64 << 53) as f64);
             #[expect(clippy::cast_possible_truncation, reason = "test")]

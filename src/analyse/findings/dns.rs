@@ -24,7 +24,11 @@ use crate::flows::{FIRST_TS, LAST_TS, ORIG_ADDR, ORIG_PKTS, RESP_ADDR, RESP_PORT
 use crate::namestore::{CLIENT_IP, KIND, NAME};
 
 fn rank(count: f64, threshold: f64) -> u8 {
-    scale(60, 90, ((count / threshold.max(1.0)).log2() / 3.0).clamp(0.0, 1.0))
+    scale(
+        60,
+        90,
+        ((count / threshold.max(1.0)).log2() / 3.0).clamp(0.0, 1.0),
+    )
 }
 
 pub(super) fn bursts(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Finding>> {
@@ -43,7 +47,10 @@ pub(super) fn bursts(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Findi
             col(FIRST_TS).cast(DataType::Int64).min().alias("first"),
             col(LAST_TS).cast(DataType::Int64).max().alias("last"),
             col(RESP_ADDR).min().alias("resolver"),
-            col(RESP_ADDR).n_unique().cast(DataType::UInt64).alias("resolvers"),
+            col(RESP_ADDR)
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("resolvers"),
         ])
         .sort([ORIG_ADDR, "slot"], SortMultipleOptions::default())
         .collect()?;
@@ -174,8 +181,14 @@ mod tests {
 
     #[test]
     fn registered_domains() {
-        assert_eq!(registered("a.b.example.net").as_deref(), Some("example.net"));
-        assert_eq!(registered("x.example.co.uk").as_deref(), Some("example.co.uk"));
+        assert_eq!(
+            registered("a.b.example.net").as_deref(),
+            Some("example.net")
+        );
+        assert_eq!(
+            registered("x.example.co.uk").as_deref(),
+            Some("example.co.uk")
+        );
         assert_eq!(registered("example.net"), None, "no subdomain");
         assert_eq!(registered("localhost"), None);
     }

@@ -49,8 +49,7 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
             end += 1;
         }
         if is_local(&o[start]) && unicast(&r[start]) {
-            let Some(i) = (start..end).max_by_key(|&i| (l[i] - f[i], std::cmp::Reverse(i)))
-            else {
+            let Some(i) = (start..end).max_by_key(|&i| (l[i] - f[i], std::cmp::Reverse(i))) else {
                 break;
             };
             #[expect(clippy::cast_precision_loss, reason = "ns and bytes far below 2^52")]

@@ -164,7 +164,9 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
                 }
             }
         }
-        Err(e) => tracing::warn!(path = %inputs.flows.display(), "findings: connections not read: {e}"),
+        Err(e) => {
+            tracing::warn!(path = %inputs.flows.display(), "findings: connections not read: {e}")
+        }
     }
     match dns::subdomains(&names, &labels, cfg) {
         Ok(f) => out.extend(f),
@@ -258,7 +260,10 @@ mod tests {
         assert_eq!(a, id("beacon", "192.168.1.23", "192.0.2.7"));
         assert_ne!(a, id("beacon", "192.168.1.23", "192.0.2.8"));
         assert_ne!(a, id("long-connection", "192.168.1.23", "192.0.2.7"));
-        assert!(a.starts_with("beacon-") && a.len() == "beacon-".len() + 12, "{a}");
+        assert!(
+            a.starts_with("beacon-") && a.len() == "beacon-".len() + 12,
+            "{a}"
+        );
     }
 
     #[test]
