@@ -136,6 +136,16 @@ pub fn analyse_night(
             ..Default::default()
         });
     }
+    let (names, flows) = (night.names_parquet(), night.flows_parquet());
+    summary.findings = analyse::findings::findings(
+        &summary,
+        &analyse::findings::FindingInputs {
+            flows: &flows,
+            names: &names,
+            zone: cfg.capture.zone(),
+        },
+        &cfg.findings,
+    );
     let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
     write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;

@@ -815,6 +815,7 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
         night = esc(&s.night),
         headline = esc(&headline(s)),
     );
+    h.push_str(&findings::tonight_html(s));
     html_sections(&mut h, s, opts, &EMAIL_TAGS, |h, sec| {
         if let Some(id) = sec.chart
             && let Some(img) = charts.iter().find(|c| c.id == id)
@@ -853,6 +854,7 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
         s.night,
         headline(s)
     );
+    t.push_str(&findings::tonight_text(s));
     for w in warnings(s) {
         let _ = writeln!(t, "WARNING: {}\n", plain(&w));
     }
@@ -933,6 +935,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
         night = esc(&s.night),
         headline = esc(&headline(s)),
     );
+    h.push_str(&findings::findings_page(s));
     html_sections(&mut h, s, opts, &PAGE_TAGS, |h, sec| {
         if let Some(id) = sec.chart
             && defs.iter().any(|d| d.id == id)
@@ -957,6 +960,8 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
     h.push_str("}</script></body></html>\n");
     h
 }
+
+mod findings;
 
 #[cfg(test)]
 mod tests;

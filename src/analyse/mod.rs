@@ -21,6 +21,7 @@
 
 mod arp;
 mod cube;
+pub mod findings;
 mod floods;
 mod naming;
 mod night;
@@ -202,5 +203,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         omitted,
         floods,
         labels: std::collections::BTreeMap::new(),
+        findings: Vec::new(),
     })
 }

@@ -53,6 +53,9 @@ pub struct Summary {
     /// and every address of the config's `[names]`. Add to it with
     /// [`Summary::add_label`], which never replaces a device's label.
     pub labels: BTreeMap<String, Label>,
+    /// Tonight's findings, highest rank first (see `analyse::findings`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<super::findings::Finding>,
 }
 
 /// The name of an address.

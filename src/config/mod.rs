@@ -72,6 +72,7 @@ pub struct Config {
     /// `NETDIGEST_NAMES__AABBCCDDEEFF=kitchen-tv` sets one from the environment.
     /// Default: empty.
     pub names: std::collections::BTreeMap<String, String>,
+    pub findings: FindingsConfig,
 }
 
 /// `[capture]`: what to capture and when.
@@ -258,6 +259,50 @@ impl Default for StateConfig {
     }
 }
 
+/// `[findings]`: thresholds of tonight's findings (see `analyse::findings`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FindingsConfig {
+    /// A (device, remote) pair needs at least this many connections tonight to be
+    /// scored as periodic (beaconing). Default 12.
+    pub beacon_min_connections: usize,
+    /// Beacon score (0..1, RITA-style regularity of intervals and sizes) at or above
+    /// which a pair is a finding. Default 0.8.
+    pub beacon_score: f64,
+    /// Pairs scored at most (those with the most connections). Default 10000.
+    pub beacon_max_pairs: usize,
+    /// A connection open at least this many minutes is a long connection. Default 60.
+    pub long_connection_min: u64,
+    /// Unique names under one domain that one client got DNS answers for. Default 100.
+    pub dns_unique_subdomains: usize,
+    /// DNS queries from one client within `dns_burst_window_s` seconds. Default 200.
+    pub dns_burst_queries: u64,
+    /// The window of a DNS burst, seconds. Default 300.
+    pub dns_burst_window_s: u64,
+    /// Unanswered echo requests from one source for a (low-rank) finding. Default 10.
+    pub ping_unanswered_min: u64,
+    /// Silences findings for good: a device (`"192.168.1.30"` or its name), a remote
+    /// (`"time.example.net"` or its address) or both (`"laptop+updates.example.com"`).
+    /// Default none.
+    pub allow: Vec<String>,
+}
+
+impl Default for FindingsConfig {
+    fn default() -> Self {
+        FindingsConfig {
+            beacon_min_connections: 12,
+            beacon_score: 0.8,
+            beacon_max_pairs: 10_000,
+            long_connection_min: 60,
+            dns_unique_subdomains: 100,
+            dns_burst_queries: 200,
+            dns_burst_window_s: 300,
+            ping_unanswered_min: 10,
+            allow: Vec::new(),
+        }
+    }
+}
+
 /// `[privacy]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -373,6 +418,24 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "capture.snaplen",
                 reason: format!("{} is outside 64..=262144", self.capture.snaplen),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.findings.beacon_score) {
+            return Err(ConfigError::Invalid {
+                key: "findings.beacon_score",
+                reason: format!("{} is outside 0..=1", self.findings.beacon_score),
+            });
+        }
+        if self.findings.beacon_min_connections < 4 {
+            return Err(ConfigError::Invalid {
+                key: "findings.beacon_min_connections",
+                reason: format!("{} is below 4", self.findings.beacon_min_connections),
+            });
+        }
+        if self.findings.dns_burst_window_s == 0 {
+            return Err(ConfigError::Invalid {
+                key: "findings.dns_burst_window_s",
+                reason: "0 is not a window".to_string(),
             });
         }
         // The state directory is written into the units (ReadWritePaths=), where a
