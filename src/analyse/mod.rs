@@ -14,7 +14,9 @@
 //! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
 //! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
 //! and their rows), `rollup` (the roll-ups and top-K), `timeline` (totals, timeline),
-//! `floods` (spoofed-source floods and scans), `talkers` (Rust roll-ups for `tshark`),
+//! `floods` (spoofed-source floods and scans), `remotes` (remote addresses named from
+//! `names.parquet`: talkers, conversations, what each device talked to), `talkers`
+//! (Rust roll-ups for `tshark`),
 //! `tshark` (the same counts shaped as tshark's statistics, for comparison).
 //! Column names come from [`crate::parquet_schema`]; data flows one way, into
 //! [`crate::devices`] for the device list, never back.
@@ -24,6 +26,7 @@ mod cube;
 mod floods;
 mod night;
 mod pings;
+mod remotes;
 mod rollup;
 mod summary;
 mod tables;
@@ -35,9 +38,11 @@ use std::net::IpAddr;
 use std::path::Path;
 
 pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
+pub use remotes::clean_name;
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, LowDiskStop, Omitted, PingRow, PortRow,
-    ProtocolRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals,
+    ArpRow, CaptureHealth, Conversation, DeviceRemotes, Flood, HistoryRow, LowDiskStop, Omitted,
+    PingRow, PortRow, ProtocolRow, RemoteRow, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin,
+    Timeline, Totals,
 };
 pub use tshark::{all_conversations, endpoints, io_stat};
 
@@ -122,6 +127,8 @@ pub fn analyse_with_devices(
     let (devices, omitted) = night_devices_of(&night, opts.max_rows).map_err(pe)?;
     summary.omitted.devices = omitted;
     lap("roll-ups and devices");
+    remotes::name_remotes(&mut summary, &night, parquet, opts.max_rows).map_err(pe)?;
+    lap("remote names");
     Ok((summary, devices))
 }
 
@@ -166,6 +173,7 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         ping_requests: night.pings.omitted_requests,
         arp: more_arp,
         devices: 0,
+        talked_to: 0,
     };
     Ok(Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
@@ -185,5 +193,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         history: Vec::new(),
         omitted,
         floods,
+        talked_to: Vec::new(),
     })
 }

@@ -1,0 +1,636 @@
+//! Remote names: what the night's remote addresses were called by the devices that
+//! talked to them, from `names.parquet` (passive DNS answers, TLS/QUIC SNI, HTTP Host;
+//! see [`crate::namestore`]) joined with the cube, all in polars; only the rows the
+//! report shows become Rust values.
+//!
+//! The name of remote address R for client C (an address of a local device), per cube
+//! row (time slot, C, R), first match wins:
+//!
+//! 1. a name C *sent* to R: a TLS or QUIC SNI or an HTTP Host of a connection from C
+//!    to R (what the client meant);
+//! 2. a name C *asked for* whose DNS answer was R;
+//!
+//! where "C" is the client's IP address or its MAC (a dual-stack device asks for AAAA
+//! records over IPv4), and among several candidates of one rule the one seen by the
+//! end of the row's slot wins over one seen only later, then the most recent sighting
+//! (a CDN address answers for many names over a night: bytes in each slot go to the
+//! name this client looked up last), then the most frames, then the name;
+//! 3. else a name any client used for R (the global name: SNI/Host before DNS, then
+//!    most frames, then the name);
+//! 4. else none: R is shown by its address.
+//!
+//! From the named rows: per (client, remote) the name with the most bytes (the
+//! conversations' `a_name`/`b_name`), per address the name with the most bytes over all
+//! clients (the talkers' `name`), and per local device the names it talked to by bytes
+//! (`talked_to`). A device is a client MAC (an IP address where none was seen) whose
+//! addresses are local ([`crate::devices::is_local`]) or asked or sent names.
+//!
+//! Bounds: names.parquet holds at most [`crate::namestore::MAX_ROWS`] rows, and at most
+//! [`CANDIDATES`] names per (client, address) take part in the per-row choice, so the
+//! joins stay within a small multiple of the cube's rows whatever a DNS server answers.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::night::Night;
+use super::rollup::order;
+use super::{Conversation, DeviceRemotes, RemoteRow, Summary, Talker};
+use crate::dataframe::{mask, opt_strs, strs, u64s};
+use crate::devices::is_local;
+use crate::namestore::{
+    ADDR, CLIENT_IP, CLIENT_MAC, FIRST_TS, FRAMES, KIND, LAST_TS, NAME as NAME_COL,
+};
+use crate::parquet_schema::{DST, IP_VERSION, SRC, SRC_MAC};
+
+/// Kinds of `names.parquet` that name remote services (the rest name local devices).
+pub(super) const REMOTE_KINDS: [&str; 4] = ["dns-answer", "tls-sni", "quic-sni", "http-host"];
+
+/// Names per (client, address) and rule that take part in the per-row choice.
+pub(super) const CANDIDATES: usize = 8;
+
+/// Longest name shown, in bytes (DNS's limit for a whole name), and per label.
+const MAX_NAME: usize = 253;
+const MAX_LABEL: usize = 63;
+
+/// Names the summary's remote addresses from `names.parquet` beside `parquet` (none
+/// when the night has no such file, or it cannot be read: a warning, and the report
+/// shows addresses), and lists what each device talked to.
+///
+/// # Errors
+/// Polars failed on the night's cube.
+pub(super) fn name_remotes(
+    summary: &mut Summary,
+    night: &Night,
+    parquet: &Path,
+    max_rows: usize,
+) -> PolarsResult<()> {
+    let path = parquet.with_file_name(crate::layout::NAMES_PARQUET);
+    let names = crate::namestore::read(&path).or_else(|e| {
+        tracing::warn!(file = %path.display(), "remote names: cannot read ({e}); addresses only");
+        crate::namestore::NameStore::new().to_frame()
+    })?;
+    let r = name_traffic(&night.cube, &names)?;
+    r.name_talkers(&mut summary.talkers_by_bytes)?;
+    r.name_talkers(&mut summary.talkers_by_packets)?;
+    r.name_conversations(&mut summary.conversations)?;
+    let (talked_to, more) = r.talked_to(max_rows)?;
+    summary.talked_to = talked_to;
+    summary.omitted.talked_to = more;
+    Ok(())
+}
+
+/// The night's traffic with a name (or none) for the remote side of every cube row.
+pub(super) struct RemoteNames {
+    /// Columns: client, client_mac, remote, packets, bytes, name (null: unnamed).
+    named: DataFrame,
+    /// Clients that are local devices. Columns: client.
+    devices: DataFrame,
+}
+
+/// A name as the report may show it: control, bidirectional-override and line
+/// separator characters removed, each label cut to 63 bytes and the whole to 253
+/// (names.parquet's names are already so, but this is what is shown, whatever the file
+/// held). None when nothing is left.
+#[must_use]
+pub fn clean_name(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .chars()
+        .filter(|&c| {
+            !c.is_control()
+                && !matches!(
+                    c,
+                    '\u{200B}'..='\u{200F}'
+                        | '\u{2028}'..='\u{202E}'
+                        | '\u{2060}'..='\u{2069}'
+                        | '\u{061C}'
+                        | '\u{FEFF}'
+                )
+        })
+        .collect();
+    let mut out = String::with_capacity(kept.len().min(MAX_NAME));
+    for (i, label) in kept.trim().split('.').enumerate() {
+        let label = cut(label, MAX_LABEL);
+        let sep = usize::from(i > 0);
+        if out.len() + sep + label.len() > MAX_NAME {
+            if i > 0 {
+                out.push('.');
+            }
+            let room = MAX_NAME - out.len();
+            out.push_str(cut(label, room));
+            break;
+        }
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(label);
+    }
+    let out = out.trim().to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+/// The first at most `max` bytes of `s`, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn any_of(column: &str, values: &[&str]) -> Expr {
+    values
+        .iter()
+        .map(|v| col(column).eq(lit(*v)))
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
+}
+
+fn left(on: &[&str], right_on: &[&str]) -> (Vec<Expr>, Vec<Expr>) {
+    (
+        on.iter().map(|c| col(*c)).collect(),
+        right_on.iter().map(|c| col(*c)).collect(),
+    )
+}
+
+fn join(a: LazyFrame, b: LazyFrame, on: &[&str], right_on: &[&str], how: JoinType) -> LazyFrame {
+    let (l, r) = left(on, right_on);
+    a.join(b, l, r, JoinArgs::new(how))
+}
+
+/// The remote names of `names` (names.parquet as read): one row per (sent, name,
+/// address, client MAC, client IP), with first and last sighting (ns) and frames.
+fn remote_names(names: &DataFrame) -> LazyFrame {
+    names
+        .clone()
+        .lazy()
+        .filter(
+            any_of(KIND, &REMOTE_KINDS)
+                .and(col(ADDR).is_not_null())
+                .and(col(NAME_COL).is_not_null()),
+        )
+        .select([
+            col(KIND).neq(lit("dns-answer")).alias("sent"),
+            col(NAME_COL).alias("name"),
+            col(ADDR).alias("addr"),
+            col(CLIENT_MAC).cast(DataType::String).alias("n_mac"),
+            col(CLIENT_IP).cast(DataType::String).alias("n_ip"),
+            col(FIRST_TS).cast(DataType::Int64).alias("n_first"),
+            col(LAST_TS).cast(DataType::Int64).alias("n_last"),
+            col(FRAMES).cast(DataType::UInt64).alias("frames"),
+        ])
+        .group_by([
+            col("sent"),
+            col("name"),
+            col("addr"),
+            col("n_mac"),
+            col("n_ip"),
+        ])
+        .agg([
+            col("n_first").min(),
+            col("n_last").max(),
+            col("frames").sum(),
+        ])
+}
+
+/// Per (client key, address, rule) the [`CANDIDATES`] names seen in most frames.
+fn candidates(names: LazyFrame, key: &str) -> LazyFrame {
+    names
+        .filter(col(key).is_not_null())
+        .sort(
+            ["sent", "frames", "n_last", "name"],
+            order(&[true, true, true, false]),
+        )
+        .group_by_stable([col(key), col("addr"), col("sent")])
+        .head(Some(CANDIDATES))
+}
+
+/// Names every cube row's remote side, see the module's documentation. `cube`: the
+/// night's cube (`night::Night::cube`); `names`: names.parquet as read.
+pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<RemoteNames> {
+    let flows = cube
+        .clone()
+        .lazy()
+        .filter(
+            col(SRC)
+                .is_not_null()
+                .and(col(DST).is_not_null())
+                .and(col(IP_VERSION).is_not_null()),
+        )
+        .group_by([col("slot"), col(SRC), col(DST)])
+        .agg([col("packets").sum(), col("bytes").sum(), col("last").max()]);
+    // Each address's MAC: the source MAC it sent the most packets with.
+    let macs = cube
+        .clone()
+        .lazy()
+        .filter(
+            col(SRC)
+                .is_not_null()
+                .and(col(SRC_MAC).is_not_null())
+                .and(col(IP_VERSION).is_not_null()),
+        )
+        .group_by([col(SRC), col(SRC_MAC)])
+        .agg([col("packets").sum()])
+        .group_by([col(SRC)])
+        .agg([col(SRC_MAC)
+            .sort_by(
+                [col("packets"), col(SRC_MAC)],
+                SortMultipleOptions::default().with_order_descending_multi([true, false]),
+            )
+            .first()
+            .alias("client_mac")])
+        .select([col(SRC).alias("mac_of"), col("client_mac")]);
+    let side = |client: &str, remote: &str| {
+        flows.clone().select([
+            col("slot"),
+            col(client).alias("client"),
+            col(remote).alias("remote"),
+            col("packets"),
+            col("bytes"),
+            col("last"),
+        ])
+    };
+    let oriented = join(
+        concat([side(SRC, DST), side(DST, SRC)], UnionArgs::default())?,
+        macs,
+        &["client"],
+        &["mac_of"],
+        JoinType::Left,
+    )
+    .with_row_index("row", None)
+    .collect()?;
+
+    let n = remote_names(names).collect()?;
+    let per = |key: &str, on: &str| {
+        let rows =
+            oriented
+                .clone()
+                .lazy()
+                .select([col("row"), col(on), col("remote"), col("last")]);
+        join(
+            rows,
+            candidates(n.clone().lazy(), key),
+            &[on, "remote"],
+            &[key, "addr"],
+            JoinType::Inner,
+        )
+        .select([
+            col("row"),
+            col("sent"),
+            col("name"),
+            col("n_first"),
+            col("n_last"),
+            col("frames"),
+        ])
+    };
+    let seen = col("n_first").lt_eq(col("last"));
+    let best = concat(
+        [per("n_ip", "client"), per("n_mac", "client_mac")],
+        UnionArgs::default(),
+    )?
+    .join(
+        oriented.clone().lazy().select([col("row"), col("last")]),
+        [col("row")],
+        [col("row")],
+        JoinArgs::new(JoinType::Inner),
+    )
+    .with_columns([
+        seen.clone().alias("seen"),
+        when(seen)
+            .then(
+                when(col("n_last").lt_eq(col("last")))
+                    .then(col("n_last"))
+                    .otherwise(col("n_first")),
+            )
+            .otherwise(lit(i64::MIN))
+            .alias("recent"),
+    ])
+    .group_by([col("row")])
+    .agg([col("name")
+        .sort_by(
+            [
+                col("sent"),
+                col("seen"),
+                col("recent"),
+                col("frames"),
+                col("name"),
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, true, true, true, false]),
+        )
+        .first()
+        .alias("client_name")]);
+    let global = n
+        .clone()
+        .lazy()
+        .group_by([col("addr"), col("name"), col("sent")])
+        .agg([col("frames").sum()])
+        .group_by([col("addr")])
+        .agg([col("name")
+            .sort_by(
+                [col("sent"), col("frames"), col("name")],
+                SortMultipleOptions::default().with_order_descending_multi([true, true, false]),
+            )
+            .first()
+            .alias("global_name")]);
+    let named = join(
+        join(
+            oriented.clone().lazy(),
+            best,
+            &["row"],
+            &["row"],
+            JoinType::Left,
+        ),
+        global,
+        &["remote"],
+        &["addr"],
+        JoinType::Left,
+    )
+    .select([
+        col("client"),
+        col("client_mac"),
+        col("remote"),
+        col("packets"),
+        col("bytes"),
+        when(col("client_name").is_not_null())
+            .then(col("client_name"))
+            .otherwise(col("global_name"))
+            .alias("name"),
+    ])
+    .collect()?;
+
+    // Local devices: clients with a local address, or that asked or sent names.
+    let clients = named
+        .clone()
+        .lazy()
+        .select([col("client")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    let local = clients.filter(&mask(&clients, "client", is_local)?)?;
+    let askers = n
+        .clone()
+        .lazy()
+        .filter(col("n_ip").is_not_null())
+        .select([col("n_ip").alias("client")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let devices = concat([local.lazy(), askers], UnionArgs::default())?
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    Ok(RemoteNames { named, devices })
+}
+
+impl RemoteNames {
+    /// Per (client, remote) the name with the most bytes. Columns: client, remote, name.
+    fn pair_names(&self) -> LazyFrame {
+        self.named
+            .clone()
+            .lazy()
+            .filter(col("name").is_not_null())
+            .group_by([col("client"), col("remote"), col("name")])
+            .agg([col("bytes").sum()])
+            .group_by([col("client"), col("remote")])
+            .agg([col("name")
+                .sort_by(
+                    [col("bytes"), col("name")],
+                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                )
+                .first()])
+    }
+
+    /// Per address the name with the most bytes over all clients. Columns: remote, name.
+    fn addr_names(&self) -> LazyFrame {
+        self.named
+            .clone()
+            .lazy()
+            .filter(col("name").is_not_null())
+            .group_by([col("remote"), col("name")])
+            .agg([col("bytes").sum()])
+            .group_by([col("remote")])
+            .agg([col("name")
+                .sort_by(
+                    [col("bytes"), col("name")],
+                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                )
+                .first()])
+    }
+
+    /// Names the listed talkers (the global name of each address).
+    pub(super) fn name_talkers(&self, talkers: &mut [Talker]) -> PolarsResult<()> {
+        if talkers.is_empty() {
+            return Ok(());
+        }
+        let shown = DataFrame::new(
+            talkers.len(),
+            vec![Column::new(
+                "remote".into(),
+                talkers.iter().map(|t| t.addr.as_str()).collect::<Vec<_>>(),
+            )],
+        )?;
+        let df = join(
+            shown.lazy(),
+            self.addr_names(),
+            &["remote"],
+            &["remote"],
+            JoinType::Left,
+        )
+        .collect()?;
+        let (addr, name) = (strs(&df, "remote")?, opt_strs(&df, "name")?);
+        for t in talkers.iter_mut() {
+            t.name = addr
+                .iter()
+                .position(|a| *a == t.addr)
+                .and_then(|i| name[i].as_deref())
+                .and_then(clean_name);
+        }
+        Ok(())
+    }
+
+    /// Names both sides of the listed conversations, each as the other side saw it.
+    pub(super) fn name_conversations(&self, convs: &mut [Conversation]) -> PolarsResult<()> {
+        if convs.is_empty() {
+            return Ok(());
+        }
+        let mut clients = Vec::with_capacity(convs.len() * 2);
+        let mut remotes = Vec::with_capacity(convs.len() * 2);
+        for c in convs.iter() {
+            clients.extend([c.a.as_str(), c.b.as_str()]);
+            remotes.extend([c.b.as_str(), c.a.as_str()]);
+        }
+        let shown = DataFrame::new(
+            clients.len(),
+            vec![
+                Column::new("client".into(), clients),
+                Column::new("remote".into(), remotes),
+            ],
+        )?;
+        let df = join(
+            shown.lazy().with_row_index("i", None),
+            self.pair_names(),
+            &["client", "remote"],
+            &["client", "remote"],
+            JoinType::Left,
+        )
+        .sort(["i"], SortMultipleOptions::default())
+        .collect()?;
+        let name = opt_strs(&df, "name")?;
+        for (i, c) in convs.iter_mut().enumerate() {
+            c.b_name = name
+                .get(2 * i)
+                .cloned()
+                .flatten()
+                .as_deref()
+                .and_then(clean_name);
+            c.a_name = name
+                .get(2 * i + 1)
+                .cloned()
+                .flatten()
+                .as_deref()
+                .and_then(clean_name);
+        }
+        Ok(())
+    }
+
+    /// What each local device talked to: at most `max_rows` devices (most bytes first)
+    /// and at most `max_rows` names or addresses each, and how many devices were left
+    /// out.
+    pub(super) fn talked_to(&self, max_rows: usize) -> PolarsResult<(Vec<DeviceRemotes>, u64)> {
+        let traffic = join(
+            self.named.clone().lazy(),
+            self.devices.clone().lazy(),
+            &["client"],
+            &["client"],
+            JoinType::Inner,
+        )
+        .with_columns([when(col("client_mac").is_not_null())
+            .then(col("client_mac"))
+            .otherwise(col("client"))
+            .alias("device")])
+        .collect()?;
+        let all_devices = traffic
+            .clone()
+            .lazy()
+            .group_by([col("device")])
+            .agg([col("packets").sum(), col("bytes").sum()])
+            .collect()?;
+        let rest = u64::try_from(all_devices.height().saturating_sub(max_rows)).unwrap_or(u64::MAX);
+        let top = super::rollup::top_rows(&all_devices, "bytes", &["device"], max_rows)?
+            .lazy()
+            .with_row_index("rank", None);
+        let traffic = join(
+            traffic.lazy(),
+            top.clone().select([col("device"), col("rank")]),
+            &["device"],
+            &["device"],
+            JoinType::Inner,
+        );
+        // The device's addresses, most bytes first.
+        let ips = traffic
+            .clone()
+            .group_by([col("rank"), col("client")])
+            .agg([col("bytes").sum()])
+            .sort(["rank", "bytes", "client"], order(&[false, true, false]))
+            .group_by_stable([col("rank")])
+            .head(Some(DeviceRemotes::MAX_IPS))
+            .collect()?;
+        // Per (device, name or unnamed address): bytes, packets, addresses, top address.
+        let per_addr = traffic
+            .group_by([col("rank"), col("name"), col("remote")])
+            .agg([col("packets").sum(), col("bytes").sum()])
+            .with_columns([when(col("name").is_not_null())
+                .then(col("name"))
+                .otherwise(col("remote"))
+                .alias("label")]);
+        let labels = per_addr
+            .group_by([col("rank"), col("label")])
+            .agg([
+                col("name").first(),
+                col("remote")
+                    .sort_by(
+                        [col("bytes"), col("remote")],
+                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                    )
+                    .first()
+                    .alias("addr"),
+                len().cast(DataType::UInt64).alias("addrs"),
+                col("packets").sum(),
+                col("bytes").sum(),
+            ])
+            .sort(["rank", "bytes", "label"], order(&[false, true, false]))
+            .collect()?;
+        let shown = labels
+            .clone()
+            .lazy()
+            .group_by_stable([col("rank")])
+            .head(Some(max_rows))
+            .collect()?;
+        let counts = labels
+            .lazy()
+            .group_by([col("rank")])
+            .agg([
+                len().cast(DataType::UInt64).alias("labels"),
+                col("bytes").sum().alias("label_bytes"),
+            ])
+            .collect()?;
+
+        let top = top.collect()?;
+        let (device, packets, bytes) = (
+            strs(&top, "device")?,
+            u64s(&top, "packets")?,
+            u64s(&top, "bytes")?,
+        );
+        let mut out: Vec<DeviceRemotes> = device
+            .into_iter()
+            .enumerate()
+            .map(|(i, device)| DeviceRemotes {
+                device,
+                packets: packets[i],
+                bytes: bytes[i],
+                ..DeviceRemotes::default()
+            })
+            .collect();
+        let at = |df: &DataFrame| -> PolarsResult<Vec<usize>> {
+            Ok(u64s(df, "rank")?
+                .into_iter()
+                .map(|r| usize::try_from(r).unwrap_or(usize::MAX))
+                .collect())
+        };
+        for (r, ip) in at(&ips)?.into_iter().zip(strs(&ips, "client")?) {
+            if let Some(d) = out.get_mut(r) {
+                d.ips.push(ip);
+            }
+        }
+        let (name, addr) = (opt_strs(&shown, "name")?, strs(&shown, "addr")?);
+        let (addrs, p, b) = (
+            u64s(&shown, "addrs")?,
+            u64s(&shown, "packets")?,
+            u64s(&shown, "bytes")?,
+        );
+        for (i, r) in at(&shown)?.into_iter().enumerate() {
+            if let Some(d) = out.get_mut(r) {
+                d.remotes.push(RemoteRow {
+                    name: name[i].as_deref().and_then(clean_name),
+                    addr: addr[i].clone(),
+                    addrs: addrs[i],
+                    packets: p[i],
+                    bytes: b[i],
+                });
+            }
+        }
+        let (labels, label_bytes) = (u64s(&counts, "labels")?, u64s(&counts, "label_bytes")?);
+        for (i, r) in at(&counts)?.into_iter().enumerate() {
+            if let Some(d) = out.get_mut(r) {
+                let shown = u64::try_from(d.remotes.len()).unwrap_or(u64::MAX);
+                d.more = labels[i].saturating_sub(shown);
+                d.more_bytes =
+                    label_bytes[i].saturating_sub(d.remotes.iter().map(|x| x.bytes).sum::<u64>());
+            }
+        }
+        Ok((out, rest))
+    }
+}
+
+#[cfg(test)]
+mod tests;
