@@ -49,6 +49,10 @@ pub(super) const REMOTE_KINDS: [&str; 4] = ["dns-answer", "tls-sni", "quic-sni",
 /// Names per (client, address) and rule that take part in the per-row choice.
 pub(super) const CANDIDATES: usize = 8;
 
+/// Addresses that are not local a device's MAC may send (its global IPv6 addresses)
+/// and still be taken for a device rather than a router.
+const MAX_FOREIGN: u64 = 8;
+
 /// Longest name shown, in bytes (DNS's limit for a whole name), and per label.
 const MAX_NAME: usize = 253;
 const MAX_LABEL: usize = 63;
@@ -362,23 +366,62 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
     ])
     .collect()?;
 
-    // Local devices: clients with a local address, or that asked or sent names.
+    // Local devices: addresses that are local, or asked or sent names, or are sent
+    // from the MAC of a device that asked or sent names and sends few addresses that
+    // are not local (a dual-stack device's global IPv6 addresses; a router's MAC sends
+    // every remote address).
     let clients = named
         .clone()
         .lazy()
-        .select([col("client")])
+        .select([col("client"), col("client_mac")])
         .unique(None, UniqueKeepStrategy::Any)
         .collect()?;
-    let local = clients.filter(&mask(&clients, "client", is_local)?)?;
-    let askers = n
+    let local = mask(&clients, "client", is_local)?.with_name("local".into());
+    let clients = clients.hstack(&[local.into_column()])?.lazy();
+    let flag = |key: &str, flag: &str| {
+        n.clone()
+            .lazy()
+            .filter(col(key).is_not_null())
+            .select([col(key), lit(true).alias(flag)])
+            .unique(None, UniqueKeepStrategy::Any)
+    };
+    let foreign = clients
         .clone()
-        .lazy()
-        .filter(col("n_ip").is_not_null())
-        .select([col("n_ip").alias("client")])
-        .unique(None, UniqueKeepStrategy::Any);
-    let devices = concat([local.lazy(), askers], UnionArgs::default())?
-        .unique(None, UniqueKeepStrategy::Any)
-        .collect()?;
+        .filter(col("client_mac").is_not_null())
+        .group_by([col("client_mac")])
+        .agg([col("local")
+            .not()
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("foreign")]);
+    let devices = join(
+        join(
+            join(
+                clients,
+                flag("n_ip", "asker"),
+                &["client"],
+                &["n_ip"],
+                JoinType::Left,
+            ),
+            flag("n_mac", "mac_asker"),
+            &["client_mac"],
+            &["n_mac"],
+            JoinType::Left,
+        ),
+        foreign,
+        &["client_mac"],
+        &["client_mac"],
+        JoinType::Left,
+    )
+    .filter(
+        col("local")
+            .or(col("asker").fill_null(lit(false)))
+            .or(col("mac_asker")
+                .fill_null(lit(false))
+                .and(col("foreign").lt_eq(lit(MAX_FOREIGN)))),
+    )
+    .select([col("client")])
+    .collect()?;
     Ok(RemoteNames { named, devices })
 }
 
