@@ -111,7 +111,28 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
 #[must_use]
 pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
     let rows: Vec<_> = rows.iter().take(top_n).collect();
-    let names: Vec<String> = rows.iter().rev().map(|t| t.addr.clone()).collect();
+    // Named addresses by their short name; two addresses of one name by both.
+    let short: Vec<Option<String>> = rows
+        .iter()
+        .map(|t| {
+            t.name
+                .as_deref()
+                .and_then(crate::analyse::clean_name)
+                .map(|n| short_name(&n))
+        })
+        .collect();
+    let names: Vec<String> = rows
+        .iter()
+        .zip(&short)
+        .rev()
+        .map(|(t, n)| match n {
+            Some(n) if short.iter().filter(|m| m.as_ref() == Some(n)).count() > 1 => {
+                format!("{n} ({})", t.addr)
+            }
+            Some(n) => n.clone(),
+            None => t.addr.clone(),
+        })
+        .collect();
     let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
     let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
     let chart = chart("Top talkers (bytes)", Trigger::Axis)
@@ -132,6 +153,26 @@ pub fn talkers(rows: &[Talker], top_n: usize) -> ChartDef {
         title: "Top talkers".into(),
         chart,
     }
+}
+
+/// Longest chart label, in characters: a name is shortened in the middle.
+const LABEL_CHARS: usize = 28;
+
+/// A remote name as a chart label: short names whole, longer ones as their start and
+/// their end (which tells the service: "telemetry.tvv…ndor-example.com"). The table
+/// beside the chart keeps the full name and the address.
+#[must_use]
+pub fn short_name(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= LABEL_CHARS {
+        return name.to_string();
+    }
+    let tail = LABEL_CHARS * 2 / 3;
+    let head = LABEL_CHARS - tail - 1;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// A chart with what every chart of the report has: animation off (a static image
