@@ -902,7 +902,7 @@ fn talked_to_email_html(h: &mut String, s: &Summary) {
             let _ = write!(
                 h,
                 "<tr><td style=\"{NAME}\">{}</td><td style=\"{BYTES}\">{}</td></tr>",
-                breakable(&esc(&remote_label(r))),
+                remote_cell_html(r),
                 esc(&human_bytes(r.bytes))
             );
         }
@@ -918,6 +918,30 @@ fn talked_to_email_html(h: &mut String, s: &Summary) {
     if let Some(more) = more_devices(s) {
         let _ = write!(h, "<p style=\"{MORE}\">{}</p>", esc(&more));
     }
+}
+
+/// A remote in the email's view: the name (breakable at its dots), then its address in
+/// grey, kept on one line when it is short (a phone would split "203.0.113.25" at a
+/// dot); an unnamed address alone.
+fn remote_cell_html(r: &crate::analyse::RemoteRow) -> String {
+    const ADDR: &str = "color:#6b7280;";
+    let label = remote_label(r);
+    let Some(name) = r.name.as_deref().and_then(crate::analyse::clean_name) else {
+        return breakable(&esc(&label));
+    };
+    let addr = label
+        .strip_prefix(name.as_str())
+        .map_or(label.as_str(), str::trim_start);
+    let short = addr.chars().count() <= 24;
+    let (addr, nowrap) = if short {
+        (esc(addr), "white-space:nowrap;")
+    } else {
+        (breakable(&esc(addr)), "")
+    };
+    format!(
+        "{} <span style=\"{ADDR}{nowrap}\">{addr}</span>",
+        breakable(&esc(&name))
+    )
 }
 
 /// Names of a device the email leaves out: "N more, 1.2 MB".

@@ -122,6 +122,21 @@ fn read(night: &Path, file: &str) -> String {
     std::fs::read_to_string(night.join("report").join(file)).unwrap()
 }
 
+/// The text of an HTML page: tags removed (`<wbr>`, the spans of the email's view).
+fn text_of(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn summary(night: &Path) -> Summary {
     serde_json::from_str(&std::fs::read_to_string(night.join("summary.json")).unwrap()).unwrap()
 }
@@ -179,7 +194,7 @@ fn the_report_names_remote_addresses_and_what_each_device_talked_to() {
     let html = read(&night, "email.html").replace("<wbr>", "");
     let text = read(&night, "email.txt");
     let index = read(&night, "index.html").replace("<wbr>", "");
-    for page in [&html, &text, &index] {
+    for page in [&text_of(&html), &text, &text_of(&index)] {
         for want in [
             "What each device talked to",
             "02:00:00:00:00:23 (192.168.1.23)",
@@ -338,4 +353,85 @@ fn hostile_names_in_the_chart_svg_are_text() {
             || svg.contains("&lt;script>alert(1)&lt;/script>"),
         "{svg}"
     );
+}
+
+/// Not a test: writes a names.parquet for an analysed night (`NETDIGEST_NAMES_NIGHT`,
+/// a night directory with summary.json), for measuring and looking at the report: each
+/// device's remote addresses named by a DNS answer (some by an SNI), and filler rows up
+/// to `NETDIGEST_NAMES_ROWS` (default 100,000, names.parquet's bound) of other names for
+/// the same addresses and clients, spread over the night.
+#[test]
+#[ignore = "a tool: run with NETDIGEST_NAMES_NIGHT=<night dir>"]
+fn write_names_for_a_night() {
+    let Ok(night) = std::env::var("NETDIGEST_NAMES_NIGHT") else {
+        return;
+    };
+    let rows: usize = std::env::var("NETDIGEST_NAMES_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let night = PathBuf::from(night);
+    let s = summary(&night);
+    let t0 = s.totals.first_ns.unwrap();
+    let span = (s.totals.last_ns.unwrap() - t0).max(1);
+    let mac = |m: &str| -> Option<[u8; 6]> {
+        let b: Vec<u8> = m
+            .split(':')
+            .filter_map(|x| u8::from_str_radix(x, 16).ok())
+            .collect();
+        b.try_into().ok()
+    };
+    let services = [
+        "telemetry.tvvendor-example.com",
+        "video.streaming-example.net",
+        "updates.os-example.org",
+        "api.weather-example.com",
+        "time.example.net",
+    ];
+    let mut store = NameStore::new();
+    let mut pairs = Vec::new();
+    for d in &s.talked_to {
+        let (m, client) = (mac(&d.device), d.ips.first().map(|i| ip(i)));
+        for (i, r) in d.remotes.iter().enumerate() {
+            pairs.push((m, client, ip(&r.addr)));
+            let name = services[i % services.len()].to_string();
+            let kind = if i % 3 == 0 {
+                Kind::TlsSni
+            } else {
+                Kind::DnsAnswer
+            };
+            store.add(
+                Name {
+                    kind,
+                    name,
+                    addr: Some(ip(&r.addr)),
+                    client_mac: m,
+                    client_ip: client,
+                    ttl: Some(300),
+                },
+                t0,
+                0,
+            );
+        }
+    }
+    let mut i = 0usize;
+    while store.len() < rows && !pairs.is_empty() {
+        let (m, client, addr) = pairs[i % pairs.len()];
+        let ts = t0 + i64::try_from(i).unwrap() % span;
+        store.add(
+            Name {
+                kind: Kind::DnsAnswer,
+                name: format!("host{i}.cdn-example.net"),
+                addr: Some(addr),
+                client_mac: m,
+                client_ip: client,
+                ttl: Some(60),
+            },
+            ts,
+            u64::try_from(i).unwrap(),
+        );
+        i += 1;
+    }
+    store.write(&night.join("names.parquet")).unwrap();
+    eprintln!("{} names", store.len());
 }

@@ -70,15 +70,24 @@ pub(super) fn name_remotes(
     max_rows: usize,
 ) -> PolarsResult<()> {
     let path = parquet.with_file_name(crate::layout::NAMES_PARQUET);
+    let t = std::time::Instant::now();
     let names = crate::namestore::read(&path).or_else(|e| {
         tracing::warn!(file = %path.display(), "remote names: cannot read ({e}); addresses only");
         crate::namestore::NameStore::new().to_frame()
     })?;
+    tracing::debug!(
+        ms = t.elapsed().as_millis(),
+        rows = names.height(),
+        "remote names: read"
+    );
+    let t = std::time::Instant::now();
     let r = name_traffic(&night.cube, &names)?;
     r.name_talkers(&mut summary.talkers_by_bytes)?;
     r.name_talkers(&mut summary.talkers_by_packets)?;
     r.name_conversations(&mut summary.conversations)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "remote names: tables named");
     let (talked_to, more) = r.talked_to(max_rows)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "remote names: talked to");
     summary.talked_to = talked_to;
     summary.omitted.talked_to = more;
     Ok(())
@@ -165,8 +174,8 @@ fn join(a: LazyFrame, b: LazyFrame, on: &[&str], right_on: &[&str], how: JoinTyp
     a.join(b, l, r, JoinArgs::new(how))
 }
 
-/// The remote names of `names` (names.parquet as read): one row per (sent, name,
-/// address, client MAC, client IP), with first and last sighting (ns) and frames.
+/// The remote names of `names` (names.parquet as read): `sent` (SNI/Host, else a DNS
+/// answer), name, address, client MAC and IP, first and last sighting (ns), frames.
 fn remote_names(names: &DataFrame) -> LazyFrame {
     names
         .clone()
@@ -186,30 +195,22 @@ fn remote_names(names: &DataFrame) -> LazyFrame {
             col(LAST_TS).cast(DataType::Int64).alias("n_last"),
             col(FRAMES).cast(DataType::UInt64).alias("frames"),
         ])
-        .group_by([
-            col("sent"),
-            col("name"),
-            col("addr"),
-            col("n_mac"),
-            col("n_ip"),
-        ])
-        .agg([
-            col("n_first").min(),
-            col("n_last").max(),
-            col("frames").sum(),
-        ])
 }
 
-/// Per (client key, address, rule) the [`CANDIDATES`] names seen in most frames.
-fn candidates(names: LazyFrame, key: &str) -> LazyFrame {
-    names
-        .filter(col(key).is_not_null())
-        .sort(
-            ["sent", "frames", "n_last", "name"],
-            order(&[true, true, true, false]),
-        )
-        .group_by_stable([col(key), col("addr"), col("sent")])
-        .head(Some(CANDIDATES))
+/// Per (client key, address, rule) the [`CANDIDATES`] names seen in most frames (then
+/// most recently, then in names.parquet's order), of the (client key, address) pairs
+/// in `pairs` (the traffic's: a DNS answer lists addresses never contacted).
+fn candidates(names: LazyFrame, key: &str, pairs: LazyFrame) -> LazyFrame {
+    join(
+        names.filter(col(key).is_not_null()),
+        pairs,
+        &[key, "addr"],
+        &["key", "remote"],
+        JoinType::Inner,
+    )
+    .sort(["sent", "frames", "n_last"], order(&[true, true, true]))
+    .group_by_stable([col(key), col("addr"), col("sent")])
+    .head(Some(CANDIDATES))
 }
 
 /// Names every cube row's remote side, see the module's documentation. `cube`: the
@@ -267,8 +268,23 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
     .with_row_index("row", None)
     .collect()?;
 
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "remote names: {what}");
+    lap("oriented");
     let n = remote_names(names).collect()?;
-    let per = |key: &str, on: &str| {
+    lap("names");
+    let pairs = |key: &str| {
+        oriented
+            .clone()
+            .lazy()
+            .filter(col(key).is_not_null())
+            .select([col(key).alias("key"), col("remote")])
+            .unique(None, UniqueKeepStrategy::Any)
+    };
+    let cand_ip = candidates(n.clone().lazy(), "n_ip", pairs("client")).collect()?;
+    let cand_mac = candidates(n.clone().lazy(), "n_mac", pairs("client_mac")).collect()?;
+    lap("candidates");
+    let per = |cands: &DataFrame, key: &str, on: &str| {
         let rows =
             oriented
                 .clone()
@@ -276,13 +292,14 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
                 .select([col("row"), col(on), col("remote"), col("last")]);
         join(
             rows,
-            candidates(n.clone().lazy(), key),
+            cands.clone().lazy(),
             &[on, "remote"],
             &[key, "addr"],
             JoinType::Inner,
         )
         .select([
             col("row"),
+            col("last"),
             col("sent"),
             col("name"),
             col("n_first"),
@@ -291,64 +308,77 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
         ])
     };
     let seen = col("n_first").lt_eq(col("last"));
-    let best = concat(
-        [per("n_ip", "client"), per("n_mac", "client_mac")],
+    let both = concat(
+        [
+            per(&cand_ip, "n_ip", "client"),
+            per(&cand_mac, "n_mac", "client_mac"),
+        ],
         UnionArgs::default(),
     )?
-    .join(
-        oriented.clone().lazy().select([col("row"), col("last")]),
-        [col("row")],
-        [col("row")],
-        JoinArgs::new(JoinType::Inner),
-    )
-    .with_columns([
-        seen.clone().alias("seen"),
-        when(seen)
-            .then(
-                when(col("n_last").lt_eq(col("last")))
-                    .then(col("n_last"))
-                    .otherwise(col("n_first")),
-            )
-            .otherwise(lit(i64::MIN))
-            .alias("recent"),
-    ])
-    .group_by([col("row")])
-    .agg([col("name")
-        .sort_by(
-            [
-                col("sent"),
-                col("seen"),
-                col("recent"),
-                col("frames"),
-                col("name"),
-            ],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([true, true, true, true, false]),
-        )
-        .first()
-        .alias("client_name")]);
-    let global = n
-        .clone()
+    .collect()?;
+    lap("joined");
+    tracing::debug!(rows = both.height(), "remote names: candidate rows");
+    let best = both
         .lazy()
-        .group_by([col("addr"), col("name"), col("sent")])
-        .agg([col("frames").sum()])
-        .group_by([col("addr")])
+        .with_columns([
+            seen.clone().alias("seen"),
+            when(seen)
+                .then(
+                    when(col("n_last").lt_eq(col("last")))
+                        .then(col("n_last"))
+                        .otherwise(col("n_first")),
+                )
+                .otherwise(lit(i64::MIN))
+                .alias("recent"),
+        ])
+        .group_by([col("row")])
         .agg([col("name")
             .sort_by(
-                [col("sent"), col("frames"), col("name")],
-                SortMultipleOptions::default().with_order_descending_multi([true, true, false]),
+                [
+                    col("sent"),
+                    col("seen"),
+                    col("recent"),
+                    col("frames"),
+                    col("name"),
+                ],
+                SortMultipleOptions::default()
+                    .with_order_descending_multi([true, true, true, true, false]),
             )
             .first()
-            .alias("global_name")]);
+            .alias("client_name")])
+        .collect()?;
+    lap("best");
+    let remotes = oriented
+        .clone()
+        .lazy()
+        .select([col("remote")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let global = join(
+        n.clone().lazy(),
+        remotes,
+        &["addr"],
+        &["remote"],
+        JoinType::Inner,
+    )
+    .group_by([col("addr")])
+    .agg([col("name")
+        .sort_by(
+            [col("sent"), col("frames"), col("name")],
+            SortMultipleOptions::default().with_order_descending_multi([true, true, false]),
+        )
+        .first()
+        .alias("global_name")])
+    .collect()?;
+    lap("global");
     let named = join(
         join(
             oriented.clone().lazy(),
-            best,
+            best.lazy(),
             &["row"],
             &["row"],
             JoinType::Left,
         ),
-        global,
+        global.lazy(),
         &["remote"],
         &["addr"],
         JoinType::Left,
@@ -365,6 +395,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
             .alias("name"),
     ])
     .collect()?;
+    lap("named");
 
     // Local devices: addresses that are local, or asked or sent names, or are sent
     // from the MAC of a device that asked or sent names and sends few addresses that
@@ -422,6 +453,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
     )
     .select([col("client")])
     .collect()?;
+    lap("devices");
     Ok(RemoteNames { named, devices })
 }
 
