@@ -18,8 +18,8 @@ use netdigest::namestore::NameStore;
 /// 2024-11-19T23:00:00Z.
 const T0: i64 = 1_732_057_200_000_000_000;
 const ROUTER: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
-const TV: ([u8; 6], &str) = ([2, 0, 0, 0, 0, 0x23], "192.168.1.23");
-const LAPTOP: ([u8; 6], &str) = ([2, 0, 0, 0, 0, 0x40], "192.168.1.40");
+const TV: Device = ([2, 0, 0, 0, 0, 0x23], "192.168.1.23");
+const LAPTOP: Device = ([2, 0, 0, 0, 0, 0x40], "192.168.1.40");
 const TELEMETRY: &str = "198.51.100.7";
 
 fn ip(s: &str) -> IpAddr {
@@ -48,11 +48,14 @@ fn tcp(
     out
 }
 
+/// A local device: its MAC and IPv4 address.
+type Device = ([u8; 6], &'static str);
+
 /// A night: frames, and the names the test says they carried.
 #[derive(Default)]
 struct Night {
     frames: Vec<(i64, Vec<u8>)>,
-    names: Vec<(Kind, String, &'static str, ([u8; 6], &'static str))>,
+    names: Vec<(Kind, String, &'static str, Device)>,
 }
 
 impl Night {
@@ -67,7 +70,7 @@ impl Night {
         }
     }
 
-    fn name(&mut self, kind: Kind, name: &str, addr: &'static str, dev: ([u8; 6], &'static str)) {
+    fn name(&mut self, kind: Kind, name: &str, addr: &'static str, dev: Device) {
         self.names.push((kind, name.to_string(), addr, dev));
     }
 

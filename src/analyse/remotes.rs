@@ -213,30 +213,25 @@ fn candidates(names: LazyFrame, key: &str, pairs: LazyFrame) -> LazyFrame {
     .head(Some(CANDIDATES))
 }
 
-/// Names every cube row's remote side, see the module's documentation. `cube`: the
-/// night's cube (`night::Night::cube`); `names`: names.parquet as read.
-pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<RemoteNames> {
+/// The cube's IP traffic per (slot, client, remote), both ways round (each address pair
+/// once as client-remote and once as remote-client), with the client's MAC (the source
+/// MAC it sent the most packets with) and a row number. Columns: slot, client, remote,
+/// packets, bytes, last, client_mac, row.
+fn oriented(cube: &DataFrame) -> PolarsResult<DataFrame> {
+    let ip = col(SRC)
+        .is_not_null()
+        .and(col(DST).is_not_null())
+        .and(col(IP_VERSION).is_not_null());
     let flows = cube
         .clone()
         .lazy()
-        .filter(
-            col(SRC)
-                .is_not_null()
-                .and(col(DST).is_not_null())
-                .and(col(IP_VERSION).is_not_null()),
-        )
+        .filter(ip.clone())
         .group_by([col("slot"), col(SRC), col(DST)])
         .agg([col("packets").sum(), col("bytes").sum(), col("last").max()]);
-    // Each address's MAC: the source MAC it sent the most packets with.
     let macs = cube
         .clone()
         .lazy()
-        .filter(
-            col(SRC)
-                .is_not_null()
-                .and(col(SRC_MAC).is_not_null())
-                .and(col(IP_VERSION).is_not_null()),
-        )
+        .filter(ip.and(col(SRC_MAC).is_not_null()))
         .group_by([col(SRC), col(SRC_MAC)])
         .agg([col("packets").sum()])
         .group_by([col(SRC)])
@@ -258,7 +253,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
             col("last"),
         ])
     };
-    let oriented = join(
+    join(
         concat([side(SRC, DST), side(DST, SRC)], UnionArgs::default())?,
         macs,
         &["client"],
@@ -266,13 +261,12 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
         JoinType::Left,
     )
     .with_row_index("row", None)
-    .collect()?;
+    .collect()
+}
 
-    let t = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "remote names: {what}");
-    lap("oriented");
-    let n = remote_names(names).collect()?;
-    lap("names");
+/// Rules 1 and 2: per oriented row, the name its client sent to or asked for the
+/// remote (by IP or by MAC), time-aware. Columns: row, client_name.
+fn client_names(oriented: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> {
     let pairs = |key: &str| {
         oriented
             .clone()
@@ -281,10 +275,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
             .select([col(key).alias("key"), col("remote")])
             .unique(None, UniqueKeepStrategy::Any)
     };
-    let cand_ip = candidates(n.clone().lazy(), "n_ip", pairs("client")).collect()?;
-    let cand_mac = candidates(n.clone().lazy(), "n_mac", pairs("client_mac")).collect()?;
-    lap("candidates");
-    let per = |cands: &DataFrame, key: &str, on: &str| {
+    let per = |key: &str, on: &str| {
         let rows =
             oriented
                 .clone()
@@ -292,7 +283,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
                 .select([col("row"), col(on), col("remote"), col("last")]);
         join(
             rows,
-            cands.clone().lazy(),
+            candidates(n.clone().lazy(), key, pairs(on)),
             &[on, "remote"],
             &[key, "addr"],
             JoinType::Inner,
@@ -308,52 +299,49 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
         ])
     };
     let seen = col("n_first").lt_eq(col("last"));
-    let both = concat(
-        [
-            per(&cand_ip, "n_ip", "client"),
-            per(&cand_mac, "n_mac", "client_mac"),
-        ],
+    concat(
+        [per("n_ip", "client"), per("n_mac", "client_mac")],
         UnionArgs::default(),
     )?
-    .collect()?;
-    lap("joined");
-    tracing::debug!(rows = both.height(), "remote names: candidate rows");
-    let best = both
-        .lazy()
-        .with_columns([
-            seen.clone().alias("seen"),
-            when(seen)
-                .then(
-                    when(col("n_last").lt_eq(col("last")))
-                        .then(col("n_last"))
-                        .otherwise(col("n_first")),
-                )
-                .otherwise(lit(i64::MIN))
-                .alias("recent"),
-        ])
-        .group_by([col("row")])
-        .agg([col("name")
-            .sort_by(
-                [
-                    col("sent"),
-                    col("seen"),
-                    col("recent"),
-                    col("frames"),
-                    col("name"),
-                ],
-                SortMultipleOptions::default()
-                    .with_order_descending_multi([true, true, true, true, false]),
+    .with_columns([
+        seen.clone().alias("seen"),
+        // The latest sighting by the end of the row's slot.
+        when(seen)
+            .then(
+                when(col("n_last").lt_eq(col("last")))
+                    .then(col("n_last"))
+                    .otherwise(col("n_first")),
             )
-            .first()
-            .alias("client_name")])
-        .collect()?;
-    lap("best");
+            .otherwise(lit(i64::MIN))
+            .alias("recent"),
+    ])
+    .group_by([col("row")])
+    .agg([col("name")
+        .sort_by(
+            [
+                col("sent"),
+                col("seen"),
+                col("recent"),
+                col("frames"),
+                col("name"),
+            ],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([true, true, true, true, false]),
+        )
+        .first()
+        .alias("client_name")])
+    .collect()
+}
+
+/// Rule 3: per remote address of the traffic, the name any client used (SNI/Host
+/// first, then most frames, then the name). Columns: addr, global_name.
+fn global_names(oriented: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> {
     let remotes = oriented
         .clone()
         .lazy()
         .select([col("remote")])
         .unique(None, UniqueKeepStrategy::Any);
-    let global = join(
+    join(
         n.clone().lazy(),
         remotes,
         &["addr"],
@@ -368,39 +356,14 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
         )
         .first()
         .alias("global_name")])
-    .collect()?;
-    lap("global");
-    let named = join(
-        join(
-            oriented.clone().lazy(),
-            best.lazy(),
-            &["row"],
-            &["row"],
-            JoinType::Left,
-        ),
-        global.lazy(),
-        &["remote"],
-        &["addr"],
-        JoinType::Left,
-    )
-    .select([
-        col("client"),
-        col("client_mac"),
-        col("remote"),
-        col("packets"),
-        col("bytes"),
-        when(col("client_name").is_not_null())
-            .then(col("client_name"))
-            .otherwise(col("global_name"))
-            .alias("name"),
-    ])
-    .collect()?;
-    lap("named");
+    .collect()
+}
 
-    // Local devices: addresses that are local, or asked or sent names, or are sent
-    // from the MAC of a device that asked or sent names and sends few addresses that
-    // are not local (a dual-stack device's global IPv6 addresses; a router's MAC sends
-    // every remote address).
+/// The clients of `named` that are local devices: addresses that are local, or asked or
+/// sent names, or are sent from the MAC of a device that asked or sent names and that
+/// sends few addresses that are not local (a dual-stack device's global IPv6
+/// addresses; a router's MAC sends every remote address). Columns: client.
+fn local_devices(named: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> {
     let clients = named
         .clone()
         .lazy()
@@ -425,20 +388,21 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
             .cast(DataType::UInt64)
             .sum()
             .alias("foreign")]);
-    let devices = join(
+    let flagged = join(
         join(
-            join(
-                clients,
-                flag("n_ip", "asker"),
-                &["client"],
-                &["n_ip"],
-                JoinType::Left,
-            ),
-            flag("n_mac", "mac_asker"),
-            &["client_mac"],
-            &["n_mac"],
+            clients,
+            flag("n_ip", "asker"),
+            &["client"],
+            &["n_ip"],
             JoinType::Left,
         ),
+        flag("n_mac", "mac_asker"),
+        &["client_mac"],
+        &["n_mac"],
+        JoinType::Left,
+    );
+    join(
+        flagged,
         foreign,
         &["client_mac"],
         &["client_mac"],
@@ -452,7 +416,47 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
                 .and(col("foreign").lt_eq(lit(MAX_FOREIGN)))),
     )
     .select([col("client")])
+    .collect()
+}
+
+/// Names every cube row's remote side, see the module's documentation. `cube`: the
+/// night's cube (`night::Night::cube`); `names`: names.parquet as read.
+pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<RemoteNames> {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "remote names: {what}");
+    let oriented = oriented(cube)?;
+    let n = remote_names(names).collect()?;
+    lap("traffic both ways");
+    let best = client_names(&oriented, &n)?;
+    lap("per client");
+    let global = global_names(&oriented, &n)?;
+    lap("global");
+    let named = join(
+        join(
+            oriented.lazy(),
+            best.lazy(),
+            &["row"],
+            &["row"],
+            JoinType::Left,
+        ),
+        global.lazy(),
+        &["remote"],
+        &["addr"],
+        JoinType::Left,
+    )
+    .select([
+        col("client"),
+        col("client_mac"),
+        col("remote"),
+        col("packets"),
+        col("bytes"),
+        when(col("client_name").is_not_null())
+            .then(col("client_name"))
+            .otherwise(col("global_name"))
+            .alias("name"),
+    ])
     .collect()?;
+    let devices = local_devices(&named, &n)?;
     lap("devices");
     Ok(RemoteNames { named, devices })
 }
@@ -650,61 +654,74 @@ impl RemoteNames {
             ])
             .collect()?;
 
-        let top = top.collect()?;
-        let (device, packets, bytes) = (
-            strs(&top, "device")?,
-            u64s(&top, "packets")?,
-            u64s(&top, "bytes")?,
-        );
-        let mut out: Vec<DeviceRemotes> = device
-            .into_iter()
-            .enumerate()
-            .map(|(i, device)| DeviceRemotes {
-                device,
-                packets: packets[i],
-                bytes: bytes[i],
-                ..DeviceRemotes::default()
-            })
-            .collect();
-        let at = |df: &DataFrame| -> PolarsResult<Vec<usize>> {
-            Ok(u64s(df, "rank")?
-                .into_iter()
-                .map(|r| usize::try_from(r).unwrap_or(usize::MAX))
-                .collect())
-        };
-        for (r, ip) in at(&ips)?.into_iter().zip(strs(&ips, "client")?) {
-            if let Some(d) = out.get_mut(r) {
-                d.ips.push(ip);
-            }
-        }
-        let (name, addr) = (opt_strs(&shown, "name")?, strs(&shown, "addr")?);
-        let (addrs, p, b) = (
-            u64s(&shown, "addrs")?,
-            u64s(&shown, "packets")?,
-            u64s(&shown, "bytes")?,
-        );
-        for (i, r) in at(&shown)?.into_iter().enumerate() {
-            if let Some(d) = out.get_mut(r) {
-                d.remotes.push(RemoteRow {
-                    name: name[i].as_deref().and_then(clean_name),
-                    addr: addr[i].clone(),
-                    addrs: addrs[i],
-                    packets: p[i],
-                    bytes: b[i],
-                });
-            }
-        }
-        let (labels, label_bytes) = (u64s(&counts, "labels")?, u64s(&counts, "label_bytes")?);
-        for (i, r) in at(&counts)?.into_iter().enumerate() {
-            if let Some(d) = out.get_mut(r) {
-                let shown = u64::try_from(d.remotes.len()).unwrap_or(u64::MAX);
-                d.more = labels[i].saturating_sub(shown);
-                d.more_bytes =
-                    label_bytes[i].saturating_sub(d.remotes.iter().map(|x| x.bytes).sum::<u64>());
-            }
-        }
+        let out = device_rows(&top.collect()?, &ips, &shown, &counts)?;
         Ok((out, rest))
     }
+}
+
+/// The talked-to view as Rust rows, from its frames (all with a `rank` column: the
+/// device's place): `top` the devices (device, packets, bytes), `ips` their addresses
+/// (client), `shown` their names (name, addr, addrs, packets, bytes), `counts` all
+/// their names' count and bytes (labels, label_bytes).
+fn device_rows(
+    top: &DataFrame,
+    ips: &DataFrame,
+    shown: &DataFrame,
+    counts: &DataFrame,
+) -> PolarsResult<Vec<DeviceRemotes>> {
+    let (device, packets, bytes) = (
+        strs(top, "device")?,
+        u64s(top, "packets")?,
+        u64s(top, "bytes")?,
+    );
+    let mut out: Vec<DeviceRemotes> = device
+        .into_iter()
+        .enumerate()
+        .map(|(i, device)| DeviceRemotes {
+            device,
+            packets: packets[i],
+            bytes: bytes[i],
+            ..DeviceRemotes::default()
+        })
+        .collect();
+    let at = |df: &DataFrame| -> PolarsResult<Vec<usize>> {
+        Ok(u64s(df, "rank")?
+            .into_iter()
+            .map(|r| usize::try_from(r).unwrap_or(usize::MAX))
+            .collect())
+    };
+    for (r, ip) in at(ips)?.into_iter().zip(strs(ips, "client")?) {
+        if let Some(d) = out.get_mut(r) {
+            d.ips.push(ip);
+        }
+    }
+    let (name, addr) = (opt_strs(shown, "name")?, strs(shown, "addr")?);
+    let (addrs, p, b) = (
+        u64s(shown, "addrs")?,
+        u64s(shown, "packets")?,
+        u64s(shown, "bytes")?,
+    );
+    for (i, r) in at(shown)?.into_iter().enumerate() {
+        if let Some(d) = out.get_mut(r) {
+            d.remotes.push(RemoteRow {
+                name: name[i].as_deref().and_then(clean_name),
+                addr: addr[i].clone(),
+                addrs: addrs[i],
+                packets: p[i],
+                bytes: b[i],
+            });
+        }
+    }
+    let (labels, label_bytes) = (u64s(counts, "labels")?, u64s(counts, "label_bytes")?);
+    for (i, r) in at(counts)?.into_iter().enumerate() {
+        if let Some(d) = out.get_mut(r) {
+            let shown = u64::try_from(d.remotes.len()).unwrap_or(u64::MAX);
+            d.more = labels[i].saturating_sub(shown);
+            d.more_bytes =
+                label_bytes[i].saturating_sub(d.remotes.iter().map(|x| x.bytes).sum::<u64>());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
