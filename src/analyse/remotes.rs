@@ -81,7 +81,7 @@ pub(super) fn name_remotes(
         "remote names: read"
     );
     let t = std::time::Instant::now();
-    let r = name_traffic(&night.cube, &names)?;
+    let r = name_traffic(&night.cube, &names, max_rows.saturating_mul(FOCUS))?;
     r.name_talkers(&mut summary.talkers_by_bytes)?;
     r.name_talkers(&mut summary.talkers_by_packets)?;
     r.name_conversations(&mut summary.conversations)?;
@@ -213,38 +213,24 @@ fn candidates(names: LazyFrame, key: &str, pairs: LazyFrame) -> LazyFrame {
     .head(Some(CANDIDATES))
 }
 
-/// The cube's IP traffic per (slot, client, remote), both ways round (each address pair
-/// once as client-remote and once as remote-client), with the client's MAC (the source
-/// MAC it sent the most packets with) and a row number. Columns: slot, client, remote,
-/// packets, bytes, last, client_mac, row.
-fn oriented(cube: &DataFrame) -> PolarsResult<DataFrame> {
+/// Addresses per device row limit that the talked-to view looks at (see [`oriented`]).
+const FOCUS: usize = 4;
+
+/// The cube's IP traffic both ways round (each address pair once as client-remote and
+/// once as remote-client), with the client's MAC (the source MAC it sent the most
+/// packets with) and a row number: per (slot, client, remote) where names.parquet names
+/// the remote (the naming is per slot), and per (client, remote) over the night for
+/// the other remotes of the `k` addresses with the most bytes (`focus`: what the
+/// talked-to view lists). A night of a million spoofed sources so costs the rows of its
+/// busiest addresses, not a million per slot. Columns: slot, client, remote, packets,
+/// bytes, last, focus, client_mac, row.
+fn oriented(cube: &DataFrame, n: &DataFrame, k: usize) -> PolarsResult<DataFrame> {
     let ip = col(SRC)
         .is_not_null()
         .and(col(DST).is_not_null())
         .and(col(IP_VERSION).is_not_null());
-    let flows = cube
-        .clone()
-        .lazy()
-        .filter(ip.clone())
-        .group_by([col("slot"), col(SRC), col(DST)])
-        .agg([col("packets").sum(), col("bytes").sum(), col("last").max()]);
-    let macs = cube
-        .clone()
-        .lazy()
-        .filter(ip.and(col(SRC_MAC).is_not_null()))
-        .group_by([col(SRC), col(SRC_MAC)])
-        .agg([col("packets").sum()])
-        .group_by([col(SRC)])
-        .agg([col(SRC_MAC)
-            .sort_by(
-                [col("packets"), col(SRC_MAC)],
-                SortMultipleOptions::default().with_order_descending_multi([true, false]),
-            )
-            .first()
-            .alias("client_mac")])
-        .select([col(SRC).alias("mac_of"), col("client_mac")]);
     let side = |client: &str, remote: &str| {
-        flows.clone().select([
+        cube.clone().lazy().filter(ip.clone()).select([
             col("slot"),
             col(client).alias("client"),
             col(remote).alias("remote"),
@@ -253,15 +239,89 @@ fn oriented(cube: &DataFrame) -> PolarsResult<DataFrame> {
             col("last"),
         ])
     };
-    join(
-        concat([side(SRC, DST), side(DST, SRC)], UnionArgs::default())?,
-        macs,
-        &["client"],
-        &["mac_of"],
+    let all = concat([side(SRC, DST), side(DST, SRC)], UnionArgs::default())?;
+    let per_addr = all
+        .clone()
+        .group_by([col("client")])
+        .agg([col("bytes").sum()])
+        .collect()?;
+    let top = super::rollup::top_rows(&per_addr, "bytes", &["client"], k)?
+        .lazy()
+        .select([col("client").alias("f_addr"), lit(true).alias("focus")]);
+    let named_addrs = n
+        .clone()
+        .lazy()
+        .select([col("addr").alias("n_addr"), lit(true).alias("named")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let flagged = join(
+        join(all, top, &["client"], &["f_addr"], JoinType::Left),
+        named_addrs,
+        &["remote"],
+        &["n_addr"],
         JoinType::Left,
     )
-    .with_row_index("row", None)
-    .collect()
+    .with_columns([
+        col("focus").fill_null(lit(false)),
+        col("named").fill_null(lit(false)),
+    ]);
+    let named = flagged
+        .clone()
+        .filter(col("named"))
+        .group_by([col("slot"), col("client"), col("remote")])
+        .agg([
+            col("packets").sum(),
+            col("bytes").sum(),
+            col("last").max(),
+            col("focus").first(),
+        ]);
+    let rest = flagged
+        .filter(col("focus").and(col("named").not()))
+        .group_by([col("client"), col("remote")])
+        .agg([
+            col("packets").sum(),
+            col("bytes").sum(),
+            col("last").max(),
+            col("slot").min(),
+        ])
+        .select([
+            col("slot"),
+            col("client"),
+            col("remote"),
+            col("packets"),
+            col("bytes"),
+            col("last"),
+            lit(true).alias("focus"),
+        ]);
+    let rows = concat([named, rest], UnionArgs::default())?.collect()?;
+    // The clients' MACs, from the cube's rows they sent.
+    let clients = rows
+        .clone()
+        .lazy()
+        .select([col("client").alias("mac_of")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let macs = join(
+        cube.clone()
+            .lazy()
+            .filter(ip.and(col(SRC_MAC).is_not_null())),
+        clients,
+        &[SRC],
+        &["mac_of"],
+        JoinType::Inner,
+    )
+    .group_by([col(SRC), col(SRC_MAC)])
+    .agg([col("packets").sum()])
+    .group_by([col(SRC)])
+    .agg([col(SRC_MAC)
+        .sort_by(
+            [col("packets"), col(SRC_MAC)],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .first()
+        .alias("client_mac")])
+    .select([col(SRC).alias("mac_of"), col("client_mac")]);
+    join(rows.lazy(), macs, &["client"], &["mac_of"], JoinType::Left)
+        .with_row_index("row", None)
+        .collect()
 }
 
 /// Rules 1 and 2: per oriented row, the name its client sent to or asked for the
@@ -421,11 +481,21 @@ fn local_devices(named: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> {
 
 /// Names every cube row's remote side, see the module's documentation. `cube`: the
 /// night's cube (`night::Night::cube`); `names`: names.parquet as read.
-pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<RemoteNames> {
+pub(super) fn name_traffic(
+    cube: &DataFrame,
+    names: &DataFrame,
+    focus: usize,
+) -> PolarsResult<RemoteNames> {
     let t = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "remote names: {what}");
-    let oriented = oriented(cube)?;
+    let lap = |what: &str| {
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            peak_rss_kb = crate::logging::peak_rss_kb(),
+            "remote names: {what}"
+        );
+    };
     let n = remote_names(names).collect()?;
+    let oriented = oriented(cube, &n, focus)?;
     lap("traffic both ways");
     let best = client_names(&oriented, &n)?;
     lap("per client");
@@ -450,6 +520,7 @@ pub(super) fn name_traffic(cube: &DataFrame, names: &DataFrame) -> PolarsResult<
         col("remote"),
         col("packets"),
         col("bytes"),
+        col("focus"),
         when(col("client_name").is_not_null())
             .then(col("client_name"))
             .otherwise(col("global_name"))
@@ -577,7 +648,7 @@ impl RemoteNames {
     /// out.
     pub(super) fn talked_to(&self, max_rows: usize) -> PolarsResult<(Vec<DeviceRemotes>, u64)> {
         let traffic = join(
-            self.named.clone().lazy(),
+            self.named.clone().lazy().filter(col("focus")),
             self.devices.clone().lazy(),
             &["client"],
             &["client"],
@@ -588,6 +659,9 @@ impl RemoteNames {
             .otherwise(col("client"))
             .alias("device")])
         .collect()?;
+        let t = std::time::Instant::now();
+        let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "talked to: {what}");
+        lap("traffic");
         let all_devices = traffic
             .clone()
             .lazy()
@@ -604,59 +678,127 @@ impl RemoteNames {
             &["device"],
             &["device"],
             JoinType::Inner,
-        );
+        )
+        .select([
+            col("rank"),
+            col("client"),
+            col("remote"),
+            col("name"),
+            col("packets"),
+            col("bytes"),
+        ])
+        .collect()?
+        .lazy();
         // The device's addresses, most bytes first.
         let ips = traffic
             .clone()
             .group_by([col("rank"), col("client")])
             .agg([col("bytes").sum()])
             .sort(["rank", "bytes", "client"], order(&[false, true, false]))
-            .group_by_stable([col("rank")])
-            .head(Some(DeviceRemotes::MAX_IPS))
             .collect()?;
+        let ips = head_per_rank(&ips, DeviceRemotes::MAX_IPS)?;
+        lap("ips");
         // Per (device, name or unnamed address): bytes, packets, addresses, top address.
         let per_addr = traffic
             .group_by([col("rank"), col("name"), col("remote")])
             .agg([col("packets").sum(), col("bytes").sum()])
-            .with_columns([when(col("name").is_not_null())
-                .then(col("name"))
-                .otherwise(col("remote"))
-                .alias("label")]);
-        let labels = per_addr
-            .group_by([col("rank"), col("label")])
+            .collect()?;
+        lap("per address");
+        // A name over several addresses: its bytes, and its busiest address first
+        // (sorted before grouping: a sort per group would cost seconds for a flood's
+        // 300,000 unnamed addresses, which need no grouping).
+        let named = per_addr
+            .clone()
+            .lazy()
+            .filter(col("name").is_not_null())
+            .sort(["bytes", "remote"], order(&[true, false]))
+            .group_by([col("rank"), col("name")])
             .agg([
-                col("name").first(),
-                col("remote")
-                    .sort_by(
-                        [col("bytes"), col("remote")],
-                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
-                    )
-                    .first()
-                    .alias("addr"),
+                col("remote").first().alias("addr"),
                 len().cast(DataType::UInt64).alias("addrs"),
                 col("packets").sum(),
                 col("bytes").sum(),
             ])
-            .sort(["rank", "bytes", "label"], order(&[false, true, false]))
+            .with_columns([col("name").alias("label")]);
+        let unnamed = per_addr.lazy().filter(col("name").is_null()).select([
+            col("rank"),
+            col("name"),
+            col("remote").alias("addr"),
+            lit(1u64).cast(DataType::UInt64).alias("addrs"),
+            col("packets"),
+            col("bytes"),
+            col("remote").alias("label"),
+        ]);
+        let labels = concat([named, unnamed], UnionArgs::default())?
+            .sort(["rank"], order(&[false]))
             .collect()?;
-        let shown = labels
-            .clone()
-            .lazy()
-            .group_by_stable([col("rank")])
-            .head(Some(max_rows))
-            .collect()?;
-        let counts = labels
-            .lazy()
-            .group_by([col("rank")])
-            .agg([
-                len().cast(DataType::UInt64).alias("labels"),
-                col("bytes").sum().alias("label_bytes"),
-            ])
-            .collect()?;
-
+        lap("labels");
+        let (shown, counts) = top_per_rank(&labels, max_rows)?;
+        lap("shown");
+        lap("counts");
         let out = device_rows(&top.collect()?, &ips, &shown, &counts)?;
         Ok((out, rest))
     }
+}
+
+/// Of `labels` sorted by rank: per rank the `k` rows with the most bytes (ties by
+/// label), and per rank the count and bytes of all its rows (rank, labels,
+/// label_bytes). One pass over each rank's rows with a heap of `k` ([`top_rows`]).
+///
+/// [`top_rows`]: super::rollup::top_rows
+fn top_per_rank(labels: &DataFrame, k: usize) -> PolarsResult<(DataFrame, DataFrame)> {
+    let ranks: Vec<u64> = u64s(labels, "rank")?;
+    let bytes = u64s(labels, "bytes")?;
+    let mut shown: Option<DataFrame> = None;
+    let (mut rank, mut n, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < ranks.len() {
+        let r = ranks[start];
+        let end = ranks[start..]
+            .iter()
+            .position(|&x| x != r)
+            .map_or(ranks.len(), |p| start + p);
+        let part = labels.slice(i64::try_from(start).unwrap_or(i64::MAX), end - start);
+        let top = super::rollup::top_rows(&part, "bytes", &["label"], k)?;
+        match shown.as_mut() {
+            Some(df) => {
+                df.vstack_mut(&top)?;
+            }
+            None => shown = Some(top),
+        }
+        rank.push(r);
+        n.push(u64::try_from(end - start).unwrap_or(u64::MAX));
+        total.push(bytes[start..end].iter().sum::<u64>());
+        start = end;
+    }
+    let counts = DataFrame::new(
+        rank.len(),
+        vec![
+            Column::new("rank".into(), rank),
+            Column::new("labels".into(), n),
+            Column::new("label_bytes".into(), total),
+        ],
+    )?;
+    Ok((shown.unwrap_or_else(|| labels.head(Some(0))), counts))
+}
+
+/// The first `k` rows of each `rank` of `df`, sorted by rank: one pass over the rank
+/// column, then a take of at most `k` rows per rank.
+fn head_per_rank(df: &DataFrame, k: usize) -> PolarsResult<DataFrame> {
+    let ranks = df.column("rank")?.cast(&DataType::UInt64)?;
+    let mut idx = Vec::new();
+    let (mut last, mut run) = (None, 0usize);
+    for (i, r) in ranks.u64()?.iter().enumerate() {
+        if r == last {
+            run += 1;
+        } else {
+            (last, run) = (r, 0);
+        }
+        if run < k {
+            idx.push(super::rollup::idx(i));
+        }
+    }
+    df.take(&IdxCa::from_vec("idx".into(), idx))
 }
 
 /// The talked-to view as Rust rows, from its frames (all with a `rank` column: the
