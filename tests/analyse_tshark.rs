@@ -103,6 +103,7 @@ fn tshark_endpoints(out: &str) -> BTreeMap<String, Talker> {
                 tx_bytes: n(4),
                 rx_packets: n(5),
                 rx_bytes: n(6),
+                name: None,
             },
         );
     }

@@ -14,7 +14,9 @@
 //! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
 //! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
 //! and their rows), `rollup` (the roll-ups and top-K), `timeline` (totals, timeline),
-//! `floods` (spoofed-source floods and scans), `talkers` (Rust roll-ups for `tshark`),
+//! `floods` (spoofed-source floods and scans), `remotes` (remote addresses named from
+//! `names.parquet`: talkers, conversations, what each device talked to), `talkers`
+//! (Rust roll-ups for `tshark`),
 //! `tshark` (the same counts shaped as tshark's statistics, for comparison).
 //! Column names come from [`crate::parquet_schema`]; data flows one way, into
 //! [`crate::devices`] for the device list, never back.
@@ -26,6 +28,7 @@ mod floods;
 mod naming;
 mod night;
 mod pings;
+mod remotes;
 mod rollup;
 mod summary;
 mod tables;
@@ -38,10 +41,11 @@ use std::path::Path;
 
 pub use floods::{FLOOD_MIN_SOURCES, SCAN_MIN_PORTS};
 pub use naming::{NAME_PRECEDENCE, clean, is_hidden, is_junk};
+pub use remotes::clean_name;
 pub use summary::{
-    ArpRow, CaptureHealth, Conversation, Flood, HistoryRow, Label, LowDiskStop, Omitted, PingRow,
-    PortRow, ProtocolRow, SUMMARY_SCHEMA_OLDEST, SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin,
-    Timeline, Totals, add_label,
+    ArpRow, CaptureHealth, Conversation, DeviceRemotes, Flood, HistoryRow, Label, LowDiskStop,
+    Omitted, PingRow, PortRow, ProtocolRow, RemoteRow, SUMMARY_SCHEMA_OLDEST,
+    SUMMARY_SCHEMA_VERSION, Summary, Talker, TimeBin, Timeline, Totals, add_label,
 };
 pub use tshark::{all_conversations, endpoints, io_stat};
 
@@ -139,6 +143,8 @@ pub fn analyse_with_devices(
     summary.omitted.devices = omitted;
     summary.labels = naming::labels_of(&devices, &opts.labels);
     lap("roll-ups and devices");
+    remotes::name_remotes(&mut summary, &night, parquet, opts.max_rows).map_err(pe)?;
+    lap("remote names");
     Ok((summary, devices))
 }
 
@@ -183,6 +189,7 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         ping_requests: night.pings.omitted_requests,
         arp: more_arp,
         devices: 0,
+        talked_to: 0,
     };
     Ok(Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
@@ -204,5 +211,6 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         floods,
         labels: std::collections::BTreeMap::new(),
         findings: Vec::new(),
+        talked_to: Vec::new(),
     })
 }

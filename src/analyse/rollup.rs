@@ -220,6 +220,7 @@ pub(super) fn talkers(
                 tx_bytes: tb[i],
                 rx_packets: rp[i],
                 rx_bytes: rb[i],
+                name: None,
             })
             .collect())
     };
@@ -285,6 +286,8 @@ pub(super) fn conversations(pairs: &DataFrame, n: usize) -> PolarsResult<(Vec<Co
             bytes_a_to_b: bab[i],
             packets_b_to_a: pba[i],
             bytes_b_to_a: bba[i],
+            a_name: None,
+            b_name: None,
         })
         .collect();
     Ok((rows, rest))

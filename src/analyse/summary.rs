@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Version of `summary.json`'s schema; bumped on any incompatible change.
 /// 2: one device per MAC (`devices.*.ips`, names, vendors) and `labels`. Version 1
 /// summaries still read (a device's `ip` becomes its one address in `ips`).
-pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
+/// 3: remote names (talkers' `name`, conversations' `a_name`/`b_name`, `talked_to`) and
+/// `findings`; both absent from older files, read as empty.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 3;
 
 /// Oldest `summary.json` schema that still reads into [`Summary`].
 pub const SUMMARY_SCHEMA_OLDEST: u32 = 1;
@@ -56,6 +58,10 @@ pub struct Summary {
     /// Tonight's findings, highest rank first (see `analyse::findings`); absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<super::findings::Finding>,
+    /// What each local device talked to: per device, the remote names (or addresses)
+    /// by bytes; absent when no device talked to anything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub talked_to: Vec<DeviceRemotes>,
 }
 
 /// The name of an address.
@@ -91,6 +97,8 @@ pub struct Omitted {
     pub arp: u64,
     /// Local devices left out (not recorded in devices.parquet, not compared).
     pub devices: u64,
+    /// Devices left out of `talked_to`.
+    pub talked_to: u64,
 }
 
 impl Omitted {
@@ -291,6 +299,10 @@ pub struct ProtocolRow {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Talker {
     pub addr: String,
+    /// The name clients used for this address (passive DNS, TLS/QUIC SNI, HTTP Host):
+    /// the one that carried the most of its bytes. Absent when nothing named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub packets: u64,
     pub bytes: u64,
     pub tx_packets: u64,
@@ -310,6 +322,12 @@ pub struct Conversation {
     pub bytes_a_to_b: u64,
     pub packets_b_to_a: u64,
     pub bytes_b_to_a: u64,
+    /// The name `b` used for `a`, and the name `a` used for `b` (per client: what this
+    /// device asked for or sent as SNI/Host); absent when nothing named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -329,6 +347,48 @@ pub struct ArpRow {
     pub requests: u64,
     /// is-at replies this device sent.
     pub replies: u64,
+}
+
+/// What one local device talked to (a device: a MAC, or an IP address where no MAC
+/// was seen), most bytes first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceRemotes {
+    /// The device's MAC, or its IP address when its packets carried no MAC.
+    pub device: String,
+    /// The device's IP addresses that talked (at most [`DeviceRemotes::MAX_IPS`], most
+    /// bytes first).
+    pub ips: Vec<String>,
+    /// Packets and bytes between the device and everything it talked to (both ways).
+    pub packets: u64,
+    pub bytes: u64,
+    /// The names (or unnamed addresses) it talked to, most bytes first.
+    pub remotes: Vec<RemoteRow>,
+    /// Names and addresses left out of `remotes`, and their bytes.
+    pub more: u64,
+    pub more_bytes: u64,
+}
+
+impl DeviceRemotes {
+    /// IP addresses listed per device.
+    pub const MAX_IPS: usize = 4;
+}
+
+/// A name a device talked to: the bytes (both ways) between the device and the
+/// addresses it knew by that name; or one address that nothing named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RemoteRow {
+    /// The name the device used (SNI/Host it sent, else the DNS name it asked for, else
+    /// a name another client used); absent for an address nothing named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The address (for a name: the one with the most bytes).
+    pub addr: String,
+    /// Addresses under this name.
+    pub addrs: u64,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 #[cfg(test)]

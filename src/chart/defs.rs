@@ -132,7 +132,25 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
 #[must_use]
 pub fn talkers(rows: &[Talker], top_n: usize, name: Namer<'_>) -> ChartDef {
     let rows: Vec<_> = rows.iter().take(top_n).collect();
-    let mut names = category_names(rows.iter().map(|t| t.addr.as_str()), name);
+    // A device by its label (the caller's `name`), else a remote by the name its
+    // clients used, shortened; two addresses of one name show their addresses too.
+    let remote: std::collections::HashMap<&str, Option<&str>> = rows
+        .iter()
+        .map(|t| (t.addr.as_str(), t.name.as_deref()))
+        .collect();
+    let either = |a: &str| {
+        let n = name(a);
+        if n != a {
+            return n;
+        }
+        remote
+            .get(a)
+            .copied()
+            .flatten()
+            .and_then(crate::analyse::clean_name)
+            .map_or(n, |r| short_name(&r))
+    };
+    let mut names = category_names(rows.iter().map(|t| t.addr.as_str()), &either);
     names.reverse();
     let sent: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.tx_bytes)).collect();
     let recv: Vec<i64> = rows.iter().rev().map(|t| to_i64(t.rx_bytes)).collect();
@@ -154,6 +172,26 @@ pub fn talkers(rows: &[Talker], top_n: usize, name: Namer<'_>) -> ChartDef {
         title: "Top talkers".into(),
         chart,
     }
+}
+
+/// Longest chart label, in characters: a name is shortened in the middle.
+const LABEL_CHARS: usize = 28;
+
+/// A remote name as a chart label: short names whole, longer ones as their start and
+/// their end (which tells the service: "telemetry.tvv…ndor-example.com"). The table
+/// beside the chart keeps the full name and the address.
+#[must_use]
+pub fn short_name(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= LABEL_CHARS {
+        return name.to_string();
+    }
+    let tail = LABEL_CHARS * 2 / 3;
+    let head = LABEL_CHARS - tail - 1;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// A chart with what every chart of the report has: animation off (a static image

@@ -144,7 +144,7 @@ pub struct ReportConfig {
     /// summary and the message small. Default 100.
     pub max_rows: usize,
     /// Sections to include, in order: `pings`, `totals`, `timeline`, `protocols`,
-    /// `talkers`, `conversations`, `ports`, `devices`, `history`. Default: all but
+    /// `talkers`, `conversations`, `ports`, `devices`, `talked-to`, `history`. Default: all but
     /// `conversations` and `ports`.
     pub sections: Vec<ReportSection>,
     /// Nights kept for "compared with previous nights". Default 7.

@@ -74,6 +74,7 @@ impl ReportSection {
         ReportSection::Protocols,
         ReportSection::Talkers,
         ReportSection::Devices,
+        ReportSection::TalkedTo,
         ReportSection::History,
     ];
 }
@@ -340,6 +341,8 @@ word_enum! {
         /// Top service ports; not in the default list.
         Ports => "ports",
         Devices => "devices",
+        /// What each device talked to: remote names (or addresses) by bytes.
+        TalkedTo => "talked-to",
         History => "history",
     }
 }
