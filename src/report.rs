@@ -1024,13 +1024,24 @@ fn device_label(s: &Summary, d: &crate::analyse::DeviceRemotes) -> String {
 
 /// What a device talked to, one row: "name (addr)" ("name (addr +2)" for a name over
 /// several addresses), or an unnamed address.
-fn remote_label(r: &crate::analyse::RemoteRow) -> String {
+fn remote_label(s: &Summary, r: &crate::analyse::RemoteRow) -> String {
     let addr = if r.addrs > 1 {
         format!("{} +{}", r.addr, r.addrs - 1)
     } else {
         r.addr.clone()
     };
-    remote_named(r.name.as_deref(), &addr)
+    // A local device the traffic did not name as a remote: its own label.
+    let local = r
+        .name
+        .is_none()
+        .then(|| s.label(&r.addr))
+        .flatten()
+        .map(|l| crate::analyse::clean(&l.name))
+        .filter(|n| !n.is_empty());
+    match local {
+        Some(n) => format!("{n} ({addr})"),
+        None => remote_named(r.name.as_deref(), &addr),
+    }
 }
 
 /// "N more, 1.2 MB" under a device's names.
@@ -1050,7 +1061,7 @@ fn talked_to_section(s: &Summary) -> Section {
                 } else {
                     String::new()
                 },
-                remote_label(r),
+                remote_label(s, r),
                 human_bytes(r.bytes),
                 thousands(r.packets),
             ]);
@@ -1090,7 +1101,7 @@ fn talked_to_email_html(h: &mut String, s: &Summary) {
             let _ = write!(
                 h,
                 "<tr><td style=\"{NAME}\">{}</td><td style=\"{BYTES}\">{}</td></tr>",
-                remote_cell_html(r),
+                remote_cell_html(s, r),
                 esc(&human_bytes(r.bytes))
             );
         }
@@ -1111,9 +1122,9 @@ fn talked_to_email_html(h: &mut String, s: &Summary) {
 /// A remote in the email's view: the name (breakable at its dots), then its address in
 /// grey, kept on one line when it is short (a phone would split "203.0.113.25" at a
 /// dot); an unnamed address alone.
-fn remote_cell_html(r: &crate::analyse::RemoteRow) -> String {
+fn remote_cell_html(s: &Summary, r: &crate::analyse::RemoteRow) -> String {
     const ADDR: &str = "color:#6b7280;";
-    let label = remote_label(r);
+    let label = remote_label(s, r);
     let Some(name) = r.name.as_deref().and_then(crate::analyse::clean_name) else {
         return breakable(&esc(&label));
     };
@@ -1154,7 +1165,7 @@ fn talked_to_text(t: &mut String, s: &Summary) {
             .remotes
             .iter()
             .take(EMAIL_NAMES)
-            .map(|r| (remote_label(r), human_bytes(r.bytes)))
+            .map(|r| (remote_label(s, r), human_bytes(r.bytes)))
             .collect();
         let w = shown.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         for (name, bytes) in shown {
