@@ -200,7 +200,8 @@ fn the_report_names_remote_addresses_and_what_each_device_talked_to() {
     for page in [&text_of(&html), &text, &text_of(&index)] {
         for want in [
             "What each device talked to",
-            "02:00:00:00:00:23 (192.168.1.23)",
+            // The device by its label (a private MAC without a name: its last octets).
+            "device 00:00:23 (192.168.1.23)",
             "telemetry.tvvendor-example.com (198.51.100.7)",
             "video.streaming-example.net (203.0.113.80)",
             // Per client: the laptop's name for the same address.
@@ -218,12 +219,15 @@ fn the_report_names_remote_addresses_and_what_each_device_talked_to() {
     // The conversations: each pair named as its device saw it.
     let pair = |a: &str, b: &str| text.lines().any(|l| l.starts_with(a) && l.contains(b));
     assert!(
-        pair("192.168.1.40", "api.other-example.org (198.51.100.7)"),
+        pair(
+            "device 00:00:40 (192.168.1.40)",
+            "api.other-example.org (198.51.100.7)"
+        ),
         "{text}"
     );
     assert!(
         pair(
-            "192.168.1.23",
+            "device 00:00:23 (192.168.1.23)",
             "telemetry.tvvendor-example.com (198.51.100.7)"
         ),
         "{text}"
