@@ -86,6 +86,8 @@ pub(super) fn score(starts: &[i64], up: &[u64], window: (i64, i64)) -> Option<Sc
 }
 
 pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Finding>> {
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t0.elapsed().as_millis(), "beacons: {what}");
     let min = ctx.cfg.beacon_min_connections.max(3);
     let pairs = flows
         .clone()
@@ -105,6 +107,7 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
         .collect();
     keep.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.1, &a.2).cmp(&(&b.1, &b.2))));
     keep.truncate(ctx.cfg.beacon_max_pairs);
+    lap("pairs");
     if keep.is_empty() {
         return Ok(Vec::new());
     }
@@ -121,33 +124,33 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
             col(FIRST_TS).cast(DataType::Int64),
             col(ORIG_PAYLOAD),
         ])
+        .sort([FIRST_TS], SortMultipleOptions::default())
         .join(
             kept.lazy(),
             [col(ORIG_ADDR), col(RESP_ADDR)],
             [col(ORIG_ADDR), col(RESP_ADDR)],
             JoinArgs::new(JoinType::Inner),
         )
-        .sort(
-            [ORIG_ADDR, RESP_ADDR, FIRST_TS],
-            SortMultipleOptions::default(),
-        )
         .collect()?;
+    // The rows are in time order: each pair's connections, gathered in one pass, stay so.
     let (o, r) = (strs(&rows, ORIG_ADDR)?, strs(&rows, RESP_ADDR)?);
     let (ts, up) = (i64s(&rows, FIRST_TS)?, u64s(&rows, ORIG_PAYLOAD)?);
+    let mut pairs: std::collections::BTreeMap<(&str, &str), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, (a, b)) in o.iter().zip(&r).enumerate() {
+        pairs.entry((a.as_str(), b.as_str())).or_default().push(i);
+    }
     let mut out = Vec::new();
-    let mut start = 0;
-    while start < rows.height() {
-        let mut end = start + 1;
-        while end < rows.height() && o[end] == o[start] && r[end] == r[start] {
-            end += 1;
-        }
-        if let Some(s) = score(&ts[start..end], &up[start..end], ctx.window)
+    for ((dev, remote), rows) in pairs {
+        let starts: Vec<i64> = rows.iter().map(|&i| ts[i]).collect();
+        let sizes: Vec<u64> = rows.iter().map(|&i| up[i]).collect();
+        if let Some(s) = score(&starts, &sizes, ctx.window)
             && s.score >= ctx.cfg.beacon_score
         {
-            out.push(finding(ctx, &o[start], &r[start], &ts[start..end], s));
+            out.push(finding(ctx, dev, remote, &starts, s));
         }
-        start = end;
     }
+    lap("scored");
     Ok(out)
 }
 

@@ -132,6 +132,8 @@ pub struct FindingInputs<'a> {
 /// table that cannot be read is logged and skipped: the other findings still come.
 #[must_use]
 pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -> Vec<Finding> {
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t0.elapsed().as_millis(), "findings: {what}");
     let names = crate::namestore::read(inputs.names).unwrap_or_else(|e| {
         tracing::warn!(path = %inputs.names.display(), "findings: names not read: {e}");
         DataFrame::empty()
@@ -140,9 +142,11 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
         tracing::warn!("findings: names: {e}");
         Labels::default()
     });
+    lap("names read");
     let mut out = health::findings(s, &labels, cfg);
     match crate::flows::read(inputs.flows) {
         Ok(flows) => {
+            lap("connections read");
             let window = (
                 s.totals.first_ns.unwrap_or(0),
                 s.totals.last_ns.unwrap_or(0),
@@ -153,15 +157,18 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
                 cfg,
                 window,
             };
-            for (what, r) in [
-                ("beacons", beacon::findings(&flows, &ctx)),
-                ("long connections", long::findings(&flows, &ctx)),
-                ("DNS bursts", dns::bursts(&flows, &ctx)),
-            ] {
-                match r {
+            type Finder = fn(&DataFrame, &Ctx<'_>) -> polars::prelude::PolarsResult<Vec<Finding>>;
+            let finders: [(&str, Finder); 3] = [
+                ("beacons", beacon::findings),
+                ("long connections", long::findings),
+                ("DNS bursts", dns::bursts),
+            ];
+            for (what, find) in finders {
+                match find(&flows, &ctx) {
                     Ok(f) => out.extend(f),
                     Err(e) => tracing::warn!("findings: {what}: {e}"),
                 }
+                lap(what);
             }
         }
         Err(e) => {
