@@ -389,7 +389,7 @@ in
         RestrictAddressFamilies = "AF_UNIX";
         Nice = "10";
         # src/units.rs NIGHTLY_MEMORY_MAX: a night of a million spoofed sources fits.
-        MemoryMax = "1G";
+        MemoryMax = "1536M";
       };
 
     systemd.services.netdigest-mail =

@@ -819,5 +819,21 @@ pub fn read(path: &Path) -> PolarsResult<DataFrame> {
     ParquetReader::new(File::open(path)?).finish()
 }
 
+/// Reads only `columns` of `flows.parquet` (the rest is never decoded); absent: an empty
+/// table with those columns.
+///
+/// # Errors
+/// The file exists but is not a connection table, or lacks one of `columns`.
+pub fn read_columns(path: &Path, columns: &[&str]) -> PolarsResult<DataFrame> {
+    if !path.exists() {
+        return Rows::default()
+            .into_frame()?
+            .select(columns.iter().copied());
+    }
+    ParquetReader::new(File::open(path)?)
+        .with_columns(Some(columns.iter().map(|c| (*c).to_string()).collect()))
+        .finish()
+}
+
 #[cfg(test)]
 mod tests;

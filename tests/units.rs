@@ -289,7 +289,7 @@ fn check_all(dir: &Path, files: &[PathBuf], calendars: &[(&str, &str)], runtime_
     // Memory: each service has its bound (a flood stops nightly, never the Pi).
     for (s, max) in [
         ("netdigest-capture.service", "256M"),
-        ("netdigest-nightly.service", "1G"),
+        ("netdigest-nightly.service", "1536M"),
         ("netdigest-mail.service", "256M"),
     ] {
         assert_eq!(values(&read(dir, s), "MemoryMax"), [max], "{s}");
