@@ -86,6 +86,19 @@ pub fn packet<'a>(rec: &PacketRecord, data: &'a [u8]) -> Option<Packet<'a>> {
     })
 }
 
+/// Appends the names one decoded frame carries to `out`: what convert stores, frame by
+/// frame (the tshark oracle reads frames through this too). Frames without a TCP/UDP
+/// payload cost one comparison.
+#[inline]
+pub fn frame_names(ex: &mut Extractor, rec: &PacketRecord, data: &[u8], out: &mut Vec<Name>) {
+    if rec.payload_off.is_none() || rec.payload_len == Some(0) {
+        return;
+    }
+    if let Some(p) = packet(rec, data) {
+        ex.packet(&p, out);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     kind: Kind,
@@ -122,13 +135,10 @@ impl NameStore {
     /// Reads the names in one decoded frame (`data`: its captured bytes).
     #[inline]
     pub fn observe(&mut self, rec: &PacketRecord, data: &[u8]) {
-        if rec.payload_off.is_none() || rec.payload_len == Some(0) {
+        frame_names(&mut self.extractor, rec, data, &mut self.scratch);
+        if self.scratch.is_empty() {
             return;
         }
-        let Some(p) = packet(rec, data) else {
-            return;
-        };
-        self.extractor.packet(&p, &mut self.scratch);
         let mut names = std::mem::take(&mut self.scratch);
         for n in names.drain(..) {
             self.add(n, rec.ts_ns, rec.frame);

@@ -53,8 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use netdigest::capfile::CaptureReader;
-use netdigest::decode::{self, FrameMeta};
+use netdigest::decode;
 use netdigest::flows::{self, FlowLimits, FlowTable};
 use polars::prelude::*;
 
@@ -176,23 +175,13 @@ fn col_str(df: &DataFrame, c: &str) -> Vec<Option<String>> {
 
 /// Our connections, as convert builds them; an error when our reader cannot open the file.
 fn ours(file: &Path) -> Result<OurSide, String> {
-    let mut reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
     let mut table = FlowTable::new(FlowLimits::default());
     // frame -> its 5-tuple, for frames that are part of a connection.
     let mut tuples: Vec<(u64, Tuple)> = Vec::new();
     let mut first_ts = None;
-    let mut frame_no = 0u64;
-    while let Ok(Some(frame)) = reader.next_frame() {
-        frame_no += 1;
-        let meta = FrameMeta {
-            frame: frame_no,
-            ts_ns: frame.ts_ns,
-            interface: frame.interface,
-            wire_len: frame.wire_len,
-        };
-        let rec = decode::decode(meta, frame.data, frame.link);
+    common::for_each_decoded(file, |rec, _| {
         first_ts.get_or_insert(rec.ts_ns);
-        table.observe(&rec).unwrap();
+        table.observe(rec).unwrap();
         if let (Some(p @ (6 | 17)), Some(s), Some(d), Some(sp), Some(dp)) = (
             rec.ip_proto,
             rec.src.filter(|a| !matches!(a, decode::Addr::Mac(_))),
@@ -200,9 +189,12 @@ fn ours(file: &Path) -> Result<OurSide, String> {
             rec.src_port,
             rec.dst_port,
         ) {
-            tuples.push((frame_no, tuple(p, (s.to_string(), sp), (d.to_string(), dp))));
+            tuples.push((
+                rec.frame,
+                tuple(p, (s.to_string(), sp), (d.to_string(), dp)),
+            ));
         }
-    }
+    })?;
     let df = table.finish_frame().unwrap();
     let proto = col_u64(&df, flows::PROTO);
     let oa = col_str(&df, flows::ORIG_ADDR);

@@ -73,8 +73,6 @@ use std::path::Path;
 use std::process::Command;
 
 use names::Kind;
-use netdigest::capfile::CaptureReader;
-use netdigest::decode::{self, FrameMeta};
 use netdigest::namestore;
 use serde_json::Value;
 
@@ -228,33 +226,16 @@ fn addr_str(a: Option<IpAddr>) -> String {
 
 /// Our names, as convert reads them; an error when our reader cannot open the file.
 fn ours(file: &Path) -> Result<BTreeSet<Row>, String> {
-    let mut reader = CaptureReader::open(file).map_err(|e| e.to_string())?;
     let mut extractor = names::Extractor::new();
     let mut out = Vec::new();
     let mut rows = BTreeSet::new();
-    let mut frame_no = 0u64;
-    while let Ok(Some(frame)) = reader.next_frame() {
-        frame_no += 1;
-        let meta = FrameMeta {
-            frame: frame_no,
-            ts_ns: frame.ts_ns,
-            interface: frame.interface,
-            wire_len: frame.wire_len,
-        };
-        let rec = decode::decode(meta, frame.data, frame.link);
-        // As NameStore::observe.
-        if rec.payload_off.is_none() || rec.payload_len == Some(0) {
-            continue;
-        }
-        let Some(p) = namestore::packet(&rec, frame.data) else {
-            continue;
-        };
+    common::for_each_decoded(file, |rec, data| {
         out.clear();
-        extractor.packet(&p, &mut out);
+        namestore::frame_names(&mut extractor, rec, data, &mut out);
         for n in &out {
-            rows.insert((frame_no, n.kind.as_str(), n.name.clone(), addr_str(n.addr)));
+            rows.insert((rec.frame, n.kind.as_str(), n.name.clone(), addr_str(n.addr)));
         }
-    }
+    })?;
     Ok(rows)
 }
 

@@ -6,6 +6,29 @@ use std::process::{Command, Output};
 
 pub mod smtp;
 
+/// Reads `file` with netdigest's reader and decodes every frame as convert does
+/// (numbered from 1), handing each record and its captured bytes to `f`; stops at the
+/// first damage. An error when the reader cannot open the file.
+pub fn for_each_decoded(
+    file: &Path,
+    mut f: impl FnMut(&netdigest::decode::PacketRecord, &[u8]),
+) -> Result<(), String> {
+    use netdigest::decode::{FrameMeta, decode};
+    let mut reader = netdigest::capfile::CaptureReader::open(file).map_err(|e| e.to_string())?;
+    let mut frame = 0u64;
+    while let Ok(Some(fr)) = reader.next_frame() {
+        frame += 1;
+        let meta = FrameMeta {
+            frame,
+            ts_ns: fr.ts_ns,
+            interface: fr.interface,
+            wire_len: fr.wire_len,
+        };
+        f(&decode(meta, fr.data, fr.link), fr.data);
+    }
+    Ok(())
+}
+
 /// `../shared` (or `NETDIGEST_SHARED`). Missing: a failure under `CI=true`, else a skip.
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("NETDIGEST_SHARED").map_or_else(

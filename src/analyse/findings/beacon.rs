@@ -86,8 +86,6 @@ pub(super) fn score(starts: &[i64], up: &[u64], window: (i64, i64)) -> Option<Sc
 }
 
 pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Finding>> {
-    let t0 = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t0.elapsed().as_millis(), "beacons: {what}");
     let min = ctx.cfg.beacon_min_connections.max(3);
     let pairs = flows
         .clone()
@@ -107,7 +105,6 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
         .collect();
     keep.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.1, &a.2).cmp(&(&b.1, &b.2))));
     keep.truncate(ctx.cfg.beacon_max_pairs);
-    lap("pairs");
     if keep.is_empty() {
         return Ok(Vec::new());
     }
@@ -150,7 +147,6 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
             out.push(finding(ctx, dev, remote, &starts, s));
         }
     }
-    lap("scored");
     Ok(out)
 }
 
