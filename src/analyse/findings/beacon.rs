@@ -24,7 +24,6 @@ use polars::prelude::*;
 
 use super::stats::{bowley, mad, median};
 use super::{Ctx, Finding, bytes, duration, scale, unicast};
-use crate::dataframe::{i64s, strs, u64s};
 use crate::devices::is_local;
 use crate::flows::{FIRST_TS, ORIG_ADDR, ORIG_PAYLOAD, RESP_ADDR};
 
@@ -87,66 +86,55 @@ pub(super) fn score(starts: &[i64], up: &[u64], window: (i64, i64)) -> Option<Sc
 
 pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Finding>> {
     let min = ctx.cfg.beacon_min_connections.max(3);
-    let pairs = flows
-        .clone()
-        .lazy()
-        .group_by([col(ORIG_ADDR), col(RESP_ADDR)])
-        .agg([len().cast(DataType::UInt64).alias("n")])
-        .filter(col("n").gt_eq(lit(min as u64)))
-        .collect()?;
-    let (o, r, n) = (
-        strs(&pairs, ORIG_ADDR)?,
-        strs(&pairs, RESP_ADDR)?,
-        u64s(&pairs, "n")?,
-    );
-    let mut keep: Vec<(u64, String, String)> = (0..pairs.height())
-        .filter(|&i| is_local(&o[i]) && unicast(&r[i]))
-        .map(|i| (n[i], o[i].clone(), r[i].clone()))
+    let o = flows.column(ORIG_ADDR)?.str()?;
+    let r = flows.column(RESP_ADDR)?.str()?;
+    let ts = flows.column(FIRST_TS)?.cast(&DataType::Int64)?;
+    let ts = ts.i64()?;
+    let up = flows.column(ORIG_PAYLOAD)?.cast(&DataType::UInt64)?;
+    let up = up.u64()?;
+    // Pass 1: connections per pair (borrowed keys, no copy of the table).
+    let mut counts: foldhash::HashMap<(&str, &str), usize> = foldhash::HashMap::default();
+    for (a, b) in o.iter().zip(r.iter()) {
+        if let (Some(a), Some(b)) = (a, b) {
+            *counts.entry((a, b)).or_default() += 1;
+        }
+    }
+    let mut keep: Vec<(usize, &str, &str)> = counts
+        .into_iter()
+        .filter(|&((a, b), n)| n >= min && is_local(a) && unicast(b))
+        .map(|((a, b), n)| (n, a, b))
         .collect();
-    keep.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.1, &a.2).cmp(&(&b.1, &b.2))));
+    keep.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| (x.1, x.2).cmp(&(y.1, y.2))));
     keep.truncate(ctx.cfg.beacon_max_pairs);
     if keep.is_empty() {
         return Ok(Vec::new());
     }
-    let kept = df!(
-        ORIG_ADDR => keep.iter().map(|k| k.1.as_str()).collect::<Vec<_>>(),
-        RESP_ADDR => keep.iter().map(|k| k.2.as_str()).collect::<Vec<_>>(),
-    )?;
-    let rows = flows
-        .clone()
-        .lazy()
-        .select([
-            col(ORIG_ADDR),
-            col(RESP_ADDR),
-            col(FIRST_TS).cast(DataType::Int64),
-            col(ORIG_PAYLOAD),
-        ])
-        .sort([FIRST_TS], SortMultipleOptions::default())
-        .join(
-            kept.lazy(),
-            [col(ORIG_ADDR), col(RESP_ADDR)],
-            [col(ORIG_ADDR), col(RESP_ADDR)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .collect()?;
-    // The rows are in time order: each pair's connections, gathered in one pass, stay so.
-    let (o, r) = (strs(&rows, ORIG_ADDR)?, strs(&rows, RESP_ADDR)?);
-    let (ts, up) = (i64s(&rows, FIRST_TS)?, u64s(&rows, ORIG_PAYLOAD)?);
-    let mut pairs: std::collections::BTreeMap<(&str, &str), Vec<usize>> =
-        std::collections::BTreeMap::new();
-    for (i, (a, b)) in o.iter().zip(&r).enumerate() {
-        pairs.entry((a.as_str(), b.as_str())).or_default().push(i);
+    // Pass 2: each kept pair's (start, bytes up), then in time order.
+    let slot: foldhash::HashMap<(&str, &str), usize> = keep
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, a, b))| ((a, b), i))
+        .collect();
+    let mut rows: Vec<Vec<(i64, u64)>> = keep.iter().map(|k| Vec::with_capacity(k.0)).collect();
+    for (((a, b), t), u) in o.iter().zip(r.iter()).zip(ts.iter()).zip(up.iter()) {
+        if let (Some(a), Some(b)) = (a, b)
+            && let Some(&i) = slot.get(&(a, b))
+        {
+            rows[i].push((t.unwrap_or(0), u.unwrap_or(0)));
+        }
     }
     let mut out = Vec::new();
-    for ((dev, remote), rows) in pairs {
-        let starts: Vec<i64> = rows.iter().map(|&i| ts[i]).collect();
-        let sizes: Vec<u64> = rows.iter().map(|&i| up[i]).collect();
+    for (&(_, dev, remote), mut conns) in keep.iter().zip(rows) {
+        conns.sort_unstable();
+        let starts: Vec<i64> = conns.iter().map(|c| c.0).collect();
+        let sizes: Vec<u64> = conns.iter().map(|c| c.1).collect();
         if let Some(s) = score(&starts, &sizes, ctx.window)
             && s.score >= ctx.cfg.beacon_score
         {
             out.push(finding(ctx, dev, remote, &starts, s));
         }
     }
+    out.sort_by(|x, y| (&x.device, &x.remote).cmp(&(&y.device, &y.remote)));
     Ok(out)
 }
 
