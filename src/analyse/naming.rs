@@ -29,8 +29,12 @@
 //! records become one device, showing all their MACs (a universally administered one
 //! first), all their IPs, and the sums of their packets and bytes. Two universally
 //! administered MACs are never merged (a laptop's wired and wireless cards stay two
-//! rows). Caveat: two phones that both call themselves `iPhone` behind private MACs
-//! are shown as one device.
+//! rows). A host name many devices carry out of the box (`iPhone`, `android`,
+//! `Galaxy`, `MacBook-Pro`, `raspberrypi`, ... see [`is_generic`]) does not link:
+//! two phones that both call themselves `iPhone` behind private MACs stay two rows.
+//!
+//! A device's addresses are those it sent from, busiest first, then those a DHCP server
+//! gave it (the ACK's `yiaddr`, the requested address) that it has not used yet.
 //!
 //! Memory is bounded: polars group-bys over the packet cube and names.parquet (at most
 //! 100,000 rows); at most `report.max_rows` devices, [`MAX_IPS`] addresses each and
@@ -179,6 +183,72 @@ pub fn is_junk(name: &str) -> bool {
         || !n.chars().any(char::is_alphanumeric)
 }
 
+/// A host name that devices carry out of the box, so that two devices may well share
+/// it: a name, but no proof that two records are one device. Compared without case,
+/// after removing a trailing `.local`/`.lan`/`.home` and separators (`iPhone`,
+/// `MacBook-Pro`, `Galaxy-S23`, `android`, `raspberrypi`...).
+#[must_use]
+pub fn is_generic(name: &str) -> bool {
+    const GENERIC: [&str; 40] = [
+        "iphone",
+        "ipad",
+        "ipod",
+        "ipodtouch",
+        "imac",
+        "macbook",
+        "macbookpro",
+        "macbookair",
+        "macmini",
+        "appletv",
+        "homepod",
+        "applewatch",
+        "android",
+        "androidphone",
+        "galaxy",
+        "samsung",
+        "pixel",
+        "oneplus",
+        "xiaomi",
+        "redmi",
+        "huawei",
+        "oppo",
+        "phone",
+        "smartphone",
+        "tablet",
+        "laptop",
+        "desktop",
+        "pc",
+        "computer",
+        "raspberrypi",
+        "ubuntu",
+        "debian",
+        "fedora",
+        "linux",
+        "windows",
+        "chromecast",
+        "googlehome",
+        "echo",
+        "kindle",
+        "esp",
+    ];
+    let lower = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let lower = [".local", ".lan", ".home", ".localdomain"]
+        .iter()
+        .find_map(|s| lower.strip_suffix(s))
+        .unwrap_or(&lower);
+    let squeezed: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+    // A model number after the generic word (`Galaxy-S23`, `iPhone 15`, `Pixel-7a`)
+    // is still the same out-of-the-box name.
+    let stem = squeezed.trim_end_matches(|c: char| c.is_ascii_digit());
+    GENERIC.iter().any(|g| {
+        squeezed == *g
+            || stem == *g
+            || squeezed
+                .strip_prefix(g)
+                .is_some_and(|rest| rest.len() <= 4 && rest.chars().any(|c| c.is_ascii_digit()))
+    })
+}
+
 /// A device before linking: its MACs and addresses from the packets, what the traffic
 /// called it.
 #[derive(Debug, Clone, Default)]
@@ -211,13 +281,14 @@ impl Record {
     fn client_id(&self) -> Option<String> {
         self.first_of(Kind::DhcpClientId).map(|c| c.to_lowercase())
     }
+    /// The DHCP host name that links it to another record: not junk, not generic.
     fn dhcp_name(&self) -> Option<String> {
         self.names
             .get(&Kind::DhcpHostname)
             .into_iter()
             .flatten()
             .map(|n| clean(n))
-            .find(|n| !is_junk(n))
+            .find(|n| !is_junk(n) && !is_generic(n))
     }
 }
 
@@ -464,9 +535,23 @@ pub(super) fn night_devices(
         .head(Some(1))
         .select([col("ip").alias("key"), col("dev")]);
     let owners = concat(
-        [keyed.select([col("mac").alias("key"), col("dev")]), by_ip],
+        [
+            keyed.clone().select([col("mac").alias("key"), col("dev")]),
+            by_ip,
+        ],
         UnionArgs::default(),
     )?;
+    for (d, ip) in dhcp_addresses(names, keyed)? {
+        if let Some(r) = records.get_mut(d)
+            && !r.ips.contains(&ip)
+        {
+            if r.ips.len() < MAX_IPS {
+                r.ips.push(ip);
+            } else {
+                r.more_ips += 1;
+            }
+        }
+    }
     let named = device_names(names, owners)?;
     let (devs, kinds, texts) = (
         u64s(&named, "dev")?,
@@ -487,6 +572,45 @@ pub(super) fn night_devices(
         .collect();
     devices.sort_by(|a, b| (a.name.to_lowercase(), &a.mac).cmp(&(b.name.to_lowercase(), &b.mac)));
     Ok((devices, omitted))
+}
+
+/// The addresses DHCP gave each device (by its MAC): (dev, address), the
+/// `addr` of its DHCPv4 rows (yiaddr, else the requested address or ciaddr) and DHCPv6
+/// IA_NA addresses, at most [`MAX_IPS`] per device.
+fn dhcp_addresses(names: &DataFrame, keyed: LazyFrame) -> PolarsResult<Vec<(usize, String)>> {
+    let dhcp = [
+        Kind::DhcpHostname,
+        Kind::DhcpFqdn,
+        Kind::DhcpVendor,
+        Kind::DhcpClientId,
+        Kind::Dhcpv6Fqdn,
+    ]
+    .iter()
+    .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let df = names
+        .clone()
+        .lazy()
+        .filter(
+            dhcp.and(col(ADDR).is_not_null())
+                .and(col(CLIENT_MAC).is_not_null()),
+        )
+        .select([col(CLIENT_MAC).alias("mac"), col(ADDR).alias("ip")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .inner_join(keyed, col("mac"), col("mac"))
+        .sort_by_exprs([col("dev"), col("ip")], order(&[false, false]))
+        .group_by_stable([col("dev")])
+        .head(Some(MAX_IPS))
+        .select([col("dev"), col("ip")])
+        .collect()?;
+    Ok(u64s(&df, "dev")?
+        .into_iter()
+        .zip(strs(&df, "ip")?)
+        .filter(|(_, ip)| {
+            ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !a.is_unspecified())
+        })
+        .filter_map(|(d, ip)| Some((usize::try_from(d).ok()?, ip)))
+        .collect())
 }
 
 /// The device names of names.parquet per device (`owners`: key -> dev, the key being a
@@ -769,5 +893,93 @@ mod tests {
         assert_eq!(labels["192.168.1.5"].name, "Brother industries 77:50:50");
         assert_eq!(labels["203.0.113.9"].source, "label");
         assert_eq!(labels.len(), 5);
+    }
+
+    #[test]
+    fn out_of_the_box_host_names_do_not_link_private_macs() {
+        for g in [
+            "iPhone",
+            "iphone.local",
+            "MacBook-Pro",
+            "Galaxy-S23",
+            "Pixel-7a",
+            "android",
+            "raspberrypi",
+            "iPad",
+            "DESKTOP",
+        ] {
+            assert!(is_generic(g), "{g}");
+        }
+        for n in [
+            "Annas-iPhone",
+            "thinkpad",
+            "kitchen-tv",
+            "ESP_3A2B1C",
+            "android-3f2a9c1b77",
+        ] {
+            assert!(!is_generic(n), "{n}");
+        }
+        let a = rec(
+            "da:00:00:00:00:01",
+            "192.168.1.60",
+            3,
+            &[(Kind::DhcpHostname, "iPhone")],
+        );
+        let b = rec(
+            "de:00:00:00:00:02",
+            "192.168.1.61",
+            4,
+            &[(Kind::DhcpHostname, "iphone")],
+        );
+        assert_eq!(
+            link(vec![a, b]).len(),
+            2,
+            "two phones called iPhone stay two devices"
+        );
+    }
+
+    #[test]
+    fn a_device_lists_the_address_dhcp_gave_it() -> PolarsResult<()> {
+        let pairs = df!(
+            "mac" => ["00:1b:a9:00:00:01", "00:1b:a9:00:00:02"],
+            "ip" => ["fe80::1", "192.168.1.20"],
+            "first" => [1i64, 1],
+            "last" => [2i64, 2],
+            "packets" => [4u64, 9],
+            "bytes" => [1000u64, 900],
+        )?;
+        // The first device has sent only from its link-local address so far; the DHCP
+        // server's ACK gave it 192.168.1.30. The second was given the address it uses.
+        let names = df!(
+            KIND => ["dhcp-hostname", "dhcp-hostname", "dhcp-vendor"],
+            NAME => ["kitchen-tv", "printer", "MSFT 5.0"],
+            ADDR => [Some("192.168.1.30"), Some("192.168.1.20"), Some("0.0.0.0")],
+            CLIENT_MAC => ["00:1b:a9:00:00:01", "00:1b:a9:00:00:02", "00:1b:a9:00:00:02"],
+            CLIENT_IP => [None::<&str>, None, None],
+            LAST_TS => [2i64, 2, 2],
+            FRAMES => [1u64, 1, 1],
+        )?;
+        let (devices, omitted) = night_devices(
+            &pairs,
+            &names,
+            &BTreeMap::new(),
+            10,
+            Zone::Named(chrono_tz::UTC),
+        )?;
+        assert_eq!(omitted, 0);
+        let ips = |name: &str| {
+            devices
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.ips.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(ips("kitchen-tv"), vec!["fe80::1", "192.168.1.30"]);
+        assert_eq!(
+            ips("printer"),
+            vec!["192.168.1.20"],
+            "no duplicate, no 0.0.0.0"
+        );
+        Ok(())
     }
 }
