@@ -106,12 +106,7 @@ impl Device {
 
 /// Accepts `"ips": ["a", "b"]` and, from summaries before schema version 2, `"ip": "a"`.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
+    use crate::config::OneOrMany;
     Ok(match OneOrMany::deserialize(d)? {
         OneOrMany::One(s) if s.is_empty() => Vec::new(),
         OneOrMany::One(s) => vec![s],

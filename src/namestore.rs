@@ -318,6 +318,16 @@ pub enum WriteError {
     },
 }
 
+/// A filter on the `kind` column: the rows of the kinds `pred` holds for.
+pub fn kind_is(pred: impl Fn(Kind) -> bool) -> Expr {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| pred(*k))
+        .map(|k| col(KIND).eq(lit(k.as_str())))
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
+}
+
 /// Reads `names.parquet`. A night converted before names existed has none: an empty
 /// table with the same columns.
 ///

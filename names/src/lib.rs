@@ -115,6 +115,20 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// True for the names a DHCP (v4 or v6) client sends: their `addr` is the address
+    /// the server gave it.
+    #[must_use]
+    pub fn is_dhcp(self) -> bool {
+        matches!(
+            self,
+            Kind::DhcpHostname
+                | Kind::DhcpFqdn
+                | Kind::DhcpVendor
+                | Kind::DhcpClientId
+                | Kind::Dhcpv6Fqdn
+        )
+    }
+
     /// True for names a device gives itself (device names), false for names of the
     /// remote services it talks to (DNS answers, SNI, HTTP Host).
     #[must_use]

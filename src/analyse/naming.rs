@@ -50,7 +50,7 @@ use super::summary::{Label, add_label};
 use crate::config::Zone;
 use crate::dataframe::{i64s, strs, u64s};
 use crate::devices::{Device, MAX_IPS};
-use crate::namestore::{ADDR, CLIENT_IP, CLIENT_MAC, FRAMES, KIND, LAST_TS, NAME};
+use crate::namestore::{ADDR, CLIENT_IP, CLIENT_MAC, FRAMES, KIND, LAST_TS, NAME, kind_is};
 use crate::vendor;
 
 /// Names kept per device and kind (the most recent).
@@ -72,24 +72,10 @@ pub const NAME_PRECEDENCE: [Kind; 10] = [
     Kind::MdnsModel,
 ];
 
-/// The kinds read from names.parquet for devices.
-const DEVICE_KINDS: [Kind; 12] = [
-    Kind::DhcpHostname,
-    Kind::DhcpFqdn,
-    Kind::DhcpVendor,
-    Kind::DhcpClientId,
-    Kind::Dhcpv6Fqdn,
-    Kind::Mdns,
-    Kind::MdnsService,
-    Kind::MdnsFriendly,
-    Kind::MdnsModel,
-    Kind::Nbns,
-    Kind::Llmnr,
-    Kind::Ssdp,
-];
-
 /// The kinds whose `addr` says which device the name belongs to.
-const NAMES_AN_ADDRESS: [Kind; 3] = [Kind::Mdns, Kind::Nbns, Kind::Llmnr];
+fn names_an_address(k: Kind) -> bool {
+    matches!(k, Kind::Mdns | Kind::Nbns | Kind::Llmnr)
+}
 
 /// What the traffic called one device: per kind, names best first.
 pub type Candidates = BTreeMap<Kind, Vec<String>>;
@@ -578,15 +564,7 @@ pub(super) fn night_devices(
 /// `addr` of its DHCPv4 rows (yiaddr, else the requested address or ciaddr) and DHCPv6
 /// IA_NA addresses, at most [`MAX_IPS`] per device.
 fn dhcp_addresses(names: &DataFrame, keyed: LazyFrame) -> PolarsResult<Vec<(usize, String)>> {
-    let dhcp = [
-        Kind::DhcpHostname,
-        Kind::DhcpFqdn,
-        Kind::DhcpVendor,
-        Kind::DhcpClientId,
-        Kind::Dhcpv6Fqdn,
-    ]
-    .iter()
-    .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
+    let dhcp = kind_is(Kind::is_dhcp);
     let df = names
         .clone()
         .lazy()
@@ -617,13 +595,8 @@ fn dhcp_addresses(names: &DataFrame, keyed: LazyFrame) -> PolarsResult<Vec<(usiz
 /// MAC or an IP): (dev, kind, name), at most [`NAMES_PER_KIND`] per device and kind, the
 /// most recently seen first, then the most frequent.
 fn device_names(names: &DataFrame, owners: LazyFrame) -> PolarsResult<DataFrame> {
-    let is_device_kind = DEVICE_KINDS
-        .iter()
-        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
-    let names_an_address = NAMES_AN_ADDRESS
-        .iter()
-        .fold(lit(false), |acc, k| acc.or(col(KIND).eq(lit(k.as_str()))));
-    let owner = when(names_an_address.and(col(ADDR).is_not_null()))
+    let is_device_kind = kind_is(Kind::is_device_name);
+    let owner = when(kind_is(names_an_address).and(col(ADDR).is_not_null()))
         .then(col(ADDR))
         .when(col(CLIENT_MAC).is_not_null())
         .then(col(CLIENT_MAC))

@@ -39,12 +39,9 @@ use super::{Conversation, DeviceRemotes, RemoteRow, Summary, Talker};
 use crate::dataframe::{mask, opt_strs, strs, u64s};
 use crate::devices::is_local;
 use crate::namestore::{
-    ADDR, CLIENT_IP, CLIENT_MAC, FIRST_TS, FRAMES, KIND, LAST_TS, NAME as NAME_COL,
+    ADDR, CLIENT_IP, CLIENT_MAC, FIRST_TS, FRAMES, KIND, LAST_TS, NAME as NAME_COL, kind_is,
 };
 use crate::parquet_schema::{DST, IP_VERSION, SRC, SRC_MAC};
-
-/// Kinds of `names.parquet` that name remote services (the rest name local devices).
-pub(super) const REMOTE_KINDS: [&str; 4] = ["dns-answer", "tls-sni", "quic-sni", "http-host"];
 
 /// Names per (client, address) and rule that take part in the per-row choice.
 pub(super) const CANDIDATES: usize = 8;
@@ -154,14 +151,6 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn any_of(column: &str, values: &[&str]) -> Expr {
-    values
-        .iter()
-        .map(|v| col(column).eq(lit(*v)))
-        .reduce(Expr::or)
-        .unwrap_or_else(|| lit(false))
-}
-
 fn left(on: &[&str], right_on: &[&str]) -> (Vec<Expr>, Vec<Expr>) {
     (
         on.iter().map(|c| col(*c)).collect(),
@@ -181,12 +170,14 @@ fn remote_names(names: &DataFrame) -> LazyFrame {
         .clone()
         .lazy()
         .filter(
-            any_of(KIND, &REMOTE_KINDS)
+            kind_is(|k| !k.is_device_name())
                 .and(col(ADDR).is_not_null())
                 .and(col(NAME_COL).is_not_null()),
         )
         .select([
-            col(KIND).neq(lit("dns-answer")).alias("sent"),
+            col(KIND)
+                .neq(lit(names::Kind::DnsAnswer.as_str()))
+                .alias("sent"),
             col(NAME_COL).alias("name"),
             col(ADDR).alias("addr"),
             col(CLIENT_MAC).cast(DataType::String).alias("n_mac"),

@@ -319,14 +319,16 @@ impl Default for PrivacyConfig {
     }
 }
 
+/// One string or a list of them, as a value may be given (config, older summaries).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// Accepts `to = "a@x"`, `to = ["a@x", "b@y"]`, or `NETDIGEST_MAIL__TO="a@x,b@y"`.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
     Ok(match OneOrMany::deserialize(d)? {
         OneOrMany::One(s) => s
             .split(',')

@@ -363,6 +363,38 @@ pub(crate) struct Seg {
     pub(crate) flags: u8,
 }
 
+/// A TCP connection being generated (ordinary sessions and planted activities).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flow {
+    pub(crate) c: Ep,
+    pub(crate) s: Ep,
+    pub(crate) cport: u16,
+    pub(crate) sport: u16,
+    /// Next sequence number to send, client and server.
+    pub(crate) cseq: u32,
+    pub(crate) sseq: u32,
+    pub(crate) mss: usize,
+}
+
+impl Flow {
+    /// A segment from the client (or the server) at its next sequence number.
+    pub(crate) fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
+        let (src, dst, ports, seq) = if from_client {
+            (self.c, self.s, (self.cport, self.sport), self.cseq)
+        } else {
+            (self.s, self.c, (self.sport, self.cport), self.sseq)
+        };
+        Seg {
+            src,
+            dst,
+            ports,
+            seq,
+            ack,
+            flags,
+        }
+    }
+}
+
 /// Stages one TCP segment (SYNs carry MSS, SACK-permitted and window scale 7).
 pub(crate) fn tcp_frame(
     stage: &mut Stage,

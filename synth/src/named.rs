@@ -16,9 +16,9 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::cast::{
-    ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, HOSTILE, Ip, LAPTOP, PI, PRINTER, ROUTER, S_CHAT,
-    S_GAMES, S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV,
-    link_local, mac_text, to_ipv6_group,
+    ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, HOSTILE, Ip, LAPTOP, PI, PRINTER, S_CHAT, S_GAMES,
+    S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV, link_local,
+    mac_text, to_ipv6_group,
 };
 use crate::hello::{Hello, client_hello, records, server_hello};
 use crate::night::Gen;
@@ -651,14 +651,7 @@ impl<W: Write> Gen<W> {
         qtype: u16,
         answer: Option<Ip>,
     ) -> io::Result<()> {
-        let r = self.ep(
-            ROUTER,
-            if matches!(c.ip, Ip::V6(_)) {
-                Fam::Ula
-            } else {
-                Fam::V4
-            },
-        );
+        let r = self.resolver(c);
         let id = self.rng.u16();
         let port = self.port(c.dev);
         self.scratch.clear();

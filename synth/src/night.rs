@@ -395,6 +395,16 @@ impl<W: Write> Gen<W> {
 
     // ----- endpoints -----
 
+    /// The router as the DNS server `c` asks: over IPv6 (its ULA) when `c` is IPv6.
+    pub(crate) fn resolver(&self, c: &Ep) -> Ep {
+        let fam = if matches!(c.ip, Ip::V6(_)) {
+            Fam::Ula
+        } else {
+            Fam::V4
+        };
+        self.ep(crate::cast::ROUTER, fam)
+    }
+
     pub(crate) fn ep(&self, d: usize, fam: Fam) -> Ep {
         let dv = &self.devs[d];
         let (ip, key) = match fam {

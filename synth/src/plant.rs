@@ -18,7 +18,7 @@ use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PLUG, PRINTER, ROUTER, S_API, S_CDN, S_PLUG, S_THERMO,
     S_UPDATES, TABLET, THERMO, TV,
 };
-use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Seg, Stage, tcp_frame};
+use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Flow, Seg, Stage, tcp_frame};
 use crate::hello::{Hello, client_hello, records, server_hello};
 use crate::night::Gen;
 use crate::payload::{Rdata, Rr, dns_packet, extend_random, tls_content};
@@ -68,36 +68,7 @@ enum Mark {
     Name(PendingName),
 }
 
-/// A TCP connection of an activity.
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    c: Ep,
-    s: Ep,
-    cport: u16,
-    sport: u16,
-    cseq: u32,
-    sseq: u32,
-}
-
 const MSS: usize = 1460;
-
-impl Flow {
-    fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
-        let (src, dst, ports, seq) = if from_client {
-            (self.c, self.s, (self.cport, self.sport), self.cseq)
-        } else {
-            (self.s, self.c, (self.sport, self.cport), self.sseq)
-        };
-        Seg {
-            src,
-            dst,
-            ports,
-            seq,
-            ack,
-            flags,
-        }
-    }
-}
 
 /// The staged frames of one step with their planned times (ns into the window).
 #[derive(Debug, Default)]
@@ -775,6 +746,7 @@ impl St {
             sport: port,
             cseq: self.rng.u32(),
             sseq: self.rng.u32(),
+            mss: MSS,
         };
         g.truth.tcp_sessions += 1;
         self.new_contact(cport);

@@ -18,14 +18,7 @@ use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};
 impl<W: Write> Gen<W> {
     /// A DNS lookup of `name` from `c` to the router; returns nothing, stages 2 frames.
     fn dns(&mut self, c: &Ep, name: &str, qtype: u16, answer: Option<Ip>) -> io::Result<()> {
-        let r = self.ep(
-            ROUTER,
-            if matches!(c.ip, Ip::V6(_)) {
-                Fam::Ula
-            } else {
-                Fam::V4
-            },
-        );
+        let r = self.resolver(c);
         let id = self.rng.u16();
         let port = self.port(c.dev);
         self.scratch.clear();

@@ -10,42 +10,10 @@ use std::io::{self, Write};
 
 use crate::NameKind;
 use crate::cast::{Ep, Ip};
-use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Seg, tcp_frame};
+use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Flow, tcp_frame};
 use crate::hello::{records, server_hello};
 use crate::night::Gen;
 use crate::payload::{extend_random, ssh_content, ssh_packet, ssh_string, tls_content};
-
-/// A TCP connection being generated.
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    c: Ep,
-    s: Ep,
-    cport: u16,
-    sport: u16,
-    /// Next sequence number to send, client and server.
-    cseq: u32,
-    sseq: u32,
-    mss: usize,
-}
-
-impl Flow {
-    /// A segment from the client (or the server) at its next sequence number.
-    fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
-        let (src, dst, ports, seq) = if from_client {
-            (self.c, self.s, (self.cport, self.sport), self.cseq)
-        } else {
-            (self.s, self.c, (self.sport, self.cport), self.sseq)
-        };
-        Seg {
-            src,
-            dst,
-            ports,
-            seq,
-            ack,
-            flags,
-        }
-    }
-}
 
 impl<W: Write> Gen<W> {
     /// A whole connection: handshake, `rounds` of (request bytes, response bytes),
