@@ -72,6 +72,15 @@ fn planted_beacon_long_connection_and_dns_burst_are_found_and_the_irregular_host
         f.numbers["period_s"]
     );
     assert!(f.rank > LOWEST_RANK && f.numbers["score"] >= 0.8);
+    // Its chart: one dot per connection, local times; the first is the sentence's "from".
+    let chart = f.chart.as_ref().expect("a beacon has a chart");
+    assert_eq!(chart.points.len(), b.contacts.len());
+    let first_hm = &chart.points[0].0[11..16];
+    assert!(
+        f.sentence.contains(&format!("from {first_hm} to")),
+        "{first_hm} / {}",
+        f.sentence
+    );
     assert!(
         f.sentence.contains("every 5 min")
             && f.sentence.contains(&format!("{} times", b.contacts.len()))
@@ -133,8 +142,17 @@ fn planted_beacon_long_connection_and_dns_burst_are_found_and_the_irregular_host
             f.id
         );
     }
+    let chart_div = format!("id=\"finding-chart-{}\"", f.id);
+    assert!(
+        index.contains(&chart_div),
+        "the beacon's chart in index.html"
+    );
     let html = std::fs::read_to_string(report.join("email.html")).unwrap();
     assert!(html.contains(">Tonight</h2>") && html.contains("every 5 min"));
+    assert!(
+        !html.contains("finding-chart-"),
+        "charts of findings stay in index.html"
+    );
 
     // Ids are stable: the same finding on a night with another seed has the same id.
     let again = night(

@@ -10,7 +10,7 @@
 use charming::Chart;
 use charming::component::{Axis, Grid, Legend, Title};
 use charming::element::{AxisLabel, AxisType, Formatter, JsFunction, Tooltip, Trigger};
-use charming::series::{Bar, Line, Pie};
+use charming::series::{Bar, Line, Pie, Scatter};
 
 use crate::analyse::{PingRow, ProtocolRow, Talker, Timeline};
 
@@ -196,6 +196,35 @@ pub fn short_name(name: &str) -> String {
 
 /// A chart with what every chart of the report has: animation off (a static image
 /// would otherwise catch the first frame), `title`, and a tooltip on `trigger`.
+/// A finding's points on a time axis (local times as `YYYY-MM-DD HH:MM:SS`, which
+/// ECharts reads and shows as the same wall-clock time): one dot per event, its value
+/// on the y axis, for index.html.
+#[must_use]
+pub fn finding_points(value: &str, points: &[(String, f64)]) -> Chart {
+    use charming::datatype::CompositeValue;
+    let data: Vec<CompositeValue> = points
+        .iter()
+        .map(|(t, v)| {
+            CompositeValue::Array(vec![
+                CompositeValue::from(t.as_str()),
+                CompositeValue::from(*v),
+            ])
+        })
+        .collect();
+    Chart::new()
+        .animation(false)
+        .tooltip(Tooltip::new().trigger(Trigger::Item))
+        .grid(Grid::new().left(70).right(20).bottom(30).top(36))
+        .x_axis(Axis::new().type_(AxisType::Time))
+        .y_axis(Axis::new().type_(AxisType::Value).name(value).axis_label(
+            AxisLabel::new().formatter(Formatter::Function(JsFunction::new_with_args(
+                "v",
+                BYTES_LABEL_JS,
+            ))),
+        ))
+        .series(Scatter::new().name(value).symbol_size(6).data(data))
+}
+
 fn chart(title: impl Into<String>, trigger: Trigger) -> Chart {
     Chart::new()
         .animation(false)

@@ -119,6 +119,14 @@ pub(super) fn findings_page(s: &Summary) -> String {
             }
             h.push_str("</table>");
         }
+        if let Some(c) = f.chart.as_ref().filter(|c| !c.points.is_empty()) {
+            let chart = crate::chart::defs::finding_points(&c.value, &c.points);
+            h.push_str(&crate::chart::html_fragment(
+                &format!("finding-chart-{}", f.id),
+                &chart,
+                220,
+            ));
+        }
         h.push_str("</div>");
     }
     h

@@ -131,7 +131,9 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
         if let Some(s) = score(&starts, &sizes, ctx.window)
             && s.score >= ctx.cfg.beacon_score
         {
-            out.push(finding(ctx, dev, remote, &starts, s));
+            let mut f = finding(ctx, dev, remote, &starts, s);
+            f.chart = Some(ctx.chart("bytes up", &starts, &sizes));
+            out.push(f);
         }
     }
     out.sort_by(|x, y| (&x.device, &x.remote).cmp(&(&y.device, &y.remote)));

@@ -63,7 +63,24 @@ pub struct Finding {
     pub remote_name: Option<String>,
     /// The numbers behind the sentence.
     pub numbers: BTreeMap<String, f64>,
+    /// The data for a small chart in index.html, where a picture helps (a beacon's
+    /// connections on a time axis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<FindingChart>,
 }
+
+/// Points on a time axis: local time (`YYYY-MM-DD HH:MM:SS`, the capture's zone) and a
+/// value, at most [`MAX_POINTS`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FindingChart {
+    /// What the value is ("bytes up").
+    pub value: String,
+    pub points: Vec<(String, f64)>,
+}
+
+/// Points a finding's chart holds at most (evenly thinned beyond).
+pub const MAX_POINTS: usize = 500;
 
 impl Finding {
     fn new(kind: &str, device: &str, remote: &str) -> Finding {
@@ -218,6 +235,29 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A chart of `value` at the times `ts` (ns), thinned to [`MAX_POINTS`].
+    #[expect(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
+    fn chart(&self, value: &str, ts: &[i64], values: &[u64]) -> FindingChart {
+        let n = ts.len().min(values.len());
+        let step = n.div_ceil(MAX_POINTS).max(1);
+        let points = (0..n)
+            .step_by(step)
+            .map(|i| {
+                let t = chrono::DateTime::from_timestamp_nanos(ts[i]);
+                let local = self
+                    .zone
+                    .to_local(t)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string();
+                (local, values[i] as f64)
+            })
+            .collect();
+        FindingChart {
+            value: value.to_string(),
+            points,
+        }
+    }
+
     /// Local "HH:MM" of a timestamp.
     fn hm(&self, ts_ns: i64) -> String {
         let t = chrono::DateTime::from_timestamp_nanos(ts_ns);
