@@ -267,14 +267,19 @@ impl Record {
     fn client_id(&self) -> Option<String> {
         self.first_of(Kind::DhcpClientId).map(|c| c.to_lowercase())
     }
-    /// The DHCP host name that links it to another record: not junk, not generic.
+    /// Its DHCP host name (not junk).
     fn dhcp_name(&self) -> Option<String> {
         self.names
             .get(&Kind::DhcpHostname)
             .into_iter()
             .flatten()
             .map(|n| clean(n))
-            .find(|n| !is_junk(n) && !is_generic(n))
+            .find(|n| !is_junk(n))
+    }
+
+    /// The DHCP host name that links it to another record: not junk, not generic.
+    fn link_name(&self) -> Option<String> {
+        self.dhcp_name().filter(|n| !is_generic(n))
     }
 }
 
@@ -297,7 +302,7 @@ pub fn link(records: Vec<Record>) -> Vec<Record> {
         .map(|r| {
             (
                 r.client_id(),
-                r.dhcp_name().map(|h| h.to_lowercase()),
+                r.link_name().map(|h| h.to_lowercase()),
                 r.private(),
             )
         })
