@@ -49,7 +49,7 @@ fn night(
         state_dir: Some(state.to_path_buf()),
         ..RunOptions::default()
     };
-    let o = run(&[pcap.clone()], &dir, cfg, &opts).unwrap();
+    let o = run(std::slice::from_ref(&pcap), &dir, cfg, &opts).unwrap();
     std::fs::remove_file(&pcap).unwrap();
     (o.summary, dir, truth)
 }

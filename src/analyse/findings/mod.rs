@@ -28,7 +28,7 @@ mod long;
 mod stats;
 mod usual;
 
-pub use usual::{BASELINE_KINDS, BaselineInputs, BaselineStatus, per_kind};
+pub use usual::{BASELINE_KINDS, BaselineInputs, BaselineStatus};
 
 use std::collections::BTreeMap;
 use std::path::Path;

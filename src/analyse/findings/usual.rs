@@ -22,7 +22,7 @@
 //! than half of them, belongs to the baseline: its rank is lowered to [`LOWEST_RANK`] (it
 //! stays in index.html, out of the email) and its sentence says so.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use polars::prelude::DataFrame;
@@ -323,29 +323,9 @@ fn awake(
     else {
         return (None, 0);
     };
-    let quiet = |x: usize| covered[x] > 0 && silent(x);
-    let (mut from, mut to) = (h, (h + 1) % 24);
-    for _ in 0..23 {
-        let prev = (from + 23) % 24;
-        if prev == to || !quiet(prev) {
-            break;
-        }
-        from = prev;
-    }
-    for _ in 0..23 {
-        if to == from || !quiet(to) {
-            break;
-        }
-        to = (to + 1) % 24;
-    }
+    let (from, to) = silent_run(h, |x| covered[x] > 0 && silent(x));
     let usual_most = (0..24)
-        .filter(|&x| {
-            if from < to {
-                (from..to).contains(&x)
-            } else {
-                x >= from || x < to
-            }
-        })
+        .filter(|&x| (x + 24 - from) % 24 < (to + 24 - from - 1) % 24 + 1)
         .map(most)
         .max()
         .unwrap_or(0);
@@ -357,15 +337,10 @@ fn awake(
         format!(", mostly with {}", u.labels.remote(d.addr(), &peak.remote))
     };
     let (moved, sent) = (d.night.hour_bytes[h], d.hour_sent[h]);
-    let verb = if sent * 2 >= moved {
-        "sent"
+    let (verb, shown) = if sent * 2 >= moved {
+        ("sent", sent)
     } else {
-        "received"
-    };
-    let shown = if sent * 2 >= moved {
-        sent
-    } else {
-        moved - sent
+        ("received", moved - sent)
     };
     let silent_text = if from == to {
         "it is usually silent all night".to_string()
@@ -402,6 +377,26 @@ fn awake(
         f.numbers.insert(k.into(), v);
     }
     (Some(f), total)
+}
+
+/// The hours around `h` (from, to: `to` exclusive, both mod 24; equal: all day) that
+/// are `quiet`.
+fn silent_run(h: usize, quiet: impl Fn(usize) -> bool) -> (usize, usize) {
+    let (mut from, mut to) = (h, (h + 1) % 24);
+    for _ in 0..23 {
+        let prev = (from + 23) % 24;
+        if prev == to || !quiet(prev) {
+            break;
+        }
+        from = prev;
+    }
+    for _ in 0..23 {
+        if to == from || !quiet(to) {
+            break;
+        }
+        to = (to + 1) % 24;
+    }
+    (from, to)
 }
 
 #[expect(clippy::cast_precision_loss, reason = "bytes far below 2^52")]
@@ -523,12 +518,17 @@ fn gone_quiet(
     Some(f)
 }
 
-/// Counts per kind (for logs and tests).
-#[must_use]
-pub fn per_kind(findings: &[Finding]) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for f in findings {
-        *m.entry(f.kind.clone()).or_default() += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_silent_hours_around_one() {
+        let night = |x: usize| !(6..22).contains(&x);
+        assert_eq!(silent_run(3, night), (22, 6));
+        assert_eq!(silent_run(3, |x| (1..6).contains(&x)), (1, 6));
+        let (from, to) = silent_run(3, |_| true);
+        assert_eq!(from, to, "all day");
+        assert_eq!(silent_run(3, |_| false), (3, 4), "that hour alone");
     }
-    m
 }
