@@ -1,7 +1,9 @@
 //! Tonight's findings: the few things in one night worth a person's attention, each a
 //! [`Finding`] with one plain sentence, the numbers behind it, a rank and a stable id.
 //!
-//! Built from tonight's data alone (no baseline yet), after the summary:
+//! Built after the summary, from tonight's data alone ([`findings`]) and, with a state
+//! directory, against the baseline of earlier nights too ([`with_baseline`]: `usual`,
+//! `habits`, and the file [`crate::baseline`]):
 //! - `beacon`: periodic connections from a local device to one remote (`flows.parquet`),
 //!   scored the way RITA does (see [`beacon`]);
 //! - `long-connection`: connections open longer than `findings.long_connection_min`;
@@ -11,7 +13,9 @@
 //!   domain that a client got DNS answers for (`names.parquet`; NXDOMAIN and TXT-only
 //!   answers leave no row there, which is why the burst exists);
 //! - `unanswered-pings`: a source with many unanswered echo requests (lowest rank);
-//! - `capture`, `flood`, `scan`: capture health and hostile-traffic notes from the summary.
+//! - `capture`, `flood`, `scan`: capture health and hostile-traffic notes from the summary;
+//! - against the baseline: `new-device`, `awake`, `new-destination`, `volume-spike`,
+//!   `gone-quiet`; and tonight's own findings that are there every night ranked lowest.
 //!
 //! Ranks are 0..=100; [`LOWEST_RANK`] is what an ordinary night may show. Names are
 //! those of `names.parquet` (device: DHCP/mDNS name; remote: the name the device used),
@@ -51,7 +55,8 @@ pub struct Finding {
     /// night; `finding-<id>` is its anchor in index.html.
     pub id: String,
     /// `beacon`, `long-connection`, `dns-burst`, `dns-subdomains`, `unanswered-pings`,
-    /// `capture`, `flood`, `scan`.
+    /// `capture`, `flood`, `scan`; against the baseline `new-device`, `awake`,
+    /// `new-destination`, `volume-spike`, `gone-quiet`.
     pub kind: String,
     /// 0..=100, higher deserves more attention.
     pub rank: u8,
