@@ -326,3 +326,49 @@ fn check_planted(s: &Summary, truth: &GroundTruth) {
         assert!(loud.is_empty(), "{loud:#?}");
     }
 }
+
+/// More false-positive nights: sequences from other seeds (no planted activity), 7
+/// learning nights then 7 compared ones each; nothing above the lowest rank.
+#[test]
+fn ordinary_sequences_from_other_seeds_stay_quiet_once_learnt() {
+    let cfg = config();
+    let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
+    let mut above: Vec<String> = Vec::new();
+    let seeds: Vec<u64> = std::env::var("BASELINE_SEEDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![11, 12]);
+    for seed in &seeds {
+        let state = tmpdir(&format!("baseline-seed-{seed}"));
+        let base = NightSpec {
+            seed: *seed,
+            ..NightSpec::demo()
+        };
+        for (i, spec) in night_sequence(&base, LEARN + ORDINARY, &[])
+            .iter()
+            .enumerate()
+        {
+            let (s, _, _) = night(&state, i, spec, &cfg);
+            if i < LEARN {
+                continue;
+            }
+            for f in &s.findings {
+                *per_kind.entry(f.kind.clone()).or_default() += 1;
+                if f.rank > LOWEST_RANK {
+                    above.push(format!(
+                        "seed {seed} night {}: {} {}",
+                        i + 1,
+                        f.kind,
+                        f.sentence
+                    ));
+                }
+            }
+        }
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+    eprintln!(
+        "findings on {} ordinary nights (seeds {seeds:?}, after {LEARN} learning nights each), per kind: {per_kind:?}",
+        seeds.len() * ORDINARY
+    );
+    assert!(above.is_empty(), "{above:#?}");
+}
