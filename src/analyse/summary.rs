@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// 2: one device per MAC (`devices.*.ips`, names, vendors) and `labels`. Version 1
 /// summaries still read (a device's `ip` becomes its one address in `ips`).
 /// 3: remote names (talkers' `name`, conversations' `a_name`/`b_name`, `talked_to`) and
-/// `findings`; both absent from older files, read as empty.
+/// `findings` (and, later, `baseline`); absent from older files, read as empty.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 3;
 
 /// Oldest `summary.json` schema that still reads into [`Summary`].
