@@ -3,7 +3,8 @@
 //! directory. The first 7 nights learn (and say so), the next 7 ordinary ones give no
 //! finding above the lowest rank (the false positives, counted per kind), and a last
 //! night with planted activities and a new device gives each of the baseline's findings
-//! with the right sentence, while a beacon there every night is ranked low.
+//! with the right sentence, while a beacon there every night is ranked low (and a new
+//! one is not).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -96,6 +97,8 @@ fn planted() -> Vec<Activity> {
         )),
         Activity::VolumeSpike(VolumeSpike::new(Device::Laptop, 1000)),
         Activity::NoPingReplies(Device::Printer),
+        // A beacon on this night only, to a name never contacted: not lowered.
+        Activity::Beacon(Beacon::new(Device::BenPhone, "c2.example-once.org", 300)),
     ]
 }
 
@@ -310,14 +313,20 @@ fn check_planted(s: &Summary, truth: &GroundTruth) {
     );
     assert!(new[0].rank > LOWEST_RANK);
 
+    // The new beacon stays high, and its name is a new destination.
+    let f = one(s, "beacon", Device::BenPhone);
+    assert!(
+        f.rank > LOWEST_RANK && !f.sentence.contains("baseline"),
+        "{f:#?}"
+    );
+    assert_eq!(
+        one(s, "new-destination", Device::BenPhone).remote,
+        "c2.example-once.org"
+    );
+
     // Controls: the every-night beacon is usual; devices that did nothing new are quiet.
     assert_eq!(one(s, "beacon", Device::Tablet).rank, LOWEST_RANK);
-    for d in [
-        Device::AnnaPhone,
-        Device::BenPhone,
-        Device::Thermostat,
-        Device::Tablet,
-    ] {
+    for d in [Device::AnnaPhone, Device::Thermostat, Device::Tablet] {
         let ip = d.ipv4().to_string();
         let loud: Vec<&Finding> = above_lowest(s)
             .into_iter()
@@ -354,6 +363,9 @@ fn ordinary_sequences_from_other_seeds_stay_quiet_once_learnt() {
             }
             for f in &s.findings {
                 *per_kind.entry(f.kind.clone()).or_default() += 1;
+                if f.kind != "unanswered-pings" {
+                    eprintln!("seed {seed} night {:2} {:3} {}", i + 1, f.rank, f.sentence);
+                }
                 if f.rank > LOWEST_RANK {
                     above.push(format!(
                         "seed {seed} night {}: {} {}",
