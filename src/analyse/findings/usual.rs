@@ -97,13 +97,17 @@ pub(super) fn apply(
     u: &Usual<'_>,
 ) -> BaselineStatus {
     let mut base = crate::baseline::read(b.file);
-    let earlier = base.before(&s.night);
+    let mut earlier = base.before(&s.night);
+    earlier.drain(..earlier.len().saturating_sub(b.limits.nights.max(1)));
     let needed = u.cfg.baseline_nights.min(b.limits.nights).max(1);
     let mut status = BaselineStatus {
         nights: earlier.len(),
         needed,
         learning: earlier.len() < needed,
     };
+    if s.night.is_empty() || s.totals.packets == 0 {
+        return status;
+    }
     let Some(flows) = flows else {
         tracing::warn!("baseline: tonight's connections not read; tonight is not compared");
         return status;
