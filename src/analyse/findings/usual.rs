@@ -162,24 +162,23 @@ fn lower_the_usual(out: &mut [Finding], earlier: &[&NightEntry], tonight: &[Devi
             .iter()
             .filter(|e| e.findings.contains(&f.id))
             .count();
-        let why = if seen * 2 > n {
-            format!("It was there on {seen} of the {n} earlier nights: part of the baseline.")
+        let (why, count) = if seen * 2 > n {
+            ("It was there on", seen)
         } else if f.kind == "beacon"
             && let Some(d) = tonight.iter().find(|d| d.device.ips.contains(&f.device))
             && let contacted = contacted_on(d, earlier, &f.remote, f.remote_name.as_deref())
             && contacted * 2 > n
         {
-            format!(
-                "It talked to it on {contacted} of the {n} earlier nights: part of the baseline."
-            )
+            ("It talked to it on", contacted)
         } else {
             continue;
         };
         f.rank = LOWEST_RANK;
-        f.sentence.push(' ');
-        f.sentence.push_str(&why);
+        f.sentence.push_str(&format!(
+            " {why} {count} of the {n} earlier nights: part of the baseline."
+        ));
         #[expect(clippy::cast_precision_loss, reason = "a few nights")]
-        f.numbers.insert("baseline_nights_seen".into(), seen as f64);
+        f.numbers.insert("baseline_nights".into(), count as f64);
     }
 }
 
