@@ -32,6 +32,9 @@ use chrono::NaiveDate;
 pub const NIGHTS_DIR: &str = "nights";
 /// Devices seen across nights, inside the state directory.
 pub const DEVICES_FILE: &str = "devices.parquet";
+/// Each device's habits over the last nights (hours, bytes, names, pings), inside the
+/// state directory (see [`crate::baseline`]).
+pub const BASELINE_FILE: &str = "baseline.json";
 /// A night directory's name: the date the window started.
 pub const NIGHT_FORMAT: &str = "%Y-%m-%d";
 
@@ -93,6 +96,12 @@ pub fn nights_dir(state: &Path) -> PathBuf {
 #[must_use]
 pub fn devices_file(state: &Path) -> PathBuf {
     state.join(DEVICES_FILE)
+}
+
+/// `<state>/baseline.json`.
+#[must_use]
+pub fn baseline_file(state: &Path) -> PathBuf {
+    state.join(BASELINE_FILE)
 }
 
 /// `<state>/nightly.lock`.

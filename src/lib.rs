@@ -20,6 +20,7 @@
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod analyse;
+pub mod baseline;
 pub mod capfile;
 pub mod capture;
 pub mod chart;

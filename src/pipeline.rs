@@ -137,15 +137,30 @@ pub fn analyse_night(
         });
     }
     let (names, flows) = (night.names_parquet(), night.flows_parquet());
-    summary.findings = analyse::findings::findings(
-        &summary,
-        &analyse::findings::FindingInputs {
-            flows: &flows,
-            names: &names,
-            zone: cfg.capture.zone(),
-        },
-        &cfg.findings,
-    );
+    let inputs = analyse::findings::FindingInputs {
+        flows: &flows,
+        names: &names,
+        zone: cfg.capture.zone(),
+    };
+    if let Some(state) = state_dir {
+        let file = layout::baseline_file(state);
+        let packets = night.packets_parquet();
+        let baseline = analyse::findings::BaselineInputs {
+            file: &file,
+            packets: &packets,
+            limits: crate::baseline::Limits {
+                nights: usize::try_from(cfg.state.keep_nights).unwrap_or(usize::MAX),
+                devices: cfg.report.max_rows,
+                names: cfg.findings.baseline_names,
+            },
+        };
+        let (found, status) =
+            analyse::findings::with_baseline(&summary, &inputs, &baseline, &cfg.findings);
+        summary.findings = found;
+        summary.baseline = Some(status);
+    } else {
+        summary.findings = analyse::findings::findings(&summary, &inputs, &cfg.findings);
+    }
     let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
     write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;

@@ -151,6 +151,12 @@ fn check_message(out: &Path, state: &Path, what: &str, rss_kb: u64) -> String {
         size(&state.join("devices.parquet")) < 64 * 1024,
         "{what}: devices.parquet"
     );
+    // So does baseline.json (names per device: findings.baseline_names).
+    let baseline = size(&state.join("baseline.json"));
+    assert!(
+        baseline > 0 && baseline < 512 * 1024,
+        "{what}: baseline.json {baseline} B"
+    );
     std::fs::read_to_string(report.join("email.txt")).unwrap()
 }
 

@@ -211,6 +211,7 @@ fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<S
         floods,
         labels: std::collections::BTreeMap::new(),
         findings: Vec::new(),
+        baseline: None,
         talked_to: Vec::new(),
     })
 }

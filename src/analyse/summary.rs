@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// 2: one device per MAC (`devices.*.ips`, names, vendors) and `labels`. Version 1
 /// summaries still read (a device's `ip` becomes its one address in `ips`).
 /// 3: remote names (talkers' `name`, conversations' `a_name`/`b_name`, `talked_to`) and
-/// `findings`; both absent from older files, read as empty.
+/// `findings` (and, later, `baseline`); absent from older files, read as empty.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 3;
 
 /// Oldest `summary.json` schema that still reads into [`Summary`].
@@ -58,6 +58,10 @@ pub struct Summary {
     /// Tonight's findings, highest rank first (see `analyse::findings`); absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<super::findings::Finding>,
+    /// How far the baseline across nights is (`<state>/baseline.json`): learning until
+    /// it has `findings.baseline_nights` earlier nights. Absent without a state directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::findings::BaselineStatus>,
     /// What each local device talked to: per device, the remote names (or addresses)
     /// by bytes; absent when no device talked to anything.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -279,8 +279,33 @@ pub struct FindingsConfig {
     pub dns_burst_queries: u64,
     /// The window of a DNS burst, seconds. Default 300.
     pub dns_burst_window_s: u64,
-    /// Unanswered echo requests from one source for a (low-rank) finding. Default 10.
+    /// Unanswered echo requests from one source for a (low-rank) finding; also the
+    /// echo requests a device must get tonight, none answered, to have gone quiet.
+    /// Default 10.
     pub ping_unanswered_min: u64,
+    /// Earlier nights in the baseline (`<state>/baseline.json`) before the findings that
+    /// compare with it are made; until then the report says "learning: N of 7 nights".
+    /// At most `state.keep_nights` are used. Default 7.
+    pub baseline_nights: usize,
+    /// Remote names kept per device per night in the baseline (the busiest). Default 50.
+    pub baseline_names: usize,
+    /// A device is active in a local hour when its connections moved more than this
+    /// many bytes (both ways) in it; more in an hour in which it was never active in the
+    /// baseline: awake at an unusual hour. Default 100000.
+    pub awake_min_bytes: u64,
+    /// ...and only when tonight's bytes in that hour are more than this many times the
+    /// most it moved in that hour on an earlier night. Default 10.
+    pub awake_factor: f64,
+    /// Volume spike: tonight's bytes above this many times the device's median over the
+    /// baseline nights... Default 5.
+    pub spike_factor: f64,
+    /// ...and above this many bytes. Default 1000000.
+    pub spike_min_bytes: u64,
+    /// A name the device did not talk to in the baseline, with at least this many bytes
+    /// tonight: a new destination. Default 20000.
+    pub new_destination_min_bytes: u64,
+    /// New destinations reported per device at most (the busiest). Default 3.
+    pub new_destinations_max: usize,
     /// Silences findings for good: a device (`"192.168.1.30"` or its name), a remote
     /// (`"time.example.net"` or its address) or both (`"laptop+updates.example.com"`).
     /// Default none.
@@ -298,6 +323,14 @@ impl Default for FindingsConfig {
             dns_burst_queries: 200,
             dns_burst_window_s: 300,
             ping_unanswered_min: 10,
+            baseline_nights: 7,
+            baseline_names: 50,
+            awake_min_bytes: 100_000,
+            awake_factor: 10.0,
+            spike_factor: 5.0,
+            spike_min_bytes: 1_000_000,
+            new_destination_min_bytes: 20_000,
+            new_destinations_max: 3,
             allow: Vec::new(),
         }
     }
@@ -438,6 +471,24 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "findings.dns_burst_window_s",
                 reason: "0 is not a window".to_string(),
+            });
+        }
+        if self.findings.baseline_nights == 0 {
+            return Err(ConfigError::Invalid {
+                key: "findings.baseline_nights",
+                reason: "0: a baseline needs at least one night".to_string(),
+            });
+        }
+        if self.findings.awake_factor.is_nan() || self.findings.awake_factor < 1.0 {
+            return Err(ConfigError::Invalid {
+                key: "findings.awake_factor",
+                reason: format!("{} is below 1", self.findings.awake_factor),
+            });
+        }
+        if self.findings.spike_factor.is_nan() || self.findings.spike_factor < 1.0 {
+            return Err(ConfigError::Invalid {
+                key: "findings.spike_factor",
+                reason: format!("{} is below 1", self.findings.spike_factor),
             });
         }
         // The state directory is written into the units (ReadWritePaths=), where a
@@ -858,6 +909,44 @@ mod tests {
             jail.create_file("nd.toml", "[names]\n\"192.168.1.23\" = \"  \"\n")?;
             let err = Config::load().expect_err("empty").to_string();
             assert!(err.contains("empty label"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn baseline_thresholds_default_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETDIGEST_CONFIG", "nd.toml");
+            jail.create_file("nd.toml", "")?;
+            let f = Config::load().map_err(|e| e.to_string())?.findings;
+            assert_eq!(
+                (f.baseline_nights, f.baseline_names, f.awake_min_bytes),
+                (7, 50, 100_000)
+            );
+            assert_eq!((f.spike_factor, f.spike_min_bytes), (5.0, 1_000_000));
+            assert_eq!(f.awake_factor, 10.0);
+            assert_eq!(
+                (f.new_destination_min_bytes, f.new_destinations_max),
+                (20_000, 3)
+            );
+            jail.create_file(
+                "nd.toml",
+                "[findings]\nbaseline_nights = 3\nspike_factor = 2.5\nawake_min_bytes = 5000\n",
+            )?;
+            jail.set_env("NETDIGEST_FINDINGS__NEW_DESTINATIONS_MAX", "1");
+            let f = Config::load().map_err(|e| e.to_string())?.findings;
+            assert_eq!(
+                (f.baseline_nights, f.spike_factor, f.awake_min_bytes),
+                (3, 2.5, 5000)
+            );
+            assert_eq!(f.new_destinations_max, 1);
+            jail.set_env("NETDIGEST_FINDINGS__BASELINE_NIGHTS", "0");
+            let err = Config::load().expect_err("no nights").to_string();
+            assert!(err.contains("findings.baseline_nights"), "{err}");
+            jail.set_env("NETDIGEST_FINDINGS__BASELINE_NIGHTS", "7");
+            jail.set_env("NETDIGEST_FINDINGS__SPIKE_FACTOR", "0.5");
+            let err = Config::load().expect_err("below 1").to_string();
+            assert!(err.contains("findings.spike_factor"), "{err}");
             Ok(())
         });
     }

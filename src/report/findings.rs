@@ -40,6 +40,16 @@ fn quiet_line(rest: usize) -> String {
     }
 }
 
+/// "Baseline learning: 2 of 7 nights ..." while the baseline is learning.
+fn learning_line(s: &Summary) -> Option<String> {
+    let b = s.baseline.as_ref().filter(|b| b.learning)?;
+    Some(format!(
+        "Baseline {}: new devices, unusual hours, new destinations, volume spikes and devices gone quiet are reported once it has {} earlier nights.",
+        b.message(),
+        b.needed
+    ))
+}
+
 fn more_line(rest: usize) -> String {
     format!("{rest} more in index.html.")
 }
@@ -49,6 +59,13 @@ pub(super) fn tonight_html(s: &Summary) -> String {
     let mut h = String::from(
         "<h2 style=\"font-size:18px;margin:16px 0 8px 0;color:#111827;\">Tonight</h2>",
     );
+    if let Some(l) = learning_line(s) {
+        let _ = write!(
+            h,
+            "<p style=\"margin:4px 0;color:#6b7280;font-size:13px;\">{}</p>",
+            esc(&l)
+        );
+    }
     let (shown, rest) = tonight(s);
     if shown.is_empty() {
         let _ = write!(
@@ -81,6 +98,9 @@ pub(super) fn tonight_html(s: &Summary) -> String {
 /// The plain-text part's "Tonight" section.
 pub(super) fn tonight_text(s: &Summary) -> String {
     let mut t = String::from("Tonight\n-------\n");
+    if let Some(l) = learning_line(s) {
+        let _ = writeln!(t, "{l}");
+    }
     let (shown, rest) = tonight(s);
     if shown.is_empty() {
         let _ = writeln!(t, "{}\n", quiet_line(rest));
@@ -99,6 +119,9 @@ pub(super) fn tonight_text(s: &Summary) -> String {
 /// index.html's list of every finding, with its numbers and id.
 pub(super) fn findings_page(s: &Summary) -> String {
     let mut h = String::from("<h2>Tonight</h2>");
+    if let Some(l) = learning_line(s) {
+        let _ = write!(h, "<p>{}</p>", esc(&l));
+    }
     if s.findings.is_empty() {
         h.push_str("<p>All quiet: nothing stood out tonight.</p>");
         return h;

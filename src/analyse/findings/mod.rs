@@ -1,7 +1,9 @@
 //! Tonight's findings: the few things in one night worth a person's attention, each a
 //! [`Finding`] with one plain sentence, the numbers behind it, a rank and a stable id.
 //!
-//! Built from tonight's data alone (no baseline yet), after the summary:
+//! Built after the summary, from tonight's data alone ([`findings`]) and, with a state
+//! directory, against the baseline of earlier nights too ([`with_baseline`]: `usual`,
+//! `habits`, and the file [`crate::baseline`]):
 //! - `beacon`: periodic connections from a local device to one remote (`flows.parquet`),
 //!   scored the way RITA does (see [`beacon`]);
 //! - `long-connection`: connections open longer than `findings.long_connection_min`;
@@ -11,7 +13,9 @@
 //!   domain that a client got DNS answers for (`names.parquet`; NXDOMAIN and TXT-only
 //!   answers leave no row there, which is why the burst exists);
 //! - `unanswered-pings`: a source with many unanswered echo requests (lowest rank);
-//! - `capture`, `flood`, `scan`: capture health and hostile-traffic notes from the summary.
+//! - `capture`, `flood`, `scan`: capture health and hostile-traffic notes from the summary;
+//! - against the baseline: `new-device`, `awake`, `new-destination`, `volume-spike`,
+//!   `gone-quiet`; and tonight's own findings that are there every night ranked lowest.
 //!
 //! Ranks are 0..=100; [`LOWEST_RANK`] is what an ordinary night may show. Names are
 //! those of `names.parquet` (device: DHCP/mDNS name; remote: the name the device used),
@@ -21,10 +25,14 @@
 
 mod beacon;
 mod dns;
+mod habits;
 mod health;
 mod labels;
 mod long;
 mod stats;
+mod usual;
+
+pub use usual::{BASELINE_KINDS, BaselineInputs, BaselineStatus};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,7 +55,8 @@ pub struct Finding {
     /// night; `finding-<id>` is its anchor in index.html.
     pub id: String,
     /// `beacon`, `long-connection`, `dns-burst`, `dns-subdomains`, `unanswered-pings`,
-    /// `capture`, `flood`, `scan`.
+    /// `capture`, `flood`, `scan`; against the baseline `new-device`, `awake`,
+    /// `new-destination`, `volume-spike`, `gone-quiet`.
     pub kind: String,
     /// 0..=100, higher deserves more attention.
     pub rank: u8,
@@ -149,6 +158,45 @@ pub struct FindingInputs<'a> {
 /// table that cannot be read is logged and skipped: the other findings still come.
 #[must_use]
 pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -> Vec<Finding> {
+    let (out, _, _) = tonight_alone(s, inputs, cfg);
+    finish(out, cfg)
+}
+
+/// [`findings`], then tonight against the baseline in `<state>/baseline.json` (see
+/// `usual`): the findings that compare with earlier nights, tonight's own findings that
+/// are there every night ranked low, and tonight recorded in the baseline. Also how far
+/// the baseline is (learning until `findings.baseline_nights` earlier nights).
+#[must_use]
+pub fn with_baseline(
+    s: &Summary,
+    inputs: &FindingInputs<'_>,
+    baseline: &BaselineInputs<'_>,
+    cfg: &FindingsConfig,
+) -> (Vec<Finding>, BaselineStatus) {
+    let (mut out, labels, flows) = tonight_alone(s, inputs, cfg);
+    let u = usual::Usual {
+        labels: &labels,
+        zone: inputs.zone,
+        cfg,
+    };
+    let status = usual::apply(s, &mut out, flows.as_ref(), baseline, &u);
+    (finish(out, cfg), status)
+}
+
+/// Without the allowed ones, highest rank first (ties by id).
+fn finish(mut out: Vec<Finding>, cfg: &FindingsConfig) -> Vec<Finding> {
+    out.retain(|f| !f.allowed(&cfg.allow));
+    out.sort_by(|a, b| b.rank.cmp(&a.rank).then_with(|| a.id.cmp(&b.id)));
+    out
+}
+
+/// Tonight's findings from tonight's data alone, unsorted, with the names and the
+/// connections they were made from (None: unreadable).
+fn tonight_alone(
+    s: &Summary,
+    inputs: &FindingInputs<'_>,
+    cfg: &FindingsConfig,
+) -> (Vec<Finding>, Labels, Option<DataFrame>) {
     let t0 = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(ms = t0.elapsed().as_millis(), "findings: {what}");
     let names = crate::namestore::read(inputs.names).unwrap_or_else(|e| {
@@ -161,7 +209,7 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
     });
     lap("names read");
     let mut out = health::findings(s, &labels, cfg);
-    match read_flows(inputs.flows) {
+    let flows = match read_flows(inputs.flows) {
         Ok(flows) => {
             lap("connections read");
             let window = (
@@ -187,18 +235,18 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
                 }
                 lap(what);
             }
+            Some(flows)
         }
         Err(e) => {
-            tracing::warn!(path = %inputs.flows.display(), "findings: connections not read: {e}")
+            tracing::warn!(path = %inputs.flows.display(), "findings: connections not read: {e}");
+            None
         }
-    }
+    };
     match dns::subdomains(&names, &labels, cfg) {
         Ok(f) => out.extend(f),
         Err(e) => tracing::warn!("findings: DNS subdomains: {e}"),
     }
-    out.retain(|f| !f.allowed(&cfg.allow));
-    out.sort_by(|a, b| b.rank.cmp(&a.rank).then_with(|| a.id.cmp(&b.id)));
-    out
+    (out, labels, flows)
 }
 
 /// The columns of flows.parquet the finders read (not the MACs, state and end: on a
