@@ -279,6 +279,10 @@ pub struct FindingsConfig {
     pub dns_burst_queries: u64,
     /// The window of a DNS burst, seconds. Default 300.
     pub dns_burst_window_s: u64,
+    /// A burst whose queries got an address back (A/AAAA answers in names.parquet) at
+    /// least this share of the time is lookups, not tunnelling: kept at the lowest rank.
+    /// Tunnels get NXDOMAIN, TXT or NULL answers. Default 0.5.
+    pub dns_burst_answered_max: f64,
     /// Unanswered echo requests from one source for a (low-rank) finding; also the
     /// echo requests a device must get tonight, none answered, to have gone quiet.
     /// Default 10.
@@ -322,6 +326,7 @@ impl Default for FindingsConfig {
             dns_unique_subdomains: 100,
             dns_burst_queries: 200,
             dns_burst_window_s: 300,
+            dns_burst_answered_max: 0.5,
             ping_unanswered_min: 10,
             baseline_nights: 7,
             baseline_names: 50,
@@ -489,6 +494,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "findings.spike_factor",
                 reason: format!("{} is below 1", self.findings.spike_factor),
+            });
+        }
+        let share = self.findings.dns_burst_answered_max;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(ConfigError::Invalid {
+                key: "findings.dns_burst_answered_max",
+                reason: format!("{share} is not within 0..1"),
             });
         }
         // The state directory is written into the units (ReadWritePaths=), where a
@@ -947,6 +959,20 @@ mod tests {
             jail.set_env("NETDIGEST_FINDINGS__SPIKE_FACTOR", "0.5");
             let err = Config::load().expect_err("below 1").to_string();
             assert!(err.contains("findings.spike_factor"), "{err}");
+            jail.set_env("NETDIGEST_FINDINGS__SPIKE_FACTOR", "5");
+            assert_eq!(
+                Config::load()
+                    .map_err(|e| e.to_string())?
+                    .findings
+                    .dns_burst_answered_max,
+                0.5
+            );
+            jail.set_env("NETDIGEST_FINDINGS__DNS_BURST_ANSWERED_MAX", "0.8");
+            let f = Config::load().map_err(|e| e.to_string())?.findings;
+            assert_eq!(f.dns_burst_answered_max, 0.8);
+            jail.set_env("NETDIGEST_FINDINGS__DNS_BURST_ANSWERED_MAX", "1.5");
+            let err = Config::load().expect_err("a share").to_string();
+            assert!(err.contains("findings.dns_burst_answered_max"), "{err}");
             Ok(())
         });
     }

@@ -5,7 +5,10 @@
 //!   `findings.dns_burst_window_s`) reaching `findings.dns_burst_queries` is a finding,
 //!   ranked 60 (at the threshold) to 90 (eight times it). The connection table has no
 //!   query names or response codes, so the sentence names the resolver, not the domain,
-//!   and cannot count NXDOMAIN.
+//!   and cannot count NXDOMAIN. A burst whose queries mostly got an address back (the
+//!   frames of the client's `dns-answer` rows in names.parquet seen in the window, at
+//!   least `findings.dns_burst_answered_max` of the queries) is lookups, not a tunnel
+//!   (tunnels get NXDOMAIN, TXT or NULL answers): kept at [`LOWEST_RANK`].
 //! - `dns-subdomains`: unique names under one registered domain (the last two labels,
 //!   three under a two-letter country code's short second level such as `co.uk`) that
 //!   one client got A/AAAA answers for in `names.parquet`, at least
@@ -17,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 
 use super::labels::Labels;
-use super::{Ctx, Finding, scale};
+use super::{Ctx, Finding, LOWEST_RANK, scale};
 use crate::config::FindingsConfig;
 use crate::dataframe::{i64s, opt_strs, strs, u64s};
 use crate::flows::{FIRST_TS, LAST_TS, ORIG_ADDR, ORIG_PKTS, RESP_ADDR, RESP_PORT};
@@ -89,11 +92,28 @@ pub(super) fn bursts(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Findi
         } else {
             ctx.labels.device(&resolver[i])
         };
+        let answered = answered_share(ctx.names, dev, (first[i], last[j]), sum)?;
+        let lookups = answered >= ctx.cfg.dns_burst_answered_max;
+        let what = if lookups {
+            format!(
+                "{:.0}% got an address back: lookups, not tunnelling",
+                answered * 100.0
+            )
+        } else {
+            format!(
+                "only {:.0}% got an address back, a burst like DNS tunnelling (query names are not recorded)",
+                answered * 100.0
+            )
+        };
         out.push(
             Finding {
-                rank: rank(count, thr),
+                rank: if lookups {
+                    LOWEST_RANK
+                } else {
+                    rank(count, thr)
+                },
                 sentence: format!(
-                    "{} sent {} DNS queries to {} in {} s ({} to {}), a burst like DNS tunnelling (query names are not recorded).",
+                    "{} sent {} DNS queries to {} in {} s ({} to {}); {what}.",
                     ctx.labels.device(dev),
                     sum,
                     to,
@@ -105,10 +125,42 @@ pub(super) fn bursts(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Findi
                 ..Finding::new("dns-burst", dev, "")
             }
             .num("queries", count)
-            .num("seconds", secs.round()),
+            .num("seconds", secs.round())
+            .num("answered_share", (answered * 100.0).round() / 100.0),
         );
     }
     Ok(out)
+}
+
+/// The share (0..=1) of `queries` DNS queries from `client` in `window` (ns) that got
+/// an address back: the frames of its `dns-answer` rows seen in the window (a response
+/// with several addresses counts once per address, hence the cap at 1).
+fn answered_share(
+    names: &DataFrame,
+    client: &str,
+    window: (i64, i64),
+    queries: u64,
+) -> PolarsResult<f64> {
+    if queries == 0 || names.height() == 0 {
+        return Ok(0.0);
+    }
+    use crate::namestore::{FIRST_TS as N_FIRST, FRAMES, LAST_TS as N_LAST};
+    let df = names
+        .clone()
+        .lazy()
+        .filter(
+            col(KIND)
+                .eq(lit(names::Kind::DnsAnswer.as_str()))
+                .and(col(CLIENT_IP).cast(DataType::String).eq(lit(client)))
+                .and(col(N_FIRST).cast(DataType::Int64).lt_eq(lit(window.1)))
+                .and(col(N_LAST).cast(DataType::Int64).gt_eq(lit(window.0))),
+        )
+        .select([col(FRAMES).cast(DataType::UInt64).sum()])
+        .collect()?;
+    let frames = u64s(&df, FRAMES)?.first().copied().unwrap_or(0);
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let share = frames as f64 / queries as f64;
+    Ok(share.min(1.0))
 }
 
 /// The registered domain of a name, roughly: the last two labels, or three when the

@@ -218,6 +218,7 @@ fn tonight_alone(
             );
             let ctx = Ctx {
                 labels: &labels,
+                names: &names,
                 zone: inputs.zone,
                 cfg,
                 window,
@@ -276,6 +277,8 @@ fn read_flows(path: &std::path::Path) -> polars::prelude::PolarsResult<DataFrame
 /// What every finder needs.
 struct Ctx<'a> {
     labels: &'a Labels,
+    /// names.parquet as read (empty when it could not be).
+    names: &'a DataFrame,
     zone: Zone,
     cfg: &'a FindingsConfig,
     /// First and last packet of the night, ns.
