@@ -16,11 +16,18 @@
 //! under `nights/` (a file, a symlink, `lost+found`, `notes`) is left alone, and nothing
 //! is followed through a symlink.
 //!
-//! Mail is not given this job: it should hold the password and read only finished
-//! messages, not be able to delete captures. Nightly runs before the mail timer, so a
-//! night is deleted at the first nightly after it was mailed (or given up) and aged out.
+//! Each stage prunes only its own tree (see [`crate::layout`]), so that none needs write
+//! access to another's files: nightly `nights/` (before the reports, so that a nearly
+//! full disk gets room for them; a night is deleted at the first nightly after it was
+//! mailed or given up and aged out), capture `capture/` when it starts, mail `mail/`
+//! after sending. The rule is the same for every tree, with the night's `mail.json`
+//! (mail's, readable by nightly's group): capture's user cannot read it, so its nights
+//! go when older than `mail.max_age_days` too; mail keeps a record for as long as the
+//! night directory it speaks of exists (nightly reads it before deleting the night).
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -28,6 +35,27 @@ use chrono::NaiveDate;
 use crate::config::Config;
 use crate::layout;
 use crate::mail::{MailRecord, Status};
+
+/// A stage's tree of nights under the state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// `capture/`: parts and capture.json (pruned by capture).
+    Capture,
+    /// `nights/`: the night directories (pruned by nightly).
+    Nights,
+    /// `mail/`: the delivery records (pruned by mail).
+    Mail,
+}
+
+impl Tree {
+    fn dir(self, state_dir: &Path) -> PathBuf {
+        match self {
+            Tree::Capture => layout::capture_tree(state_dir),
+            Tree::Nights => layout::nights_dir(state_dir),
+            Tree::Mail => layout::mail_tree(state_dir),
+        }
+    }
+}
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +193,14 @@ fn verdict(age: i64, newer: usize, mail: &MailState, p: Policy) -> Verdict {
 /// left. Every deletion is logged. Safe to run at any time, and again.
 #[must_use]
 pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
+    prune_tree(state_dir, Tree::Nights, policy, today)
+}
+
+/// [`prune`] for one stage's `tree`.
+#[must_use]
+pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate) -> Pruned {
     let mut out = Pruned::default();
-    let nights_dir = layout::nights_dir(state_dir);
+    let nights_dir = tree.dir(state_dir);
     let (nights, leftovers) = match list(&nights_dir) {
         Ok(l) => l,
         Err(e) => {
@@ -181,11 +215,25 @@ pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
                 .push(format!("{}: cannot delete: {e}", dir.display()));
         }
     }
-    let total = nights.len();
-    for (i, (date, dir)) in nights.into_iter().enumerate() {
+    // Newer nights are counted over the trees, so that every tree keeps the same newest
+    // nights (tonight's may be in capture's tree alone).
+    let mut dates: BTreeSet<NaiveDate> = nights.iter().map(|(d, _)| *d).collect();
+    for other in [Tree::Capture, Tree::Nights] {
+        if let Ok((n, _)) = list(&other.dir(state_dir)) {
+            dates.extend(n.into_iter().map(|(d, _)| d));
+        }
+    }
+    for (date, dir) in nights {
+        let newer = dates
+            .range((Bound::Excluded(date), Bound::Unbounded))
+            .count();
         let night = layout::night_name(date);
         let age_days = (today - date).num_days();
-        match verdict(age_days, total - 1 - i, &MailState::of(&dir), policy) {
+        let night_dir = layout::NightDir::of(state_dir, date);
+        if tree == Tree::Mail && night_dir.path().exists() {
+            continue;
+        }
+        match verdict(age_days, newer, &MailState::of(night_dir.path()), policy) {
             Verdict::Keep => {}
             Verdict::KeepUnsent(reason) => {
                 tracing::info!(
