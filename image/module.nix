@@ -389,7 +389,7 @@ in
 
     systemd.services.netdigest-capture =
       service "capture the night's traffic (${window})" "capture" (
-        identity "netdigest-capture" [ ] "capture" "0027"
+        identity "netdigest-capture" [ "netdigest" ] "capture" "0027"
         // {
         Type = "simple";
         AmbientCapabilities = "CAP_NET_RAW";

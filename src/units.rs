@@ -19,9 +19,13 @@
 //!
 //! | unit | user (group) | writes | also in groups | reads |
 //! |---|---|---|---|---|
-//! | capture | `netdigest-capture` | `capture/` | | |
+//! | capture | `netdigest-capture` | `capture/` | `netdigest` | |
 //! | nightly | `netdigest` | `nights/` | `netdigest-capture`, `netdigest-mail` | the parts, `mail.json` |
 //! | mail | `netdigest-mail` | `mail/` | `netdigest` | `report/` (the password: its credential) |
+//!
+//! Every service reads /etc/netdigest/netdigest.toml (root's, group `netdigest`, 0640),
+//! hence capture's group `netdigest` too: it can also read the finished report (nothing
+//! it did not capture itself), never the night's Parquet (0600).
 //!
 //! Capture and mail write with `UMask=0027` (their files are the next stage's input);
 //! nightly with `UMask=0077`, and it opens only `report/` to its group (and lets it
@@ -262,7 +266,7 @@ struct Identity {
 
 const CAPTURE: Identity = Identity {
     user: CAPTURE_USER,
-    groups: &[],
+    groups: &[USER],
     tree: crate::layout::CAPTURE_TREE,
     umask: "0027",
 };

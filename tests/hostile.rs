@@ -148,7 +148,7 @@ fn check_message(out: &Path, state: &Path, what: &str, rss_kb: u64) -> String {
     assert!(eml < MAIL_BUDGET_BYTES, "{what}: report.eml is {eml} bytes");
     // devices.parquet records at most report.max_rows (100) devices per night.
     assert!(
-        size(&state.join("devices.parquet")) < 64 * 1024,
+        size(&state.join("nights/devices.parquet")) < 64 * 1024,
         "{what}: devices.parquet"
     );
     std::fs::read_to_string(report.join("email.txt")).unwrap()
