@@ -182,7 +182,17 @@ pub fn run_nightly(
     };
     let _lock = nightly_lock(&opts.state_dir)?;
     let mut reports = Vec::with_capacity(nights.len());
-    for (night, dir) in nights {
+    let policy = crate::retention::Policy::from_config(cfg);
+    let today = now.with_timezone(&chrono::Local).date_naive();
+    let total = nights.len();
+    for (i, (night, dir)) in nights.into_iter().enumerate() {
+        let newer = total - 1 - i;
+        if opts.night.is_none()
+            && crate::retention::deleted_before(&opts.state_dir, &night, newer, policy, today)
+        {
+            tracing::debug!("night {night}: deleted by retention, capture's files left; skipped");
+            continue;
+        }
         let mut rep = NightReport {
             night,
             dir,

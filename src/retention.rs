@@ -23,7 +23,9 @@
 //! after sending. The rule is the same for every tree, with the night's `mail.json`
 //! (mail's, readable by nightly's group): capture's user cannot read it, so its nights
 //! go when older than `mail.max_age_days` too; mail keeps a record for as long as the
-//! night directory it speaks of exists (nightly reads it before deleting the night).
+//! night directory it speaks of exists and capture's files may (older than both
+//! `keep_nights` and `mail.max_age_days`): nightly reads it before deleting the night,
+//! and so as not to make a deleted night again from capture's files left behind.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -230,7 +232,11 @@ pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate
         let night = layout::night_name(date);
         let age_days = (today - date).num_days();
         let night_dir = layout::NightDir::of(state_dir, date);
-        if tree == Tree::Mail && night_dir.path().exists() {
+        // Mail's record outlives the night: until capture's files of it are gone too
+        // (capture keeps them that long when it cannot read the record), so that
+        // nightly never makes a mailed night again from them.
+        let oldest_kept = i64::from(policy.keep_nights.max(policy.max_age_days));
+        if tree == Tree::Mail && (night_dir.path().exists() || age_days <= oldest_kept) {
             continue;
         }
         match verdict(age_days, newer, &MailState::of(night_dir.path()), policy) {
@@ -267,6 +273,30 @@ pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate
         }
     }
     out
+}
+
+/// True when retention deleted the night directory `nights/<name>` and would delete it
+/// again (mailed or given up, and aged out), `newer` nights coming after it: only
+/// capture's files are left (capture deletes them itself, later when it cannot read
+/// mail.json), and nightly must not make the night again from them.
+#[must_use]
+pub fn deleted_before(
+    state_dir: &Path,
+    name: &str,
+    newer: usize,
+    policy: Policy,
+    today: NaiveDate,
+) -> bool {
+    let Some(date) = layout::parse_night_name(name) else {
+        return false;
+    };
+    let night = layout::NightDir::of(state_dir, date);
+    if night.path().exists() {
+        return false;
+    }
+    let age = (today - date).num_days();
+    let mail = MailState::of(night.path());
+    matches!(verdict(age, newer, &mail, policy), Verdict::Delete(_))
 }
 
 /// Night directories (oldest first) and directories left being deleted, under

@@ -290,7 +290,7 @@ fn check_all(dir: &Path, files: &[PathBuf], calendars: &[(&str, &str)], runtime_
         (
             "netdigest-capture.service",
             "netdigest-capture",
-            vec![],
+            vec!["netdigest"],
             "capture",
             "0027",
         ),

@@ -168,6 +168,17 @@ fn old_nights_go_once_mailed_or_expired_and_nothing_else_is_touched() {
     assert!(nights.join("2026-10-02").is_file());
     assert!(layout::NightDir::of(&s, today).capture_dir().is_dir());
 
+    // Nightly does not make a deleted night again from capture's files left behind.
+    assert!(deleted_before(&s, "2026-11-01", 8, POLICY, today));
+    assert!(
+        !deleted_before(&s, "2026-11-23", 5, POLICY, today),
+        "still there"
+    );
+    assert!(
+        !deleted_before(&s, "2026-11-30", 0, POLICY, today),
+        "tonight"
+    );
+
     // Capture's tree: the same nights go (one user here reads every mail.json), with
     // their parts; tonight's capture stays.
     let c = prune_tree(&s, Tree::Capture, POLICY, today);
@@ -178,11 +189,13 @@ fn old_nights_go_once_mailed_or_expired_and_nothing_else_is_touched() {
     let captures = names(&layout::capture_tree(&s));
     assert!(captures.contains("2026-11-30") && captures.contains("2026-11-23"));
     assert!(!captures.contains("2026-11-01"), "{captures:?}");
-    // Mail's tree: the records of the nights now gone (2026-11-02 never had one).
+    // Mail's tree: the records of the nights now gone and older than max_age_days
+    // (2026-11-02 never had one; 2026-11-26's stays while capture may keep its files).
     let m = prune_tree(&s, Tree::Mail, POLICY, today);
     assert!(m.errors.is_empty(), "{:?}", m.errors);
     let gone: Vec<&str> = m.deleted.iter().map(|d| d.night.as_str()).collect();
-    assert_eq!(gone, ["2026-11-01", "2026-11-20", "2026-11-26"]);
+    assert_eq!(gone, ["2026-11-01", "2026-11-20"]);
+    assert!(deleted_before(&s, "2026-11-26", 3, POLICY, today));
 
     // Again: nothing more to do.
     let again = prune(&s, POLICY, today);
