@@ -7,7 +7,8 @@
 //! and `netdigest mail` to tests/smtp_server.py; each under util-linux `setpriv` with
 //! numeric ids no account has, in a state directory made as systemd makes it. Then the
 //! kernel is asked, as each user, for what that user must not do (and, as controls, for
-//! what it must be able to do). Needs root, `ip`, `setpriv` and the SMTP server's python;
+//! what it must be able to do). Last, retention as each user: each deletes an old night
+//! in its own tree, and nightly does not make a deleted night again. Needs root, `ip`, `setpriv` and the SMTP server's python;
 //! skipped otherwise (a failure under `CI=true`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -276,15 +277,19 @@ fn each_service_reads_and_writes_only_what_it_must() {
     let srv_dir = dir.join("smtp");
     std::fs::create_dir_all(&srv_dir).unwrap();
     let srv = Server::start(&python, &srv_dir, &ServerOpts::default());
-    let mut mail = as_user(&MAIL, false, &[BIN, "mail"]);
-    mail.env("NETDIGEST_STATE__DIR", &state)
-        .env("NETDIGEST_MAIL__TO", "me@example.org")
-        .env("NETDIGEST_MAIL__USERNAME", smtp::USER)
-        .env("NETDIGEST_MAIL__PASSWORD_FILE", &pw)
-        .env("NETDIGEST_MAIL__HOST", "127.0.0.1")
-        .env("NETDIGEST_MAIL__PORT", srv.starttls.to_string())
-        .env("NETDIGEST_MAIL__TLS", "starttls")
-        .env("NETDIGEST_MAIL__CA_FILE", &srv.cert);
+    let mail_cmd = || {
+        let mut mail = as_user(&MAIL, false, &[BIN, "mail"]);
+        mail.env("NETDIGEST_STATE__DIR", &state)
+            .env("NETDIGEST_MAIL__TO", "me@example.org")
+            .env("NETDIGEST_MAIL__USERNAME", smtp::USER)
+            .env("NETDIGEST_MAIL__PASSWORD_FILE", &pw)
+            .env("NETDIGEST_MAIL__HOST", "127.0.0.1")
+            .env("NETDIGEST_MAIL__PORT", srv.starttls.to_string())
+            .env("NETDIGEST_MAIL__TLS", "starttls")
+            .env("NETDIGEST_MAIL__CA_FILE", &srv.cert);
+        mail
+    };
+    let mut mail = mail_cmd();
     let out = mail.output().unwrap();
     assert!(
         out.status.success(),
@@ -366,5 +371,53 @@ fn each_service_reads_and_writes_only_what_it_must() {
         check(id, "create in", &state, false);
     }
     assert!(refused.is_empty(), "{refused:#?}");
+
+    // 5. Retention, each stage in its own tree: a night 40 days old, mailed, its night
+    //    directory deleted already; capture's files and mail's record are left.
+    let old = (chrono::Local::now().date_naive() - chrono::Days::new(40))
+        .format("%Y-%m-%d")
+        .to_string();
+    let old_cap = state.join("capture").join(&old);
+    std::fs::create_dir_all(&old_cap).unwrap();
+    std::fs::copy(&part, old_cap.join("part-0001.pcap")).unwrap();
+    std::fs::copy(&capture_json, old_cap.join("capture.json")).unwrap();
+    chown(&old_cap, CAPTURE_UID, CAPTURE_UID, 0o750);
+    for f in ["part-0001.pcap", "capture.json"] {
+        chown(&old_cap.join(f), CAPTURE_UID, CAPTURE_UID, 0o640);
+    }
+    let old_mail = state.join("mail").join(&old);
+    std::fs::create_dir_all(&old_mail).unwrap();
+    let record = format!("{{\"night\": \"{old}\", \"status\": \"sent\"}}\n");
+    std::fs::write(old_mail.join("mail.json"), record).unwrap();
+    chown(&old_mail, MAIL_UID, MAIL_UID, 0o750);
+    chown(&old_mail.join("mail.json"), MAIL_UID, MAIL_UID, 0o640);
+    // (keep_nights 1: one newer night is enough for an old one to go.)
+    let keep = ("NETDIGEST_STATE__KEEP_NIGHTS", "1");
+    // Nightly does not make the night again from capture's files (it reads the record).
+    let out = as_user(&NIGHTLY, false, &[BIN, "nightly", "--state", state.to_str().unwrap()])
+        .env(keep.0, keep.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nightly: {}", text(&out));
+    assert!(!state.join("nights").join(&old).exists(), "{}", text(&out));
+    // Capture deletes its files as it starts (here outside its window: nothing else).
+    let later = |min: i64| (chrono::Utc::now() + chrono::Duration::minutes(min)).format("%H:%M");
+    let out = as_user(&CAPTURE, false, &[BIN, "capture", "--interface", "lo", "--state"])
+        .arg(&state)
+        .env(keep.0, keep.1)
+        .env("NETDIGEST_CAPTURE__TIMEZONE", "UTC")
+        .env("NETDIGEST_CAPTURE__START", later(120).to_string())
+        .env("NETDIGEST_CAPTURE__END", later(180).to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "capture: {}", text(&out));
+    assert!(!old_cap.exists(), "capture's old files: {}", text(&out));
+    assert!(part.is_file(), "tonight's parts stay");
+    // Mail deletes its record, sends nothing again.
+    let out = mail_cmd().env(keep.0, keep.1).output().unwrap();
+    assert!(out.status.success(), "mail: {}", text(&out));
+    assert!(!old_mail.exists(), "mail's old record: {}", text(&out));
+    assert!(mail_json.is_file(), "tonight's record stays");
+    assert_eq!(srv.messages().len(), 1, "{}", srv.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
