@@ -4,7 +4,10 @@
 //! line naming the file, exit 1) while the other nights are still processed.
 //!
 //! Nights are made by the binary's own synthetic writer (`netdigest sample`) and a
-//! `capture.json` in the real format (`netdigest::capture::CaptureReport`).
+//! `capture.json` in the real format (`netdigest::capture::CaptureReport`), in the layout
+//! of a release before privilege separation (capture's files inside
+//! `nights/<date>/capture/`): nightly reads such nights where they are. tests/soak.rs and
+//! tests/privsep.rs make theirs in the current layout (`capture/<date>/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -394,22 +394,30 @@ fn each_service_reads_and_writes_only_what_it_must() {
     // (keep_nights 1: one newer night is enough for an old one to go.)
     let keep = ("NETDIGEST_STATE__KEEP_NIGHTS", "1");
     // Nightly does not make the night again from capture's files (it reads the record).
-    let out = as_user(&NIGHTLY, false, &[BIN, "nightly", "--state", state.to_str().unwrap()])
-        .env(keep.0, keep.1)
-        .output()
-        .unwrap();
+    let out = as_user(
+        &NIGHTLY,
+        false,
+        &[BIN, "nightly", "--state", state.to_str().unwrap()],
+    )
+    .env(keep.0, keep.1)
+    .output()
+    .unwrap();
     assert!(out.status.success(), "nightly: {}", text(&out));
     assert!(!state.join("nights").join(&old).exists(), "{}", text(&out));
     // Capture deletes its files as it starts (here outside its window: nothing else).
     let later = |min: i64| (chrono::Utc::now() + chrono::Duration::minutes(min)).format("%H:%M");
-    let out = as_user(&CAPTURE, false, &[BIN, "capture", "--interface", "lo", "--state"])
-        .arg(&state)
-        .env(keep.0, keep.1)
-        .env("NETDIGEST_CAPTURE__TIMEZONE", "UTC")
-        .env("NETDIGEST_CAPTURE__START", later(120).to_string())
-        .env("NETDIGEST_CAPTURE__END", later(180).to_string())
-        .output()
-        .unwrap();
+    let out = as_user(
+        &CAPTURE,
+        false,
+        &[BIN, "capture", "--interface", "lo", "--state"],
+    )
+    .arg(&state)
+    .env(keep.0, keep.1)
+    .env("NETDIGEST_CAPTURE__TIMEZONE", "UTC")
+    .env("NETDIGEST_CAPTURE__START", later(120).to_string())
+    .env("NETDIGEST_CAPTURE__END", later(180).to_string())
+    .output()
+    .unwrap();
     assert!(out.status.success(), "capture: {}", text(&out));
     assert!(!old_cap.exists(), "capture's old files: {}", text(&out));
     assert!(part.is_file(), "tonight's parts stay");
