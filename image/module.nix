@@ -2,7 +2,9 @@
 # that `netdigest units` writes (src/units.rs, the source of truth; scripts/install
 # uses it), /etc/netdigest/netdigest.toml rendered from
 # `settings` and checked at build time by the binary's own `check-config`, and a static
-# user and group `netdigest`.
+# user and group per service: netdigest-capture, netdigest (nightly), netdigest-mail,
+# each writing only its own tree of the state directory (StateDirectory=netdigest/<tree>)
+# and reading the stage before it through that stage's group (src/units.rs's table).
 #
 # Every directive of every unit is the one `netdigest units` writes for the same
 # settings; tests/nix.rs renders both and compares them directive by directive. Where
@@ -114,9 +116,10 @@ let
       d = cfg.environment.NETDIGEST_STATE__DIR or fromSettings;
     in
     if d == null then defaultStateDir else toString d;
-  # A state.dir other than systemd's StateDirectory must stay writable under
-  # ProtectSystem=strict (it must exist and belong to netdigest), as `netdigest units`
-  # writes it. "/var/lib/netdigest/" is the default too (the binary compares paths).
+  # A state.dir other than systemd's StateDirectory: each service's tree there must stay
+  # writable under ProtectSystem=strict (it must exist and belong to the service's
+  # user), as `netdigest units` writes it. "/var/lib/netdigest/" is the default too (the
+  # binary compares paths).
   customStateDir = lib.removeSuffix "/" stateDir != defaultStateDir;
   # A path as one word of a unit file, as src/units.rs unit_word() writes it: `%`
   # doubled (specifiers), double-quoted with \ and " escaped when it holds blanks,
@@ -131,19 +134,28 @@ let
     else
       "\"${lib.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] e}\"";
 
+  # src/units.rs Identity: who each service runs as, the groups whose files it reads,
+  # its tree of the state directory and its umask.
+  identity = user: groups: tree: umask: {
+    User = user;
+    Group = user;
+    StateDirectory = "netdigest/${tree}";
+    StateDirectoryMode = "0750";
+    UMask = umask;
+  }
+  // lib.optionalAttrs (groups != [ ]) { SupplementaryGroups = [ (toString groups) ]; }
+  // lib.optionalAttrs customStateDir {
+    ReadWritePaths = [ (unitWord "${lib.removeSuffix "/" stateDir}/${tree}") ];
+  };
+
   # src/units.rs common_service() and HARDENING: every service.
   common = {
-    User = "netdigest";
-    Group = "netdigest";
-    StateDirectory = "netdigest";
-    StateDirectoryMode = "0700";
     EnvironmentFile = cfg.environmentFiles;
     ProtectSystem = "strict";
     ProtectHome = "yes";
     PrivateTmp = "yes";
     PrivateDevices = "yes";
     NoNewPrivileges = "yes";
-    UMask = "0077";
     SystemCallFilter = [ "@system-service" ];
     SystemCallArchitectures = "native";
     ProtectKernelTunables = "yes";
@@ -160,8 +172,7 @@ let
     ProtectProc = "invisible";
     ProcSubset = "pid";
     CapabilityBoundingSet = "";
-  }
-  // lib.optionalAttrs customStateDir { ReadWritePaths = [ (unitWord stateDir) ]; };
+  };
   serviceEnv = {
     # The charts' text: DejaVu, whatever fontconfig has (a headless system has none).
     NETDIGEST_FONT_DIR = "${pkgs.dejavu_fonts}/share/fonts";
@@ -350,18 +361,36 @@ in
       }
     ];
 
+    users.users.netdigest-capture = {
+      isSystemUser = true;
+      group = "netdigest-capture";
+      description = "netdigest capture";
+    };
     users.users.netdigest = {
       isSystemUser = true;
       group = "netdigest";
-      description = "netdigest capture and report";
+      description = "netdigest convert, analyse and report";
     };
+    users.users.netdigest-mail = {
+      isSystemUser = true;
+      group = "netdigest-mail";
+      description = "netdigest mail";
+    };
+    users.groups.netdigest-capture = { };
     users.groups.netdigest = { };
+    users.groups.netdigest-mail = { };
+    # Each service's tree is systemd's (StateDirectory=); the directory above them is
+    # root's and open to all, so that no service can rename another's tree (a state
+    # directory of an older release was netdigest's, 0700).
+    systemd.tmpfiles.rules = lib.optional (!customStateDir) "d ${defaultStateDir} 0755 root root -";
 
     environment.etc."netdigest/netdigest.toml".source = configFile;
     environment.systemPackages = [ cfg.package ];
 
     systemd.services.netdigest-capture =
-      service "capture the night's traffic (${window})" "capture" {
+      service "capture the night's traffic (${window})" "capture" (
+        identity "netdigest-capture" [ "netdigest" ] "capture" "0027"
+        // {
         Type = "simple";
         AmbientCapabilities = "CAP_NET_RAW";
         CapabilityBoundingSet = "CAP_NET_RAW";
@@ -372,7 +401,7 @@ in
         TimeoutStopSec = "60";
         # src/units.rs CAPTURE_MEMORY_MAX.
         MemoryMax = "256M";
-      }
+      })
       // {
         after = [ "network-online.target" ];
         wants = [ "network-online.target" ];
@@ -381,7 +410,9 @@ in
       };
 
     systemd.services.netdigest-nightly =
-      service "convert, analyse and report the nights whose capture ended" "nightly" {
+      service "convert, analyse and report the nights whose capture ended" "nightly" (
+        identity "netdigest" [ "netdigest-capture" "netdigest-mail" ] "nights" "0077"
+        // {
         Type = "oneshot";
         # No network at all: the appliance's own addresses come from capture.json,
         # recorded at capture time; the analysis reads no live system state.
@@ -390,11 +421,12 @@ in
         Nice = "10";
         # src/units.rs NIGHTLY_MEMORY_MAX: a night of a million spoofed sources fits.
         MemoryMax = "1536M";
-      };
+      });
 
     systemd.services.netdigest-mail =
       service "mail every unsent night's report" "mail" (
-        {
+        identity "netdigest-mail" [ "netdigest" ] "mail" "0027"
+        // {
           Type = "oneshot";
           RestrictAddressFamilies = "AF_UNIX AF_INET AF_INET6";
           # src/units.rs MAIL_MEMORY_MAX.

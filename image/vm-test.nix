@@ -87,7 +87,7 @@ pkgs.testers.runNixOSTest {
     with subtest("the capture ends by itself at 22:02 and succeeds"):
         appliance.wait_until_fails("systemctl is-active netdigest-capture.service", timeout=240)
         appliance.succeed("test \"$(systemctl show -p Result --value netdigest-capture.service)\" = success")
-        appliance.succeed("ls /var/lib/netdigest/nights/2026-01-02/capture/ | grep -q pcap")
+        appliance.succeed("ls /var/lib/netdigest/capture/2026-01-02/ | grep -q pcap")
 
     with subtest("nightly builds the report"):
         appliance.succeed("systemctl start netdigest-nightly.service")
@@ -103,7 +103,13 @@ pkgs.testers.runNixOSTest {
         appliance.succeed("systemctl start netdigest-mail.service")
         appliance.succeed("test \"$(ls /var/lib/smtp-sink/Maildir/new | wc -l)\" = 1")
 
-    # Nothing of the services runs as root, and the state is private.
-    appliance.succeed("test \"$(stat -c %U:%a /var/lib/netdigest)\" = netdigest:700")
+    # Nothing of the services runs as root: a user per service, each owning only its
+    # tree (0750) under a state directory that is root's (src/units.rs).
+    appliance.succeed("test \"$(stat -c %U:%a /var/lib/netdigest)\" = root:755")
+    appliance.succeed("test \"$(stat -c %U:%G:%a /var/lib/netdigest/capture)\" = netdigest-capture:netdigest-capture:750")
+    appliance.succeed("test \"$(stat -c %U:%G:%a /var/lib/netdigest/nights)\" = netdigest:netdigest:750")
+    appliance.succeed("test \"$(stat -c %U:%G:%a /var/lib/netdigest/mail)\" = netdigest-mail:netdigest-mail:750")
+    appliance.succeed("test \"$(stat -c %U /var/lib/netdigest/mail/2026-01-02/mail.json)\" = netdigest-mail")
+    appliance.succeed("test \"$(stat -c %a /var/lib/netdigest/nights/2026-01-02/packets.parquet)\" = 600")
   '';
 }

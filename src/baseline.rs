@@ -1,5 +1,5 @@
 //! The baseline: what each device usually does, kept across nights in
-//! `<state>/baseline.json` so that tonight can be compared with it (the findings
+//! `<state>/nights/baseline.json` so that tonight can be compared with it (the findings
 //! `new-device`, `awake`, `new-destination`, `volume-spike`, `gone-quiet`, and the
 //! lowering of findings that come back every night; see `analyse::findings`).
 //!

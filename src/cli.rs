@@ -314,10 +314,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             // Retention first: a nearly full disk gets room for tonight's report. A night
             // is deleted only once mailed or given up, never one nightly still has to do.
             let pruned = if opts.night.is_none() {
-                // As mail counts a night's age: the local date.
-                let today = now.with_timezone(&chrono::Local).date_naive();
-                let policy = retention::Policy::from_config(&cfg);
-                print_pruned(&retention::prune(&opts.state_dir, policy, today))
+                print_pruned(&prune_tree(&cfg, &opts.state_dir, retention::Tree::Nights))
             } else {
                 Exit::Done
             };
@@ -338,6 +335,10 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
 /// `netdigest capture`: the error of a capture that could not run is printed as one line.
 fn capture_command(cfg: &Config, opts: &capture::CaptureOptions) -> anyhow::Result<Exit> {
     let stop = capture::StopFlag::on_signals().context("installing signal handlers")?;
+    // Capture's own old nights first (room for tonight); a failure there is logged by
+    // retention and does not stop tonight's capture.
+    let state = opts.state_dir.as_ref().unwrap_or(&cfg.state.dir);
+    let _ = print_pruned(&prune_tree(cfg, state, retention::Tree::Capture));
     capture::run_capture(cfg, opts, &stop)?;
     Ok(Exit::Done)
 }
@@ -529,7 +530,12 @@ fn mail_command(
             NightDir::named(&cfg.state.dir, &n).path(),
             &settings,
         )],
-        (None, None) => mail::send_pending(&cfg.state.dir, &settings, chrono::Utc::now())?,
+        (None, None) => {
+            let outcomes = mail::send_pending(&cfg.state.dir, &settings, chrono::Utc::now())?;
+            // Then mail's own records of nights nightly has deleted.
+            let pruned = print_pruned(&prune_tree(cfg, &cfg.state.dir, retention::Tree::Mail));
+            return Ok(print_mail_outcomes(&outcomes).and(pruned));
+        }
     };
     Ok(print_mail_outcomes(&outcomes))
 }
@@ -593,6 +599,13 @@ fn print_nightly(reports: &[nightly::NightReport]) -> Exit {
         tracing::info!("nightly: nothing to do ({} night(s) seen)", reports.len());
     }
     code
+}
+
+/// Retention of one stage's tree under `state`, today being the local date (as mail
+/// counts a night's age).
+fn prune_tree(cfg: &Config, state: &Path, tree: retention::Tree) -> retention::Pruned {
+    let today = chrono::Local::now().date_naive();
+    retention::prune_tree(state, tree, retention::Policy::from_config(cfg), today)
 }
 
 /// Retention's account (each deletion is logged by [`retention::prune`]): one error line

@@ -156,6 +156,38 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     f.commit()
 }
 
+/// Writes `bytes` to `dest` atomically, readable by the file's group whatever the
+/// umask (the hand-off of a stage's output to the next stage's user: see
+/// [`crate::layout`]). Nothing is given to other users.
+///
+/// # Errors
+/// As [`write_atomic`], or the mode cannot be set.
+pub fn write_shared(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = AtomicFile::create(dest)?;
+    f.writer().write_all(bytes)?;
+    let mode = f.writer().metadata()?.permissions().mode();
+    f.writer()
+        .set_permissions(std::fs::Permissions::from_mode(mode | 0o040))?;
+    f.commit()
+}
+
+/// Adds the group permission `bits` (`0o050`: list and enter, `0o010`: enter only) to
+/// directory `dir`, whatever the umask gave it: a hand-off directory (see
+/// [`crate::layout`]).
+///
+/// # Errors
+/// `dir` cannot be read or its mode set.
+pub fn share_dir(dir: &Path, bits: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & bits != bits {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode((mode | bits) & 0o7777))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,44 +1,62 @@
-//! The state directory and each night's directory: the one owner of every path the
-//! stages hand to each other. No other module spells a file name of this layout.
+//! The state directory and each night's files: the one owner of every path the stages
+//! hand to each other. No other module spells a file name of this layout.
+//!
+//! Each stage writes only under its own tree, so that each can run as its own user
+//! (privilege separation: `netdigest units`, image/module.nix) and none needs write
+//! access to another's files; the next stage reads them through a group:
 //!
 //! ```text
 //! <state>/                         state.dir (default /var/lib/netdigest)
-//!   devices.parquet                every device seen, across nights (analyse)
-//!   nightly.lock                   held by `netdigest nightly` while it runs
-//!   nights/<YYYY-MM-DD>/           one night, named after the evening it started
-//!     capture/part-NNNN.pcap       capture's rotated files, in name order
+//!   capture/<YYYY-MM-DD>/          capture's: one night, named after the evening it started
+//!     part-NNNN.pcap               rotated capture files, in name order
 //!     capture.lock                 held by the capture of this night while it runs
 //!     capture.json                 capture's account (health, windows, own addresses)
-//!     packets.parquet              convert: one typed row per frame
-//!     names.parquet                convert: the names the packets carry
-//!     flows.parquet                convert: the connections (TCP, UDP)
-//!     summary.json                 analyse: the night's numbers (versioned)
-//!     report/                      report: email.html, email.txt, index.html,
-//!       charts/*.jpg                 the chart images,
-//!       message.json                 the message's subject, Message-ID, date, parts,
-//!       report.eml                   and the whole message, written last
-//!     mail.json, mail.lock         mail: the delivery record and its lock
-//!   nights/<YYYY-MM-DD>.deleting/  a night being deleted (retention; never read)
+//!   nights/                        nightly's
+//!     devices.parquet              every device seen, across nights (analyse)
+//!     nightly.lock                 held by `netdigest nightly` while it runs
+//!     <YYYY-MM-DD>/                the night directory
+//!       packets.parquet            convert: one typed row per frame
+//!       names.parquet              convert: the names the packets carry
+//!       flows.parquet              convert: the connections (TCP, UDP)
+//!       summary.json               analyse: the night's numbers (versioned)
+//!       nightly.attempts           runs that started on the night and did not finish
+//!       report/                    report: email.html, email.txt, index.html,
+//!         charts/*.jpg               the chart images,
+//!         message.json               the message's subject, Message-ID, date, parts,
+//!         report.eml                 and the whole message, written last
+//!   mail/<YYYY-MM-DD>/             mail's
+//!     mail.json, mail.lock         the delivery record and its lock
+//!   <tree>/<YYYY-MM-DD>.deleting/  a night being deleted (retention; never read)
 //! ```
 //!
 //! Data flows one way through these files: capture parts + `capture.json` ->
 //! `packets.parquet` -> `summary.json` -> `report/` -> `mail.json`.
+//!
+//! Nights made before the trees were split kept everything in `nights/<date>/`
+//! (`capture/part-*.pcap`, `capture.json`, `capture.lock`, `mail.json`, `mail.lock`) and
+//! devices.parquet in `<state>/`: such files are still read (and written) where they are.
+//! A night directory that is not under a `nights/` folder (`run --out DIR`, a test's
+//! directory) keeps every file in itself too.
 
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-/// The folder of nights inside the state directory.
+/// The folder of nights inside the state directory (nightly's tree).
 pub const NIGHTS_DIR: &str = "nights";
+/// Capture's tree inside the state directory: one folder per night.
+pub const CAPTURE_TREE: &str = "capture";
+/// Mail's tree inside the state directory: one folder per night.
+pub const MAIL_TREE: &str = "mail";
 /// Devices seen across nights, inside the state directory.
 pub const DEVICES_FILE: &str = "devices.parquet";
-/// Each device's habits over the last nights (hours, bytes, names, pings), inside the
-/// state directory (see [`crate::baseline`]).
+/// Each device's habits over the last nights (hours, bytes, names, pings), in the
+/// nights folder (see [`crate::baseline`]).
 pub const BASELINE_FILE: &str = "baseline.json";
 /// A night directory's name: the date the window started.
 pub const NIGHT_FORMAT: &str = "%Y-%m-%d";
 
-/// The capture's files, inside a night.
+/// The capture's files, inside a night directory of the old layout.
 pub const CAPTURE_DIR: &str = "capture";
 /// Capture's account of the night.
 pub const CAPTURE_JSON: &str = "capture.json";
@@ -92,22 +110,40 @@ pub fn nights_dir(state: &Path) -> PathBuf {
     state.join(NIGHTS_DIR)
 }
 
-/// `<state>/devices.parquet`.
+/// `<state>/capture`: capture's tree.
+#[must_use]
+pub fn capture_tree(state: &Path) -> PathBuf {
+    state.join(CAPTURE_TREE)
+}
+
+/// `<state>/mail`: mail's tree.
+#[must_use]
+pub fn mail_tree(state: &Path) -> PathBuf {
+    state.join(MAIL_TREE)
+}
+
+/// `<state>/nights/devices.parquet`.
 #[must_use]
 pub fn devices_file(state: &Path) -> PathBuf {
+    nights_dir(state).join(DEVICES_FILE)
+}
+
+/// `<state>/devices.parquet`: where devices were kept before the trees were split.
+#[must_use]
+pub fn legacy_devices_file(state: &Path) -> PathBuf {
     state.join(DEVICES_FILE)
 }
 
-/// `<state>/baseline.json`.
+/// `<state>/nights/baseline.json` (nightly's tree, beside devices.parquet).
 #[must_use]
 pub fn baseline_file(state: &Path) -> PathBuf {
-    state.join(BASELINE_FILE)
+    nights_dir(state).join(BASELINE_FILE)
 }
 
-/// `<state>/nightly.lock`.
+/// `<state>/nights/nightly.lock`.
 #[must_use]
 pub fn nightly_lock(state: &Path) -> PathBuf {
-    state.join(NIGHTLY_LOCK)
+    nights_dir(state).join(NIGHTLY_LOCK)
 }
 
 /// The directory name of a night (`YYYY-MM-DD`).
@@ -162,18 +198,60 @@ impl NightDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    /// The night's folder in another stage's tree (`<state>/<tree>/<date>`); `None`
+    /// for a night directory that is not `<state>/nights/<date>`.
+    fn in_tree(&self, tree: &str) -> Option<PathBuf> {
+        let name = self.0.file_name()?;
+        let nights = self.0.parent()?;
+        if nights.file_name()? != NIGHTS_DIR {
+            return None;
+        }
+        Some(nights.parent()?.join(tree).join(name))
+    }
+    /// True when capture's files are in the night directory itself: a night of the old
+    /// layout, or a night directory outside a state directory.
+    fn capture_inside(&self) -> bool {
+        self.0.join(CAPTURE_JSON).exists()
+            || self.0.join(CAPTURE_DIR).is_dir()
+            || self.in_tree(CAPTURE_TREE).is_none()
+    }
+    /// Capture's folder of this night: `<state>/capture/<date>`, holding the parts,
+    /// `capture.json` and `capture.lock` (the night directory itself for the old layout).
+    #[must_use]
+    pub fn capture_root(&self) -> PathBuf {
+        match self.in_tree(CAPTURE_TREE) {
+            Some(dir) if !self.capture_inside() => dir,
+            _ => self.0.clone(),
+        }
+    }
+    /// The folder of the capture files (`<state>/capture/<date>`; the night's
+    /// `capture/` for the old layout).
     #[must_use]
     pub fn capture_dir(&self) -> PathBuf {
-        self.0.join(CAPTURE_DIR)
+        if self.capture_inside() {
+            self.0.join(CAPTURE_DIR)
+        } else {
+            self.capture_root()
+        }
     }
-    /// The `index`th capture file (`capture/part-0001.pcap`, ...).
+    /// The `index`th capture file (`part-0001.pcap`, ...).
     #[must_use]
     pub fn part(&self, index: u32) -> PathBuf {
         self.capture_dir().join(part_name(index))
     }
     #[must_use]
     pub fn capture_lock(&self) -> PathBuf {
-        self.0.join(CAPTURE_LOCK)
+        self.capture_root().join(CAPTURE_LOCK)
+    }
+    /// Mail's folder of this night: `<state>/mail/<date>`, holding `mail.json` and
+    /// `mail.lock` (the night directory itself when it has a `mail.json` of the old
+    /// layout, or is not under a state directory).
+    #[must_use]
+    pub fn mail_dir(&self) -> PathBuf {
+        match self.in_tree(MAIL_TREE) {
+            Some(dir) if !self.0.join(MAIL_JSON).exists() => dir,
+            _ => self.0.clone(),
+        }
     }
     #[must_use]
     pub fn nightly_attempts(&self) -> PathBuf {
@@ -181,7 +259,7 @@ impl NightDir {
     }
     #[must_use]
     pub fn capture_json(&self) -> PathBuf {
-        self.0.join(CAPTURE_JSON)
+        self.capture_root().join(CAPTURE_JSON)
     }
     #[must_use]
     pub fn packets_parquet(&self) -> PathBuf {
@@ -209,11 +287,11 @@ impl NightDir {
     }
     #[must_use]
     pub fn mail_json(&self) -> PathBuf {
-        self.0.join(MAIL_JSON)
+        self.mail_dir().join(MAIL_JSON)
     }
     #[must_use]
     pub fn mail_lock(&self) -> PathBuf {
-        self.0.join(MAIL_LOCK)
+        self.mail_dir().join(MAIL_LOCK)
     }
 }
 
@@ -287,10 +365,22 @@ mod tests {
         let night = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
         let n = NightDir::of(Path::new("/s"), night);
         assert_eq!(n.path(), Path::new("/s/nights/2026-03-01"));
+        assert_eq!(n.part(1), Path::new("/s/capture/2026-03-01/part-0001.pcap"));
         assert_eq!(
-            n.part(1),
-            Path::new("/s/nights/2026-03-01/capture/part-0001.pcap")
+            n.capture_json(),
+            Path::new("/s/capture/2026-03-01/capture.json")
         );
+        assert_eq!(n.mail_json(), Path::new("/s/mail/2026-03-01/mail.json"));
+        assert_eq!(n.mail_lock(), Path::new("/s/mail/2026-03-01/mail.lock"));
+        assert_eq!(
+            devices_file(Path::new("/s")),
+            Path::new("/s/nights/devices.parquet")
+        );
+        // A night directory outside a state directory keeps everything in itself.
+        let alone = NightDir::new("/tmp/out");
+        assert_eq!(alone.part(1), Path::new("/tmp/out/capture/part-0001.pcap"));
+        assert_eq!(alone.capture_json(), Path::new("/tmp/out/capture.json"));
+        assert_eq!(alone.mail_json(), Path::new("/tmp/out/mail.json"));
         assert_eq!(
             n.report_eml(),
             Path::new("/s/nights/2026-03-01/report/report.eml")
@@ -302,6 +392,22 @@ mod tests {
         assert_eq!(parse_night_name("2026-03-01.deleting"), None);
         assert_eq!(parse_deleting_name("notes.deleting"), None);
         assert_eq!(parse_deleting_name("2026-03-01"), None);
+    }
+
+    /// A night made before the trees were split is read where it is.
+    #[test]
+    fn old_layout_is_read_in_place() {
+        let tmp = std::env::temp_dir().join(format!("nd-layout-{}", std::process::id()));
+        let night = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let n = NightDir::of(&tmp, night);
+        std::fs::create_dir_all(n.path().join(CAPTURE_DIR)).expect("mkdir");
+        std::fs::write(n.path().join(MAIL_JSON), b"{}").expect("write");
+        assert_eq!(n.part(2), n.path().join("capture/part-0002.pcap"));
+        assert_eq!(n.capture_json(), n.path().join(CAPTURE_JSON));
+        assert_eq!(n.capture_lock(), n.path().join(CAPTURE_LOCK));
+        assert_eq!(n.mail_json(), n.path().join(MAIL_JSON));
+        assert_eq!(n.mail_lock(), n.path().join(MAIL_LOCK));
+        std::fs::remove_dir_all(&tmp).expect("rm");
     }
 
     #[test]

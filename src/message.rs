@@ -31,7 +31,7 @@ use lettre::message::header::{ContentDisposition, ContentType};
 use lettre::message::{Attachment, Mailbox, MessageBuilder, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{share_dir, write_shared};
 use crate::layout::{INDEX_HTML, ReportDir};
 use crate::report::ChartImage;
 
@@ -136,8 +136,10 @@ pub struct Trim<'a> {
     pub note: Option<&'a str>,
 }
 
+/// Writes a file of the report, readable by its group: mail runs as another user (see
+/// [`crate::layout`]).
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, bytes).map_err(|source| MessageError::Io {
+    write_shared(path, bytes).map_err(|source| MessageError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -223,6 +225,13 @@ pub fn spool(
         path: charts.clone(),
         source,
     })?;
+    // Mail's user reads the report through the group (nightly lets it enter the night).
+    for dir in [report_dir.path(), charts.as_path()] {
+        share_dir(dir, 0o050).map_err(|source| MessageError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
     for c in parts.charts {
         write(&charts.join(c.file_name()), &c.bytes)?;
     }

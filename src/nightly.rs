@@ -168,20 +168,31 @@ pub fn run_nightly(
 ) -> anyhow::Result<Vec<NightReport>> {
     let nights_dir = layout::nights_dir(&opts.state_dir);
     let nights: Vec<(String, PathBuf)> = if let Some(n) = &opts.night {
-        let dir = NightDir::named(&opts.state_dir, n).path().to_path_buf();
+        let night = NightDir::named(&opts.state_dir, n);
         anyhow::ensure!(
-            dir.is_dir(),
-            "{}: no such night directory (nights are under {})",
-            dir.display(),
-            nights_dir.display()
+            night.path().is_dir() || night.capture_root().is_dir(),
+            "{}: no such night directory (nights are under {} and {})",
+            night.path().display(),
+            nights_dir.display(),
+            layout::capture_tree(&opts.state_dir).display()
         );
-        vec![(n.clone(), dir)]
+        vec![(n.clone(), night.path().to_path_buf())]
     } else {
-        list_nights(&nights_dir)?
+        list_nights(&opts.state_dir)?
     };
     let _lock = nightly_lock(&opts.state_dir)?;
     let mut reports = Vec::with_capacity(nights.len());
-    for (night, dir) in nights {
+    let policy = crate::retention::Policy::from_config(cfg);
+    let today = now.with_timezone(&chrono::Local).date_naive();
+    let total = nights.len();
+    for (i, (night, dir)) in nights.into_iter().enumerate() {
+        let newer = total - 1 - i;
+        if opts.night.is_none()
+            && crate::retention::deleted_before(&opts.state_dir, &night, newer, policy, today)
+        {
+            tracing::debug!("night {night}: deleted by retention, capture's files left; skipped");
+            continue;
+        }
         let mut rep = NightReport {
             night,
             dir,
@@ -202,6 +213,9 @@ fn nightly_lock(state_dir: &Path) -> anyhow::Result<Option<FileLock>> {
         return Ok(None);
     }
     let path = layout::nightly_lock(state_dir);
+    let nights = layout::nights_dir(state_dir);
+    std::fs::create_dir_all(&nights)
+        .map_err(|e| anyhow::anyhow!("{}: creating directory: {e}", nights.display()))?;
     match FileLock::acquire(&path, Duration::from_secs(1)) {
         Ok(Ok(l)) => Ok(Some(l)),
         Ok(Err(busy)) => anyhow::bail!(
@@ -214,26 +228,38 @@ fn nightly_lock(state_dir: &Path) -> anyhow::Result<Option<FileLock>> {
     }
 }
 
-/// Night directories (`YYYY-MM-DD`) under `nights_dir`, oldest first. A missing
-/// `nights_dir` has no nights.
-fn list_nights(nights_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let rd = match std::fs::read_dir(nights_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => anyhow::bail!("{}: cannot list nights: {e}", nights_dir.display()),
-    };
-    let mut nights = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", nights_dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_dir() && layout::parse_night_name(&name).is_some() {
-            nights.push((name, entry.path()));
-        } else {
-            tracing::debug!("{}: not a night directory", entry.path().display());
+/// The nights of the state directory, oldest first: every `YYYY-MM-DD` folder of
+/// capture's tree and of `nights/` (a night of the old layout is only in `nights/`), as
+/// the night directory `nights/<date>` (which may not exist yet). Missing trees have no
+/// nights.
+fn list_nights(state_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut names = std::collections::BTreeSet::new();
+    for tree in [
+        layout::capture_tree(state_dir),
+        layout::nights_dir(state_dir),
+    ] {
+        let rd = match std::fs::read_dir(&tree) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => anyhow::bail!("{}: cannot list nights: {e}", tree.display()),
+        };
+        for entry in rd {
+            let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", tree.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && layout::parse_night_name(&name).is_some() {
+                names.insert(name);
+            } else {
+                tracing::debug!("{}: not a night directory", entry.path().display());
+            }
         }
     }
-    nights.sort();
-    Ok(nights)
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let dir = NightDir::named(state_dir, &n).path().to_path_buf();
+            (n, dir)
+        })
+        .collect())
 }
 
 /// Whether a night's capture is over, from its `capture.json`.
@@ -364,7 +390,7 @@ fn read_capture_json(night: &NightDir) -> Result<CaptureJson, NightError> {
 /// True when an earlier run moved the night's corrupt `capture.json` aside.
 fn moved_aside_before(night: &NightDir) -> bool {
     let prefix = format!("{}.corrupt-", layout::CAPTURE_JSON);
-    std::fs::read_dir(night.path()).is_ok_and(|rd| {
+    std::fs::read_dir(night.capture_root()).is_ok_and(|rd| {
         rd.filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
     })
@@ -399,6 +425,13 @@ fn process_night(
         CaptureJson::Absent(skipped) => return Ok(skipped),
     }
 
+    // Mail's user may enter the night directory (not list it) to read its report/.
+    std::fs::create_dir_all(night.path())
+        .and_then(|()| crate::fsutil::share_dir(night.path(), 0o010))
+        .map_err(|source| NightError::Io {
+            path: night.path().to_path_buf(),
+            source,
+        })?;
     let parquet = night.packets_parquet();
     let summary_json = night.summary_json();
     let all_parts = part_files(&night)?;
@@ -643,16 +676,24 @@ mod tests {
     fn nights_are_listed_oldest_first() {
         let d = std::env::temp_dir().join(format!("netdigest-nightly-list-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        for n in ["2026-11-28", "2026-11-02", "2025-12-31", "lost+found"] {
-            std::fs::create_dir_all(d.join(n)).unwrap();
+        // Nights of the old layout (only in nights/), captured ones not converted yet
+        // (only in capture/), and converted ones (both).
+        let nights = layout::nights_dir(&d);
+        let captures = layout::capture_tree(&d);
+        for n in ["2026-11-28", "2026-11-02", "lost+found"] {
+            std::fs::create_dir_all(nights.join(n)).unwrap();
         }
-        std::fs::write(d.join("2026-11-30"), b"a file").unwrap();
-        let got: Vec<String> = list_nights(&d)
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(got, ["2025-12-31", "2026-11-02", "2026-11-28"]);
+        for n in ["2026-11-28", "2025-12-31", "2026-12-01", "notes"] {
+            std::fs::create_dir_all(captures.join(n)).unwrap();
+        }
+        std::fs::write(nights.join("2026-11-30"), b"a file").unwrap();
+        let got: Vec<(String, PathBuf)> = list_nights(&d).unwrap();
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["2025-12-31", "2026-11-02", "2026-11-28", "2026-12-01"]
+        );
+        assert!(got.iter().all(|(n, p)| *p == nights.join(n)), "{got:?}");
         assert!(list_nights(&d.join("absent")).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -116,7 +116,7 @@ pub fn analyse_night(
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
         let rep = devices::update(
-            &layout::devices_file(state),
+            &devices_file(state),
             &summary.night,
             &tonight,
             cfg.report.history_nights,
@@ -236,6 +236,26 @@ fn capture_health(capture: &CaptureReport) -> CaptureHealth {
             min_free_mb: capture.disk.min_free_mb,
         }),
     }
+}
+
+/// `<state>/nights/devices.parquet`, first copied from where the old layout kept it
+/// (`<state>/devices.parquet`, left in place: the state directory itself may not be
+/// nightly's to change).
+fn devices_file(state: &Path) -> PathBuf {
+    let path = layout::devices_file(state);
+    let legacy = layout::legacy_devices_file(state);
+    if !path.exists() && legacy.is_file() {
+        let copied = std::fs::create_dir_all(layout::nights_dir(state))
+            .and_then(|()| std::fs::copy(&legacy, &path));
+        if let Err(e) = copied {
+            tracing::warn!(
+                "{}: cannot copy to {} ({e}); devices start afresh",
+                legacy.display(),
+                path.display()
+            );
+        }
+    }
+    path
 }
 
 /// Summaries of the `n` nights before `night` under `nights_dir` (skipping `this_dir`).

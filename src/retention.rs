@@ -16,11 +16,20 @@
 //! under `nights/` (a file, a symlink, `lost+found`, `notes`) is left alone, and nothing
 //! is followed through a symlink.
 //!
-//! Mail is not given this job: it should hold the password and read only finished
-//! messages, not be able to delete captures. Nightly runs before the mail timer, so a
-//! night is deleted at the first nightly after it was mailed (or given up) and aged out.
+//! Each stage prunes only its own tree (see [`crate::layout`]), so that none needs write
+//! access to another's files: nightly `nights/` (before the reports, so that a nearly
+//! full disk gets room for them; a night is deleted at the first nightly after it was
+//! mailed or given up and aged out), capture `capture/` when it starts, mail `mail/`
+//! after sending. The rule is the same for every tree, with the night's `mail.json`
+//! (mail's, readable by nightly's group): capture's user cannot read it, so its nights
+//! go when older than `mail.max_age_days` too; mail keeps a record for as long as the
+//! night directory it speaks of exists and capture's files may (older than both
+//! `keep_nights` and `mail.max_age_days`): nightly reads it before deleting the night,
+//! and so as not to make a deleted night again from capture's files left behind.
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -28,6 +37,27 @@ use chrono::NaiveDate;
 use crate::config::Config;
 use crate::layout;
 use crate::mail::{MailRecord, Status};
+
+/// A stage's tree of nights under the state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// `capture/`: parts and capture.json (pruned by capture).
+    Capture,
+    /// `nights/`: the night directories (pruned by nightly).
+    Nights,
+    /// `mail/`: the delivery records (pruned by mail).
+    Mail,
+}
+
+impl Tree {
+    fn dir(self, state_dir: &Path) -> PathBuf {
+        match self {
+            Tree::Capture => layout::capture_tree(state_dir),
+            Tree::Nights => layout::nights_dir(state_dir),
+            Tree::Mail => layout::mail_tree(state_dir),
+        }
+    }
+}
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +195,14 @@ fn verdict(age: i64, newer: usize, mail: &MailState, p: Policy) -> Verdict {
 /// left. Every deletion is logged. Safe to run at any time, and again.
 #[must_use]
 pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
+    prune_tree(state_dir, Tree::Nights, policy, today)
+}
+
+/// [`prune`] for one stage's `tree`.
+#[must_use]
+pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate) -> Pruned {
     let mut out = Pruned::default();
-    let nights_dir = layout::nights_dir(state_dir);
+    let nights_dir = tree.dir(state_dir);
     let (nights, leftovers) = match list(&nights_dir) {
         Ok(l) => l,
         Err(e) => {
@@ -181,11 +217,29 @@ pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
                 .push(format!("{}: cannot delete: {e}", dir.display()));
         }
     }
-    let total = nights.len();
-    for (i, (date, dir)) in nights.into_iter().enumerate() {
+    // Newer nights are counted over the trees, so that every tree keeps the same newest
+    // nights (tonight's may be in capture's tree alone).
+    let mut dates: BTreeSet<NaiveDate> = nights.iter().map(|(d, _)| *d).collect();
+    for other in [Tree::Capture, Tree::Nights] {
+        if let Ok((n, _)) = list(&other.dir(state_dir)) {
+            dates.extend(n.into_iter().map(|(d, _)| d));
+        }
+    }
+    for (date, dir) in nights {
+        let newer = dates
+            .range((Bound::Excluded(date), Bound::Unbounded))
+            .count();
         let night = layout::night_name(date);
         let age_days = (today - date).num_days();
-        match verdict(age_days, total - 1 - i, &MailState::of(&dir), policy) {
+        let night_dir = layout::NightDir::of(state_dir, date);
+        // Mail's record outlives the night: until capture's files of it are gone too
+        // (capture keeps them that long when it cannot read the record), so that
+        // nightly never makes a mailed night again from them.
+        let oldest_kept = i64::from(policy.keep_nights.max(policy.max_age_days));
+        if tree == Tree::Mail && (night_dir.path().exists() || age_days <= oldest_kept) {
+            continue;
+        }
+        match verdict(age_days, newer, &MailState::of(night_dir.path()), policy) {
             Verdict::Keep => {}
             Verdict::KeepUnsent(reason) => {
                 tracing::info!(
@@ -219,6 +273,30 @@ pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
         }
     }
     out
+}
+
+/// True when retention deleted the night directory `nights/<name>` and would delete it
+/// again (mailed or given up, and aged out), `newer` nights coming after it: only
+/// capture's files are left (capture deletes them itself, later when it cannot read
+/// mail.json), and nightly must not make the night again from them.
+#[must_use]
+pub fn deleted_before(
+    state_dir: &Path,
+    name: &str,
+    newer: usize,
+    policy: Policy,
+    today: NaiveDate,
+) -> bool {
+    let Some(date) = layout::parse_night_name(name) else {
+        return false;
+    };
+    let night = layout::NightDir::of(state_dir, date);
+    if night.path().exists() {
+        return false;
+    }
+    let age = (today - date).num_days();
+    let mail = MailState::of(night.path());
+    matches!(verdict(age, newer, &mail, policy), Verdict::Delete(_))
 }
 
 /// Night directories (oldest first) and directories left being deleted, under

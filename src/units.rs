@@ -12,6 +12,24 @@
 //! and `OnCalendar=` carries `capture.timezone` when it is set, so the schedule follows
 //! the same zone as the capture window. The text is built with plain string formatting:
 //! what is written is what `systemd-analyze verify` reads in the tests.
+//!
+//! Each service runs as its own user and writes only its own tree of the state directory
+//! (`StateDirectory=netdigest/<tree>`, see [`crate::layout`]); the next stage reads it
+//! through the writer's group:
+//!
+//! | unit | user (group) | writes | also in groups | reads |
+//! |---|---|---|---|---|
+//! | capture | `netdigest-capture` | `capture/` | `netdigest` | |
+//! | nightly | `netdigest` | `nights/` | `netdigest-capture`, `netdigest-mail` | the parts, `mail.json` |
+//! | mail | `netdigest-mail` | `mail/` | `netdigest` | `report/` (the password: its credential) |
+//!
+//! Every service reads /etc/netdigest/netdigest.toml (root's, group `netdigest`, 0640),
+//! hence capture's group `netdigest` too: it can also read the finished report (nothing
+//! it did not capture itself), never the night's Parquet (0600).
+//!
+//! Capture and mail write with `UMask=0027` (their files are the next stage's input);
+//! nightly with `UMask=0077`, and it opens only `report/` to its group (and lets it
+//! enter a night directory): mail reads the finished message, never the packets.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,9 +37,14 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::fsutil::write_atomic;
 
-/// The system user and group every service runs as (made by `scripts/install`).
+/// The user and group of the nightly service (made by `scripts/install`).
 pub const USER: &str = "netdigest";
-/// The state directory systemd creates for the services (`StateDirectory=netdigest`).
+/// The user and group of the capture service.
+pub const CAPTURE_USER: &str = "netdigest-capture";
+/// The user and group of the mail service.
+pub const MAIL_USER: &str = "netdigest-mail";
+/// The state directory under which systemd creates each service's tree
+/// (`StateDirectory=netdigest/<tree>`; the directory itself stays root's, 0755).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netdigest";
 /// Environment overrides (`NETDIGEST_*` lines), optional.
 pub const ENV_FILE: &str = "/etc/netdigest/netdigest.env";
@@ -214,7 +237,6 @@ ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 NoNewPrivileges=yes
-UMask=0077
 SystemCallFilter=@system-service
 SystemCallArchitectures=native
 ProtectKernelTunables=yes
@@ -232,24 +254,67 @@ ProtectProc=invisible
 ProcSubset=pid
 ";
 
+/// Who a service runs as and which tree of the state directory it writes.
+struct Identity {
+    user: &'static str,
+    /// Groups whose files it reads (the stages before it, see the module's table).
+    groups: &'static [&'static str],
+    /// Its tree under the state directory ([`crate::layout`]).
+    tree: &'static str,
+    umask: &'static str,
+}
+
+const CAPTURE: Identity = Identity {
+    user: CAPTURE_USER,
+    groups: &[USER],
+    tree: crate::layout::CAPTURE_TREE,
+    umask: "0027",
+};
+const NIGHTLY: Identity = Identity {
+    user: USER,
+    groups: &[CAPTURE_USER, MAIL_USER],
+    tree: crate::layout::NIGHTS_DIR,
+    umask: "0077",
+};
+const MAIL: Identity = Identity {
+    user: MAIL_USER,
+    groups: &[USER],
+    tree: crate::layout::MAIL_TREE,
+    umask: "0027",
+};
+
 /// The `[Service]` lines every service has, before its own. `state_dir` is the config's
-/// `state.dir`, `state_word` the same as a unit-file word ([`state_dir_word`]).
-fn common_service(exec: &str, args: &str, state_dir: &Path, state_word: &str) -> String {
+/// `state.dir`.
+fn common_service(exec: &str, args: &str, state_dir: &Path, id: &Identity) -> Result<String> {
+    let user = id.user;
     let mut s = format!(
         "ExecStart={exec} {args}\n\
-         User={USER}\n\
-         Group={USER}\n\
-         StateDirectory=netdigest\n\
-         StateDirectoryMode=0700\n\
-         EnvironmentFile=-{ENV_FILE}\n"
+         User={user}\n\
+         Group={user}\n"
     );
-    // A state.dir other than systemd's StateDirectory must stay writable under
-    // ProtectSystem=strict (it must exist and belong to the netdigest user).
+    if !id.groups.is_empty() {
+        let _ = writeln!(s, "SupplementaryGroups={}", id.groups.join(" "));
+    }
+    let _ = write!(
+        s,
+        "StateDirectory=netdigest/{tree}\n\
+         StateDirectoryMode=0750\n\
+         UMask={umask}\n\
+         EnvironmentFile=-{ENV_FILE}\n",
+        tree = id.tree,
+        umask = id.umask,
+    );
+    // A state.dir other than systemd's StateDirectory: the service's tree there must stay
+    // writable under ProtectSystem=strict (it must exist and belong to the service's user).
     if state_dir != Path::new(DEFAULT_STATE_DIR) {
-        let _ = writeln!(s, "ReadWritePaths={state_word}");
+        let _ = writeln!(
+            s,
+            "ReadWritePaths={}",
+            state_dir_word(&state_dir.join(id.tree))?
+        );
     }
     s.push_str(HARDENING);
-    s
+    Ok(s)
 }
 
 const HEADER: &str = "# Generated by `netdigest units` from the netdigest configuration:\n\
@@ -275,7 +340,7 @@ fn timer(what: &str, calendar: &str) -> String {
 /// An invalid time in the config, or a `bin` that cannot be written into `ExecStart=`.
 pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
     let sch = Schedule::from_config(cfg);
-    let state_word = state_dir_word(&cfg.state.dir)?;
+    state_dir_word(&cfg.state.dir)?;
     let exec = exec_path(bin)?;
     let zone = sch
         .timezone
@@ -300,7 +365,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          KillSignal=SIGTERM\n\
          TimeoutStopSec=60\n\
          MemoryMax={CAPTURE_MEMORY_MAX}\n",
-        common = common_service(&exec, "capture", state, &state_word),
+        common = common_service(&exec, "capture", state, &CAPTURE)?,
         runtime = sch.runtime_max_sec(),
     );
     // Nightly: no network at all. The appliance's own addresses (left out of the pings
@@ -318,7 +383,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          RestrictAddressFamilies=AF_UNIX\n\
          Nice=10\n\
          MemoryMax={NIGHTLY_MEMORY_MAX}\n",
-        common = common_service(&exec, "nightly", state, &state_word),
+        common = common_service(&exec, "nightly", state, &NIGHTLY)?,
     );
     // After= the nightly job: when both timers fire together (a Pi switched on in the
     // morning, Persistent=true), tonight's report is made before the mail goes out.
@@ -340,7 +405,7 @@ pub fn render(cfg: &Config, bin: &Path) -> Result<Vec<UnitFile>> {
          LoadCredential=smtp-password:{PASSWORD_FILE}\n\
          SetCredential=smtp-password:\\n\n\
          MemoryMax={MAIL_MEMORY_MAX}\n",
-        common = common_service(&exec, "mail", state, &state_word),
+        common = common_service(&exec, "mail", state, &MAIL)?,
     );
     Ok(vec![
         UnitFile {

@@ -215,7 +215,7 @@ fn seven_nights_learn_seven_ordinary_ones_stay_quiet_and_the_planted_night_is_fo
     let b = fresh.baseline.clone().unwrap();
     assert!(b.learning && b.nights == 1, "{b:?}");
     assert!(dir.join("report").join("report.eml").exists());
-    let aside = std::fs::read_dir(&state)
+    let aside = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| {

@@ -240,8 +240,19 @@ impl Capture {
         c
     }
 
+    /// The night directory of the latest capture (`<state>/nights/<date>`, which
+    /// nightly makes).
     fn night_dir(&self) -> Option<PathBuf> {
-        let nights = self.state.join("nights");
+        Some(
+            self.state
+                .join("nights")
+                .join(self.capture_dir()?.file_name()?),
+        )
+    }
+
+    /// Capture's folder of the latest night (`<state>/capture/<date>`).
+    fn capture_dir(&self) -> Option<PathBuf> {
+        let nights = self.state.join("capture");
         let mut v: Vec<PathBuf> = std::fs::read_dir(nights)
             .ok()?
             .map(|e| e.unwrap().path())
@@ -251,7 +262,7 @@ impl Capture {
     }
 
     fn json(&self) -> Option<Value> {
-        let text = std::fs::read_to_string(self.night_dir()?.join("capture.json")).ok()?;
+        let text = std::fs::read_to_string(self.capture_dir()?.join("capture.json")).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -314,10 +325,11 @@ impl Capture {
     }
 
     fn parts(&self) -> Vec<PathBuf> {
-        let dir = self.night_dir().unwrap().join("capture");
+        let dir = self.capture_dir().unwrap();
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
             .collect();
         v.sort();
         v
@@ -700,7 +712,7 @@ fn without_cap_net_raw_the_error_names_it_and_how_to_grant_it() {
     ] {
         assert!(err.contains(needle), "{needle:?} missing in: {err}");
     }
-    assert!(!state.join("nights").exists(), "nothing written");
+    assert!(!state.join("capture").exists(), "nothing written");
 }
 
 #[test]
@@ -735,7 +747,7 @@ fn bad_filter_is_refused_with_libpcaps_message() {
     assert!(err.contains("capture.filter"), "{err}");
     assert!(err.contains("icmpp and"), "{err}");
     assert!(err.contains("syntax error"), "{err}");
-    assert!(!state.join("nights").exists());
+    assert!(!state.join("capture").exists());
 }
 
 /// `HH:MM` of `now + minutes` in UTC.
@@ -767,7 +779,7 @@ fn outside_the_window_exits_zero_and_captures_nothing() {
     let err = common::stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("outside the capture window"), "{err}");
-    assert!(!dir.join("nights").exists(), "nothing written");
+    assert!(!dir.join("capture").exists(), "nothing written");
 }
 
 #[test]

@@ -148,11 +148,11 @@ fn check_message(out: &Path, state: &Path, what: &str, rss_kb: u64) -> String {
     assert!(eml < MAIL_BUDGET_BYTES, "{what}: report.eml is {eml} bytes");
     // devices.parquet records at most report.max_rows (100) devices per night.
     assert!(
-        size(&state.join("devices.parquet")) < 64 * 1024,
+        size(&state.join("nights/devices.parquet")) < 64 * 1024,
         "{what}: devices.parquet"
     );
     // So does baseline.json (names per device: findings.baseline_names).
-    let baseline = size(&state.join("baseline.json"));
+    let baseline = size(&netdigest::layout::baseline_file(&state));
     assert!(
         baseline > 0 && baseline < 512 * 1024,
         "{what}: baseline.json {baseline} B"

@@ -146,6 +146,20 @@ fn install_is_idempotent_keeps_config_and_uninstalls() {
     assert!(fields[6].ends_with("nologin"), "{user}");
     let uid: u32 = fields[2].parse().unwrap();
     assert!(uid > 0 && uid < 1000, "not a system user: {user}");
+    // A user and group per service (src/units.rs), and the state directory above their
+    // trees root's and 0755.
+    for u in ["netdigest-capture", "netdigest-mail"] {
+        assert!(
+            out.contains(&format!("created the system user {u}")),
+            "{out}"
+        );
+        assert!(
+            passwd.lines().any(|l| l.starts_with(&format!("{u}:"))),
+            "{passwd}"
+        );
+    }
+    let st = std::fs::metadata(root.join("var/lib/netdigest")).unwrap();
+    assert_eq!((st.mode() & 0o7777, st.uid(), st.gid()), (0o755, 0, 0));
     let env = root.join("etc/netdigest/netdigest.env");
     let toml = root.join("etc/netdigest/netdigest.toml");
     assert_eq!(std::fs::metadata(&env).unwrap().mode() & 0o777, 0o600);
@@ -231,13 +245,13 @@ fn install_is_idempotent_keeps_config_and_uninstalls() {
         );
     }
 
-    // Purge: the config and the user go too.
+    // Purge: the config and the users go too.
     ok(&install(&root, &["--uninstall", "--purge"]));
     assert!(!root.join("etc/netdigest").exists());
     assert!(
         !std::fs::read_to_string(root.join("etc/passwd"))
             .unwrap()
-            .contains("netdigest:")
+            .contains("netdigest"),
     );
     let _ = std::fs::remove_dir_all(root.parent().unwrap());
 }
@@ -356,5 +370,60 @@ fn install_keeps_env_values_out_of_process_arguments() {
     let m = std::fs::metadata(&pw).unwrap();
     assert_eq!(m.mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&pw).unwrap(), "secret\n");
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
+}
+
+/// A state directory of the release before privilege separation (one user `netdigest`,
+/// 0700, every file of a night in nights/<date>/): install makes it root's and 0755,
+/// moves each delivery record to mail/<date>/ (the mail user's), and shares the reports
+/// (not the Parquet) with the group.
+#[test]
+fn install_opens_an_old_state_directory_to_the_new_users() {
+    if !is_root() {
+        eprintln!("SKIP: scripts/install needs root (useradd, chown); CI runs as root");
+        return;
+    }
+    let root = image("install-upgrade");
+    let state = root.join("var/lib/netdigest");
+    let night = state.join("nights/2026-11-01");
+    std::fs::create_dir_all(night.join("report")).unwrap();
+    std::fs::create_dir_all(night.join("capture")).unwrap();
+    for (f, text) in [
+        ("mail.json", "{\"status\": \"sent\"}\n"),
+        ("packets.parquet", "PAR1"),
+        ("report/report.eml", "Subject: x\r\n\r\n"),
+    ] {
+        std::fs::write(night.join(f), text).unwrap();
+        std::fs::set_permissions(night.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    for d in [&state, &night, &night.join("report")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    ok(&install(&root, &["--bin", BIN]));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&state), 0o755);
+    assert!(!night.join("mail.json").exists());
+    let rec = state.join("mail/2026-11-01/mail.json");
+    assert_eq!(
+        std::fs::read_to_string(&rec).unwrap(),
+        "{\"status\": \"sent\"}\n"
+    );
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    let mail_uid: u32 = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("netdigest-mail:x:"))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(std::fs::metadata(&rec).unwrap().uid(), mail_uid);
+    assert_eq!(mode(&night), 0o710);
+    assert_eq!(mode(&night.join("report")), 0o750);
+    assert_eq!(mode(&night.join("report/report.eml")), 0o640);
+    assert_eq!(
+        mode(&night.join("packets.parquet")),
+        0o600,
+        "the Parquet stays private"
+    );
     let _ = std::fs::remove_dir_all(root.parent().unwrap());
 }

@@ -529,6 +529,7 @@ fn one_bad_night_does_not_hold_back_the_later_ones() {
     );
     let state = dir.join("state");
     let d1 = spool(&state, &n1);
+    std::fs::create_dir_all(NightDir::new(&d1).mail_dir()).unwrap();
     std::fs::write(NightDir::new(&d1).mail_json(), b"{\"status\": \"sen").unwrap();
     let d2 = spool(&state, &n2);
     let d3 = spool(&state, &n3);
@@ -564,7 +565,7 @@ fn one_bad_night_does_not_hold_back_the_later_ones() {
     assert!(got[0].starts_with(&format!("netdigest {n1}:")), "{got:?}");
     assert!(got[1].starts_with(&format!("netdigest {n4}:")), "{got:?}");
     // The corrupt delivery record was moved aside with a warning.
-    let aside: Vec<String> = std::fs::read_dir(&d1)
+    let aside: Vec<String> = std::fs::read_dir(NightDir::new(&d1).mail_dir())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("mail.json.corrupt-"))
@@ -641,6 +642,7 @@ fn a_night_locked_by_another_process_is_left_to_it() {
     let older = spool(&state, &yesterday());
     spool(&state, &today());
     let lock = NightDir::new(&older).mail_lock();
+    std::fs::create_dir_all(NightDir::new(&older).mail_dir()).unwrap();
     // -o: the lock is flock's own (not passed to sleep), so killing flock releases it.
     let mut holder = Command::new("flock")
         .arg("-o")
@@ -825,6 +827,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     let night_dir = spool(&state, &night);
     // What a crash during an attempt leaves behind.
     let id = format!("<netdigest-{night}-test@localhost>");
+    std::fs::create_dir_all(NightDir::new(&night_dir).mail_dir()).unwrap();
     std::fs::write(
         NightDir::new(&night_dir).mail_json(),
         serde_json::json!({
@@ -836,6 +839,7 @@ fn interrupted_attempt_is_resent_with_the_same_message_id() {
     )
     .unwrap();
     // And the lock file of the crashed process (its flock went with it).
+    std::fs::create_dir_all(NightDir::new(&night_dir).mail_dir()).unwrap();
     std::fs::write(NightDir::new(&night_dir).mail_lock(), "999999999\n").unwrap();
     let s = settings(&dir, &srv, "starttls");
     let (outcomes, logs) =

@@ -4,7 +4,10 @@
 //! line naming the file, exit 1) while the other nights are still processed.
 //!
 //! Nights are made by the binary's own synthetic writer (`netdigest sample`) and a
-//! `capture.json` in the real format (`netdigest::capture::CaptureReport`).
+//! `capture.json` in the real format (`netdigest::capture::CaptureReport`), in the layout
+//! of a release before privilege separation (capture's files inside
+//! `nights/<date>/capture/`): nightly reads such nights where they are. tests/soak.rs and
+//! tests/privsep.rs make theirs in the current layout (`capture/<date>/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -125,7 +128,7 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
         );
     }
     assert!(
-        state.join("devices.parquet").is_file(),
+        netdigest::layout::devices_file(&state).is_file(),
         "devices not updated"
     );
     assert!(
@@ -451,7 +454,7 @@ fn a_convert_that_cannot_fit_is_not_started_and_runs_once_there_is_room() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One `nightly` at a time: while another process holds `<state>/nightly.lock` a second
+/// One `nightly` at a time: while another process holds `<state>/nights/nightly.lock` a second
 /// run refuses (one line, exit 1) and touches nothing; a night whose capture lock is held
 /// by another process is still being captured and is skipped; both run once released.
 #[test]
@@ -459,7 +462,7 @@ fn locks_keep_a_second_nightly_and_a_live_capture_out() {
     let base = common::tmpdir("nightly-locks");
     let state = base.join("state");
     let night = make_night(&state, "2026-11-22", &[(600, 5)], "complete");
-    let holder = common::LockHolder::hold(&state.join("nightly.lock"));
+    let holder = common::LockHolder::hold(&netdigest::layout::nightly_lock(&state));
     let out = nightly(&state, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     let err = common::stderr(&out);
@@ -525,7 +528,7 @@ fn corrupt_state_files_are_moved_aside_and_the_night_proceeds() {
     assert_eq!(stdout(&out), "", "redone: {}", common::stderr(&out));
 
     // devices.parquet cut in half: the next night is analysed all the same.
-    let devices = state.join("devices.parquet");
+    let devices = netdigest::layout::devices_file(&state);
     let bytes = std::fs::read(&devices).unwrap();
     std::fs::write(&devices, &bytes[..bytes.len() / 2]).unwrap();
     let second = make_night(&state, "2026-11-24", &[(700, 8)], "complete");
@@ -537,7 +540,7 @@ fn corrupt_state_files_are_moved_aside_and_the_night_proceeds() {
         "{err}"
     );
     assert!(second.join("report/report.eml").is_file());
-    let aside = named(&state, "devices.parquet.corrupt-");
+    let aside = named(&state.join("nights"), "devices.parquet.corrupt-");
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(&aside[0]).unwrap(), &bytes[..bytes.len() / 2]);
     assert!(

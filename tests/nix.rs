@@ -893,6 +893,7 @@ const SET_KEYS: &[&str] = &[
     "CapabilityBoundingSet",
     "AmbientCapabilities",
     "ReadWritePaths",
+    "SupplementaryGroups",
     "IPAddressDeny",
 ];
 
@@ -1243,9 +1244,9 @@ fn module_units_match_netdigest_units() {
             .map(String::from)
             .collect::<Vec<_>>();
         let want: &[&str] = match name {
-            "tz" => &["/srv/netdigest"],
-            "day" => &["/data/netdigest"],
-            "odd" => &[r#""/srv/net digest/50%%z \"q\" \\b;c""#],
+            "tz" => &["/srv/netdigest/mail"],
+            "day" => &["/data/netdigest/mail"],
+            "odd" => &[r#""/srv/net digest/50%%z \"q\" \\b;c/mail""#],
             _ => &[],
         };
         assert_eq!(rw, want, "{name}: ReadWritePaths");
@@ -1257,10 +1258,18 @@ fn module_defaults() {
     let Some(lib) = nixpkgs_lib() else { return };
     let pkg = package_dir();
     let (ev, dir) = assert_module_matches_netdigest_units(&lib, &pkg, "{ }", "module-defaults");
-    let u = &ev["users"]["netdigest"];
-    assert_eq!(u["isSystemUser"], true);
-    assert_eq!(u["group"], "netdigest");
-    assert!(ev["groups"].get("netdigest").is_some());
+    // A user and group per service (src/units.rs), and the state directory above their
+    // trees root's.
+    for user in ["netdigest-capture", "netdigest", "netdigest-mail"] {
+        let u = &ev["users"][user];
+        assert_eq!(u["isSystemUser"], true, "{user}");
+        assert_eq!(u["group"], user);
+        assert!(ev["groups"].get(user).is_some(), "{user}");
+    }
+    assert_eq!(
+        ev["tmpfiles"],
+        serde_json::json!(["d /var/lib/netdigest 0755 root root -"])
+    );
     // The config the services read is the binary's default path, linked to the store.
     let etc = ev["etc"]["netdigest/netdigest.toml"].as_str().unwrap();
     assert!(etc.starts_with("/nix/store/"), "{etc}");

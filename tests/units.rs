@@ -283,8 +283,45 @@ fn check_all(dir: &Path, files: &[PathBuf], calendars: &[(&str, &str)], runtime_
             .trim_start_matches("netdigest-")
             .trim_end_matches(".service");
         assert_eq!(values(&text, "ExecStart"), [format!("{BIN} {verb}")], "{s}");
-        assert_eq!(values(&text, "User"), ["netdigest"], "{s}");
-        assert_eq!(values(&text, "StateDirectory"), ["netdigest"], "{s}");
+    }
+    // Privilege separation: a user per service, each writing its own tree, reading the
+    // stage before it through that stage's group (tests/privsep.rs runs the stages so).
+    for (s, user, groups, tree, umask) in [
+        (
+            "netdigest-capture.service",
+            "netdigest-capture",
+            vec!["netdigest"],
+            "capture",
+            "0027",
+        ),
+        (
+            "netdigest-nightly.service",
+            "netdigest",
+            vec!["netdigest-capture netdigest-mail"],
+            "nights",
+            "0077",
+        ),
+        (
+            "netdigest-mail.service",
+            "netdigest-mail",
+            vec!["netdigest"],
+            "mail",
+            "0027",
+        ),
+    ] {
+        let text = read(dir, s);
+        assert_eq!(values(&text, "User"), [user], "{s}");
+        assert_eq!(values(&text, "Group"), [user], "{s}");
+        assert_eq!(values(&text, "SupplementaryGroups"), groups, "{s}");
+        assert_eq!(
+            values(&text, "StateDirectory"),
+            [format!("netdigest/{tree}")],
+            "{s}"
+        );
+        assert_eq!(values(&text, "StateDirectoryMode"), ["0750"], "{s}");
+        assert_eq!(values(&text, "UMask"), [umask], "{s}");
+        let credential = !values(&text, "LoadCredential").is_empty();
+        assert_eq!(credential, s == "netdigest-mail.service", "{s}");
     }
     // Memory: each service has its bound (a flood stops nightly, never the Pi).
     for (s, max) in [
@@ -439,7 +476,13 @@ fn odd_state_dirs_are_escaped() {
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
             if f.extension().is_some_and(|e| e == "service") {
-                assert_eq!(values(&text, "ReadWritePaths"), [*word], "{dir}");
+                // Each service's own tree of the state directory.
+                let tree = values(&text, "StateDirectory")[0].replace("netdigest/", "");
+                let want = match word.strip_suffix('"') {
+                    Some(w) => format!("{w}/{tree}\""),
+                    None => format!("{word}/{tree}"),
+                };
+                assert_eq!(values(&text, "ReadWritePaths"), [want], "{dir}");
             }
             assert_eq!(
                 text.lines().filter(|l| l.contains("srv")).count(),

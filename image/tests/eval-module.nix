@@ -86,6 +86,10 @@ let
         );
         default = { };
       };
+      systemd.tmpfiles.rules = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
       environment.systemPackages = mkOption {
         type = types.listOf types.package;
         default = [ ];
@@ -143,6 +147,7 @@ in
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
   inherit (c.systemd) services timers;
   inherit (c.users) users groups;
+  tmpfiles = c.systemd.tmpfiles.rules;
   etc = lib.mapAttrs (_: e: toString e.source) c.environment.etc;
   settings = lib.filterAttrsRecursive (_: v: v != null) c.services.netdigest.settings;
   # services.netdigest.environment, for `netdigest units` run on the same config.

@@ -242,7 +242,8 @@ impl Default for MailConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// State directory. Default `/var/lib/netdigest` (systemd's `StateDirectory=netdigest`).
+    /// State directory. Default `/var/lib/netdigest` (the units' `StateDirectory=netdigest/<tree>`,
+    /// one tree per service: see `layout`).
     pub dir: PathBuf,
     /// Nights kept on disk: `nightly` deletes a night more than this many days old once
     /// it was mailed or given up (never an unsent report younger than

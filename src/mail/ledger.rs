@@ -153,10 +153,13 @@ impl MailRecord {
             reason: e.to_string(),
         })?;
         json.push(b'\n');
-        write_atomic(&path, &json).map_err(|e| MailError::File {
-            path,
-            reason: format!("writing the delivery record: {e}"),
-        })
+        let dir = NightDir::new(night_dir).mail_dir();
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| write_atomic(&path, &json))
+            .map_err(|e| MailError::File {
+                path,
+                reason: format!("writing the delivery record: {e}"),
+            })
     }
 }
 
@@ -234,6 +237,12 @@ pub(super) struct NightLock {
 impl NightLock {
     pub(super) fn acquire(night_dir: &Path) -> Result<NightLock> {
         let path = NightDir::new(night_dir).mail_lock();
+        if let Err(e) = std::fs::create_dir_all(NightDir::new(night_dir).mail_dir()) {
+            return Err(MailError::File {
+                path,
+                reason: format!("creating its directory: {e}"),
+            });
+        }
         match FileLock::acquire(&path, Duration::from_secs(1)) {
             Ok(Ok(lock)) => Ok(NightLock { _lock: lock }),
             Ok(Err(busy)) => Err(MailError::Locked {

@@ -127,6 +127,9 @@ fn old_nights_go_once_mailed_or_expired_and_nothing_else_is_touched() {
     fs::write(left.join("capture/part-0002.pcap"), b"x").unwrap();
 
     let before = names(&nights);
+    // Mail keeps every record whose night is still there (nightly reads it first).
+    let m = prune_tree(&s, Tree::Mail, POLICY, today);
+    assert!(m.deleted.is_empty() && m.errors.is_empty(), "{m:?}");
     let p = prune(&s, POLICY, today);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     let deleted: Vec<&str> = p.deleted.iter().map(|d| d.night.as_str()).collect();
@@ -134,7 +137,7 @@ fn old_nights_go_once_mailed_or_expired_and_nothing_else_is_touched() {
         deleted,
         ["2026-11-01", "2026-11-02", "2026-11-20", "2026-11-26"]
     );
-    assert!(p.deleted.iter().all(|d| d.bytes > 4096), "{:?}", p.deleted);
+    assert!(p.deleted.iter().all(|d| d.bytes > 0), "{:?}", p.deleted);
     assert!(
         p.deleted[0].reason.starts_with("mailed"),
         "{:?}",
@@ -164,6 +167,35 @@ fn old_nights_go_once_mailed_or_expired_and_nothing_else_is_touched() {
     assert!(nights.join("2026-10-03").is_symlink());
     assert!(nights.join("2026-10-02").is_file());
     assert!(layout::NightDir::of(&s, today).capture_dir().is_dir());
+
+    // Nightly does not make a deleted night again from capture's files left behind.
+    assert!(deleted_before(&s, "2026-11-01", 8, POLICY, today));
+    assert!(
+        !deleted_before(&s, "2026-11-23", 5, POLICY, today),
+        "still there"
+    );
+    assert!(
+        !deleted_before(&s, "2026-11-30", 0, POLICY, today),
+        "tonight"
+    );
+
+    // Capture's tree: the same nights go (one user here reads every mail.json), with
+    // their parts; tonight's capture stays.
+    let c = prune_tree(&s, Tree::Capture, POLICY, today);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let gone: Vec<&str> = c.deleted.iter().map(|d| d.night.as_str()).collect();
+    assert_eq!(gone, deleted);
+    assert!(c.deleted.iter().all(|d| d.bytes >= 4096), "{:?}", c.deleted);
+    let captures = names(&layout::capture_tree(&s));
+    assert!(captures.contains("2026-11-30") && captures.contains("2026-11-23"));
+    assert!(!captures.contains("2026-11-01"), "{captures:?}");
+    // Mail's tree: the records of the nights now gone and older than max_age_days
+    // (2026-11-02 never had one; 2026-11-26's stays while capture may keep its files).
+    let m = prune_tree(&s, Tree::Mail, POLICY, today);
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    let gone: Vec<&str> = m.deleted.iter().map(|d| d.night.as_str()).collect();
+    assert_eq!(gone, ["2026-11-01", "2026-11-20"]);
+    assert!(deleted_before(&s, "2026-11-26", 3, POLICY, today));
 
     // Again: nothing more to do.
     let again = prune(&s, POLICY, today);

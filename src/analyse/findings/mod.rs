@@ -162,7 +162,7 @@ pub fn findings(s: &Summary, inputs: &FindingInputs<'_>, cfg: &FindingsConfig) -
     finish(out, cfg)
 }
 
-/// [`findings`], then tonight against the baseline in `<state>/baseline.json` (see
+/// [`findings`], then tonight against the baseline in `<state>/nights/baseline.json` (see
 /// `usual`): the findings that compare with earlier nights, tonight's own findings that
 /// are there every night ranked low, and tonight recorded in the baseline. Also how far
 /// the baseline is (learning until `findings.baseline_nights` earlier nights).

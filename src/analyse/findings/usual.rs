@@ -1,4 +1,4 @@
-//! Tonight against the baseline (`<state>/baseline.json`, see [`crate::baseline`]): what
+//! Tonight against the baseline (`<state>/nights/baseline.json`, see [`crate::baseline`]): what
 //! is unusual for each device, and what is usual enough to rank low.
 //!
 //! With fewer than `findings.baseline_nights` earlier nights (at most `state.keep_nights`)
@@ -47,7 +47,7 @@ pub const BASELINE_KINDS: [&str; 5] = [
 /// Where the baseline is and how big it may grow.
 #[derive(Debug, Clone, Copy)]
 pub struct BaselineInputs<'a> {
-    /// `<state>/baseline.json`.
+    /// `<state>/nights/baseline.json`.
     pub file: &'a Path,
     /// Tonight's packets.parquet (for the echo requests and replies per device).
     pub packets: &'a Path,
