@@ -152,7 +152,7 @@ fn check_message(out: &Path, state: &Path, what: &str, rss_kb: u64) -> String {
         "{what}: devices.parquet"
     );
     // So does baseline.json (names per device: findings.baseline_names).
-    let baseline = size(&netdigest::layout::baseline_file(&state));
+    let baseline = size(&netdigest::layout::baseline_file(state));
     assert!(
         baseline > 0 && baseline < 512 * 1024,
         "{what}: baseline.json {baseline} B"
