@@ -377,6 +377,22 @@ pub(crate) struct Flow {
 }
 
 impl Flow {
+    /// `len` bytes (or a SYN/FIN: 1) sent by the client (or the server).
+    pub(crate) fn sent(&mut self, from_client: bool, len: u32) {
+        let seq = if from_client {
+            &mut self.cseq
+        } else {
+            &mut self.sseq
+        };
+        *seq = seq.wrapping_add(len);
+    }
+
+    /// The acknowledgement number a segment from the client (or the server) carries:
+    /// the other side's next sequence number.
+    pub(crate) fn ack_of(&self, from_client: bool) -> u32 {
+        if from_client { self.sseq } else { self.cseq }
+    }
+
     /// A segment from the client (or the server) at its next sequence number.
     pub(crate) fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
         let (src, dst, ports, seq) = if from_client {

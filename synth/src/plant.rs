@@ -799,21 +799,17 @@ impl St {
                 }
             }
             seg_t = self.out.t;
-            let ack = if from_client { f.sseq } else { f.cseq };
+            let ack = f.ack_of(from_client);
             let flags = F_ACK | if last { F_PSH } else { 0 };
             self.out
                 .tcp(&f.seg(from_client, flags, ack), &data[off..off + len])?;
             last_idx = self.out.stage.frames.len() - 1;
-            if from_client {
-                f.cseq = f.cseq.wrapping_add(len as u32);
-            } else {
-                f.sseq = f.sseq.wrapping_add(len as u32);
-            }
+            f.sent(from_client, len as u32);
             off += len;
             n += 1;
             if n % 2 == 0 || last {
                 self.wait_us(20, 400);
-                let ack = if from_client { f.cseq } else { f.sseq };
+                let ack = f.ack_of(!from_client);
                 self.out.tcp(&f.seg(!from_client, F_ACK, ack), &[])?;
             }
         }

@@ -253,11 +253,7 @@ impl<W: Write> Gen<W> {
                 self.delay(30, 1_200)
             };
             let flags = F_ACK | if last { F_PSH } else { 0 };
-            let seg = f.seg(
-                from_client,
-                flags,
-                if from_client { f.sseq } else { f.cseq },
-            );
+            let seg = f.seg(from_client, flags, f.ack_of(from_client));
             let payload = if from_client {
                 &self.pay_c[off..off + len]
             } else {
@@ -267,22 +263,12 @@ impl<W: Write> Gen<W> {
             if last {
                 self.last_data_frame = self.truth.frames + self.stage.frames.len() as u64;
             }
-            if from_client {
-                f.cseq = f.cseq.wrapping_add(len as u32);
-            } else {
-                f.sseq = f.sseq.wrapping_add(len as u32);
-            }
+            f.sent(from_client, len as u32);
             off += len;
             n += 1;
             if n % 2 == 0 || last {
                 let d = self.delay(20, 400);
-                self.seg_at(
-                    f,
-                    !from_client,
-                    F_ACK,
-                    if from_client { f.cseq } else { f.sseq },
-                    d,
-                )?;
+                self.seg_at(f, !from_client, F_ACK, f.ack_of(!from_client), d)?;
             }
         }
         Ok(())
@@ -299,11 +285,7 @@ impl<W: Write> Gen<W> {
     ) -> io::Result<()> {
         tcp_frame(&mut self.stage, &f.seg(from_client, flags, ack), &[], delay)?;
         if flags & F_SYN != 0 {
-            if from_client {
-                f.cseq = f.cseq.wrapping_add(1);
-            } else {
-                f.sseq = f.sseq.wrapping_add(1);
-            }
+            f.sent(from_client, 1);
         }
         Ok(())
     }
