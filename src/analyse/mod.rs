@@ -143,7 +143,7 @@ pub fn analyse_with_devices(
     summary.omitted.devices = omitted;
     summary.labels = naming::labels_of(&devices, &opts.labels);
     lap("roll-ups and devices");
-    remotes::name_remotes(&mut summary, &night, parquet, opts.max_rows).map_err(pe)?;
+    remotes::name_remotes(&mut summary, &night, &names, opts.max_rows).map_err(pe)?;
     lap("remote names");
     Ok((summary, devices))
 }

@@ -29,8 +29,6 @@
 //! [`CANDIDATES`] names per (client, address) take part in the per-row choice, so the
 //! joins stay within a small multiple of the cube's rows whatever a DNS server answers.
 
-use std::path::Path;
-
 use polars::prelude::*;
 
 use super::night::Night;
@@ -54,31 +52,20 @@ const MAX_FOREIGN: u64 = 8;
 const MAX_NAME: usize = 253;
 const MAX_LABEL: usize = 63;
 
-/// Names the summary's remote addresses from `names.parquet` beside `parquet` (none
-/// when the night has no such file, or it cannot be read: a warning, and the report
-/// shows addresses), and lists what each device talked to.
+/// Names the summary's remote addresses from `names` (names.parquet as the analysis
+/// read it once; empty for a night without one: the report shows addresses), and lists
+/// what each device talked to.
 ///
 /// # Errors
 /// Polars failed on the night's cube.
 pub(super) fn name_remotes(
     summary: &mut Summary,
     night: &Night,
-    parquet: &Path,
+    names: &DataFrame,
     max_rows: usize,
 ) -> PolarsResult<()> {
-    let path = parquet.with_file_name(crate::layout::NAMES_PARQUET);
     let t = std::time::Instant::now();
-    let names = crate::namestore::read(&path).or_else(|e| {
-        tracing::warn!(file = %path.display(), "remote names: cannot read ({e}); addresses only");
-        crate::namestore::NameStore::new().to_frame()
-    })?;
-    tracing::debug!(
-        ms = t.elapsed().as_millis(),
-        rows = names.height(),
-        "remote names: read"
-    );
-    let t = std::time::Instant::now();
-    let r = name_traffic(&night.cube, &names, max_rows.saturating_mul(FOCUS))?;
+    let r = name_traffic(&night.cube, names, max_rows.saturating_mul(FOCUS))?;
     r.name_talkers(&mut summary.talkers_by_bytes)?;
     r.name_talkers(&mut summary.talkers_by_packets)?;
     r.name_conversations(&mut summary.conversations)?;

@@ -84,24 +84,11 @@ impl Night {
 }
 
 fn col_u64(df: &DataFrame, c: &str) -> Vec<u64> {
-    df.column(c)
-        .unwrap()
-        .cast(&DataType::UInt64)
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
+    crate::dataframe::u64s(df, c).unwrap()
 }
 
 fn col_str(df: &DataFrame, c: &str) -> Vec<Option<String>> {
-    df.column(c)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|s| s.map(str::to_string))
-        .collect()
+    crate::dataframe::opt_strs(df, c).unwrap()
 }
 
 fn s(v: &str) -> Option<String> {

@@ -136,7 +136,6 @@ pub(super) fn findings(flows: &DataFrame, ctx: &Ctx<'_>) -> PolarsResult<Vec<Fin
             out.push(f);
         }
     }
-    out.sort_by(|x, y| (&x.device, &x.remote).cmp(&(&y.device, &y.remote)));
     Ok(out)
 }
 
