@@ -74,6 +74,12 @@ pub enum Command {
         /// way, TCP state), one row per connection: flows.parquet.
         #[arg(long, value_name = "OUT.parquet")]
         flows: Option<PathBuf>,
+        /// With --output: what analysis sums from every packet (the traffic per 5
+        /// minutes, the pings, the ARP senders), summed as the packets stream:
+        /// rollup.parquet. Analysis of a night directory reads it when it lies beside
+        /// packets.parquet, and is faster for it.
+        #[arg(long, value_name = "OUT.parquet", requires = "output")]
+        rollup: Option<PathBuf>,
         /// No progress bar or progress log lines.
         #[arg(long)]
         no_progress: bool,
@@ -254,6 +260,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             csv,
             names,
             flows,
+            rollup,
             no_progress,
         } => convert_and_report(
             &inputs,
@@ -262,7 +269,9 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 csv,
                 names,
                 flows,
+                rollup,
                 progress: !no_progress,
+                ..Default::default()
             },
         ),
         Command::Sample {

@@ -66,6 +66,9 @@ pub const PACKETS_PARQUET: &str = "packets.parquet";
 pub const NAMES_PARQUET: &str = "names.parquet";
 /// The night's connections, written by convert.
 pub const FLOWS_PARQUET: &str = "flows.parquet";
+/// What analysis sums from every packet, summed by convert as the packets stream
+/// (see [`crate::parquet_schema::rollup`]).
+pub const ROLLUP_PARQUET: &str = "rollup.parquet";
 /// The analysed night.
 pub const SUMMARY_JSON: &str = "summary.json";
 /// The report's folder, inside a night.
@@ -272,6 +275,10 @@ impl NightDir {
 
     pub fn flows_parquet(&self) -> PathBuf {
         self.0.join(FLOWS_PARQUET)
+    }
+    #[must_use]
+    pub fn rollup_parquet(&self) -> PathBuf {
+        self.0.join(ROLLUP_PARQUET)
     }
 
     pub fn summary_json(&self) -> PathBuf {

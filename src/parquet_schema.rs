@@ -172,3 +172,57 @@ pub const HOT_COLUMNS: [&str; 16] = [
     ARP_SENDER_IP,
     DECODE_ERROR,
 ];
+
+/// Footer key of the roll-up token: a random value written in both `packets.parquet`
+/// and the `rollup.parquet` convert wrote with it, so a roll-up is read only beside the
+/// very file it sums (one left from another conversion is ignored).
+pub const ROLLUP_TOKEN_KEY: &str = "netdigest.rollup";
+
+/// `rollup.parquet`: what analysis would otherwise group from every packet, summed by
+/// convert as it streams. Partial sums (counts, byte sums, minima, maxima) only, so rows
+/// of the same key (written when convert's maps filled up) add up again exactly. Keys
+/// are ids of `packets.parquet`'s tables; the file exists only when every address got
+/// an id. Three tables in one file, told apart by [`rollup::TABLE`].
+pub mod rollup {
+    /// Which table a row belongs to (u8): [`CUBE`], [`ECHO`] or [`ARP`].
+    pub const TABLE: &str = "table";
+    /// Packets and bytes per (slot, protocol, source, destination, IP version, service
+    /// port, source MAC).
+    pub const CUBE: u8 = 0;
+    /// ICMP/ICMPv6 echo requests and replies per exchange: written when there were too
+    /// many exchanges to hold, instead of [`PINGS`].
+    pub const ECHO: u8 = 1;
+    /// ARP packets per (sender IP, source MAC).
+    pub const ARP: u8 = 2;
+    /// Echo requests, replies and unanswered requests per initiator (in `src_id`): the
+    /// exchanges summed up, when convert held them all to the end.
+    pub const PINGS: u8 = 3;
+    /// The cube's time slot: the start of its 5 minutes, ns since the epoch, UTC (i64).
+    /// Analysis can build slots of any multiple of 5 minutes from it (every zone's UTC
+    /// offset is a multiple of 15 minutes).
+    pub const SLOT: &str = "slot";
+    /// Length of a slot in ns.
+    pub const SLOT_NS: i64 = 300 * 1_000_000_000;
+    /// The smaller port when both are set (u16, null otherwise).
+    pub const PORT: &str = "port";
+    /// Frames (u64).
+    pub const PACKETS: &str = "packets";
+    /// Bytes on the wire (u64).
+    pub const BYTES: &str = "bytes";
+    /// First and last capture time, ns since the epoch (i64).
+    pub const FIRST: &str = "first";
+    pub const LAST: &str = "last";
+    /// Frames with a decode error (u64).
+    pub const ERRORS: &str = "errors";
+    /// An echo exchange: initiator, responder, identifier and sequence number, 16 bits
+    /// each (u64; see `analyse::pings`).
+    pub const EXCHANGE: &str = "exchange";
+    /// Echo or ARP requests, and replies (u64).
+    pub const REQUESTS: &str = "requests";
+    pub const REPLIES: &str = "replies";
+    /// Echo requests of exchanges that got no reply (u64).
+    pub const UNANSWERED: &str = "unanswered";
+    // The cube's keys and the ARP table's source MAC reuse the packets' id column names
+    // (`protocol_id`, `src_id`, `dst_id`, `ip_version`, `src_mac_id`); the ARP table's
+    // sender IP and the pings table's initiator are in `src_id`.
+}

@@ -75,6 +75,7 @@ pub fn run(
     let parquet = NightDir::new(night_dir).packets_parquet();
     let names = NightDir::new(night_dir).names_parquet();
     let flows = NightDir::new(night_dir).flows_parquet();
+    let rollup = NightDir::new(night_dir).rollup_parquet();
     tracing::info!(dir = %night_dir.display(), parts = inputs.len(), "convert: start");
     let conv = convert::convert(
         inputs,
@@ -83,7 +84,9 @@ pub fn run(
             csv: opts.csv.clone(),
             names: Some(names),
             flows: Some(flows),
+            rollup: Some(rollup),
             progress: opts.progress,
+            ..Default::default()
         },
     )?;
     let summary = analyse_night(night_dir, cfg, opts.state_dir.as_deref())?;

@@ -30,6 +30,7 @@ mod night;
 mod pings;
 mod remotes;
 mod rollup;
+mod summed;
 mod summary;
 mod tables;
 mod talkers;

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use super::arp::arp_plan;
 use super::cube::cube_plan;
 use super::pings::{Pings, ping_rows, pings_plan};
+use super::summed;
 use super::tables::Tables;
 use crate::config::Zone;
 use crate::dataframe::{CollectStreaming as _, i64s};
@@ -67,23 +68,40 @@ pub(super) fn read_night(
         Some(&t) => gcd(step, zone.offset_s(t) * 1_000_000_000),
         None => step,
     };
-    // Three streaming queries, one after the other (one run with three sinks was no
-    // faster and held more memory).
+    // The three queries from the roll-up convert summed, when there is one for these
+    // slots; else three streaming queries over the packets, one after the other (one run
+    // with three sinks was no faster and held more memory).
     let t = std::time::Instant::now();
     let tables = Tables::read(parquet);
     let tables = tables.as_ref();
-    let cube_df = cube_plan(base.clone(), slot_ns, tables).collect_streaming()?;
+    let read_cube = |slot_ns: i64| -> PolarsResult<DataFrame> {
+        let df = match summed::open(parquet, tables, slot_ns) {
+            Some(r) => summed::cube(r, slot_ns).collect()?,
+            None => cube_plan(base.clone(), slot_ns, tables).collect_streaming()?,
+        };
+        Tables::with_text_keys(tables, df, &CUBE_KEYS)
+    };
+    let mut cube = read_cube(slot_ns)?;
     let cube_ms = t.elapsed().as_millis();
-    let pings_df = pings_plan(base.clone(), tables).collect_streaming()?;
+    let rollup = summed::open(parquet, tables, slot_ns);
+    let (pings_df, arp_df) = match &rollup {
+        Some(r) => (
+            summed::pings(r.clone())?.collect()?,
+            Tables::with_text_keys(tables, summed::arp(r.clone()).collect()?, &[("ip", true)])?,
+        ),
+        None => (
+            pings_plan(base.clone(), tables).collect_streaming()?,
+            arp_plan(base.clone(), tables).collect_streaming()?,
+        ),
+    };
     let pings_ms = t.elapsed().as_millis() - cube_ms;
-    let arp_df = arp_plan(base.clone(), tables).collect_streaming()?;
-    let mut cube = Tables::with_text_keys(tables, cube_df, &CUBE_KEYS)?;
     tracing::debug!(
         ms = t.elapsed().as_millis(),
         cube_ms,
         pings_ms,
         cube_rows = cube.height(),
         id_keys = tables.is_some(),
+        rollup = rollup.is_some(),
         slot_s = slot_ns / 1_000_000_000,
         "analyse: queries"
     );
@@ -91,11 +109,7 @@ pub(super) fn read_night(
         let off_ns = zone.offset_s(first) * 1_000_000_000;
         if off_ns % slot_ns != 0 {
             slot_ns = gcd(slot_ns, off_ns);
-            cube = Tables::with_text_keys(
-                tables,
-                cube_plan(base, slot_ns, tables).collect_streaming()?,
-                &CUBE_KEYS,
-            )?;
+            cube = read_cube(slot_ns)?;
         }
     }
     Ok(Night {

@@ -30,10 +30,15 @@ fn echo(kind_v4: u8, kind_v6: u8) -> Expr {
 /// (initiator, responder, id, seq), so matching needs no join.
 pub(super) fn pings_plan(base: LazyFrame, tables: Option<&Tables>) -> LazyFrame {
     let request = echo(8, 128);
-    let exchanges = match tables {
+    per_initiator(match tables {
         Some(_) => id_exchanges(base, request.clone()),
         None => text_exchanges(base, request),
-    };
+    })
+}
+
+/// Requests, replies and unanswered requests per initiator, from exchanges (columns
+/// initiator, requests, replies: one row per exchange).
+pub(super) fn per_initiator(exchanges: LazyFrame) -> LazyFrame {
     exchanges
         .group_by([col("initiator")])
         .agg([

@@ -9,7 +9,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::dataframe::opt_strs;
-use crate::parquet_schema::{ADDRESSES_KEY, ID_COLUMNS, NO_ID, PROTOCOLS_KEY};
+use crate::parquet_schema::{ADDRESSES_KEY, ID_COLUMNS, NO_ID, PROTOCOLS_KEY, ROLLUP_TOKEN_KEY};
 
 /// The address and protocol tables `convert` writes in the Parquet footer: with them
 /// the queries group on the small integer columns `src_id`, `dst_id`, `src_mac_id` and
@@ -19,6 +19,8 @@ use crate::parquet_schema::{ADDRESSES_KEY, ID_COLUMNS, NO_ID, PROTOCOLS_KEY};
 pub(super) struct Tables {
     addresses: Vec<String>,
     protocols: Vec<String>,
+    /// The token of the roll-up written with the file ([`ROLLUP_TOKEN_KEY`]).
+    pub(super) rollup_token: Option<String>,
 }
 
 impl Tables {
@@ -37,6 +39,10 @@ impl Tables {
         let tables = Tables {
             addresses: table(ADDRESSES_KEY)?,
             protocols: table(PROTOCOLS_KEY)?,
+            rollup_token: kv
+                .iter()
+                .find(|kv| kv.key == ROLLUP_TOKEN_KEY)
+                .and_then(|kv| kv.value.clone()),
         };
         let schema = meta.schema();
         let has = |name: &str| schema.fields().iter().any(|f| f.name() == name);

@@ -104,6 +104,17 @@ impl<T> Nullable<T> {
     }
 }
 
+/// The ids one row got ([`NO_ID`] / [`NO_PROTOCOL_ID`] for none, or once they ran
+/// out), for the roll-up.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RowIds {
+    pub(super) src: u16,
+    pub(super) dst: u16,
+    pub(super) src_mac: u16,
+    pub(super) arp_sender: u16,
+    pub(super) protocol: u8,
+}
+
 /// Column builders for one row group.
 pub(super) struct Columns {
     pub(super) len: usize,
@@ -196,7 +207,7 @@ impl Columns {
         rel_seq: Option<u32>,
         cache: &mut AddrCache,
         protos: &mut ProtocolCodes,
-    ) -> PolarsResult<()> {
+    ) -> PolarsResult<RowIds> {
         self.len += 1;
         self.frame.push(r.frame);
         self.ts.push(r.ts_ns);
@@ -232,14 +243,21 @@ impl Columns {
         self.icmp_id.push(r.icmp_id);
         self.icmp_seq.push(r.icmp_seq);
         self.arp_op.push(r.arp_op);
-        self.arp_sender_ip
-            .push(ARP_SENDER_IP, r.arp_sender_ip.map(Addr::V4), cache);
+        let arp_sender =
+            self.arp_sender_ip
+                .push(ARP_SENDER_IP, r.arp_sender_ip.map(Addr::V4), cache);
         self.arp_target_ip
             .push(ARP_TARGET_IP, r.arp_target_ip.map(Addr::V4), cache);
         self.fragment.push(r.fragment);
         self.truncated.push(r.truncated);
         self.decode_error.append_option(r.decode_error.as_deref());
-        Ok(())
+        Ok(RowIds {
+            src: src_id.unwrap_or(NO_ID),
+            dst: dst_id.unwrap_or(NO_ID),
+            src_mac: src_mac_id.unwrap_or(NO_ID),
+            arp_sender: arp_sender.unwrap_or(NO_ID),
+            protocol: protocol_id.unwrap_or(NO_PROTOCOL_ID),
+        })
     }
 
     /// Builds the batch's DataFrame and resets the builders.

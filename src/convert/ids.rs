@@ -63,6 +63,11 @@ impl AddrCache {
         self.table.get(usize::from(id)).map_or("", |t| t)
     }
 
+    /// True once the ids ran out (some address has none).
+    pub(super) fn overflowed(&self) -> bool {
+        self.overflow.is_some()
+    }
+
     /// Table entries not yet handed to the writer.
     pub(super) fn take_new(&mut self) -> Vec<Box<str>> {
         let new = self.table.get(self.sent..).unwrap_or_default().to_vec();

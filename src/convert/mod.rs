@@ -17,6 +17,7 @@ mod csv_writer;
 mod ids;
 mod parquet_writer;
 mod progress;
+mod rollup;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -36,6 +37,7 @@ use progress::Progress;
 // contract had a module of its own.
 pub use crate::parquet_schema::{ADDRESSES_KEY, NO_ID, PROTOCOLS_KEY};
 pub use csv_writer::CSV_HEADER;
+pub use rollup::RollupLimits;
 
 /// Rows per Parquet row group (and per in-memory batch).
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -71,6 +73,11 @@ pub struct ConvertOptions {
     pub names: Option<PathBuf>,
     /// flows.parquet output path: the connections ([`crate::flows`]).
     pub flows: Option<PathBuf>,
+    /// rollup.parquet output path, beside the Parquet output: what analysis sums from
+    /// every packet, summed as they stream ([`crate::parquet_schema::rollup`]).
+    pub rollup: Option<PathBuf>,
+    /// How much of the roll-up convert holds in memory before writing rows out.
+    pub rollup_limits: RollupLimits,
     /// Show a progress bar (only when stderr is a terminal); otherwise log progress lines.
     pub progress: bool,
 }
@@ -147,7 +154,10 @@ pub fn convert(inputs: &[PathBuf], opts: &ConvertOptions) -> Result<ConvertSumma
 
     let mut reading = Reading {
         parquet: match &opts.parquet {
-            Some(p) => Some(ParquetSink::create(p)?),
+            Some(p) => Some(ParquetSink::create(
+                p,
+                opts.rollup.as_deref().map(|r| (r, opts.rollup_limits)),
+            )?),
             None => None,
         },
         csv: match &opts.csv {

@@ -19,6 +19,7 @@ use polars_parquet::write as pq;
 
 use super::columns::Columns;
 use super::ids::{AddrCache, ProtocolCodes};
+use super::rollup::{self, Rollup, RollupLimits};
 use super::{ConvertError, ROW_GROUP_ROWS, Result};
 use crate::decode::PacketRecord;
 use crate::fsutil::AtomicFile;
@@ -271,10 +272,13 @@ pub(super) struct ParquetSink {
     cols: Columns,
     cache: AddrCache,
     protos: ProtocolCodes,
+    /// The roll-up written beside the file, when asked for.
+    rollup: Option<Rollup>,
 }
 
 impl ParquetSink {
-    pub(super) fn create(path: &Path) -> Result<Self> {
+    /// A sink writing `path`, and `rollup` (see [`crate::parquet_schema::rollup`]) when given.
+    pub(super) fn create(path: &Path, rollup: Option<(&Path, RollupLimits)>) -> Result<Self> {
         let io = |source| ConvertError::Output {
             path: path.to_path_buf(),
             source,
@@ -326,6 +330,7 @@ impl ParquetSink {
             cols: Columns::new(),
             cache: AddrCache::default(),
             protos: ProtocolCodes::new(),
+            rollup: rollup.map(|(p, limits)| Rollup::new(p, limits)),
         })
     }
 
@@ -337,11 +342,18 @@ impl ParquetSink {
     }
 
     pub(super) fn push(&mut self, r: &PacketRecord, rel_seq: Option<u32>) -> Result<()> {
-        if let Err(e) = self
+        let ids = match self
             .cols
             .push(r, rel_seq, &mut self.cache, &mut self.protos)
         {
-            return Err(self.pq_err(e));
+            Ok(ids) => ids,
+            Err(e) => return Err(self.pq_err(e)),
+        };
+        if let Some(rollup) = self.rollup.as_mut() {
+            if self.cache.overflowed() {
+                rollup.give_up();
+            }
+            rollup.observe(r, ids)?;
         }
         if self.cols.len >= ROW_GROUP_ROWS {
             self.flush()?;
@@ -388,6 +400,10 @@ impl ParquetSink {
                 });
             }
         }
+        let rollup = self.rollup.take();
+        if let Some(r) = rollup.as_ref().filter(|r| !r.given_up()) {
+            footer.push(rollup::token_entry(r.token()));
+        }
         self.send(ToWriter::Footer(footer))?;
         self.join()?;
         if let Some(f) = self.file.take() {
@@ -395,6 +411,10 @@ impl ParquetSink {
                 path: self.path.clone(),
                 source,
             })?;
+        }
+        // After the packets: a roll-up is only read beside the file with its token.
+        if let Some(r) = rollup {
+            r.finish()?;
         }
         Ok(())
     }
