@@ -50,7 +50,13 @@ fn tables(dir: &Path) -> Vec<u32> {
     .collect()
     .unwrap();
     let mut n = vec![0; 4];
-    for t in df.column("table").unwrap().u8().unwrap().into_no_null_iter() {
+    for t in df
+        .column("table")
+        .unwrap()
+        .u8()
+        .unwrap()
+        .into_no_null_iter()
+    {
         n[usize::from(t)] += 1;
     }
     n
@@ -153,7 +159,19 @@ fn stale_rollup_is_ignored() {
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
     let night = dir.join("night");
-    assert!(convert_into(&[a], &night, Some(RollupLimits::default())));
+    // As a user runs it: `convert --rollup`.
+    std::fs::create_dir_all(&night).unwrap();
+    let out = common::bin()
+        .arg("convert")
+        .arg(&a)
+        .arg("-o")
+        .arg(night.join("packets.parquet"))
+        .arg("--rollup")
+        .arg(night.join("rollup.parquet"))
+        .args(["--no-progress", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(analyse_used_rollup(&night));
     let with_a = std::fs::read(night.join("rollup.parquet")).unwrap();
     // b's packets over a's, without a roll-up: a's stays behind.

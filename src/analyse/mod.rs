@@ -1,7 +1,8 @@
 //! Analyse: polars (lazy) over a night's Parquet, handing out our own [`Summary`].
 //!
-//! Three streaming queries read the Parquet, and nothing holds the night's packets in
-//! memory: the cube (packets and bytes per time slot, protocol, address pair, IP
+//! Three queries read the night, and nothing holds its packets in memory: from the
+//! roll-up convert summed (`rollup.parquet`, `summed`) when there is one, else streaming
+//! over the Parquet: the cube (packets and bytes per time slot, protocol, address pair, IP
 //! version, service port and source MAC: thousands of rows on a home network, whatever
 //! the number of packets); the echo requests and replies, grouped per exchange for the
 //! pings chart; and the ARP senders. The cube stays a DataFrame (keys as text), and
@@ -13,10 +14,10 @@
 //!
 //! Modules: `summary` (the types of `summary.json`), `night` (reading a night: the three
 //! queries), `tables` (the footer's id tables), `cube`, `pings`, `arp` (one query each,
-//! and their rows), `rollup` (the roll-ups and top-K), `timeline` (totals, timeline),
-//! `floods` (spoofed-source floods and scans), `remotes` (remote addresses named from
-//! `names.parquet`: talkers, conversations, what each device talked to), `talkers`
-//! (Rust roll-ups for `tshark`),
+//! and their rows), `summed` (the same three from the roll-up), `rollup` (the roll-ups
+//! and top-K), `timeline` (totals, timeline), `floods` (spoofed-source floods and
+//! scans), `remotes` (remote addresses named from `names.parquet`: talkers,
+//! conversations, what each device talked to), `talkers` (Rust roll-ups for `tshark`),
 //! `tshark` (the same counts shaped as tshark's statistics, for comparison).
 //! Column names come from [`crate::parquet_schema`]; data flows one way, into
 //! [`crate::devices`] for the device list, never back.
@@ -30,8 +31,8 @@ mod night;
 mod pings;
 mod remotes;
 mod rollup;
-mod summed;
 mod summary;
+mod summed;
 mod tables;
 mod talkers;
 mod timeline;

@@ -14,8 +14,8 @@ use polars::prelude::*;
 use super::pings::per_initiator;
 use super::tables::Tables;
 use crate::parquet_schema::rollup::{
-    ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES,
-    REQUESTS, SLOT, SLOT_NS, TABLE, UNANSWERED,
+    ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
+    SLOT, SLOT_NS, TABLE, UNANSWERED,
 };
 use crate::parquet_schema::{
     DST, DST_ID, IP_VERSION, PROTOCOL, PROTOCOL_ID, ROLLUP_TOKEN_KEY, SRC, SRC_ID, SRC_MAC,

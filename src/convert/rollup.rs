@@ -19,8 +19,8 @@ use super::{ConvertError, Result};
 use crate::decode::PacketRecord;
 use crate::fsutil::AtomicFile;
 use crate::parquet_schema::rollup::{
-    ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES,
-    REQUESTS, SLOT, SLOT_NS, TABLE, UNANSWERED,
+    ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
+    SLOT, SLOT_NS, TABLE, UNANSWERED,
 };
 use crate::parquet_schema::{
     DST_ID, IP_VERSION, NO_ID, PROTOCOL_ID, ROLLUP_TOKEN_KEY, SRC_ID, SRC_MAC_ID,
@@ -107,7 +107,10 @@ pub(super) struct Rollup {
     /// summed per initiator (a reply may come after its request was written).
     echoes_spilled: bool,
     /// The file, once rows were written out before the end.
-    out: Option<(AtomicFile, polars::io::parquet::write::BatchedWriter<std::fs::File>)>,
+    out: Option<(
+        AtomicFile,
+        polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    )>,
     token: String,
     /// Set once the roll-up cannot be made (an address without id, a time before 1970).
     given_up: bool,
@@ -221,8 +224,7 @@ impl Rollup {
         last: bool,
     ) -> Result<()> {
         let per_initiator = last && !self.echoes_spilled;
-        let mut df =
-            frame(cube, echoes, arp, per_initiator).map_err(|e| self.pq_err(e))?;
+        let mut df = frame(cube, echoes, arp, per_initiator).map_err(|e| self.pq_err(e))?;
         if self.out.is_none() {
             let file = AtomicFile::create(&self.path).map_err(|e| self.io_err(e))?;
             let handle = file.writer().try_clone().map_err(|e| self.io_err(e))?;
@@ -280,7 +282,6 @@ impl Rollup {
             source,
         }
     }
-
 }
 
 /// Rows of the roll-up's tables, as one frame of its columns (nulls where a table has
