@@ -197,6 +197,9 @@ pub mod rollup {
     /// Echo requests, replies and unanswered requests per initiator (in `src_id`): the
     /// exchanges summed up, when convert held them all to the end.
     pub const PINGS: u8 = 3;
+    /// Echo requests sent to an address and echo replies it sent, per address (in
+    /// `src_id`), whoever asked.
+    pub const RESPONDERS: u8 = 4;
     /// The cube's time slot: the start of its 5 minutes, ns since the epoch, UTC (i64).
     /// Analysis can build slots of any multiple of 5 minutes from it (every zone's UTC
     /// offset is a multiple of 15 minutes).
@@ -224,5 +227,5 @@ pub mod rollup {
     pub const UNANSWERED: &str = "unanswered";
     // The cube's keys and the ARP table's source MAC reuse the packets' id column names
     // (`protocol_id`, `src_id`, `dst_id`, `ip_version`, `src_mac_id`); the ARP table's
-    // sender IP and the pings table's initiator are in `src_id`.
+    // sender IP, the pings table's initiator and the responders' address are in `src_id`.
 }

@@ -49,7 +49,7 @@ fn tables(dir: &Path) -> Vec<u32> {
     .unwrap()
     .collect()
     .unwrap();
-    let mut n = vec![0; 4];
+    let mut n = vec![0; 5];
     for t in df
         .column("table")
         .unwrap()

@@ -7,15 +7,17 @@
 //! for cube slots that are whole multiples of its 5 minutes; otherwise the packets are
 //! grouped, with the same results.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
 
 use super::pings::per_initiator;
 use super::tables::Tables;
+use crate::dataframe::u64s;
 use crate::parquet_schema::rollup::{
     ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
-    SLOT, SLOT_NS, TABLE, UNANSWERED,
+    RESPONDERS, SLOT, SLOT_NS, TABLE, UNANSWERED,
 };
 use crate::parquet_schema::{
     DST, DST_ID, IP_VERSION, PROTOCOL, PROTOCOL_ID, ROLLUP_TOKEN_KEY, SRC, SRC_ID, SRC_MAC,
@@ -116,4 +118,33 @@ pub(super) fn arp(rollup: LazyFrame) -> LazyFrame {
             col(FIRST).min().alias("first"),
             col(LAST).max().alias("last"),
         ])
+}
+
+/// Echo requests sent to each address and echo replies each address sent (the
+/// findings' "answers pings"), from the roll-up beside `packets`; `None` without one.
+pub(super) fn echo_counts(
+    packets: &Path,
+) -> Option<PolarsResult<(HashMap<String, u64>, HashMap<String, u64>)>> {
+    let tables = Tables::read(packets)?;
+    let rollup = open(packets, Some(&tables), SLOT_NS)?;
+    let read = || {
+        let df = rollup
+            .filter(col(TABLE).eq(lit(RESPONDERS)))
+            .select([col(SRC_ID).alias("addr"), col(REQUESTS), col(REPLIES)])
+            .collect()?;
+        let addrs = Tables::addresses(Some(&tables), &df, "addr")?;
+        let (to, from) = (u64s(&df, REQUESTS)?, u64s(&df, REPLIES)?);
+        let (mut requests, mut replies) = (HashMap::new(), HashMap::new());
+        for ((addr, to), from) in addrs.into_iter().zip(to).zip(from) {
+            let Some(addr) = addr else { continue };
+            if to > 0 {
+                requests.insert(addr.clone(), to);
+            }
+            if from > 0 {
+                replies.insert(addr, from);
+            }
+        }
+        Ok((requests, replies))
+    };
+    Some(read())
 }

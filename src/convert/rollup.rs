@@ -20,7 +20,7 @@ use crate::decode::PacketRecord;
 use crate::fsutil::AtomicFile;
 use crate::parquet_schema::rollup::{
     ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
-    SLOT, SLOT_NS, TABLE, UNANSWERED,
+    RESPONDERS, SLOT, SLOT_NS, TABLE, UNANSWERED,
 };
 use crate::parquet_schema::{
     DST_ID, IP_VERSION, NO_ID, PROTOCOL_ID, ROLLUP_TOKEN_KEY, SRC_ID, SRC_MAC_ID,
@@ -99,6 +99,9 @@ pub(super) struct Rollup {
     echoes: PlHashMap<u64, (u64, u64)>,
     /// (sender IP id, source MAC id) -> sums.
     arp: PlHashMap<(u16, u16), Sums>,
+    /// Address id -> [echo requests sent to it, echo replies it sent]: at most one entry
+    /// per id, written at the end.
+    responders: PlHashMap<u16, [u64; 2]>,
     /// Cube and ARP keys held at most before they are written out.
     max_keys: usize,
     /// Echo exchanges held at most before they are written out.
@@ -130,6 +133,7 @@ impl Rollup {
             cube: PlHashMap::default(),
             echoes: PlHashMap::default(),
             arp: PlHashMap::default(),
+            responders: PlHashMap::default(),
             max_keys: limits.keys.max(1),
             max_exchanges: limits.exchanges.max(1),
             echoes_spilled: false,
@@ -150,6 +154,7 @@ impl Rollup {
         self.cube = PlHashMap::default();
         self.echoes = PlHashMap::default();
         self.arp = PlHashMap::default();
+        self.responders = PlHashMap::default();
         self.out = None;
     }
 
@@ -184,12 +189,15 @@ impl Rollup {
         let sums = self.cube.entry(key).or_insert_with(|| Sums::new(ts));
         sums.add(ts, r.wire_len);
         sums.errors_or_requests += u64::from(r.decode_error.is_some());
-        if let Some(exchange) = exchange(r, ids) {
-            let (requests, replies) = self.echoes.entry(exchange.0).or_default();
-            if exchange.1 {
-                *requests += 1;
-            } else {
-                *replies += 1;
+        if let Some(request) = echo(r) {
+            if let Some(key) = exchange(r, ids, request) {
+                let (requests, replies) = self.echoes.entry(key).or_default();
+                *if request { requests } else { replies } += 1;
+            }
+            // Requests to an address, replies from it (at most one entry per id).
+            let (addr, slot) = if request { (ids.dst, 0) } else { (ids.src, 1) };
+            if addr != NO_ID {
+                self.responders.entry(addr).or_default()[slot] += 1;
             }
         }
         if let (Some(op), Some(_)) = (r.arp_op, r.arp_sender_ip) {
@@ -202,29 +210,27 @@ impl Rollup {
             sums.replies += u64::from(op == 2);
         }
         if self.cube.len() + self.arp.len() >= self.max_keys {
-            let cube = std::mem::take(&mut self.cube);
-            let arp = std::mem::take(&mut self.arp);
-            self.write(cube, PlHashMap::default(), arp, false)?;
+            let batch = Batch {
+                cube: std::mem::take(&mut self.cube),
+                arp: std::mem::take(&mut self.arp),
+                ..Batch::default()
+            };
+            self.write(batch)?;
         }
         if self.echoes.len() >= self.max_exchanges {
             self.echoes_spilled = true;
-            let echoes = std::mem::take(&mut self.echoes);
-            self.write(PlHashMap::default(), echoes, PlHashMap::default(), false)?;
+            let batch = Batch {
+                echoes: std::mem::take(&mut self.echoes),
+                ..Batch::default()
+            };
+            self.write(batch)?;
         }
         Ok(())
     }
 
-    /// Writes rows of the cube, exchanges and ARP senders (`last`: exchanges summed per
-    /// initiator, unless some were written before).
-    fn write(
-        &mut self,
-        cube: PlHashMap<CubeKey, Sums>,
-        echoes: PlHashMap<u64, (u64, u64)>,
-        arp: PlHashMap<(u16, u16), Sums>,
-        last: bool,
-    ) -> Result<()> {
-        let per_initiator = last && !self.echoes_spilled;
-        let mut df = frame(cube, echoes, arp, per_initiator).map_err(|e| self.pq_err(e))?;
+    /// Writes a batch of rows.
+    fn write(&mut self, batch: Batch) -> Result<()> {
+        let mut df = batch.frame().map_err(|e| self.pq_err(e))?;
         if self.out.is_none() {
             let file = AtomicFile::create(&self.path).map_err(|e| self.io_err(e))?;
             let handle = file.writer().try_clone().map_err(|e| self.io_err(e))?;
@@ -258,10 +264,16 @@ impl Rollup {
             }
             return Ok(());
         }
-        let cube = std::mem::take(&mut self.cube);
-        let echoes = std::mem::take(&mut self.echoes);
-        let arp = std::mem::take(&mut self.arp);
-        self.write(cube, echoes, arp, true)?;
+        let batch = Batch {
+            cube: std::mem::take(&mut self.cube),
+            echoes: std::mem::take(&mut self.echoes),
+            arp: std::mem::take(&mut self.arp),
+            responders: std::mem::take(&mut self.responders),
+            // A reply may come after its request was written out: then every exchange
+            // is written as it is, else they are summed per initiator here.
+            per_initiator: !self.echoes_spilled,
+        };
+        self.write(batch)?;
         if let Some((file, w)) = self.out.take() {
             w.finish().map_err(|e| self.pq_err(e))?;
             file.commit().map_err(|e| self.io_err(e))?;
@@ -284,71 +296,99 @@ impl Rollup {
     }
 }
 
-/// Rows of the roll-up's tables, as one frame of its columns (nulls where a table has
-/// no such column); exchanges as rows of their own, or summed per initiator
-/// (`per_initiator`).
-fn frame(
+/// Rows for the roll-up.
+#[derive(Default)]
+struct Batch {
     cube: PlHashMap<CubeKey, Sums>,
     echoes: PlHashMap<u64, (u64, u64)>,
     arp: PlHashMap<(u16, u16), Sums>,
+    responders: PlHashMap<u16, [u64; 2]>,
+    /// Exchanges summed per initiator ([`PINGS`]) rather than written as they are.
     per_initiator: bool,
-) -> PolarsResult<DataFrame> {
-    let mut c = Frame::with_capacity(cube.len() + echoes.len() + arp.len());
-    for (k, s) in cube {
-        c.row(CUBE, Some(k.src), Some(k.src_mac), Some(&s));
-        c.slot.push(Some(k.slot));
-        c.protocol.push(Some(k.protocol));
-        c.dst.push(Some(k.dst));
-        c.ip_version.push(k.ip_version);
-        c.port.push(k.port);
-        c.errors.push(Some(s.errors_or_requests));
-        c.echo(None, None, None, None);
-    }
-    if per_initiator {
-        // (requests, replies, unanswered) per initiator id.
-        let mut pings: PlHashMap<u16, (u64, u64, u64)> = PlHashMap::default();
-        for (exchange, (requests, replies)) in echoes {
-            let initiator = u16::try_from(exchange >> 48).unwrap_or(NO_ID);
-            let p = pings.entry(initiator).or_default();
-            p.0 += requests;
-            p.1 += replies;
-            p.2 += if replies == 0 { requests } else { 0 };
-        }
-        for (initiator, (requests, replies, unanswered)) in pings {
-            c.row(PINGS, Some(initiator), None, None);
-            c.cube_keys_none();
-            c.echo(None, Some(requests), Some(replies), Some(unanswered));
-        }
-    } else {
-        for (exchange, (requests, replies)) in echoes {
-            c.row(ECHO, None, None, None);
-            c.cube_keys_none();
-            c.echo(Some(exchange), Some(requests), Some(replies), None);
-        }
-    }
-    for ((ip, mac), s) in arp {
-        c.row(ARP, Some(ip), Some(mac), Some(&s));
-        c.cube_keys_none();
-        c.echo(None, Some(s.errors_or_requests), Some(s.replies), None);
-    }
-    c.into_frame()
 }
 
-/// An echo request or reply's exchange key and whether it is the request, as
-/// `analyse::pings` builds it from the id columns: initiator, responder, identifier,
-/// sequence number, 16 bits each; without identifier/sequence, initiator, [`NO_ID`],
-/// responder. `None` for other packets and for an initiator without id.
+impl Batch {
+    /// The rows as one frame of the roll-up's columns (nulls where a table has no such
+    /// column).
+    fn frame(self) -> PolarsResult<DataFrame> {
+        let Batch {
+            cube,
+            echoes,
+            arp,
+            responders,
+            per_initiator,
+        } = self;
+        let mut c = Frame::with_capacity(cube.len() + echoes.len() + arp.len() + responders.len());
+        for (k, s) in cube {
+            c.row(CUBE, Some(k.src), Some(k.src_mac), Some(&s));
+            c.slot.push(Some(k.slot));
+            c.protocol.push(Some(k.protocol));
+            c.dst.push(Some(k.dst));
+            c.ip_version.push(k.ip_version);
+            c.port.push(k.port);
+            c.errors.push(Some(s.errors_or_requests));
+            c.echo(None, None, None, None);
+        }
+        if per_initiator {
+            // (requests, replies, unanswered) per initiator id.
+            let mut pings: PlHashMap<u16, (u64, u64, u64)> = PlHashMap::default();
+            for (exchange, (requests, replies)) in echoes {
+                let initiator = u16::try_from(exchange >> 48).unwrap_or(NO_ID);
+                let p = pings.entry(initiator).or_default();
+                p.0 += requests;
+                p.1 += replies;
+                p.2 += if replies == 0 { requests } else { 0 };
+            }
+            for (initiator, (requests, replies, unanswered)) in pings {
+                c.row(PINGS, Some(initiator), None, None);
+                c.cube_keys_none();
+                c.echo(None, Some(requests), Some(replies), Some(unanswered));
+            }
+        } else {
+            for (exchange, (requests, replies)) in echoes {
+                c.row(ECHO, None, None, None);
+                c.cube_keys_none();
+                c.echo(Some(exchange), Some(requests), Some(replies), None);
+            }
+        }
+        for ((ip, mac), s) in arp {
+            c.row(ARP, Some(ip), Some(mac), Some(&s));
+            c.cube_keys_none();
+            c.echo(None, Some(s.errors_or_requests), Some(s.replies), None);
+        }
+        for (addr, [requests, replies]) in responders {
+            c.row(RESPONDERS, Some(addr), None, None);
+            c.cube_keys_none();
+            c.echo(None, Some(requests), Some(replies), None);
+        }
+        c.into_frame()
+    }
+}
+
+/// Whether the packet is an ICMP/ICMPv6 echo request (`Some(true)`) or reply
+/// (`Some(false)`), as `analyse::pings` tells them.
 #[inline]
-fn exchange(r: &PacketRecord, ids: RowIds) -> Option<(u64, bool)> {
+fn echo(r: &PacketRecord) -> Option<bool> {
     let is = |v4: u8, v6: u8| match r.ip_proto {
         Some(1) => r.icmp_type == Some(v4),
         Some(58) => r.icmp_type == Some(v6),
         _ => false,
     };
-    let request = is(8, 128);
-    if !request && !is(0, 129) {
-        return None;
+    if is(8, 128) {
+        Some(true)
+    } else if is(0, 129) {
+        Some(false)
+    } else {
+        None
     }
+}
+
+/// An echo message's exchange key, as `analyse::pings` builds it from the id columns:
+/// initiator, responder, identifier, sequence number, 16 bits each; without
+/// identifier/sequence, initiator, [`NO_ID`], responder. `None` for an initiator
+/// without id.
+#[inline]
+fn exchange(r: &PacketRecord, ids: RowIds, request: bool) -> Option<u64> {
     let (initiator, responder) = if request {
         (ids.src, ids.dst)
     } else {
@@ -362,7 +402,7 @@ fn exchange(r: &PacketRecord, ids: RowIds) -> Option<(u64, bool)> {
         (Some(id), Some(seq)) => (responder << 32) + (u64::from(id) << 16) + u64::from(seq),
         _ => (u64::from(NO_ID) << 32) + responder,
     };
-    Some(((initiator << 48) + rest, request))
+    Some((initiator << 48) + rest)
 }
 
 /// The roll-up's columns under construction.

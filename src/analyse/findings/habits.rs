@@ -216,10 +216,14 @@ fn add_names(out: &mut [DeviceTonight], devices: &[Device], s: &Summary) {
     }
 }
 
-/// Echo requests per destination address and echo replies per source address.
+/// Echo requests per destination address and echo replies per source address: from the
+/// roll-up when there is one, else from the packets.
 fn echo_counts(packets: &Path) -> PolarsResult<(HashMap<String, u64>, HashMap<String, u64>)> {
     if !packets.exists() {
         return Ok((HashMap::new(), HashMap::new()));
+    }
+    if let Some(counts) = super::super::summed::echo_counts(packets) {
+        return counts;
     }
     let base = LazyFrame::scan_parquet(
         PlRefPath::try_from_path(packets)?,
@@ -248,6 +252,42 @@ fn echo_counts(packets: &Path) -> PolarsResult<(HashMap<String, u64>, HashMap<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Who was pinged and who answered: the same from the roll-up as from the packets,
+    /// and the roll-up's answer is the one taken when it is there.
+    #[test]
+    fn echo_counts_from_the_rollup_are_the_packets() {
+        use crate::convert::{ConvertOptions, convert};
+        let dir = std::env::temp_dir().join(format!("netdigest-echo-{}", std::process::id()));
+        let (scan, summed) = (dir.join("scan"), dir.join("summed"));
+        std::fs::create_dir_all(&scan).unwrap();
+        std::fs::create_dir_all(&summed).unwrap();
+        let pcap = dir.join("night.pcap");
+        let spec = synth::NightSpec {
+            packets: 30_000,
+            ..synth::NightSpec::demo()
+        };
+        synth::write_night_file(&pcap, &spec).unwrap();
+        for (d, rollup) in [(&scan, false), (&summed, true)] {
+            convert(
+                std::slice::from_ref(&pcap),
+                &ConvertOptions {
+                    parquet: Some(d.join("packets.parquet")),
+                    rollup: rollup.then(|| d.join("rollup.parquet")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        let want = echo_counts(&scan.join("packets.parquet")).unwrap();
+        assert!(want.0.len() > 1 && want.1.len() > 1, "{want:?}");
+        let from_rollup = crate::analyse::summed::echo_counts(&summed.join("packets.parquet"))
+            .expect("the roll-up is read")
+            .unwrap();
+        assert_eq!(from_rollup, want);
+        assert_eq!(echo_counts(&summed.join("packets.parquet")).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_connection_spreads_its_bytes_over_the_hours_it_spans() {
