@@ -120,11 +120,12 @@ pub(super) fn arp(rollup: LazyFrame) -> LazyFrame {
         ])
 }
 
+/// Echo requests sent to each address, and echo replies each address sent.
+pub(super) type EchoCounts = (HashMap<String, u64>, HashMap<String, u64>);
+
 /// Echo requests sent to each address and echo replies each address sent (the
 /// findings' "answers pings"), from the roll-up beside `packets`; `None` without one.
-pub(super) fn echo_counts(
-    packets: &Path,
-) -> Option<PolarsResult<(HashMap<String, u64>, HashMap<String, u64>)>> {
+pub(super) fn echo_counts(packets: &Path) -> Option<PolarsResult<EchoCounts>> {
     let tables = Tables::read(packets)?;
     let rollup = open(packets, Some(&tables), SLOT_NS)?;
     let read = || {

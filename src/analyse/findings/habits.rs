@@ -10,6 +10,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::Summary;
+use crate::analyse::summed::{self, EchoCounts};
 use crate::baseline::DeviceNight;
 use crate::config::Zone;
 use crate::dataframe::{CollectStreaming as _, i64s, opt_strs, u64s};
@@ -218,11 +219,11 @@ fn add_names(out: &mut [DeviceTonight], devices: &[Device], s: &Summary) {
 
 /// Echo requests per destination address and echo replies per source address: from the
 /// roll-up when there is one, else from the packets.
-fn echo_counts(packets: &Path) -> PolarsResult<(HashMap<String, u64>, HashMap<String, u64>)> {
+fn echo_counts(packets: &Path) -> PolarsResult<EchoCounts> {
     if !packets.exists() {
         return Ok((HashMap::new(), HashMap::new()));
     }
-    if let Some(counts) = super::super::summed::echo_counts(packets) {
+    if let Some(counts) = summed::echo_counts(packets) {
         return counts;
     }
     let base = LazyFrame::scan_parquet(
@@ -250,6 +251,7 @@ fn echo_counts(packets: &Path) -> PolarsResult<(HashMap<String, u64>, HashMap<St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
