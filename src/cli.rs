@@ -95,6 +95,10 @@ pub enum Command {
         /// Random seed (the same seed gives the same file).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The night's date: the window starts at 21:00 UTC that day (22:00 in Central
+        /// Europe in winter). Default 2024-11-15.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
     },
     /// Convert, analyse and report captures into a night directory (DIR/packets.parquet,
     /// DIR/summary.json, DIR/report/{email.html, index.html, charts/, report.eml}).
@@ -278,7 +282,8 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             output,
             packets,
             seed,
-        } => sample(&output, packets, seed),
+            date,
+        } => sample(&output, packets, seed, date),
         Command::Run {
             pcap,
             out,
@@ -353,11 +358,25 @@ fn capture_command(cfg: &Config, opts: &capture::CaptureOptions) -> anyhow::Resu
 }
 
 /// `netdigest sample`: a synthetic night of about `packets` packets.
-fn sample(output: &Path, packets: u64, seed: u64) -> anyhow::Result<Exit> {
+fn sample(
+    output: &Path,
+    packets: u64,
+    seed: u64,
+    date: Option<chrono::NaiveDate>,
+) -> anyhow::Result<Exit> {
+    let demo = synth::NightSpec::demo();
+    let start_ts_ns = match date {
+        Some(d) => d
+            .and_hms_opt(21, 0, 0)
+            .and_then(|t| t.and_utc().timestamp_nanos_opt())
+            .with_context(|| format!("{d}: not a date a capture can have"))?,
+        None => demo.start_ts_ns,
+    };
     let spec = synth::NightSpec {
         packets,
         seed,
-        ..synth::NightSpec::demo()
+        start_ts_ns,
+        ..demo
     };
     let truth = synth::write_night_file(output, &spec)
         .with_context(|| format!("{}: writing sample capture", output.display()))?;
