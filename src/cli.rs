@@ -85,21 +85,7 @@ pub enum Command {
         no_progress: bool,
     },
     /// Write a synthetic night capture (Ethernet pcap) with realistic home-network traffic.
-    Sample {
-        /// Output pcap file.
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
-        /// Number of packets (about).
-        #[arg(long, default_value_t = 20_000)]
-        packets: u64,
-        /// Random seed (the same seed gives the same file).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// The night's date: the window starts at 21:00 UTC that day (22:00 in Central
-        /// Europe in winter). Default 2024-11-15.
-        #[arg(long, value_name = "YYYY-MM-DD")]
-        date: Option<chrono::NaiveDate>,
-    },
+    Sample(SampleArgs),
     /// Convert, analyse and report captures into a night directory (DIR/packets.parquet,
     /// DIR/summary.json, DIR/report/{email.html, index.html, charts/, report.eml}).
     Run {
@@ -178,6 +164,24 @@ pub enum Command {
     CheckConfig,
     /// Print the effective configuration with the source of every value (secrets redacted).
     PrintConfig,
+}
+
+/// `netdigest sample`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SampleArgs {
+    /// Output pcap file.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Number of packets (about).
+    #[arg(long, default_value_t = 20_000)]
+    packets: u64,
+    /// Random seed (the same seed gives the same file).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The night's date: the window starts at 21:00 UTC that day (22:00 in Central
+    /// Europe in winter). Default 2024-11-15.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: Option<chrono::NaiveDate>,
 }
 
 /// Entry point used by `main.rs`.
@@ -278,12 +282,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
                 ..Default::default()
             },
         ),
-        Command::Sample {
-            output,
-            packets,
-            seed,
-            date,
-        } => sample(&output, packets, seed, date),
+        Command::Sample(args) => sample(&args),
         Command::Run {
             pcap,
             out,
@@ -358,14 +357,16 @@ fn capture_command(cfg: &Config, opts: &capture::CaptureOptions) -> anyhow::Resu
 }
 
 /// `netdigest sample`: a synthetic night of about `packets` packets.
-fn sample(
-    output: &Path,
-    packets: u64,
-    seed: u64,
-    date: Option<chrono::NaiveDate>,
-) -> anyhow::Result<Exit> {
+fn sample(args: &SampleArgs) -> anyhow::Result<Exit> {
+    let SampleArgs {
+        output,
+        packets,
+        seed,
+        date,
+    } = args;
+    let (output, packets, seed) = (output.as_path(), *packets, *seed);
     let demo = synth::NightSpec::demo();
-    let start_ts_ns = match date {
+    let start_ts_ns = match *date {
         Some(d) => d
             .and_hms_opt(21, 0, 0)
             .and_then(|t| t.and_utc().timestamp_nanos_opt())

@@ -394,6 +394,7 @@ mod tests {
     /// The per-hour offsets are the instant's own, across DST changes on the hour, at
     /// half past (St John's: 02:00 local), by half an hour (Lord Howe) and in 1916.
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn offsets_per_hour_are_the_instants_own() {
         for name in [
             "Europe/Paris",
