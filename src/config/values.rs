@@ -177,6 +177,13 @@ impl fmt::Display for ZoneName {
 
 serde_via_str!(ZoneName);
 
+/// A nanosecond hour.
+const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+
+/// Per (zone, UTC hour): its UTC offset throughout the hour, or `None` when it changes
+/// within it (see [`Zone::offset_s`]).
+type ZoneHours = std::collections::HashMap<(Zone, i64), Option<i64>>;
+
 /// The time zone the window, the schedule and the report use: `capture.timezone`, or the
 /// system's local time (`TZ`, `/etc/localtime`) when it is unset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,27 +225,39 @@ impl Zone {
     /// the system's zone again on every call, which made this a tenth of an analysis.
     #[must_use]
     pub fn offset_s(&self, ts_ns: i64) -> i64 {
-        const HOUR_NS: i64 = 3_600 * 1_000_000_000;
         thread_local! {
-            static HOURS: std::cell::RefCell<std::collections::HashMap<(Zone, i64), Option<i64>>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
+            static HOURS: std::cell::RefCell<ZoneHours> =
+                std::cell::RefCell::new(ZoneHours::new());
+            /// The last hour looked up: most calls come in runs within one hour.
+            static LAST: std::cell::Cell<Option<(Zone, i64, Option<i64>)>> =
+                const { std::cell::Cell::new(None) };
         }
         let hour = ts_ns.div_euclid(HOUR_NS);
-        let whole = HOURS.with(|hours| {
-            let mut hours = hours.borrow_mut();
-            if let Some(&v) = hours.get(&(*self, hour)) {
-                return v;
+        let whole = LAST.with(|last| match last.get() {
+            Some((z, h, v)) if z == *self && h == hour => v,
+            _ => {
+                let v = HOURS.with(|hours| self.hour_offset(&mut hours.borrow_mut(), hour));
+                last.set(Some((*self, hour, v)));
+                v
             }
-            let start = hour.saturating_mul(HOUR_NS);
-            let first = self.offset_at(start);
-            let v = (first == self.offset_at(start.saturating_add(HOUR_NS - 1))).then_some(first);
-            if hours.len() >= 4_096 {
-                hours.clear();
-            }
-            hours.insert((*self, hour), v);
-            v
         });
         whole.unwrap_or_else(|| self.offset_at(ts_ns))
+    }
+
+    /// The offset throughout UTC hour `hour` (`None`: it changes in that hour), from
+    /// `hours` or looked up into it.
+    fn hour_offset(&self, hours: &mut ZoneHours, hour: i64) -> Option<i64> {
+        if let Some(&v) = hours.get(&(*self, hour)) {
+            return v;
+        }
+        let start = hour.saturating_mul(HOUR_NS);
+        let first = self.offset_at(start);
+        let v = (first == self.offset_at(start.saturating_add(HOUR_NS - 1))).then_some(first);
+        if hours.len() >= 4_096 {
+            hours.clear();
+        }
+        hours.insert((*self, hour), v);
+        v
     }
 
     /// [`offset_s`](Self::offset_s) looked up at the instant itself.

@@ -83,7 +83,7 @@ pub(super) fn tonight(
             ..DeviceTonight::default()
         })
         .collect();
-    let mut by_ip: HashMap<&str, usize> = HashMap::new();
+    let mut by_ip: PlHashMap<&str, usize> = PlHashMap::default();
     for (i, d) in devices.iter().enumerate() {
         for ip in &d.ips {
             by_ip.entry(ip.as_str()).or_insert(i);
@@ -104,7 +104,7 @@ pub(super) fn tonight(
 /// Bytes, bytes sent, bytes per hour and each hour's busiest connection.
 fn add_flows(
     out: &mut [DeviceTonight],
-    by_ip: &HashMap<&str, usize>,
+    by_ip: &PlHashMap<&str, usize>,
     flows: &DataFrame,
     zone: Zone,
 ) -> PolarsResult<()> {
