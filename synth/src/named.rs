@@ -20,7 +20,7 @@ use crate::cast::{
     S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV, link_local,
     mac_text, to_ipv6_group,
 };
-use crate::hello::{Hello, client_hello, records, server_hello};
+use crate::hello::{Hello, pooled_client_hello, records, server_hello};
 use crate::night::Gen;
 use crate::payload::{Rdata, Rr, dns_packet, netbios_name};
 use crate::quic::{Initial, ack_frame, crypto_frame, initial_keys, seal};
@@ -61,55 +61,54 @@ pub(crate) struct Visit {
     via: Via,
 }
 
-const TV_TELEMETRY: Visit = Visit {
-    qname: "telemetry.tvvendor-example.com",
-    cname: Some("cdn.example-cdn.net"),
-    server: S_VENDOR_CDN,
-    v6: false,
-    via: Via::Tls { pq: false },
-};
-const VENDOR_WWW: Visit = Visit {
-    qname: "www.example-vendor.com",
-    cname: Some("cdn.example-cdn.net"),
-    server: S_VENDOR_CDN,
-    v6: false,
-    via: Via::Tls { pq: true },
-};
-const STREAM: Visit = Visit {
-    qname: "video.example-stream.net",
-    cname: None,
-    server: S_STREAM,
-    v6: true,
-    via: Via::Quic { pq: true },
-};
-const CHAT: Visit = Visit {
-    qname: "chat.example-messenger.org",
-    cname: None,
-    server: S_CHAT,
-    v6: false,
-    via: Via::Quic { pq: false },
-};
-const PRINTER_FW: Visit = Visit {
-    qname: "fw.printer-example.net",
-    cname: None,
-    server: S_PRINTER_FW,
-    v6: false,
-    via: Via::Http,
-};
-const GAMES: Visit = Visit {
-    qname: "games.example.org",
-    cname: None,
-    server: S_GAMES,
-    v6: true,
-    via: Via::Tls { pq: false },
-};
-const THERMO_CLOUD: Visit = Visit {
-    qname: "thermo.example.com",
-    cname: None,
-    server: S_THERMO,
-    v6: false,
-    via: Via::Tls { pq: false },
-};
+impl Visit {
+    /// `qname`, served by `server` and reached `via`, over IPv4 and with no CNAME.
+    const fn new(qname: &'static str, server: usize, via: Via) -> Self {
+        Self {
+            qname,
+            cname: None,
+            server,
+            v6: false,
+            via,
+        }
+    }
+
+    /// The name's lookup is answered with a CNAME to `cname`.
+    const fn with_cname(self, cname: &'static str) -> Self {
+        Self {
+            cname: Some(cname),
+            ..self
+        }
+    }
+
+    /// Connect over IPv6 when the device and the server have it.
+    const fn over_v6(self) -> Self {
+        Self { v6: true, ..self }
+    }
+}
+
+const TV_TELEMETRY: Visit = Visit::new(
+    "telemetry.tvvendor-example.com",
+    S_VENDOR_CDN,
+    Via::Tls { pq: false },
+)
+.with_cname("cdn.example-cdn.net");
+const VENDOR_WWW: Visit = Visit::new(
+    "www.example-vendor.com",
+    S_VENDOR_CDN,
+    Via::Tls { pq: true },
+)
+.with_cname("cdn.example-cdn.net");
+const STREAM: Visit =
+    Visit::new("video.example-stream.net", S_STREAM, Via::Quic { pq: true }).over_v6();
+const CHAT: Visit = Visit::new(
+    "chat.example-messenger.org",
+    S_CHAT,
+    Via::Quic { pq: false },
+);
+const PRINTER_FW: Visit = Visit::new("fw.printer-example.net", S_PRINTER_FW, Via::Http);
+const GAMES: Visit = Visit::new("games.example.org", S_GAMES, Via::Tls { pq: false }).over_v6();
+const THERMO_CLOUD: Visit = Visit::new("thermo.example.com", S_THERMO, Via::Tls { pq: false });
 
 /// One step of the hostile device, for hostile name number `.0`.
 #[derive(Debug, Clone, Copy)]
