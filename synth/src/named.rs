@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, HOSTILE, Ip, LAPTOP, PI, PRINTER, S_CHAT, S_GAMES,
     S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV, link_local,
-    mac_text, to_ipv6_group,
+    mac_text, to_ipv4_group, to_ipv6_group,
 };
 use crate::hello::{Hello, pooled_client_hello, records, server_hello};
 use crate::night::Gen;
@@ -407,11 +407,7 @@ impl<W: Write> Gen<W> {
         let me = Ep { ttl: 255, ..ep };
         let group = match me.ip {
             Ip::V6(_) => to_ipv6_group(me, 0xfb),
-            Ip::V4(_) => Ep {
-                mac: [0x01, 0x00, 0x5e, 0, 0, 0xfb],
-                ip: Ip::V4([224, 0, 0, 251]),
-                ..me
-            },
+            Ip::V4(_) => to_ipv4_group(me, [224, 0, 0, 251]),
         };
         (me, group)
     }
@@ -557,11 +553,7 @@ impl<W: Write> Gen<W> {
             ttl: 1,
             ..self.ep(asker, Fam::V4)
         };
-        let group = Ep {
-            mac: [0x01, 0x00, 0x5e, 0, 0, 0xfc],
-            ip: Ip::V4([224, 0, 0, 252]),
-            ..a
-        };
+        let group = to_ipv4_group(a, [224, 0, 0, 252]);
         let r = self.ep(answerer, Fam::V4);
         let name = self.devs[answerer].host.clone();
         let id = self.rng.u16();
@@ -596,11 +588,7 @@ impl<W: Write> Gen<W> {
             ttl: 4,
             ..self.ep(d, Fam::V4)
         };
-        let group = Ep {
-            mac: [0x01, 0x00, 0x5e, 0x7f, 0xff, 0xfa],
-            ip: Ip::V4([239, 255, 255, 250]),
-            ..me
-        };
+        let group = to_ipv4_group(me, [239, 255, 255, 250]);
         let ip = Ipv4Addr::from(self.devs[d].v4);
         let server = "Linux/5.4 UPnP/1.0 tvvendor-example-TV/2.1";
         let uuid = "uuid:4d696e69-444c-164e-9d41-388c501e4040";

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::NameKind;
 use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
-    TABLET, THERMO, TV, awake, to_ipv6_group,
+    TABLET, THERMO, TV, awake, to_ipv4_group, to_ipv6_group,
 };
 use crate::night::Gen;
 use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};
@@ -163,11 +163,7 @@ impl<W: Write> Gen<W> {
         let group = if use6 {
             to_ipv6_group(c, 0xfb)
         } else {
-            Ep {
-                mac: [0x01, 0x00, 0x5e, 0, 0, 0xfb],
-                ip: Ip::V4([224, 0, 0, 251]),
-                ..c
-            }
+            to_ipv4_group(c, [224, 0, 0, 251])
         };
         let c = Ep { ttl: 255, ..c };
         self.scratch.clear();
