@@ -66,8 +66,12 @@ impl Sink {
     pub(super) fn create(path: &Path) -> Result<Self, FlowError> {
         let file = AtomicFile::create(path).map_err(FlowError::io(path))?;
         let handle = file.writer().try_clone().map_err(FlowError::io(path))?;
+        // The file's schema is an empty batch's, so the two cannot drift apart.
+        let empty = Rows::default()
+            .into_frame()
+            .map_err(FlowError::parquet(path))?;
         let writer = ParquetWriter::new(handle)
-            .batched(&schema())
+            .batched(empty.schema())
             .map_err(FlowError::parquet(path))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -95,29 +99,6 @@ impl Sink {
 
 fn ts_type() -> DataType {
     DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
-}
-
-fn schema() -> Schema {
-    Schema::from_iter([
-        Field::new(PROTO.into(), DataType::UInt8),
-        Field::new(ORIG_ADDR.into(), DataType::String),
-        Field::new(ORIG_PORT.into(), DataType::UInt16),
-        Field::new(RESP_ADDR.into(), DataType::String),
-        Field::new(RESP_PORT.into(), DataType::UInt16),
-        Field::new(ORIG_MAC.into(), DataType::String),
-        Field::new(RESP_MAC.into(), DataType::String),
-        Field::new(FIRST_TS.into(), ts_type()),
-        Field::new(LAST_TS.into(), ts_type()),
-        Field::new(FIRST_FRAME.into(), DataType::UInt64),
-        Field::new(ORIG_PKTS.into(), DataType::UInt64),
-        Field::new(RESP_PKTS.into(), DataType::UInt64),
-        Field::new(ORIG_BYTES.into(), DataType::UInt64),
-        Field::new(RESP_BYTES.into(), DataType::UInt64),
-        Field::new(ORIG_PAYLOAD.into(), DataType::UInt64),
-        Field::new(RESP_PAYLOAD.into(), DataType::UInt64),
-        Field::new(STATE.into(), DataType::String),
-        Field::new(END.into(), DataType::String),
-    ])
 }
 
 /// Ended connections waiting to be written, column by column. Addresses stay binary
