@@ -126,8 +126,9 @@ impl<W: Write> Gen<W> {
     // ----- link layer: ARP, NDP, DHCP -----
 
     pub(crate) fn arp_exchange(&mut self, x: f64) -> io::Result<()> {
-        let others = [ANNA, BEN, LAPTOP, TV, PRINTER, TABLET, THERMO, PLUG, PI];
-        let d = others[self.rng.below(others.len() as u64) as usize];
+        let d = self
+            .rng
+            .pick([ANNA, BEN, LAPTOP, TV, PRINTER, TABLET, THERMO, PLUG, PI]);
         let router = self.ep(ROUTER, Fam::V4);
         let (asker, target) = if self.rng.chance(500) || !awake(d, x) {
             (router, d)
@@ -179,8 +180,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn neighbour(&mut self, x: f64) -> io::Result<()> {
-        let v6devs = [PI, ANNA, BEN, LAPTOP, PRINTER, TABLET];
-        let d = v6devs[self.rng.below(v6devs.len() as u64) as usize];
+        let d = self.rng.pick([PI, ANNA, BEN, LAPTOP, PRINTER, TABLET]);
         let d = if awake(d, x) { d } else { PI };
         let fam = if self.rng.chance(500) {
             Fam::Ula

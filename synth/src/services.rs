@@ -51,8 +51,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn browse(&mut self, x: f64) -> io::Result<()> {
-        let users = [ANNA, BEN, LAPTOP, TABLET, TV];
-        let mut d = users[self.rng.below(users.len() as u64) as usize];
+        let mut d = self.rng.pick([ANNA, BEN, LAPTOP, TABLET, TV]);
         if !awake(d, x) {
             d = ANNA;
         }
@@ -84,9 +83,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn http(&mut self, x: f64) -> io::Result<()> {
-        let mut d = *[LAPTOP, PRINTER, TV, TABLET]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&PRINTER);
+        let mut d = self.rng.pick([LAPTOP, PRINTER, TV, TABLET]);
         if !awake(d, x) {
             d = PRINTER;
         }
@@ -147,9 +144,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn mdns(&mut self, x: f64) -> io::Result<()> {
-        let mut q = *[ANNA, BEN, TABLET, LAPTOP]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&ANNA);
+        let mut q = self.rng.pick([ANNA, BEN, TABLET, LAPTOP]);
         if !awake(q, x) {
             q = ANNA;
         }
@@ -203,9 +198,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn ntp(&mut self) -> io::Result<()> {
-        let d = *[PRINTER, PI, TABLET, THERMO]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&PI);
+        let d = self.rng.pick([PRINTER, PI, TABLET, THERMO]);
         let vlan = if d == PRINTER { 10 } else { 0 };
         let c = self.ep(d, Fam::V4);
         let r = self.ep(ROUTER, Fam::V4);
