@@ -6,7 +6,9 @@
 //! counted unanswered); every echo request is counted by source, every reply by its
 //! destination.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use etherparse::{ArpOperation, IcmpEchoHeader};
 
@@ -24,6 +26,11 @@ use crate::payload::{DhcpId, LEASE_S, dhcp};
 pub(crate) enum Target {
     Dev(usize),
     Internet,
+}
+
+/// One more for `ip` in a ground-truth count.
+fn count(counts: &mut BTreeMap<IpAddr, u64>, ip: IpAddr) {
+    *counts.entry(ip).or_default() += 1;
 }
 
 impl<W: Write> Gen<W> {
@@ -81,11 +88,7 @@ impl<W: Write> Gen<W> {
             }
             self.stage
                 .echo(&s, &d, false, IcmpEchoHeader { id, seq }, &p, delay)?;
-            *self
-                .truth
-                .echo_requests_by_src
-                .entry(s.ip.addr())
-                .or_default() += 1;
+            count(&mut self.truth.echo_requests_by_src, s.ip.addr());
             if answers && !self.rng.chance(loss_permille) {
                 let rd = self.delay(rtt / 2, rtt);
                 if silenced {
@@ -93,11 +96,7 @@ impl<W: Write> Gen<W> {
                     // did, and the reply keeps its place in time, so the rest of the night
                     // is as it would have been.
                     self.stage.phantom(&d, rd);
-                    *self
-                        .truth
-                        .echo_unanswered_by_src
-                        .entry(s.ip.addr())
-                        .or_default() += 1;
+                    count(&mut self.truth.echo_unanswered_by_src, s.ip.addr());
                     if let Target::Dev(t) = to
                         && let Some(m) = self.quiet_misses.get_mut(t)
                     {
@@ -107,17 +106,9 @@ impl<W: Write> Gen<W> {
                 }
                 self.stage
                     .echo(&d, &s, true, IcmpEchoHeader { id, seq }, &p, rd)?;
-                *self
-                    .truth
-                    .echo_replies_by_dst
-                    .entry(s.ip.addr())
-                    .or_default() += 1;
+                count(&mut self.truth.echo_replies_by_dst, s.ip.addr());
             } else {
-                *self
-                    .truth
-                    .echo_unanswered_by_src
-                    .entry(s.ip.addr())
-                    .or_default() += 1;
+                count(&mut self.truth.echo_unanswered_by_src, s.ip.addr());
             }
         }
         Ok(())
