@@ -187,6 +187,13 @@ let
     serviceConfig = common // { ExecStart = "${bin} ${command}"; } // extra;
   };
 
+  # Capture and mail need the network up (src/units.rs: Wants= and After=
+  # network-online.target); `after`: units to start after besides.
+  networkOnline = after: {
+    after = [ "network-online.target" ] ++ after;
+    wants = [ "network-online.target" ];
+  };
+
   timer = description: at: {
     inherit description;
     wantedBy = [ "timers.target" ];
@@ -402,9 +409,8 @@ in
         # src/units.rs CAPTURE_MEMORY_MAX.
         MemoryMax = "256M";
       })
+      // networkOnline [ ]
       // {
-        after = [ "network-online.target" ];
-        wants = [ "network-online.target" ];
         # A rebuild during the night must not cut the capture in two.
         restartIfChanged = false;
       };
@@ -441,15 +447,9 @@ in
           SetCredential = [ "smtp-password:\\n" ];
         }
       )
-      // {
-        # After the nightly job: when both timers fire together at boot (Persistent=true
-        # after a night switched off), tonight's report is made before the mail goes out.
-        after = [
-          "network-online.target"
-          "netdigest-nightly.service"
-        ];
-        wants = [ "network-online.target" ];
-      };
+      # After the nightly job: when both timers fire together at boot (Persistent=true
+      # after a night switched off), tonight's report is made before the mail goes out.
+      // networkOnline [ "netdigest-nightly.service" ];
 
     systemd.timers.netdigest-capture =
       timer "netdigest: start the night's capture (${window})"

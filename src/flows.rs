@@ -31,16 +31,17 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fmt::Write as _;
-use std::fs::File;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use foldhash::fast::RandomState;
 use polars::prelude::*;
 
 use crate::decode::{Addr, PacketRecord};
-use crate::fsutil::AtomicFile;
+
+mod parquet;
+
+use parquet::{Rows, Sink};
+pub use parquet::{read, read_columns};
 
 /// Idle times and the bound on open connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +114,6 @@ impl Endpoint {
         };
         Some(Self { v6, addr, port })
     }
-
-    /// The address as tshark shows it, appended to `out`.
-    fn write_addr(&self, out: &mut String) {
-        if self.v6 {
-            let _ = write!(out, "{}", Addr::V6(Ipv6Addr::from(self.addr)));
-        } else {
-            #[allow(clippy::cast_possible_truncation)]
-            let v = self.addr as u32;
-            write_ipv4(out, Ipv4Addr::from(v));
-        }
-    }
 }
 
 /// The connection index's key: both sides, lower first, and the protocol, packed into
@@ -170,34 +160,6 @@ impl Key {
             addr: self.hi,
             port: (self.rest >> 32) as u16,
         }
-    }
-}
-
-/// Dotted quad, as `Ipv4Addr`'s Display, without the formatting machinery.
-fn write_ipv4(out: &mut String, a: Ipv4Addr) {
-    for (i, o) in a.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        if o >= 100 {
-            out.push(char::from(b'0' + o / 100));
-        }
-        if o >= 10 {
-            out.push(char::from(b'0' + o / 10 % 10));
-        }
-        out.push(char::from(b'0' + o % 10));
-    }
-}
-
-/// `aa:bb:cc:dd:ee:ff`, lowercase, as [`Addr::Mac`]'s Display.
-fn write_mac(out: &mut String, m: [u8; 6]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in m.into_iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
     }
 }
 
@@ -320,12 +282,6 @@ impl std::fmt::Debug for FlowTable {
     }
 }
 
-struct Sink {
-    path: PathBuf,
-    file: AtomicFile,
-    writer: polars::io::parquet::write::BatchedWriter<File>,
-}
-
 /// Why flows.parquet could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -336,6 +292,24 @@ pub enum FlowError {
     },
     #[error("{}: writing Parquet: {source}", path.display())]
     Parquet { path: PathBuf, source: PolarsError },
+}
+
+impl FlowError {
+    /// For `map_err`: an I/O error on `path`.
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> Self {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// For `map_err`: a Polars error building or writing `path`.
+    fn parquet(path: &Path) -> impl Fn(PolarsError) -> Self {
+        move |source| Self::Parquet {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 impl FlowTable {
@@ -363,23 +337,9 @@ impl FlowTable {
     /// # Errors
     /// The file cannot be created.
     pub fn to_file(path: &Path, limits: FlowLimits) -> Result<Self, FlowError> {
-        let io = |source| FlowError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let pe = |source| FlowError::Parquet {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = AtomicFile::create(path).map_err(io)?;
-        let handle = file.writer().try_clone().map_err(io)?;
-        let writer = ParquetWriter::new(handle).batched(&schema()).map_err(pe)?;
+        let sink = Sink::create(path)?;
         let mut t = Self::new(limits);
-        t.sink = Some(Sink {
-            path: path.to_path_buf(),
-            file,
-            writer,
-        });
+        t.sink = Some(sink);
         Ok(t)
     }
 
@@ -587,15 +547,7 @@ impl FlowTable {
             evicted: self.evicted,
         };
         if let Some(sink) = self.sink.take() {
-            let pe = |source| FlowError::Parquet {
-                path: sink.path.clone(),
-                source,
-            };
-            sink.writer.finish().map_err(pe)?;
-            sink.file.commit().map_err(|source| FlowError::Io {
-                path: sink.path.clone(),
-                source,
-            })?;
+            sink.finish()?;
         }
         Ok(done)
     }
@@ -606,22 +558,12 @@ impl FlowTable {
     /// Polars could not build the table.
     pub fn finish_frame(mut self) -> Result<DataFrame, FlowError> {
         self.end_all()?;
-        let mut df = Rows::default()
-            .into_frame()
-            .map_err(|source| FlowError::Parquet {
-                path: PathBuf::new(),
-                source,
-            })?;
+        // No file: errors name an empty path.
+        let err = FlowError::parquet(Path::new(""));
+        let mut df = Rows::default().into_frame().map_err(&err)?;
         for rows in std::mem::take(&mut self.kept) {
-            let part = rows.into_frame().map_err(|source| FlowError::Parquet {
-                path: PathBuf::new(),
-                source,
-            })?;
-            df.vstack_mut_owned(part)
-                .map_err(|source| FlowError::Parquet {
-                    path: PathBuf::new(),
-                    source,
-                })?;
+            let part = rows.into_frame().map_err(&err)?;
+            df.vstack_mut_owned(part).map_err(&err)?;
         }
         Ok(df)
     }
@@ -649,16 +591,7 @@ impl FlowTable {
         }
         self.written += rows.len() as u64;
         if let Some(sink) = self.sink.as_mut() {
-            let df = rows.into_frame().map_err(|source| FlowError::Parquet {
-                path: sink.path.clone(),
-                source,
-            })?;
-            sink.writer
-                .write_batch(&df)
-                .map_err(|source| FlowError::Parquet {
-                    path: sink.path.clone(),
-                    source,
-                })?;
+            sink.write(rows)?;
         } else {
             self.kept.push(rows);
         }
@@ -671,168 +604,6 @@ impl FlowTable {
 pub struct FlowTableDone {
     pub written: u64,
     pub evicted: u64,
-}
-
-fn ts_type() -> DataType {
-    DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
-}
-
-fn schema() -> Schema {
-    Schema::from_iter([
-        Field::new(PROTO.into(), DataType::UInt8),
-        Field::new(ORIG_ADDR.into(), DataType::String),
-        Field::new(ORIG_PORT.into(), DataType::UInt16),
-        Field::new(RESP_ADDR.into(), DataType::String),
-        Field::new(RESP_PORT.into(), DataType::UInt16),
-        Field::new(ORIG_MAC.into(), DataType::String),
-        Field::new(RESP_MAC.into(), DataType::String),
-        Field::new(FIRST_TS.into(), ts_type()),
-        Field::new(LAST_TS.into(), ts_type()),
-        Field::new(FIRST_FRAME.into(), DataType::UInt64),
-        Field::new(ORIG_PKTS.into(), DataType::UInt64),
-        Field::new(RESP_PKTS.into(), DataType::UInt64),
-        Field::new(ORIG_BYTES.into(), DataType::UInt64),
-        Field::new(RESP_BYTES.into(), DataType::UInt64),
-        Field::new(ORIG_PAYLOAD.into(), DataType::UInt64),
-        Field::new(RESP_PAYLOAD.into(), DataType::UInt64),
-        Field::new(STATE.into(), DataType::String),
-        Field::new(END.into(), DataType::String),
-    ])
-}
-
-/// Ended connections waiting to be written, column by column. Addresses stay binary
-/// until the batch is written (formatted straight into the columns, no String per row).
-#[derive(Debug, Default)]
-struct Rows {
-    proto: Vec<u8>,
-    orig: Vec<Endpoint>,
-    resp: Vec<Endpoint>,
-    macs: [Vec<Option<[u8; 6]>>; 2],
-    first_ts: Vec<i64>,
-    last_ts: Vec<i64>,
-    first_frame: Vec<u64>,
-    pkts: [Vec<u64>; 2],
-    bytes: [Vec<u64>; 2],
-    payload: [Vec<u64>; 2],
-    state: Vec<Option<&'static str>>,
-    end: Vec<&'static str>,
-}
-
-/// A text column of `v`, each value written by `show` (None: null).
-fn text_column<T>(name: &str, v: &[T], mut show: impl FnMut(&T, &mut String) -> bool) -> Column {
-    let mut b = StringChunkedBuilder::new(name.into(), v.len());
-    let mut buf = String::with_capacity(48);
-    for x in v {
-        buf.clear();
-        if show(x, &mut buf) {
-            b.append_value(&buf);
-        } else {
-            b.append_null();
-        }
-    }
-    b.finish().into_series().into()
-}
-
-impl Rows {
-    fn len(&self) -> usize {
-        self.proto.len()
-    }
-
-    fn push(&mut self, f: &Flow, why: EndReason) {
-        let (orig, resp) = f.sides();
-        self.proto.push(f.proto());
-        self.orig.push(orig);
-        self.resp.push(resp);
-        self.first_ts.push(f.first_ns);
-        self.last_ts.push(f.last_ns);
-        self.first_frame.push(f.first_frame);
-        for d in 0..2 {
-            self.macs[d].push(f.macs[d]);
-            self.pkts[d].push(f.pkts[d]);
-            self.bytes[d].push(f.bytes[d]);
-            self.payload[d].push(f.payload[d]);
-        }
-        self.state.push(f.state());
-        self.end.push(f.end(why));
-    }
-
-    fn into_frame(self) -> PolarsResult<DataFrame> {
-        let n = self.len();
-        let ts = |name: &str, v: Vec<i64>| -> PolarsResult<Column> {
-            Ok(Series::new(name.into(), v).cast(&ts_type())?.into())
-        };
-        let [op, rp] = self.pkts;
-        let [ob, rb] = self.bytes;
-        let [oy, ry] = self.payload;
-        let addr = |name: &str, v: &[Endpoint]| {
-            text_column(name, v, |e, out| {
-                e.write_addr(out);
-                true
-            })
-        };
-        let port = |name: &str, v: &[Endpoint]| {
-            Column::new(name.into(), v.iter().map(|e| e.port).collect::<Vec<u16>>())
-        };
-        let mac = |name: &str, v: &[Option<[u8; 6]>]| {
-            text_column(name, v, |m, out| {
-                m.is_some_and(|m| {
-                    write_mac(out, m);
-                    true
-                })
-            })
-        };
-        DataFrame::new(
-            n,
-            vec![
-                Column::new(PROTO.into(), self.proto),
-                addr(ORIG_ADDR, &self.orig),
-                port(ORIG_PORT, &self.orig),
-                addr(RESP_ADDR, &self.resp),
-                port(RESP_PORT, &self.resp),
-                mac(ORIG_MAC, &self.macs[0]),
-                mac(RESP_MAC, &self.macs[1]),
-                ts(FIRST_TS, self.first_ts)?,
-                ts(LAST_TS, self.last_ts)?,
-                Column::new(FIRST_FRAME.into(), self.first_frame),
-                Column::new(ORIG_PKTS.into(), op),
-                Column::new(RESP_PKTS.into(), rp),
-                Column::new(ORIG_BYTES.into(), ob),
-                Column::new(RESP_BYTES.into(), rb),
-                Column::new(ORIG_PAYLOAD.into(), oy),
-                Column::new(RESP_PAYLOAD.into(), ry),
-                Column::new(STATE.into(), self.state),
-                Column::new(END.into(), self.end),
-            ],
-        )
-    }
-}
-
-/// Reads `flows.parquet`. A night converted before connections existed has none: an
-/// empty table with the same columns.
-///
-/// # Errors
-/// The file exists but is not a connection table.
-pub fn read(path: &Path) -> PolarsResult<DataFrame> {
-    if !path.exists() {
-        return Rows::default().into_frame();
-    }
-    ParquetReader::new(File::open(path)?).finish()
-}
-
-/// Reads only `columns` of `flows.parquet` (the rest is never decoded); absent: an empty
-/// table with those columns.
-///
-/// # Errors
-/// The file exists but is not a connection table, or lacks one of `columns`.
-pub fn read_columns(path: &Path, columns: &[&str]) -> PolarsResult<DataFrame> {
-    if !path.exists() {
-        return Rows::default()
-            .into_frame()?
-            .select(columns.iter().copied());
-    }
-    ParquetReader::new(File::open(path)?)
-        .with_columns(Some(columns.iter().map(|c| (*c).to_string()).collect()))
-        .finish()
 }
 
 #[cfg(test)]

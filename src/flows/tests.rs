@@ -1,7 +1,10 @@
 #![allow(clippy::unwrap_used)]
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use etherparse::PacketBuilder;
 
+use super::parquet::write_mac;
 use super::*;
 use crate::decode::{FrameMeta, decode};
 use crate::linktype::LinkType;

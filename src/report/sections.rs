@@ -121,22 +121,26 @@ pub(super) fn protocols_section(s: &Summary) -> Section {
 
 /// The first `n` addresses by bytes.
 pub(super) fn talkers_section(s: &Summary, n: usize) -> Section {
-    Section {
-        key: "talkers",
-        title: "Top talkers",
-        head: vec!["Address", ">Sent", ">Received", ">Packets"],
-        rows: rows(&s.talkers_by_bytes, n, |t| {
+    let (rows, more) = top_rows(
+        &s.talkers_by_bytes,
+        n,
+        s.omitted.talkers,
+        "addresses",
+        |t| {
             vec![
                 shown(s, t.name.as_deref(), &t.addr),
                 human_bytes(t.tx_bytes),
                 human_bytes(t.rx_bytes),
                 thousands(t.packets),
             ]
-        }),
-        more: more_line(
-            more_than_shown(s.talkers_by_bytes.len(), n, s.omitted.talkers),
-            "addresses",
-        ),
+        },
+    );
+    Section {
+        key: "talkers",
+        title: "Top talkers",
+        head: vec!["Address", ">Sent", ">Received", ">Packets"],
+        rows,
+        more,
         empty: "No IP traffic tonight.",
         chart: Some("talkers"),
     }
@@ -144,25 +148,42 @@ pub(super) fn talkers_section(s: &Summary, n: usize) -> Section {
 
 /// The first `n` address pairs.
 pub(super) fn conversations_section(s: &Summary, n: usize) -> Section {
-    Section {
-        key: "conversations",
-        title: "Top conversations",
-        head: vec!["Between", "And", ">Packets", ">Bytes"],
-        rows: rows(&s.conversations, n, |c| {
+    let (rows, more) = top_rows(
+        &s.conversations,
+        n,
+        s.omitted.conversations,
+        "address pairs",
+        |c| {
             vec![
                 shown(s, c.a_name.as_deref(), &c.a),
                 shown(s, c.b_name.as_deref(), &c.b),
                 thousands(c.packets),
                 human_bytes(c.bytes),
             ]
-        }),
-        more: more_line(
-            more_than_shown(s.conversations.len(), n, s.omitted.conversations),
-            "address pairs",
-        ),
+        },
+    );
+    Section {
+        key: "conversations",
+        title: "Top conversations",
+        head: vec!["Between", "And", ">Packets", ">Bytes"],
+        rows,
+        more,
         empty: "No IP conversations tonight.",
         chart: None,
     }
+}
+
+/// The first `n` of `items`, one table row each, and the "N more <what>" line for the
+/// rest (counting the `omitted` ones the analysis left out of `items`).
+fn top_rows<T>(
+    items: &[T],
+    n: usize,
+    omitted: u64,
+    what: &str,
+    row: impl FnMut(&T) -> Vec<String>,
+) -> (Vec<Vec<String>>, Option<String>) {
+    let more = more_than_shown(items.len(), n, omitted);
+    (rows(items, n, row), more_line(more, what))
 }
 
 /// Rows left out of a list of `len` shown `n` at a time, `omitted` of them by the analysis.

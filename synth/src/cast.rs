@@ -201,6 +201,16 @@ pub(crate) fn to_ipv6_group(from: Ep, group: u8) -> Ep {
     }
 }
 
+/// `from` sending to the IPv4 multicast group `group`, whose MAC is `01:00:5e` and the
+/// group's low 23 bits (RFC 1112): 224.0.0.251 mDNS, 224.0.0.252 LLMNR, 239.255.255.250 SSDP.
+pub(crate) fn to_ipv4_group(from: Ep, group: [u8; 4]) -> Ep {
+    Ep {
+        mac: [0x01, 0x00, 0x5e, group[1] & 0x7f, group[2], group[3]],
+        ip: Ip::V4(group),
+        ..from
+    }
+}
+
 pub(crate) fn mac_text(m: &[u8; 6]) -> String {
     format!(
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

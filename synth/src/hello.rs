@@ -6,6 +6,12 @@
 //! Invariants: every length field matches the bytes written; the server name is written
 //! as given (hostile names included), so its length is bounded only by the u16 fields.
 
+use crate::rng::Rng;
+
+/// Random bytes a ClientHello reads: random, legacy session id, X25519 share and the
+/// X25519MLKEM768 share.
+const HELLO_RAND: usize = 32 + 32 + 32 + 1216;
+
 /// What a ClientHello carries besides its random bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hello<'a> {
@@ -144,6 +150,15 @@ pub(crate) fn client_hello(buf: &mut Vec<u8>, h: &Hello<'_>, rand: &[u8]) {
     close_u16(buf, exts);
     let len = buf.len() - start - 4;
     put_u24(buf, start + 1, len);
+}
+
+/// A ClientHello (as [`client_hello`]) whose random bytes are `pool`'s at an offset
+/// drawn from `rng`, and that offset `r` (its legacy session id is `pool[r + 32..r + 64]`).
+pub(crate) fn pooled_client_hello(h: &Hello<'_>, pool: &[u8], rng: &mut Rng) -> (Vec<u8>, usize) {
+    let r = rng.below((pool.len() - HELLO_RAND) as u64) as usize;
+    let mut hs = Vec::with_capacity(2048 + h.sni.len());
+    client_hello(&mut hs, h, &pool[r..r + HELLO_RAND]);
+    (hs, r)
 }
 
 /// The key_share extension: X25519 (from `rand[64..96]`), after an X25519MLKEM768

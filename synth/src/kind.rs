@@ -208,13 +208,9 @@ impl<W: Write> Gen<W> {
     }
 
     fn device_ping(&mut self, x: f64) -> io::Result<()> {
-        let src = *[ANNA, TABLET, LAPTOP, BEN]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&ANNA);
+        let src = self.rng.pick([ANNA, TABLET, LAPTOP, BEN]);
         let src = if awake(src, x) { src } else { ANNA };
-        let dst = *[ROUTER, PRINTER, TV, PI]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&ROUTER);
+        let dst = self.rng.pick([ROUTER, PRINTER, TV, PI]);
         let n = self.rng.range(2, 6);
         self.ping(src, Fam::V4, Target::Dev(dst), n, 0)
     }

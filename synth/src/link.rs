@@ -6,7 +6,9 @@
 //! counted unanswered); every echo request is counted by source, every reply by its
 //! destination.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use etherparse::{ArpOperation, IcmpEchoHeader};
 
@@ -24,6 +26,11 @@ use crate::payload::{DhcpId, LEASE_S, dhcp};
 pub(crate) enum Target {
     Dev(usize),
     Internet,
+}
+
+/// One more for `ip` in a ground-truth count.
+fn count(counts: &mut BTreeMap<IpAddr, u64>, ip: IpAddr) {
+    *counts.entry(ip).or_default() += 1;
 }
 
 impl<W: Write> Gen<W> {
@@ -81,11 +88,7 @@ impl<W: Write> Gen<W> {
             }
             self.stage
                 .echo(&s, &d, false, IcmpEchoHeader { id, seq }, &p, delay)?;
-            *self
-                .truth
-                .echo_requests_by_src
-                .entry(s.ip.addr())
-                .or_default() += 1;
+            count(&mut self.truth.echo_requests_by_src, s.ip.addr());
             if answers && !self.rng.chance(loss_permille) {
                 let rd = self.delay(rtt / 2, rtt);
                 if silenced {
@@ -93,11 +96,7 @@ impl<W: Write> Gen<W> {
                     // did, and the reply keeps its place in time, so the rest of the night
                     // is as it would have been.
                     self.stage.phantom(&d, rd);
-                    *self
-                        .truth
-                        .echo_unanswered_by_src
-                        .entry(s.ip.addr())
-                        .or_default() += 1;
+                    count(&mut self.truth.echo_unanswered_by_src, s.ip.addr());
                     if let Target::Dev(t) = to
                         && let Some(m) = self.quiet_misses.get_mut(t)
                     {
@@ -107,17 +106,9 @@ impl<W: Write> Gen<W> {
                 }
                 self.stage
                     .echo(&d, &s, true, IcmpEchoHeader { id, seq }, &p, rd)?;
-                *self
-                    .truth
-                    .echo_replies_by_dst
-                    .entry(s.ip.addr())
-                    .or_default() += 1;
+                count(&mut self.truth.echo_replies_by_dst, s.ip.addr());
             } else {
-                *self
-                    .truth
-                    .echo_unanswered_by_src
-                    .entry(s.ip.addr())
-                    .or_default() += 1;
+                count(&mut self.truth.echo_unanswered_by_src, s.ip.addr());
             }
         }
         Ok(())
@@ -126,8 +117,9 @@ impl<W: Write> Gen<W> {
     // ----- link layer: ARP, NDP, DHCP -----
 
     pub(crate) fn arp_exchange(&mut self, x: f64) -> io::Result<()> {
-        let others = [ANNA, BEN, LAPTOP, TV, PRINTER, TABLET, THERMO, PLUG, PI];
-        let d = others[self.rng.below(others.len() as u64) as usize];
+        let d = self
+            .rng
+            .pick([ANNA, BEN, LAPTOP, TV, PRINTER, TABLET, THERMO, PLUG, PI]);
         let router = self.ep(ROUTER, Fam::V4);
         let (asker, target) = if self.rng.chance(500) || !awake(d, x) {
             (router, d)
@@ -179,8 +171,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn neighbour(&mut self, x: f64) -> io::Result<()> {
-        let v6devs = [PI, ANNA, BEN, LAPTOP, PRINTER, TABLET];
-        let d = v6devs[self.rng.below(v6devs.len() as u64) as usize];
+        let d = self.rng.pick([PI, ANNA, BEN, LAPTOP, PRINTER, TABLET]);
         let d = if awake(d, x) { d } else { PI };
         let fam = if self.rng.chance(500) {
             Fam::Ula

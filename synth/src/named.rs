@@ -18,9 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, HOSTILE, Ip, LAPTOP, PI, PRINTER, S_CHAT, S_GAMES,
     S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV, link_local,
-    mac_text, to_ipv6_group,
+    mac_text, to_ipv4_group, to_ipv6_group,
 };
-use crate::hello::{Hello, client_hello, records, server_hello};
+use crate::hello::{Hello, pooled_client_hello, records, server_hello};
 use crate::night::Gen;
 use crate::payload::{Rdata, Rr, dns_packet, netbios_name};
 use crate::quic::{Initial, ack_frame, crypto_frame, initial_keys, seal};
@@ -61,55 +61,54 @@ pub(crate) struct Visit {
     via: Via,
 }
 
-const TV_TELEMETRY: Visit = Visit {
-    qname: "telemetry.tvvendor-example.com",
-    cname: Some("cdn.example-cdn.net"),
-    server: S_VENDOR_CDN,
-    v6: false,
-    via: Via::Tls { pq: false },
-};
-const VENDOR_WWW: Visit = Visit {
-    qname: "www.example-vendor.com",
-    cname: Some("cdn.example-cdn.net"),
-    server: S_VENDOR_CDN,
-    v6: false,
-    via: Via::Tls { pq: true },
-};
-const STREAM: Visit = Visit {
-    qname: "video.example-stream.net",
-    cname: None,
-    server: S_STREAM,
-    v6: true,
-    via: Via::Quic { pq: true },
-};
-const CHAT: Visit = Visit {
-    qname: "chat.example-messenger.org",
-    cname: None,
-    server: S_CHAT,
-    v6: false,
-    via: Via::Quic { pq: false },
-};
-const PRINTER_FW: Visit = Visit {
-    qname: "fw.printer-example.net",
-    cname: None,
-    server: S_PRINTER_FW,
-    v6: false,
-    via: Via::Http,
-};
-const GAMES: Visit = Visit {
-    qname: "games.example.org",
-    cname: None,
-    server: S_GAMES,
-    v6: true,
-    via: Via::Tls { pq: false },
-};
-const THERMO_CLOUD: Visit = Visit {
-    qname: "thermo.example.com",
-    cname: None,
-    server: S_THERMO,
-    v6: false,
-    via: Via::Tls { pq: false },
-};
+impl Visit {
+    /// `qname`, served by `server` and reached `via`, over IPv4 and with no CNAME.
+    const fn new(qname: &'static str, server: usize, via: Via) -> Self {
+        Self {
+            qname,
+            cname: None,
+            server,
+            v6: false,
+            via,
+        }
+    }
+
+    /// The name's lookup is answered with a CNAME to `cname`.
+    const fn with_cname(self, cname: &'static str) -> Self {
+        Self {
+            cname: Some(cname),
+            ..self
+        }
+    }
+
+    /// Connect over IPv6 when the device and the server have it.
+    const fn over_v6(self) -> Self {
+        Self { v6: true, ..self }
+    }
+}
+
+const TV_TELEMETRY: Visit = Visit::new(
+    "telemetry.tvvendor-example.com",
+    S_VENDOR_CDN,
+    Via::Tls { pq: false },
+)
+.with_cname("cdn.example-cdn.net");
+const VENDOR_WWW: Visit = Visit::new(
+    "www.example-vendor.com",
+    S_VENDOR_CDN,
+    Via::Tls { pq: true },
+)
+.with_cname("cdn.example-cdn.net");
+const STREAM: Visit =
+    Visit::new("video.example-stream.net", S_STREAM, Via::Quic { pq: true }).over_v6();
+const CHAT: Visit = Visit::new(
+    "chat.example-messenger.org",
+    S_CHAT,
+    Via::Quic { pq: false },
+);
+const PRINTER_FW: Visit = Visit::new("fw.printer-example.net", S_PRINTER_FW, Via::Http);
+const GAMES: Visit = Visit::new("games.example.org", S_GAMES, Via::Tls { pq: false }).over_v6();
+const THERMO_CLOUD: Visit = Visit::new("thermo.example.com", S_THERMO, Via::Tls { pq: false });
 
 /// One step of the hostile device, for hostile name number `.0`.
 #[derive(Debug, Clone, Copy)]
@@ -408,11 +407,7 @@ impl<W: Write> Gen<W> {
         let me = Ep { ttl: 255, ..ep };
         let group = match me.ip {
             Ip::V6(_) => to_ipv6_group(me, 0xfb),
-            Ip::V4(_) => Ep {
-                mac: [0x01, 0x00, 0x5e, 0, 0, 0xfb],
-                ip: Ip::V4([224, 0, 0, 251]),
-                ..me
-            },
+            Ip::V4(_) => to_ipv4_group(me, [224, 0, 0, 251]),
         };
         (me, group)
     }
@@ -558,11 +553,7 @@ impl<W: Write> Gen<W> {
             ttl: 1,
             ..self.ep(asker, Fam::V4)
         };
-        let group = Ep {
-            mac: [0x01, 0x00, 0x5e, 0, 0, 0xfc],
-            ip: Ip::V4([224, 0, 0, 252]),
-            ..a
-        };
+        let group = to_ipv4_group(a, [224, 0, 0, 252]);
         let r = self.ep(answerer, Fam::V4);
         let name = self.devs[answerer].host.clone();
         let id = self.rng.u16();
@@ -597,11 +588,7 @@ impl<W: Write> Gen<W> {
             ttl: 4,
             ..self.ep(d, Fam::V4)
         };
-        let group = Ep {
-            mac: [0x01, 0x00, 0x5e, 0x7f, 0xff, 0xfa],
-            ip: Ip::V4([239, 255, 255, 250]),
-            ..me
-        };
+        let group = to_ipv4_group(me, [239, 255, 255, 250]);
         let ip = Ipv4Addr::from(self.devs[d].v4);
         let server = "Linux/5.4 UPnP/1.0 tvvendor-example-TV/2.1";
         let uuid = "uuid:4d696e69-444c-164e-9d41-388c501e4040";

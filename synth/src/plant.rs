@@ -19,7 +19,7 @@ use crate::cast::{
     S_UPDATES, TABLET, THERMO, TV,
 };
 use crate::frames::{F_ACK, F_FIN, F_PSH, F_SYN, Flow, Seg, Stage, tcp_frame};
-use crate::hello::{Hello, client_hello, records, server_hello};
+use crate::hello::{Hello, pooled_client_hello, records, server_hello};
 use crate::night::Gen;
 use crate::payload::{Rdata, Rr, dns_packet, extend_random, tls_content};
 use crate::rng::Rng;

@@ -18,6 +18,11 @@ impl Rng {
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
+    /// One of `items`, uniformly (one draw of [`Rng::below`]).
+    pub(crate) fn pick<T: Copy, const N: usize>(&mut self, items: [T; N]) -> T {
+        const { assert!(N > 0, "nothing to pick from") };
+        items[self.below(N as u64) as usize]
+    }
     /// Uniform in `lo..=hi`.
     pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::NameKind;
 use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
-    TABLET, THERMO, TV, awake, to_ipv6_group,
+    TABLET, THERMO, TV, awake, to_ipv4_group, to_ipv6_group,
 };
 use crate::night::Gen;
 use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};
@@ -51,8 +51,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn browse(&mut self, x: f64) -> io::Result<()> {
-        let users = [ANNA, BEN, LAPTOP, TABLET, TV];
-        let mut d = users[self.rng.below(users.len() as u64) as usize];
+        let mut d = self.rng.pick([ANNA, BEN, LAPTOP, TABLET, TV]);
         if !awake(d, x) {
             d = ANNA;
         }
@@ -84,9 +83,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn http(&mut self, x: f64) -> io::Result<()> {
-        let mut d = *[LAPTOP, PRINTER, TV, TABLET]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&PRINTER);
+        let mut d = self.rng.pick([LAPTOP, PRINTER, TV, TABLET]);
         if !awake(d, x) {
             d = PRINTER;
         }
@@ -147,9 +144,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn mdns(&mut self, x: f64) -> io::Result<()> {
-        let mut q = *[ANNA, BEN, TABLET, LAPTOP]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&ANNA);
+        let mut q = self.rng.pick([ANNA, BEN, TABLET, LAPTOP]);
         if !awake(q, x) {
             q = ANNA;
         }
@@ -163,11 +158,7 @@ impl<W: Write> Gen<W> {
         let group = if use6 {
             to_ipv6_group(c, 0xfb)
         } else {
-            Ep {
-                mac: [0x01, 0x00, 0x5e, 0, 0, 0xfb],
-                ip: Ip::V4([224, 0, 0, 251]),
-                ..c
-            }
+            to_ipv4_group(c, [224, 0, 0, 251])
         };
         let c = Ep { ttl: 255, ..c };
         self.scratch.clear();
@@ -207,9 +198,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn ntp(&mut self) -> io::Result<()> {
-        let d = *[PRINTER, PI, TABLET, THERMO]
-            .get(self.rng.below(4) as usize)
-            .unwrap_or(&PI);
+        let d = self.rng.pick([PRINTER, PI, TABLET, THERMO]);
         let vlan = if d == PRINTER { 10 } else { 0 };
         let c = self.ep(d, Fam::V4);
         let r = self.ep(ROUTER, Fam::V4);

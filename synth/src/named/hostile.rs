@@ -99,20 +99,17 @@ impl<W: Write> Gen<W> {
             Some(me.ip),
             Some(4500),
         );
-        let f = fname
-            .chunks(255)
-            .next()
-            .unwrap_or(&[])
-            .get(3..)
-            .unwrap_or(&[])
-            .to_vec();
-        let m = model
-            .chunks(255)
-            .next()
-            .unwrap_or(&[])
-            .get(3..)
-            .unwrap_or(&[])
-            .to_vec();
+        // What the TXT record's first string for `key=<name>` holds after `key=`.
+        let first_value = |kv: &[u8]| {
+            kv.chunks(255)
+                .next()
+                .unwrap_or(&[])
+                .get(3..)
+                .unwrap_or(&[])
+                .to_vec()
+        };
+        let f = first_value(&fname);
+        let m = first_value(&model);
         self.plant(
             NameKind::MdnsFriendlyName,
             &f,

@@ -73,17 +73,12 @@ impl<W: Write> Gen<W> {
 
     /// A TLS session to `s` that opens with a ClientHello naming `sni`.
     pub(super) fn tls_visit(&mut self, c: Ep, s: Ep, sni: &[u8], pq: bool) -> io::Result<()> {
-        let r = self.rng.below((self.pool.len() - 1312) as u64) as usize;
-        let mut hs = Vec::with_capacity(2048 + sni.len());
-        client_hello(
-            &mut hs,
-            &Hello {
-                sni,
-                pq,
-                quic_scid: None,
-            },
-            &self.pool[r..r + 1312],
-        );
+        let hello = Hello {
+            sni,
+            pq,
+            quic_scid: None,
+        };
+        let (hs, r) = pooled_client_hello(&hello, &self.pool, &mut self.rng);
         self.tls_sid.clear();
         self.tls_sid.extend_from_slice(&self.pool[r + 32..r + 64]);
         self.tls_hello.clear();
@@ -114,17 +109,12 @@ impl<W: Write> Gen<W> {
         }
         let (dcid, rest) = ids.split_at(8);
         let (scid, server_cid) = rest.split_at(8);
-        let r = self.rng.below((self.pool.len() - 1312) as u64) as usize;
-        let mut hs = Vec::with_capacity(2048 + sni.len());
-        client_hello(
-            &mut hs,
-            &Hello {
-                sni,
-                pq,
-                quic_scid: Some(scid),
-            },
-            &self.pool[r..r + 1312],
-        );
+        let hello = Hello {
+            sni,
+            pq,
+            quic_scid: Some(scid),
+        };
+        let (hs, _) = pooled_client_hello(&hello, &self.pool, &mut self.rng);
         let keys = initial_keys(dcid, false);
         let port = self.port(c.dev);
         let mut frames = Vec::with_capacity(1200);

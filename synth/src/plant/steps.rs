@@ -110,17 +110,12 @@ impl St {
     /// The TLS hello exchange: a ClientHello naming the activity's name, then
     /// ServerHello, ChangeCipherSpec and the server's encrypted handshake (one record).
     pub(super) fn hello<W: Write>(&mut self, g: &Gen<W>, f: &mut Flow) -> io::Result<()> {
-        let r = self.rng.below((g.pool.len() - 1312) as u64) as usize;
-        let mut hs = Vec::with_capacity(600 + self.name.len());
-        client_hello(
-            &mut hs,
-            &Hello {
-                sni: &self.name,
-                pq: false,
-                quic_scid: None,
-            },
-            &g.pool[r..r + 1312],
-        );
+        let hello = Hello {
+            sni: &self.name,
+            pq: false,
+            quic_scid: None,
+        };
+        let (hs, r) = pooled_client_hello(&hello, &g.pool, &mut self.rng);
         let mut ch = Vec::with_capacity(hs.len() + 16);
         records(&mut ch, 22, 0x0301, &hs);
         self.wait_us(200, 2_000);
