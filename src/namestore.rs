@@ -292,13 +292,15 @@ impl NameStore {
             source,
         };
         let file = AtomicFile::create(path).map_err(io)?;
-        let handle = file.writer().try_clone().map_err(io)?;
-        ParquetWriter::new(handle)
+        // Buffered: the Parquet writer writes each page header and page on its own.
+        let mut out = std::io::BufWriter::new(file.writer().try_clone().map_err(io)?);
+        ParquetWriter::new(&mut out)
             .finish(&mut df)
             .map_err(|source| WriteError::Parquet {
                 path: path.to_path_buf(),
                 source,
             })?;
+        std::io::Write::flush(&mut out).map_err(io)?;
         file.commit().map_err(io)
     }
 }

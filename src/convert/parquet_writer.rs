@@ -22,7 +22,7 @@ use super::ids::{AddrCache, ProtocolCodes};
 use super::rollup::{self, Rollup, RollupLimits};
 use super::{ConvertError, ROW_GROUP_ROWS, Result};
 use crate::decode::PacketRecord;
-use crate::fsutil::AtomicFile;
+use crate::fsutil::{AtomicFile, SharedBuf};
 use crate::parquet_schema::{
     ADDRESS_COLUMNS, ADDRESSES_KEY, FRAME, HOT_COLUMNS, NO_ID, PROTOCOLS_KEY, TCP_SEQ, TCP_SEQ_RAW,
     TS,
@@ -36,7 +36,7 @@ const QUEUED_ROW_GROUPS: usize = 2;
 /// once (polars' own batched writer encodes them one after another on one thread, which
 /// made it the slowest stage of a convert), then appended to the file in order.
 struct RowGroupWriter {
-    out: polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    out: polars::io::parquet::write::BatchedWriter<SharedBuf>,
     arrow: ArrowSchema,
     parquet: pq::SchemaDescriptor,
     encodings: Vec<Vec<pq::Encoding>>,
@@ -47,7 +47,7 @@ struct RowGroupWriter {
 }
 
 impl RowGroupWriter {
-    fn new(file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
+    fn new(file: SharedBuf, schema: &Schema) -> PolarsResult<Self> {
         // Address columns may come as ids: in the file they are text.
         let mut schema = schema.clone();
         for name in ADDRESS_COLUMNS {
@@ -284,13 +284,14 @@ impl ParquetSink {
             source,
         };
         let file = AtomicFile::create(path).map_err(io)?;
-        // No BufWriter: pages are written in large chunks, and a BufWriter's flush on drop
-        // would hide write errors.
-        let handle = file.writer().try_clone().map_err(io)?;
+        // Buffered (pages and their headers are written one by one), and flushed by the
+        // writer thread after the footer, so a write error is seen.
+        let handle = SharedBuf::new(&file).map_err(io)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<ToWriter>(QUEUED_ROW_GROUPS);
         let writer = std::thread::Builder::new()
             .name("parquet-writer".into())
             .spawn(move || -> PolarsResult<()> {
+                let mut buffered = handle.clone();
                 let mut handle = Some(handle);
                 let mut w: Option<RowGroupWriter> = None;
                 let mut table: Vec<Box<str>> = Vec::new();
@@ -304,7 +305,12 @@ impl ParquetSink {
                             if let Some(w) = &w {
                                 w.finish(kv)?;
                             }
-                            return Ok(());
+                            return std::io::Write::flush(&mut buffered).map_err(|e| {
+                                PolarsError::IO {
+                                    error: std::sync::Arc::new(e),
+                                    msg: None,
+                                }
+                            });
                         }
                     };
                     let w = match (&mut w, handle.take()) {

@@ -17,7 +17,7 @@ use polars_parquet::write as pq;
 use super::columns::RowIds;
 use super::{ConvertError, Result};
 use crate::decode::PacketRecord;
-use crate::fsutil::AtomicFile;
+use crate::fsutil::{AtomicFile, SharedBuf};
 use crate::parquet_schema::rollup::{
     ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
     RESPONDERS, SLOT, SLOT_NS, TABLE, UNANSWERED,
@@ -112,7 +112,8 @@ pub(super) struct Rollup {
     /// The file, once rows were written out before the end.
     out: Option<(
         AtomicFile,
-        polars::io::parquet::write::BatchedWriter<std::fs::File>,
+        SharedBuf,
+        polars::io::parquet::write::BatchedWriter<SharedBuf>,
     )>,
     token: String,
     /// Set once the roll-up cannot be made (an address without id, a time before 1970).
@@ -233,18 +234,18 @@ impl Rollup {
         let mut df = batch.frame().map_err(|e| self.pq_err(e))?;
         if self.out.is_none() {
             let file = AtomicFile::create(&self.path).map_err(|e| self.io_err(e))?;
-            let handle = file.writer().try_clone().map_err(|e| self.io_err(e))?;
-            let writer = ParquetWriter::new(handle)
+            let buf = SharedBuf::new(&file).map_err(|e| self.io_err(e))?;
+            let writer = ParquetWriter::new(buf.clone())
                 .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
                     ROLLUP_TOKEN_KEY.to_string(),
                     self.token.clone(),
                 )])))
                 .batched(df.schema())
                 .map_err(|e| self.pq_err(e))?;
-            self.out = Some((file, writer));
+            self.out = Some((file, buf, writer));
         }
         df.rechunk_mut_par();
-        if let Some((_, w)) = self.out.as_mut() {
+        if let Some((_, _, w)) = self.out.as_mut() {
             w.write_batch(&df).map_err(|e| ConvertError::Parquet {
                 path: self.path.clone(),
                 source: e,
@@ -274,8 +275,9 @@ impl Rollup {
             per_initiator: !self.echoes_spilled,
         };
         self.write(batch)?;
-        if let Some((file, w)) = self.out.take() {
+        if let Some((file, mut buf, w)) = self.out.take() {
             w.finish().map_err(|e| self.pq_err(e))?;
+            std::io::Write::flush(&mut buf).map_err(|e| self.io_err(e))?;
             file.commit().map_err(|e| self.io_err(e))?;
         }
         Ok(())

@@ -11,7 +11,7 @@ use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
 
 use super::*;
-use crate::fsutil::AtomicFile;
+use crate::fsutil::{AtomicFile, SharedBuf};
 
 impl Endpoint {
     /// The address as tshark shows it, appended to `out`.
@@ -59,23 +59,25 @@ pub(super) fn write_mac(out: &mut String, m: [u8; 6]) {
 pub(super) struct Sink {
     path: PathBuf,
     file: AtomicFile,
-    writer: BatchedWriter<File>,
+    buf: SharedBuf,
+    writer: BatchedWriter<SharedBuf>,
 }
 
 impl Sink {
     pub(super) fn create(path: &Path) -> Result<Self, FlowError> {
         let file = AtomicFile::create(path).map_err(FlowError::io(path))?;
-        let handle = file.writer().try_clone().map_err(FlowError::io(path))?;
+        let buf = SharedBuf::new(&file).map_err(FlowError::io(path))?;
         // The file's schema is an empty batch's, so the two cannot drift apart.
         let empty = Rows::default()
             .into_frame()
             .map_err(FlowError::parquet(path))?;
-        let writer = ParquetWriter::new(handle)
+        let writer = ParquetWriter::new(buf.clone())
             .batched(empty.schema())
             .map_err(FlowError::parquet(path))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            buf,
             writer,
         })
     }
@@ -89,10 +91,11 @@ impl Sink {
     }
 
     /// Writes the footer and puts the file in place.
-    pub(super) fn finish(self) -> Result<(), FlowError> {
+    pub(super) fn finish(mut self) -> Result<(), FlowError> {
         self.writer
             .finish()
             .map_err(FlowError::parquet(&self.path))?;
+        std::io::Write::flush(&mut self.buf).map_err(FlowError::io(&self.path))?;
         self.file.commit().map_err(FlowError::io(&self.path))
     }
 }
