@@ -110,6 +110,10 @@ pub enum Command {
         /// State directory for devices and history across nights.
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
+        /// Then write the report too, as `netdigest report` does (in one process, as
+        /// nightly does: the chart renderers start while the night is analysed).
+        #[arg(long)]
+        report: bool,
     },
     /// Render a night directory's summary.json into report/ (charts, email, page, report.eml).
     Report {
@@ -296,9 +300,19 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             };
             run_night(&pcap, &out, &load()?, &opts)
         }
-        Command::Analyse { night_dir, state } => {
-            let s = pipeline::analyse_night(&night_dir, &load()?, state.as_deref())?;
+        Command::Analyse {
+            night_dir,
+            state,
+            report,
+        } => {
+            let cfg = load()?;
+            let engines = report.then(|| crate::chart::Engines::start(pipeline::CHART_ENGINES));
+            let s = pipeline::analyse_night(&night_dir, &cfg, state.as_deref())?;
             println!("night {}: {}", s.night, crate::report::headline(&s));
+            if let Some(engines) = engines {
+                let eml = pipeline::write_report_with(&s, &night_dir, &cfg, engines)?;
+                println!("message: {}", eml.display());
+            }
             Ok(Exit::Done)
         }
         Command::Report { night_dir } => {

@@ -513,6 +513,8 @@ fn work_on_night(
         return convert_night(cfg, opts, night, all_parts, rep);
     }
     let mut stages = Vec::new();
+    // The chart renderers start while the night is analysed.
+    let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
     let summary = if analyse_done {
         pipeline::read_summary(night.path())?
     } else {
@@ -520,7 +522,7 @@ fn work_on_night(
         pipeline::analyse_night(night.path(), cfg, Some(&opts.state_dir))?
     };
     stages.push(Stage::Report);
-    pipeline::write_report(&summary, night.path(), cfg)?;
+    pipeline::write_report_with(&summary, night.path(), cfg, engines)?;
     Ok(NightStatus::Done {
         stages,
         headline: crate::report::headline(&summary),

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use crate::analyse::{self, AnalyseOptions, CaptureHealth, LowDiskStop, Summary};
 use crate::capture::CaptureReport;
-use crate::chart::{self, ChartRenderer};
+use crate::chart;
 use crate::config::Config;
 use crate::convert::{self, ConvertOptions, ConvertSummary};
 use crate::devices;
@@ -89,8 +89,10 @@ pub fn run(
             ..Default::default()
         },
     )?;
+    // The chart renderers start while the night is analysed.
+    let engines = chart::Engines::start(CHART_ENGINES);
     let summary = analyse_night(night_dir, cfg, opts.state_dir.as_deref())?;
-    let eml = write_report(&summary, night_dir, cfg)?;
+    let eml = write_report_with(&summary, night_dir, cfg, engines)?;
     Ok(NightOutcome {
         night_dir: night_dir.to_path_buf(),
         convert: conv,
@@ -327,83 +329,29 @@ pub fn envelope(s: &Summary, cfg: &Config) -> Envelope {
     }
 }
 
-/// Draws the charts as JPEGs, on as many threads as there are cores, each with its own
-/// renderer (QuickJS is single-threaded; starting one takes ~20 ms, a chart ~25 ms).
-/// The fonts are loaded once, by this thread while the others start their engines;
-/// charts are taken biggest first (by the size of their option) from a shared queue, so
-/// no thread is left with two big ones.
-fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    if defs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, defs.len());
-    let mut order: Vec<usize> = (0..defs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(defs[i].chart.to_string().len()));
-    let next = AtomicUsize::new(0);
-    let fonts: std::sync::OnceLock<Result<chart::Fonts, String>> = std::sync::OnceLock::new();
-    let render = |renderer: ChartRenderer| -> anyhow::Result<Vec<(usize, ChartImage)>> {
-        let mut out = Vec::new();
-        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let d = &defs[i];
-            let t = std::time::Instant::now();
-            let bytes = renderer
-                .render_jpeg(&d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)
-                .with_context(|| format!("rendering chart {}", d.id))?;
-            tracing::debug!(
-                ms = t.elapsed().as_millis(),
-                chart = d.id,
-                "charts: rendered"
-            );
-            out.push((
-                i,
-                ChartImage {
-                    id: d.id.to_string(),
-                    title: d.title.clone(),
-                    content_type: "image/jpeg".into(),
-                    bytes,
-                },
-            ));
-        }
-        Ok(out)
-    };
-    let shared = || fonts.wait().clone().map_err(chart::ChartError::Engine);
-    let mut all: Vec<(usize, ChartImage)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let r =
-                        ChartRenderer::with_fonts(shared).context("starting the chart renderer")?;
-                    render(r)
-                })
+/// Renderers started at most: one per core, no more than a report has charts.
+pub const CHART_ENGINES: usize = 4;
+
+/// Draws the charts as JPEGs on `engines` (started ahead, see [`chart::Engines`]).
+fn render_charts(
+    defs: &[report::ChartDef],
+    engines: chart::Engines,
+) -> anyhow::Result<Vec<ChartImage>> {
+    let jobs = defs
+        .iter()
+        .map(|d| (d.chart.clone(), CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY))
+        .collect();
+    defs.iter()
+        .zip(engines.render_jpegs(jobs))
+        .map(|(d, bytes)| {
+            Ok(ChartImage {
+                id: d.id.to_string(),
+                title: d.title.clone(),
+                content_type: "image/jpeg".into(),
+                bytes: bytes.with_context(|| format!("rendering chart {}", d.id))?,
             })
-            .collect();
-        let loaded = chart::Fonts::load();
-        let _ = fonts.set(loaded.as_ref().map_err(ToString::to_string).cloned());
-        let mut all = match loaded {
-            Ok(f) => {
-                let r = ChartRenderer::with_fonts(move || Ok(f))
-                    .context("starting the chart renderer")?;
-                render(r)
-            }
-            Err(e) => Err(anyhow::Error::new(e).context("starting the chart renderer")),
-        };
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("a chart thread panicked"))?;
-            match (&mut all, part) {
-                (Ok(all), Ok(part)) => all.extend(part),
-                (Ok(_), Err(e)) => all = Err(e),
-                (Err(_), _) => {}
-            }
-        }
-        all
-    })?;
-    all.sort_by_key(|(i, _)| *i);
-    Ok(all.into_iter().map(|(_, img)| img).collect())
+        })
+        .collect()
 }
 
 /// Renders charts and spools the message in `report/` ([`message::spool`]: email.html,
@@ -413,6 +361,19 @@ fn render_charts(defs: &[report::ChartDef]) -> anyhow::Result<Vec<ChartImage>> {
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
+    write_report_with(s, night_dir, cfg, chart::Engines::start(CHART_ENGINES))
+}
+
+/// [`write_report`] with chart renderers started earlier (while the night was analysed).
+///
+/// # Errors
+/// As [`write_report`].
+pub fn write_report_with(
+    s: &Summary,
+    night_dir: &Path,
+    cfg: &Config,
+    engines: chart::Engines,
+) -> anyhow::Result<PathBuf> {
     tracing::info!(dir = %night_dir.display(), "report: start");
     let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
     let opts = ReportOptions {
@@ -420,7 +381,7 @@ pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Resu
         top_n: cfg.report.top_n,
     };
     let defs = report::chart_defs(s, &opts);
-    let images = render_charts(&defs)?;
+    let images = render_charts(&defs, engines)?;
     let html = report::email_html(s, &images, &opts);
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);

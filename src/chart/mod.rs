@@ -1,6 +1,6 @@
 //! Charts of the report: what each chart shows ([`defs`]), drawing them into images
-//! for the morning email ([`render`], with the fonts of [`fonts`]), and chart
-//! fragments for the interactive page ([`html`]).
+//! for the morning email ([`render`], with the fonts of [`fonts`], on renderers started
+//! ahead by [`engines`]), and chart fragments for the interactive page ([`html`]).
 //!
 //! Email clients run no JavaScript, so each chart of the report is drawn into a
 //! static image; the interactive `index.html` runs the very same chart definition
@@ -15,6 +15,7 @@
 //! one line; sizes out of range are errors, never panics.
 
 pub mod defs;
+pub mod engines;
 pub mod fonts;
 pub mod html;
 pub mod render;
@@ -23,6 +24,7 @@ pub mod render;
 mod tests;
 
 pub use defs::ChartDef;
+pub use engines::Engines;
 pub use fonts::Fonts;
 pub use html::{
     OFFLINE_CSP, echarts_js, echarts_script_tag, html_fragment, html_page, script_json,

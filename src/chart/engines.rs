@@ -1,0 +1,148 @@
+//! Chart renderers started ahead of the charts: each on a thread of its own (QuickJS is
+//! single-threaded; starting one with ECharts takes ~25 ms), the fonts loaded once
+//! meanwhile, so a night's analysis runs while they start and its charts are drawn
+//! as soon as the summary is there.
+//!
+//! Invariants: every chart handed to [`Engines::render_jpegs`] gets an image or an
+//! error, in the order given; a renderer that failed to start answers each chart with
+//! that error; the threads end when the engines are dropped or their charts are done
+//! (each frees its renderer then, off the caller's path).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use charming::Chart;
+
+use super::{ChartError, ChartRenderer, Fonts};
+
+/// One chart to draw: its place in the answer, the chart, width, height, JPEG quality.
+struct Job {
+    index: usize,
+    chart: Chart,
+    size: (u32, u32),
+    quality: u8,
+}
+
+type Answer = (usize, Result<Vec<u8>, ChartError>);
+
+/// Chart renderers starting or started, waiting for charts.
+pub struct Engines {
+    jobs: Option<mpsc::Sender<Job>>,
+    answers: mpsc::Receiver<Answer>,
+}
+
+impl Engines {
+    /// Starts one renderer per core (at most `max`), each on its own thread.
+    #[must_use]
+    pub fn start(max: usize) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, max.max(1));
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let (answer, answers) = mpsc::channel::<Answer>();
+        let fonts: Arc<OnceLock<Result<Fonts, String>>> = Arc::new(OnceLock::new());
+        for n in 0..threads {
+            let (queue, answer, fonts) = (Arc::clone(&queue), answer.clone(), Arc::clone(&fonts));
+            let spawned = std::thread::Builder::new()
+                .name(format!("chart-{n}"))
+                .spawn(move || {
+                    // The first thread loads the fonts before its engine; the others
+                    // start their engines meanwhile and wait for the fonts after.
+                    if n == 0 {
+                        let _ = fonts.set(Fonts::load().map_err(|e| e.to_string()));
+                    }
+                    let renderer = ChartRenderer::with_fonts(|| {
+                        fonts.wait().clone().map_err(ChartError::Engine)
+                    });
+                    serve(&renderer, &queue, &answer);
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("charts: no thread for a renderer: {e}");
+            }
+        }
+        Engines {
+            jobs: Some(jobs),
+            answers,
+        }
+    }
+
+    /// Draws `charts` (chart, width, height, JPEG quality) as JPEGs, biggest option
+    /// first so no renderer is left with two big ones: for each, in the order given, its
+    /// image or why it could not be drawn.
+    #[must_use]
+    pub fn render_jpegs(
+        mut self,
+        charts: Vec<(Chart, u32, u32, u8)>,
+    ) -> Vec<Result<Vec<u8>, ChartError>> {
+        let n = charts.len();
+        let mut order: Vec<(usize, usize, Chart, u32, u32, u8)> = charts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (c, w, h, q))| (c.to_string().len(), i, c, w, h, q))
+            .collect();
+        order.sort_by_key(|j| std::cmp::Reverse(j.0));
+        if let Some(jobs) = self.jobs.take() {
+            for (_, index, chart, w, h, quality) in order {
+                let job = Job {
+                    index,
+                    chart,
+                    size: (w, h),
+                    quality,
+                };
+                if jobs.send(job).is_err() {
+                    break;
+                }
+            }
+            // Dropped: each thread ends once the queue is empty.
+        }
+        let mut out: Vec<Option<Result<Vec<u8>, ChartError>>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let Ok((i, r)) = self.answers.recv() else {
+                break;
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ChartError::Engine(
+                        "a chart renderer stopped before drawing its chart".into(),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Draws the queue's charts until it is closed.
+fn serve(
+    renderer: &Result<ChartRenderer, ChartError>,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    answer: &mpsc::Sender<Answer>,
+) {
+    loop {
+        let job = match queue.lock() {
+            Ok(q) => q.recv(),
+            Err(p) => p.into_inner().recv(),
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        let t = std::time::Instant::now();
+        let r = match renderer {
+            Ok(r) => r.render_jpeg(&job.chart, job.size.0, job.size.1, job.quality),
+            Err(e) => Err(ChartError::Engine(e.to_string())),
+        };
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            index = job.index,
+            "charts: rendered"
+        );
+        if answer.send((job.index, r)).is_err() {
+            return;
+        }
+    }
+}
