@@ -103,12 +103,44 @@ fn load_fonts() -> Result<(fontdb::Database, String), ChartError> {
     let sans = pick(&db, SANS_FAMILIES).unwrap_or(first_family);
     let serif = pick(&db, SERIF_FAMILIES).unwrap_or_else(|| sans.clone());
     let mono = pick(&db, MONO_FAMILIES).unwrap_or_else(|| sans.clone());
+    keep_in_memory(&mut db, &sans);
     db.set_sans_serif_family(sans.clone());
     db.set_serif_family(serif);
     db.set_monospace_family(mono);
     db.set_cursive_family(sans.clone());
     db.set_fantasy_family(sans.clone());
     Ok((db, sans))
+}
+
+/// Reads the files of `family`'s faces into memory: fontdb opens and maps a face's file
+/// each time text is laid out with it (838 opens for one report's four charts), and
+/// nearly every text of a chart is in the sans family. A file that cannot be read stays
+/// where it is, used as before.
+fn keep_in_memory(db: &mut fontdb::Database, family: &str) {
+    let mut paths: Vec<std::path::PathBuf> = db
+        .faces()
+        .filter(|f| f.families.iter().any(|(n, _)| n.eq_ignore_ascii_case(family)))
+        .filter_map(|f| match &f.source {
+            fontdb::Source::File(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        let ids: Vec<fontdb::ID> = db
+            .faces()
+            .filter(|f| matches!(&f.source, fontdb::Source::File(p) if *p == path))
+            .map(|f| f.id)
+            .collect();
+        for id in ids {
+            db.remove_face(id);
+        }
+        db.load_font_data(data);
+    }
 }
 
 pub(super) fn has_family(db: &fontdb::Database, name: &str) -> bool {
