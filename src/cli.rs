@@ -304,17 +304,7 @@ fn run(cmd: Command, config_path: &Path) -> anyhow::Result<Exit> {
             night_dir,
             state,
             report,
-        } => {
-            let cfg = load()?;
-            let engines = report.then(|| crate::chart::Engines::start(pipeline::CHART_ENGINES));
-            let s = pipeline::analyse_night(&night_dir, &cfg, state.as_deref())?;
-            println!("night {}: {}", s.night, crate::report::headline(&s));
-            if let Some(engines) = engines {
-                let eml = pipeline::write_report_with(&s, &night_dir, &cfg, engines)?;
-                println!("message: {}", eml.display());
-            }
-            Ok(Exit::Done)
-        }
+        } => analyse(&night_dir, &load()?, state.as_deref(), report),
         Command::Report { night_dir } => {
             let s = pipeline::read_summary(&night_dir)?;
             let eml = pipeline::write_report(&s, &night_dir, &load()?)?;
@@ -367,6 +357,24 @@ fn capture_command(cfg: &Config, opts: &capture::CaptureOptions) -> anyhow::Resu
     let state = opts.state_dir.as_ref().unwrap_or(&cfg.state.dir);
     let _ = print_pruned(&prune_tree(cfg, state, retention::Tree::Capture));
     capture::run_capture(cfg, opts, &stop)?;
+    Ok(Exit::Done)
+}
+
+/// `netdigest analyse`: the night's summary, and its report when asked (the chart
+/// renderers then start while the night is analysed).
+fn analyse(
+    night_dir: &Path,
+    cfg: &Config,
+    state: Option<&Path>,
+    report: bool,
+) -> anyhow::Result<Exit> {
+    let engines = report.then(|| crate::chart::Engines::start(pipeline::CHART_ENGINES));
+    let s = pipeline::analyse_night(night_dir, cfg, state)?;
+    println!("night {}: {}", s.night, crate::report::headline(&s));
+    if let Some(engines) = engines {
+        let eml = pipeline::write_report_with(&s, night_dir, cfg, engines)?;
+        println!("message: {}", eml.display());
+    }
     Ok(Exit::Done)
 }
 

@@ -119,7 +119,11 @@ fn load_fonts() -> Result<(fontdb::Database, String), ChartError> {
 fn keep_in_memory(db: &mut fontdb::Database, family: &str) {
     let mut paths: Vec<std::path::PathBuf> = db
         .faces()
-        .filter(|f| f.families.iter().any(|(n, _)| n.eq_ignore_ascii_case(family)))
+        .filter(|f| {
+            f.families
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(family))
+        })
         .filter_map(|f| match &f.source {
             fontdb::Source::File(p) => Some(p.clone()),
             _ => None,
