@@ -231,3 +231,49 @@ fn real_captures_same_summary_with_and_without_rollup() {
     assert!(compared > files.len() / 2, "{compared} of {}", files.len());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `analyse --report` (one process, the chart renderers started while the night is
+/// analysed, as nightly runs it) writes the report `analyse` then `report` write.
+#[test]
+fn analyse_with_report_is_analyse_then_report() {
+    let dir = common::tmpdir("rollup-analyse-report");
+    let pcap = dir.join("night.pcap");
+    let out = common::run(&[
+        "sample",
+        "--packets",
+        "20000",
+        "-o",
+        pcap.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let (two, one) = (dir.join("two"), dir.join("one"));
+    for d in [&two, &one] {
+        assert!(convert_into(
+            std::slice::from_ref(&pcap),
+            d,
+            Some(RollupLimits::default())
+        ));
+    }
+    let night = |args: &[&str], d: &Path| {
+        let out = common::bin().args(args).arg(d).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    night(&["analyse", "--night-dir"], &two);
+    night(&["report", "--night-dir"], &two);
+    let said = night(&["analyse", "--report", "--night-dir"], &one);
+    assert!(said.contains("message: "), "{said}");
+    let report = |d: &Path, f: &str| std::fs::read(d.join("report").join(f)).unwrap();
+    for f in [
+        "email.txt",
+        "email.html",
+        "index.html",
+        "charts/pings.jpg",
+        "charts/timeline.jpg",
+    ] {
+        assert!(report(&one, f) == report(&two, f), "{f} differs");
+    }
+    assert!(one.join("report/report.eml").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
