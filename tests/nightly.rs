@@ -29,16 +29,7 @@ fn make_night(state: &Path, night: &str, parts: &[(u64, u64)], status: &str) -> 
     std::fs::create_dir_all(&cdir).unwrap();
     for (i, (packets, seed)) in parts.iter().enumerate() {
         let part = cdir.join(format!("part-{:04}.pcap", i + 1));
-        let out = common::run(&[
-            "sample",
-            "--packets",
-            &packets.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "-o",
-            part.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::sample(&part, *packets, *seed);
     }
     let now = Utc::now();
     let (start, end, updated) = if status == "running" {

@@ -308,6 +308,9 @@ fn each_service_reads_and_writes_only_what_it_must() {
 
     // 4. What each may not do (and, as controls, what it must).
     let parquet = nd.join("packets.parquet");
+    for f in ["names.parquet", "flows.parquet", "rollup.parquet"] {
+        assert!(nd.join(f).is_file(), "nightly wrote {f}");
+    }
     let mut refused = Vec::new();
     let mut check = |id: &Id, what: &str, path: &Path, allowed: bool| {
         let got = may(id, what, path);
@@ -337,6 +340,7 @@ fn each_service_reads_and_writes_only_what_it_must() {
         &parquet,
         &nd.join("names.parquet"),
         &nd.join("flows.parquet"),
+        &nd.join("rollup.parquet"),
         &nd.join("summary.json"),
         &state.join("nights/devices.parquet"),
     ] {

@@ -87,15 +87,7 @@ fn zone(name: &str) -> Zone {
 fn synthetic_night_same_summary_with_and_without_rollup() {
     let dir = common::tmpdir("rollup-synth");
     let pcap = dir.join("night.pcap");
-    let out = common::run(&[
-        "sample",
-        "--packets",
-        "60000",
-        "-o",
-        pcap.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::sample(&pcap, 60_000, 1);
     let input = [pcap];
     let (scan, full, tiny) = (dir.join("scan"), dir.join("full"), dir.join("tiny"));
     assert!(convert_into(&input, &scan, None));
@@ -145,19 +137,8 @@ fn synthetic_night_same_summary_with_and_without_rollup() {
 fn stale_rollup_is_ignored() {
     let dir = common::tmpdir("rollup-stale");
     let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
-    for (p, seed) in [(&a, "1"), (&b, "2")] {
-        let out = common::run(&[
-            "sample",
-            "--packets",
-            "20000",
-            "--seed",
-            seed,
-            "-o",
-            p.to_str().unwrap(),
-            "-q",
-        ]);
-        assert!(out.status.success(), "{}", common::stderr(&out));
-    }
+    common::sample(&a, 20_000, 1);
+    common::sample(&b, 20_000, 2);
     let night = dir.join("night");
     // As a user runs it: `convert --rollup`.
     std::fs::create_dir_all(&night).unwrap();
@@ -238,15 +219,7 @@ fn real_captures_same_summary_with_and_without_rollup() {
 fn analyse_with_report_is_analyse_then_report() {
     let dir = common::tmpdir("rollup-analyse-report");
     let pcap = dir.join("night.pcap");
-    let out = common::run(&[
-        "sample",
-        "--packets",
-        "20000",
-        "-o",
-        pcap.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::sample(&pcap, 20_000, 1);
     let (two, one) = (dir.join("two"), dir.join("one"));
     for d in [&two, &one] {
         assert!(convert_into(

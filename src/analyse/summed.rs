@@ -65,13 +65,20 @@ pub(super) fn cube(rollup: LazyFrame, slot_ns: i64) -> LazyFrame {
             col(PORT).alias("port"),
             col(SRC_MAC_ID).alias(SRC_MAC),
         ])
-        .agg([
-            col(PACKETS).sum().alias("packets"),
-            col(BYTES).sum().alias("bytes"),
-            col(FIRST).min().alias("first"),
-            col(LAST).max().alias("last"),
-            col(ERRORS).sum().alias("errors"),
-        ])
+        .agg(with_traffic([col(ERRORS).sum()]))
+}
+
+/// `more` and the traffic of a group's rows added up: packets, bytes, first and last
+/// time (columns named as in the packets' queries).
+fn with_traffic<const N: usize>(more: [Expr; N]) -> Vec<Expr> {
+    let mut v = vec![
+        col(PACKETS).sum(),
+        col(BYTES).sum(),
+        col(FIRST).min(),
+        col(LAST).max(),
+    ];
+    v.extend(more);
+    v
 }
 
 /// `pings::pings_plan`'s result (initiator ids) from the roll-up: its rows per
@@ -110,14 +117,7 @@ pub(super) fn arp(rollup: LazyFrame) -> LazyFrame {
     rollup
         .filter(col(TABLE).eq(lit(ARP)))
         .group_by([col(SRC_ID).alias("ip"), col(SRC_MAC_ID).alias("mac")])
-        .agg([
-            col(REQUESTS).sum().alias("requests"),
-            col(REPLIES).sum().alias("replies"),
-            col(PACKETS).sum().alias("packets"),
-            col(BYTES).sum().alias("bytes"),
-            col(FIRST).min().alias("first"),
-            col(LAST).max().alias("last"),
-        ])
+        .agg(with_traffic([col(REQUESTS).sum(), col(REPLIES).sum()]))
 }
 
 /// Echo requests sent to each address, and echo replies each address sent.

@@ -135,6 +135,21 @@ pub fn corpus(sub: &str) -> Vec<PathBuf> {
     v
 }
 
+/// `netdigest sample` of about `packets` packets with `seed` into `path`.
+pub fn sample(path: &Path, packets: u64, seed: u64) {
+    let out = run(&[
+        "sample",
+        "--packets",
+        &packets.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "-o",
+        path.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// Writes an Ethernet pcap of `(timestamp ns, frame)`, each frame captured whole.
 pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
     let f = std::fs::File::create(path).unwrap();
