@@ -115,7 +115,10 @@ fn nofollow() -> i32 {
 }
 
 /// 64 random bits from the OS as 16 hex digits.
-fn random_hex() -> io::Result<String> {
+///
+/// # Errors
+/// The OS gives no random bytes.
+pub fn random_hex() -> io::Result<String> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| io::Error::other(format!("no random bytes: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -186,6 +189,47 @@ pub fn share_dir(dir: &Path, bits: u32) -> io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode((mode | bits) & 0o7777))?;
     }
     Ok(())
+}
+
+/// A buffered writer into an [`AtomicFile`] that its owner flushes (and sees the error
+/// of) before committing, while a writer that takes ownership of it (polars' Parquet
+/// writer, which never hands it back) writes through a clone. Parquet writers write
+/// every page header and page on its own: unbuffered, a million-packet night took
+/// 84,573 write(2) calls.
+#[derive(Clone)]
+pub struct SharedBuf(std::sync::Arc<std::sync::Mutex<io::BufWriter<File>>>);
+
+impl SharedBuf {
+    /// Buffers writes to a clone of `file`'s handle.
+    ///
+    /// # Errors
+    /// The handle cannot be cloned.
+    pub fn new(file: &AtomicFile) -> io::Result<Self> {
+        let handle = file.writer().try_clone()?;
+        Ok(SharedBuf(std::sync::Arc::new(std::sync::Mutex::new(
+            io::BufWriter::with_capacity(1 << 20, handle),
+        ))))
+    }
+
+    fn inner(&self) -> io::Result<std::sync::MutexGuard<'_, io::BufWriter<File>>> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("the output buffer's lock is poisoned"))
+    }
+}
+
+impl io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner()?.flush()
+    }
 }
 
 #[cfg(test)]
@@ -279,46 +323,5 @@ mod tests {
         assert_eq!(std::fs::read(&a).expect("a"), b"{");
         assert_eq!(std::fs::read(&b).expect("b"), b"{{");
         std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
-}
-
-/// A buffered writer into an [`AtomicFile`] that its owner flushes (and sees the error
-/// of) before committing, while a writer that takes ownership of it (polars' Parquet
-/// writer, which never hands it back) writes through a clone. Parquet writers write
-/// every page header and page on its own: unbuffered, a million-packet night took
-/// 84,573 write(2) calls.
-#[derive(Clone)]
-pub struct SharedBuf(std::sync::Arc<std::sync::Mutex<io::BufWriter<File>>>);
-
-impl SharedBuf {
-    /// Buffers writes to a clone of `file`'s handle.
-    ///
-    /// # Errors
-    /// The handle cannot be cloned.
-    pub fn new(file: &AtomicFile) -> io::Result<Self> {
-        let handle = file.writer().try_clone()?;
-        Ok(SharedBuf(std::sync::Arc::new(std::sync::Mutex::new(
-            io::BufWriter::with_capacity(1 << 20, handle),
-        ))))
-    }
-
-    fn inner(&self) -> io::Result<std::sync::MutexGuard<'_, io::BufWriter<File>>> {
-        self.0
-            .lock()
-            .map_err(|_| io::Error::other("the output buffer's lock is poisoned"))
-    }
-}
-
-impl io::Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner()?.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner()?.write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner()?.flush()
     }
 }

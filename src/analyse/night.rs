@@ -74,16 +74,16 @@ pub(super) fn read_night(
     let t = std::time::Instant::now();
     let tables = Tables::read(parquet);
     let tables = tables.as_ref();
-    let read_cube = |slot_ns: i64| -> PolarsResult<DataFrame> {
-        let df = match summed::open(parquet, tables, slot_ns) {
+    let read_cube = |slot_ns: i64, rollup: Option<LazyFrame>| -> PolarsResult<DataFrame> {
+        let df = match rollup {
             Some(r) => summed::cube(r, slot_ns).collect()?,
             None => cube_plan(base.clone(), slot_ns, tables).collect_streaming()?,
         };
         Tables::with_text_keys(tables, df, &CUBE_KEYS)
     };
-    let mut cube = read_cube(slot_ns)?;
-    let cube_ms = t.elapsed().as_millis();
     let rollup = summed::open(parquet, tables, slot_ns);
+    let mut cube = read_cube(slot_ns, rollup.clone())?;
+    let cube_ms = t.elapsed().as_millis();
     let (pings_df, arp_df) = match &rollup {
         Some(r) => (
             summed::pings(r.clone())?.collect()?,
@@ -109,7 +109,7 @@ pub(super) fn read_night(
         let off_ns = zone.offset_s(first) * 1_000_000_000;
         if off_ns % slot_ns != 0 {
             slot_ns = gcd(slot_ns, off_ns);
-            cube = read_cube(slot_ns)?;
+            cube = read_cube(slot_ns, summed::open(parquet, tables, slot_ns))?;
         }
     }
     Ok(Night {

@@ -336,7 +336,9 @@ impl ParquetSink {
             cols: Columns::new(),
             cache: AddrCache::default(),
             protos: ProtocolCodes::new(),
-            rollup: rollup.map(|(p, limits)| Rollup::new(p, limits)),
+            rollup: rollup
+                .map(|(p, limits)| Rollup::new(p, limits))
+                .transpose()?,
         })
     }
 

@@ -2,13 +2,13 @@
 //! 5-minute slots, the echo exchanges and the ARP senders, summed as the packets stream
 //! past, so analysis groups thousands of rows instead of every packet.
 //!
-//! Invariants: only partial sums, minima and maxima are kept, so when the maps hold
-//! [`Rollup::max_keys`] keys they are written out as rows and emptied, and the rows of
-//! one key add up again exactly (memory stays bounded whatever the night holds); the
+//! Invariants: only partial sums, minima and maxima are kept, so when the maps hold as
+//! many keys as [`RollupLimits`] allows they are written out as rows and emptied, and
+//! the rows of one key add up again exactly (memory stays bounded whatever the night
+//! holds); the
 //! roll-up is given up (no file) as soon as an address gets no id or a time is before
 //! 1970, and analysis then groups the packets themselves.
 
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -17,7 +17,7 @@ use polars_parquet::write as pq;
 use super::columns::RowIds;
 use super::{ConvertError, Result};
 use crate::decode::PacketRecord;
-use crate::fsutil::{AtomicFile, SharedBuf};
+use crate::fsutil::{AtomicFile, SharedBuf, random_hex};
 use crate::parquet_schema::rollup::{
     ARP, BYTES, CUBE, ECHO, ERRORS, EXCHANGE, FIRST, LAST, PACKETS, PINGS, PORT, REPLIES, REQUESTS,
     RESPONDERS, SLOT, SLOT_NS, TABLE, UNANSWERED,
@@ -121,15 +121,16 @@ pub(super) struct Rollup {
 }
 
 impl Rollup {
-    pub(super) fn new(path: &Path, limits: RollupLimits) -> Self {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.write_u32(std::process::id());
-        Rollup {
+    /// A roll-up to be written at `path`, with a fresh random token.
+    ///
+    /// # Errors
+    /// The OS gives no random bytes for the token.
+    pub(super) fn new(path: &Path, limits: RollupLimits) -> Result<Self> {
+        let token = random_hex().map_err(|source| ConvertError::Output {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Rollup {
             path: path.to_path_buf(),
             cube: PlHashMap::default(),
             echoes: PlHashMap::default(),
@@ -139,9 +140,9 @@ impl Rollup {
             max_exchanges: limits.exchanges.max(1),
             echoes_spilled: false,
             out: None,
-            token: format!("{:016x}", h.finish()),
+            token,
             given_up: false,
-        }
+        })
     }
 
     /// The token both files carry in their footer.
@@ -231,7 +232,7 @@ impl Rollup {
 
     /// Writes a batch of rows.
     fn write(&mut self, batch: Batch) -> Result<()> {
-        let mut df = batch.frame().map_err(|e| self.pq_err(e))?;
+        let df = batch.frame().map_err(|e| self.pq_err(e))?;
         if self.out.is_none() {
             let file = AtomicFile::create(&self.path).map_err(|e| self.io_err(e))?;
             let buf = SharedBuf::new(&file).map_err(|e| self.io_err(e))?;
@@ -244,7 +245,6 @@ impl Rollup {
                 .map_err(|e| self.pq_err(e))?;
             self.out = Some((file, buf, writer));
         }
-        df.rechunk_mut_par();
         if let Some((_, _, w)) = self.out.as_mut() {
             w.write_batch(&df).map_err(|e| ConvertError::Parquet {
                 path: self.path.clone(),

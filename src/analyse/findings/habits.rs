@@ -255,8 +255,7 @@ fn echo_counts(packets: &Path) -> PolarsResult<EchoCounts> {
 mod tests {
     use super::*;
 
-    /// Who was pinged and who answered: the same from the roll-up as from the packets,
-    /// and the roll-up's answer is the one taken when it is there.
+    /// Who was pinged and who answered: the same from the roll-up as from the packets.
     #[test]
     fn echo_counts_from_the_rollup_are_the_packets() {
         use crate::convert::{ConvertOptions, convert};
@@ -287,7 +286,6 @@ mod tests {
             .expect("the roll-up is read")
             .unwrap();
         assert_eq!(from_rollup, want);
-        assert_eq!(echo_counts(&summed.join("packets.parquet")).unwrap(), want);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
