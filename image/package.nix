@@ -50,20 +50,6 @@ rustPlatform.buildRustPackage {
     # (the library is the target's), and a guess (1.9.1) when it fails.
     LIBPCAP_VER = libpcap.version;
   };
-  # The ECharts script src/chart.rs embeds is charming's src/asset/echarts-*.min.js.
-  # build.rs finds it with `cargo metadata --offline --locked`, which sees the vendored
-  # directory through cargoSetupHook's .cargo/config.toml; that could not be tried
-  # here (no Nix build), so the vendored copy is also named explicitly: importCargoLock
-  # lays crates out as $cargoDeps/<name>-<version>/. Unmatched, build.rs searches.
-  preBuild = ''
-    if [ -z "''${NETDIGEST_ECHARTS_JS-}" ]; then
-      for f in "$cargoDeps"/charming-*/src/asset/echarts-*.min.js \
-               "''${cargoDepsCopy:-/nonexistent}"/charming-*/src/asset/echarts-*.min.js; do
-        if [ -f "$f" ]; then export NETDIGEST_ECHARTS_JS="$f"; fi
-      done
-    fi
-    echo "NETDIGEST_ECHARTS_JS=''${NETDIGEST_ECHARTS_JS-} (empty: build.rs finds it)"
-  '';
 
   # The package build runs no tests: most of the suite needs tshark, an SMTP server,
   # network namespaces (root) or ../shared's captures, none of which a package build

@@ -2,8 +2,8 @@
 //! definition with ECharts in the browser, and the embedded ECharts script.
 //!
 //! Pages are self-contained: ECharts is inlined from the copy embedded in the binary
-//! (the one the image renderer runs, Apache ECharts 5.5.1 from the `charming` crate,
-//! Apache-2.0, its licence header kept), never loaded from the network, and
+//! (the one the image renderer runs: the parts of Apache ECharts 5.5.1 the report
+//! uses, `src/chart/echarts/`, Apache-2.0, its licence header kept), never loaded from the network, and
 //! [`OFFLINE_CSP`] forbids the page any network access: the LAN inventory in it goes
 //! nowhere.
 //!
@@ -21,7 +21,7 @@ pub const OFFLINE_CSP: &str = "<meta http-equiv=\"Content-Security-Policy\" \
 content=\"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
 img-src data: blob:; base-uri 'none'; form-action 'none'\">";
 
-/// ECharts as an inline `<script>` element (about 1 MB), for a page's `<head>`.
+/// ECharts as an inline `<script>` element (about 550 kB), for a page's `<head>`.
 #[must_use]
 pub fn echarts_script_tag() -> String {
     // The script has no "</script" today; should a later copy have one, keep it from
@@ -94,7 +94,7 @@ pub fn script_json(option: &str) -> String {
     option.replace("</", "<\\/").replace("<!--", "<\\!--")
 }
 
-/// The embedded ECharts script, for a page that must work offline (~1 MB).
+/// The embedded ECharts script, for a page that must work offline (~550 kB).
 #[must_use]
 pub fn echarts_js() -> &'static str {
     ECHARTS_JS

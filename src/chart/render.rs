@@ -1,10 +1,11 @@
 //! Drawing a chart: ECharts' server-side SVG renderer inside QuickJS, the SVG
 //! rasterised by resvg, encoded as PNG or JPEG.
 //!
-//! The ECharts script (5.5.1, ~1 MB) is the one the `charming` crate ships in its
-//! source; `build.rs` finds it and it is compiled into the binary, nothing is read
-//! at run time. Loading it into QuickJS takes a while, so a [`ChartRenderer`] loads
-//! it once and is reused for all charts of a report.
+//! The ECharts script is the parts of ECharts 5.5.1 the report uses
+//! (`src/chart/echarts/`, ~550 kB); `build.rs` compiles it into QuickJS bytecode and
+//! both go into the binary, nothing is read at run time. Loading it into QuickJS
+//! still takes a while, so a [`ChartRenderer`] loads it once and is reused for all
+//! charts of a report.
 //!
 //! Text is laid out with the fonts of [`Fonts`](super::Fonts) (loaded once, shared by
 //! all renderers).

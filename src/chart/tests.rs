@@ -501,3 +501,102 @@ fn report_chart_defs_take_their_rows() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(svg.contains("3 MB"), "byte labels on the axis");
 }
+
+/// Every kind of chart the report and index.html draw, drawn by the embedded bundle
+/// (which holds only the chart kinds and components src/chart/echarts/entry.js lists):
+/// each shows its title, its legend and its marks, not an empty frame.
+#[test]
+fn the_bundle_draws_every_chart_the_report_defines() {
+    use crate::analyse::{PingRow, ProtocolRow, Talker, TimeBin, Timeline};
+    let r = renderer();
+    let name = |a: &str| a.to_string();
+    let pings = [PingRow {
+        src: "10.0.0.1".into(),
+        requests: 10,
+        replies: 5,
+        unanswered: 5,
+    }];
+    let timeline = Timeline {
+        interval_s: 600,
+        bins: (0..6)
+            .map(|i| TimeBin {
+                start: format!("2024-11-15T0{i}:00:00+01:00"),
+                packets: 100 * (i + 1),
+                ..TimeBin::default()
+            })
+            .collect(),
+    };
+    let protocols: Vec<ProtocolRow> = ["TCP", "UDP", "ICMP"]
+        .iter()
+        .map(|p| ProtocolRow {
+            protocol: (*p).into(),
+            packets: 10,
+            bytes: 100,
+        })
+        .collect();
+    let talkers = [Talker {
+        addr: "10.0.0.9".into(),
+        tx_bytes: 5_000,
+        rx_bytes: 7_000,
+        ..Talker::default()
+    }];
+    let points: Vec<(String, f64)> = (0..5)
+        .map(|i| (format!("2024-11-15 0{i}:10:00"), 180.0))
+        .collect();
+    // Each chart, the same chart without rows, and how many marks (bars, slices,
+    // lines, dots) the rows add at least.
+    let charts = [
+        (
+            "pings",
+            defs::pings(&pings, 10, &name).chart,
+            defs::pings(&[], 10, &name).chart,
+            2,
+            &["Pings", "answered", "unanswered"][..],
+        ),
+        (
+            "timeline",
+            defs::timeline(&timeline).chart,
+            defs::timeline(&Timeline::default()).chart,
+            1,
+            &["Packets per 10 min", "03:00"][..],
+        ),
+        (
+            "protocols",
+            defs::protocols(&protocols).chart,
+            defs::protocols(&[]).chart,
+            2,
+            &["Protocol mix", "ICMP"][..],
+        ),
+        (
+            "talkers",
+            defs::talkers(&talkers, 10, &name).chart,
+            defs::talkers(&[], 10, &name).chart,
+            2,
+            &["Top talkers", "received"][..],
+        ),
+        (
+            "finding",
+            defs::finding_points("bytes", &points),
+            defs::finding_points("bytes", &[]),
+            5,
+            &["bytes", "03:00"][..],
+        ),
+    ];
+    let paths = |what: &str, chart: &Chart| {
+        let svg = r
+            .render_svg(chart, W, H)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        (svg.matches("<path").count(), svg)
+    };
+    for (what, chart, empty, marks, texts) in charts {
+        let (n, svg) = paths(what, &chart);
+        for t in texts {
+            assert!(svg.contains(t), "{what}: no {t:?} in the SVG");
+        }
+        let (n0, _) = paths(what, &empty);
+        assert!(
+            n >= n0 + marks,
+            "{what}: {n} paths, {n0} without rows: the marks are missing"
+        );
+    }
+}
