@@ -368,13 +368,16 @@ fn analyse(
     state: Option<&Path>,
     report: bool,
 ) -> anyhow::Result<Exit> {
-    let engines = report.then(|| crate::chart::Engines::start(pipeline::CHART_ENGINES));
-    let s = pipeline::analyse_night(night_dir, cfg, state)?;
-    println!("night {}: {}", s.night, crate::report::headline(&s));
-    if let Some(engines) = engines {
-        let eml = pipeline::write_report_with(&s, night_dir, cfg, engines)?;
-        println!("message: {}", eml.display());
+    if !report {
+        let s = pipeline::analyse_night(night_dir, cfg, state)?;
+        println!("night {}: {}", s.night, crate::report::headline(&s));
+        return Ok(Exit::Done);
     }
+    let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
+    let (s, drawn) = pipeline::analyse_night_drawing(night_dir, cfg, state, engines)?;
+    println!("night {}: {}", s.night, crate::report::headline(&s));
+    let eml = pipeline::write_report_drawn(&s, night_dir, cfg, drawn)?;
+    println!("message: {}", eml.display());
     Ok(Exit::Done)
 }
 

@@ -515,14 +515,16 @@ fn work_on_night(
     let mut stages = Vec::new();
     // The chart renderers start while the night is analysed.
     let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
-    let summary = if analyse_done {
-        pipeline::read_summary(night.path())?
+    let (summary, drawn) = if analyse_done {
+        let s = pipeline::read_summary(night.path())?;
+        let drawn = pipeline::draw_charts(&s, cfg, engines);
+        (s, drawn)
     } else {
         stages.push(Stage::Analyse);
-        pipeline::analyse_night(night.path(), cfg, Some(&opts.state_dir))?
+        pipeline::analyse_night_drawing(night.path(), cfg, Some(&opts.state_dir), engines)?
     };
     stages.push(Stage::Report);
-    pipeline::write_report_with(&summary, night.path(), cfg, engines)?;
+    pipeline::write_report_drawn(&summary, night.path(), cfg, drawn)?;
     Ok(NightStatus::Done {
         stages,
         headline: crate::report::headline(&summary),

@@ -91,8 +91,9 @@ pub fn run(
     )?;
     // The chart renderers start while the night is analysed.
     let engines = chart::Engines::start(CHART_ENGINES);
-    let summary = analyse_night(night_dir, cfg, opts.state_dir.as_deref())?;
-    let eml = write_report_with(&summary, night_dir, cfg, engines)?;
+    let (summary, drawn) =
+        analyse_night_drawing(night_dir, cfg, opts.state_dir.as_deref(), engines)?;
+    let eml = write_report_drawn(&summary, night_dir, cfg, drawn)?;
     Ok(NightOutcome {
         night_dir: night_dir.to_path_buf(),
         convert: conv,
@@ -111,6 +112,33 @@ pub fn analyse_night(
     cfg: &Config,
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
+    analyse_night_then(night_dir, cfg, state_dir, |_| ()).map(|(s, ())| s)
+}
+
+/// [`analyse_night`] that hands the report's charts to `engines` as soon as the
+/// analysis has what they show (traffic, devices and names: the charts show no
+/// finding), so they are drawn while the findings, the state and summary.json are
+/// done. [`write_report_drawn`] takes them.
+///
+/// # Errors
+/// As [`analyse_night`].
+pub fn analyse_night_drawing(
+    night_dir: &Path,
+    cfg: &Config,
+    state_dir: Option<&Path>,
+    engines: chart::Engines,
+) -> anyhow::Result<(Summary, DrawnCharts)> {
+    analyse_night_then(night_dir, cfg, state_dir, |s| draw_charts(s, cfg, engines))
+}
+
+/// [`analyse_night`], calling `then` with the summary as soon as it has the traffic,
+/// the devices and the names (before the findings and the state).
+fn analyse_night_then<T>(
+    night_dir: &Path,
+    cfg: &Config,
+    state_dir: Option<&Path>,
+    then: impl FnOnce(&Summary) -> T,
+) -> anyhow::Result<(Summary, T)> {
     let night = NightDir::new(night_dir);
     tracing::info!(dir = %night_dir.display(), "analyse: start");
     let parquet = night.packets_parquet();
@@ -118,6 +146,10 @@ pub fn analyse_night(
     let mut opts = analyse_options(cfg);
     opts.own_addresses = own_addresses(&opts.own_addresses, capture.as_ref());
     let (mut summary, tonight) = analyse::analyse_with_devices(&parquet, &opts)?;
+    let t = std::time::Instant::now();
+    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
+    let drawn = then(&summary);
+    lap("charts handed over");
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
         let rep = devices::update(
@@ -128,6 +160,7 @@ pub fn analyse_night(
             usize::try_from(cfg.state.keep_nights).unwrap_or(usize::MAX),
         )?;
         summary.devices = Some(rep);
+        lap("devices");
         let earlier = earlier_summaries(
             &layout::nights_dir(state),
             &summary.night,
@@ -135,6 +168,7 @@ pub fn analyse_night(
             night_dir,
         );
         summary.history = summary.compare(&earlier);
+        lap("history");
     } else {
         summary.devices = Some(devices::DeviceReport {
             devices: tonight,
@@ -166,10 +200,12 @@ pub fn analyse_night(
     } else {
         summary.findings = analyse::findings::findings(&summary, &inputs, &cfg.findings);
     }
+    lap("findings");
     let json = serde_json::to_vec_pretty(&summary).context("serialising summary.json")?;
     write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;
-    Ok(summary)
+    lap("summary.json");
+    Ok((summary, drawn))
 }
 
 /// Reads `<night>/summary.json`.
@@ -332,26 +368,33 @@ pub fn envelope(s: &Summary, cfg: &Config) -> Envelope {
 /// Renderers started at most: one per core, no more than a report has charts.
 pub const CHART_ENGINES: usize = 4;
 
-/// Draws the charts as JPEGs on `engines` (started ahead, see [`chart::Engines`]).
-fn render_charts(
-    defs: &[report::ChartDef],
-    engines: chart::Engines,
-) -> anyhow::Result<Vec<ChartImage>> {
+/// The report's charts, handed to the renderers ([`analyse_night_drawing`]).
+pub struct DrawnCharts {
+    /// Each chart's ECharts option, to check they are the report's charts.
+    options: Vec<String>,
+    drawing: chart::Drawing,
+}
+
+/// Hands the report's charts of `s` to `engines` (started ahead, see [`chart::Engines`]).
+#[must_use]
+pub fn draw_charts(s: &Summary, cfg: &Config, engines: chart::Engines) -> DrawnCharts {
+    let defs = report::chart_defs(s, &report_options(cfg));
+    let options = defs.iter().map(|d| d.chart.to_string()).collect();
     let jobs = defs
-        .iter()
-        .map(|d| (d.chart.clone(), CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY))
+        .into_iter()
+        .map(|d| (d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY))
         .collect();
-    defs.iter()
-        .zip(engines.render_jpegs(jobs))
-        .map(|(d, bytes)| {
-            Ok(ChartImage {
-                id: d.id.to_string(),
-                title: d.title.clone(),
-                content_type: "image/jpeg".into(),
-                bytes: bytes.with_context(|| format!("rendering chart {}", d.id))?,
-            })
-        })
-        .collect()
+    DrawnCharts {
+        options,
+        drawing: engines.submit(jobs),
+    }
+}
+
+fn report_options(cfg: &Config) -> ReportOptions {
+    ReportOptions {
+        sections: cfg.report.sections.clone(),
+        top_n: cfg.report.top_n,
+    }
 }
 
 /// Renders charts and spools the message in `report/` ([`message::spool`]: email.html,
@@ -374,18 +417,46 @@ pub fn write_report_with(
     cfg: &Config,
     engines: chart::Engines,
 ) -> anyhow::Result<PathBuf> {
+    write_report_drawn(s, night_dir, cfg, draw_charts(s, cfg, engines))
+}
+
+/// [`write_report`] with the charts handed to the renderers earlier (by
+/// [`analyse_night_drawing`], from the same summary): the text and the page are
+/// written while they are drawn.
+///
+/// # Errors
+/// As [`write_report`]; charts drawn from another summary than `s`.
+pub fn write_report_drawn(
+    s: &Summary,
+    night_dir: &Path,
+    cfg: &Config,
+    drawn: DrawnCharts,
+) -> anyhow::Result<PathBuf> {
     tracing::info!(dir = %night_dir.display(), "report: start");
     let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
-    let opts = ReportOptions {
-        sections: cfg.report.sections.clone(),
-        top_n: cfg.report.top_n,
-    };
+    let opts = report_options(cfg);
     let defs = report::chart_defs(s, &opts);
-    let images = render_charts(&defs, engines)?;
-    let html = report::email_html(s, &images, &opts);
+    anyhow::ensure!(
+        defs.iter().map(|d| d.chart.to_string()).eq(drawn.options),
+        "{}: the charts drawn are not this summary's",
+        night_dir.display()
+    );
     let text = report::email_text(s, &opts);
     let index = report::index_html(s, &defs, &opts);
     let env = envelope(s, cfg);
+    let images = defs
+        .iter()
+        .zip(drawn.drawing.wait())
+        .map(|(d, bytes)| {
+            Ok(ChartImage {
+                id: d.id.to_string(),
+                title: d.title.clone(),
+                content_type: "image/jpeg".into(),
+                bytes: bytes.with_context(|| format!("rendering chart {}", d.id))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let html = report::email_html(s, &images, &opts);
     let message_id = message::message_id_for(&dir, &s.night)?;
     let parts = message::Parts {
         text: &text,

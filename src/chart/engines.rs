@@ -3,7 +3,7 @@
 //! meanwhile, so a night's analysis runs while they start and its charts are drawn
 //! as soon as the summary is there.
 //!
-//! Invariants: every chart handed to [`Engines::render_jpegs`] gets an image or an
+//! Invariants: every chart handed to [`Engines::submit`] gets an image or an
 //! error, in the order given; a renderer that failed to start answers each chart with
 //! that error; the threads end when the engines are dropped or their charts are done
 //! (each frees its renderer then, off the caller's path).
@@ -72,9 +72,17 @@ impl Engines {
     /// image or why it could not be drawn.
     #[must_use]
     pub fn render_jpegs(
-        mut self,
+        self,
         charts: Vec<(Chart, u32, u32, u8)>,
     ) -> Vec<Result<Vec<u8>, ChartError>> {
+        self.submit(charts).wait()
+    }
+
+    /// Hands `charts` (chart, width, height, JPEG quality) to the renderers, biggest
+    /// option first so no renderer is left with two big ones, and returns at once: the
+    /// caller goes on while they are drawn, and [`Drawing::wait`]s for the images.
+    #[must_use]
+    pub fn submit(mut self, charts: Vec<(Chart, u32, u32, u8)>) -> Drawing {
         let n = charts.len();
         let mut order: Vec<(usize, usize, Chart, u32, u32, u8)> = charts
             .into_iter()
@@ -96,8 +104,25 @@ impl Engines {
             }
             // Dropped: each thread ends once the queue is empty.
         }
-        let mut out: Vec<Option<Result<Vec<u8>, ChartError>>> = (0..n).map(|_| None).collect();
-        for _ in 0..n {
+        Drawing {
+            n,
+            answers: self.answers,
+        }
+    }
+}
+
+/// Charts handed to the renderers ([`Engines::submit`]), being drawn.
+pub struct Drawing {
+    n: usize,
+    answers: mpsc::Receiver<Answer>,
+}
+
+impl Drawing {
+    /// For each chart, in the order submitted, its image or why it could not be drawn.
+    #[must_use]
+    pub fn wait(self) -> Vec<Result<Vec<u8>, ChartError>> {
+        let mut out: Vec<Option<Result<Vec<u8>, ChartError>>> = (0..self.n).map(|_| None).collect();
+        for _ in 0..self.n {
             let Ok((i, r)) = self.answers.recv() else {
                 break;
             };

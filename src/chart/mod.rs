@@ -24,7 +24,7 @@ pub mod render;
 mod tests;
 
 pub use defs::ChartDef;
-pub use engines::Engines;
+pub use engines::{Drawing, Engines};
 pub use fonts::Fonts;
 pub use html::{
     OFFLINE_CSP, echarts_js, echarts_script_tag, html_fragment, html_page, script_json,
