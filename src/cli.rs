@@ -373,7 +373,7 @@ fn analyse(
         println!("night {}: {}", s.night, crate::report::headline(&s));
         return Ok(Exit::Done);
     }
-    let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
+    let engines = crate::chart::Engines::start_alongside(pipeline::CHART_ENGINES);
     let (s, drawn) = pipeline::analyse_night_drawing(night_dir, cfg, state, engines)?;
     println!("night {}: {}", s.night, crate::report::headline(&s));
     let eml = pipeline::write_report_drawn(&s, night_dir, cfg, drawn)?;

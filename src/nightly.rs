@@ -513,14 +513,15 @@ fn work_on_night(
         return convert_night(cfg, opts, night, all_parts, rep);
     }
     let mut stages = Vec::new();
-    // The chart renderers start while the night is analysed.
-    let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
     let (summary, drawn) = if analyse_done {
+        let engines = crate::chart::Engines::start(pipeline::CHART_ENGINES);
         let s = pipeline::read_summary(night.path())?;
         let drawn = pipeline::draw_charts(&s, cfg, engines);
         (s, drawn)
     } else {
         stages.push(Stage::Analyse);
+        // The chart renderers start while the night is analysed.
+        let engines = crate::chart::Engines::start_alongside(pipeline::CHART_ENGINES);
         pipeline::analyse_night_drawing(night.path(), cfg, Some(&opts.state_dir), engines)?
     };
     stages.push(Stage::Report);

@@ -90,7 +90,7 @@ pub fn run(
         },
     )?;
     // The chart renderers start while the night is analysed.
-    let engines = chart::Engines::start(CHART_ENGINES);
+    let engines = chart::Engines::start_alongside(CHART_ENGINES);
     let (summary, drawn) =
         analyse_night_drawing(night_dir, cfg, opts.state_dir.as_deref(), engines)?;
     let eml = write_report_drawn(&summary, night_dir, cfg, drawn)?;
@@ -112,13 +112,14 @@ pub fn analyse_night(
     cfg: &Config,
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Summary> {
-    analyse_night_then(night_dir, cfg, state_dir, |_| ()).map(|(s, ())| s)
+    analyse_night_then(night_dir, cfg, state_dir, &mut |_, _| {})
 }
 
 /// [`analyse_night`] that hands the report's charts to `engines` as soon as the
-/// analysis has what they show (traffic, devices and names: the charts show no
-/// finding), so they are drawn while the findings, the state and summary.json are
-/// done. [`write_report_drawn`] takes them.
+/// analysis has what they show, so they are drawn while it goes on: the timeline and
+/// the protocols once the traffic is summed, the charts that name addresses once the
+/// devices and remotes are named (no chart shows a finding or the state).
+/// [`write_report_drawn`] takes them.
 ///
 /// # Errors
 /// As [`analyse_night`].
@@ -128,27 +129,33 @@ pub fn analyse_night_drawing(
     state_dir: Option<&Path>,
     engines: chart::Engines,
 ) -> anyhow::Result<(Summary, DrawnCharts)> {
-    analyse_night_then(night_dir, cfg, state_dir, |s| draw_charts(s, cfg, engines))
+    let mut ahead = ChartsAhead::new(cfg, engines);
+    let summary = analyse_night_then(night_dir, cfg, state_dir, &mut |s, named| {
+        ahead.queue(s, named);
+    })?;
+    Ok((summary, ahead.drawn()))
 }
 
-/// [`analyse_night`], calling `then` with the summary as soon as it has the traffic,
-/// the devices and the names (before the findings and the state).
-fn analyse_night_then<T>(
+/// [`analyse_night`], calling `ready(summary, false)` as soon as the summary has the
+/// traffic summed and `ready(summary, true)` once its devices and remotes are named
+/// (before the findings and the state).
+fn analyse_night_then(
     night_dir: &Path,
     cfg: &Config,
     state_dir: Option<&Path>,
-    then: impl FnOnce(&Summary) -> T,
-) -> anyhow::Result<(Summary, T)> {
+    ready: &mut dyn FnMut(&Summary, bool),
+) -> anyhow::Result<Summary> {
     let night = NightDir::new(night_dir);
     tracing::info!(dir = %night_dir.display(), "analyse: start");
     let parquet = night.packets_parquet();
     let capture = read_capture_json(&night);
     let mut opts = analyse_options(cfg);
     opts.own_addresses = own_addresses(&opts.own_addresses, capture.as_ref());
-    let (mut summary, tonight) = analyse::analyse_with_devices(&parquet, &opts)?;
+    let (mut summary, tonight) =
+        analyse::analyse_with_devices_then(&parquet, &opts, &mut |s| ready(s, false))?;
     let t = std::time::Instant::now();
     let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
-    let drawn = then(&summary);
+    ready(&summary, true);
     lap("charts handed over");
     summary.capture = capture.as_ref().map(capture_health);
     if let Some(state) = state_dir {
@@ -205,7 +212,7 @@ fn analyse_night_then<T>(
     write_atomic(&night.summary_json(), &json)
         .with_context(|| format!("{}: writing summary.json", night_dir.display()))?;
     lap("summary.json");
-    Ok((summary, drawn))
+    Ok(summary)
 }
 
 /// Reads `<night>/summary.json`.
@@ -365,7 +372,8 @@ pub fn envelope(s: &Summary, cfg: &Config) -> Envelope {
     }
 }
 
-/// Renderers started at most: one per core, no more than a report has charts.
+/// Renderers started at most (one per core, see [`chart::Engines::start`]): no
+/// more than a report has charts.
 pub const CHART_ENGINES: usize = 4;
 
 /// The report's charts, handed to the renderers ([`analyse_night_drawing`]).
@@ -375,19 +383,57 @@ pub struct DrawnCharts {
     drawing: chart::Drawing,
 }
 
+/// The report's charts, queued on the renderers as the analysis makes what they show.
+struct ChartsAhead {
+    engines: chart::Engines,
+    opts: ReportOptions,
+    /// The options queued, by place among the report's charts.
+    queued: std::collections::BTreeMap<usize, String>,
+    /// How many charts the report has (known once they can all be queued).
+    charts: usize,
+}
+
+impl ChartsAhead {
+    fn new(cfg: &Config, engines: chart::Engines) -> Self {
+        ChartsAhead {
+            engines,
+            opts: report_options(cfg),
+            queued: std::collections::BTreeMap::new(),
+            charts: 0,
+        }
+    }
+
+    /// Queues the charts of `s` not queued yet: all of them when its addresses are
+    /// `named`, else those that show no name.
+    fn queue(&mut self, s: &Summary, named: bool) {
+        let defs = report::chart_defs(s, &self.opts);
+        if named {
+            self.charts = defs.len();
+        }
+        let mut jobs = Vec::new();
+        for (i, d) in defs.into_iter().enumerate() {
+            if (named || !d.names) && !self.queued.contains_key(&i) {
+                self.queued.insert(i, d.chart.to_string());
+                jobs.push((i, (d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)));
+            }
+        }
+        self.engines.queue(jobs);
+    }
+
+    fn drawn(self) -> DrawnCharts {
+        DrawnCharts {
+            options: self.queued.into_values().collect(),
+            drawing: self.engines.drawing(self.charts),
+        }
+    }
+}
+
 /// Hands the report's charts of `s` to `engines` (started ahead, see [`chart::Engines`]).
 #[must_use]
 pub fn draw_charts(s: &Summary, cfg: &Config, engines: chart::Engines) -> DrawnCharts {
-    let defs = report::chart_defs(s, &report_options(cfg));
-    let options = defs.iter().map(|d| d.chart.to_string()).collect();
-    let jobs = defs
-        .into_iter()
-        .map(|d| (d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY))
-        .collect();
-    DrawnCharts {
-        options,
-        drawing: engines.submit(jobs),
-    }
+    let mut ahead = ChartsAhead::new(cfg, engines);
+    ahead.queue(s, true);
+    ahead.drawn()
 }
 
 fn report_options(cfg: &Config) -> ReportOptions {

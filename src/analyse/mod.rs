@@ -113,6 +113,20 @@ pub fn analyse_with_devices(
     parquet: &Path,
     opts: &AnalyseOptions,
 ) -> Result<(Summary, Vec<crate::devices::Device>)> {
+    analyse_with_devices_then(parquet, opts, &mut |_| {})
+}
+
+/// [`analyse_with_devices`], calling `summed` as soon as the summary has the night's
+/// traffic summed (totals, timeline, protocols, talkers, pings), before anything is
+/// named: what needs no name can start from there.
+///
+/// # Errors
+/// As [`analyse_with_devices`].
+pub fn analyse_with_devices_then(
+    parquet: &Path,
+    opts: &AnalyseOptions,
+    summed: &mut dyn FnMut(&Summary),
+) -> Result<(Summary, Vec<crate::devices::Device>)> {
     let zone = opts.zone;
     // Checked here so that a missing file is named once (polars repeats the path).
     std::fs::metadata(parquet).map_err(|source| AnalyseError::Io {
@@ -134,6 +148,7 @@ pub fn analyse_with_devices(
     )
     .map_err(pe)?;
     let mut summary = summarise(&night, opts, zone).map_err(pe)?;
+    summed(&summary);
     let names_path = parquet.with_file_name(crate::layout::NAMES_PARQUET);
     let names = crate::namestore::read(&names_path).map_err(|source| AnalyseError::Polars {
         path: names_path.display().to_string(),

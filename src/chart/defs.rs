@@ -29,6 +29,10 @@ pub struct ChartDef {
     pub id: &'static str,
     pub title: String,
     pub chart: Chart,
+    /// Whether it calls addresses by their names (pings, talkers): such a chart can be
+    /// drawn only once the night's devices and remotes are named; the others (timeline,
+    /// protocols) as soon as the traffic is summed.
+    pub names: bool,
 }
 
 /// What a chart calls an address: its short name (`kitchen-tv`), the address when it
@@ -81,6 +85,7 @@ pub fn pings(rows: &[PingRow], limit: usize, name: Namer<'_>) -> ChartDef {
         id: "pings",
         title: "Pings per source".into(),
         chart,
+        names: true,
     }
 }
 
@@ -101,6 +106,7 @@ pub fn timeline(t: &Timeline) -> ChartDef {
         id: "timeline",
         title: "Activity through the night".into(),
         chart,
+        names: false,
     }
 }
 
@@ -123,6 +129,7 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
         id: "protocols",
         title: "Protocol mix".into(),
         chart,
+        names: false,
     }
 }
 
@@ -171,6 +178,7 @@ pub fn talkers(rows: &[Talker], top_n: usize, name: Namer<'_>) -> ChartDef {
         id: "talkers",
         title: "Top talkers".into(),
         chart,
+        names: true,
     }
 }
 

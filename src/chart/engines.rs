@@ -3,7 +3,7 @@
 //! meanwhile, so a night's analysis runs while they start and its charts are drawn
 //! as soon as the summary is there.
 //!
-//! Invariants: every chart handed to [`Engines::submit`] gets an image or an
+//! Invariants: every chart handed to [`Engines::submit`] (or queued) gets an image or an
 //! error, in the order given; a renderer that failed to start answers each chart with
 //! that error; the threads end when the engines are dropped or their charts are done
 //! (each frees its renderer then, off the caller's path).
@@ -35,9 +35,20 @@ impl Engines {
     /// Starts one renderer per core (at most `max`), each on its own thread.
     #[must_use]
     pub fn start(max: usize) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .clamp(1, max.max(1));
+        Self::with_threads(cores().clamp(1, max.max(1)))
+    }
+
+    /// [`Engines::start`] for charts drawn while the night is analysed: one renderer
+    /// per core but one (at least one), leaving a core to the analysis that the charts
+    /// wait for anyway. On two cores, two renderers beside the analysis had the report
+    /// done 15-20 ms later than one: each started and drew slower, and slowed the
+    /// analysis.
+    #[must_use]
+    pub fn start_alongside(max: usize) -> Self {
+        Self::with_threads(cores().saturating_sub(1).clamp(1, max.max(1)))
+    }
+
+    fn with_threads(threads: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let (answer, answers) = mpsc::channel::<Answer>();
@@ -84,31 +95,50 @@ impl Engines {
     #[must_use]
     pub fn submit(mut self, charts: Vec<(Chart, u32, u32, u8)>) -> Drawing {
         let n = charts.len();
+        self.queue(charts.into_iter().enumerate().collect());
+        self.drawing(n)
+    }
+
+    /// Hands some of the charts to the renderers, each with its place among all of them
+    /// (`(place, (chart, width, height, JPEG quality))`), biggest option first; returns
+    /// at once. More can be queued until [`Engines::drawing`].
+    pub fn queue(&mut self, charts: Vec<(usize, (Chart, u32, u32, u8))>) {
         let mut order: Vec<(usize, usize, Chart, u32, u32, u8)> = charts
             .into_iter()
-            .enumerate()
             .map(|(i, (c, w, h, q))| (c.to_string().len(), i, c, w, h, q))
             .collect();
         order.sort_by_key(|j| std::cmp::Reverse(j.0));
-        if let Some(jobs) = self.jobs.take() {
-            for (_, index, chart, w, h, quality) in order {
-                let job = Job {
-                    index,
-                    chart,
-                    size: (w, h),
-                    quality,
-                };
-                if jobs.send(job).is_err() {
-                    break;
-                }
+        let Some(jobs) = &self.jobs else {
+            return;
+        };
+        for (_, index, chart, w, h, quality) in order {
+            let job = Job {
+                index,
+                chart,
+                size: (w, h),
+                quality,
+            };
+            if jobs.send(job).is_err() {
+                break;
             }
-            // Dropped: each thread ends once the queue is empty.
         }
+    }
+
+    /// The charts queued, `n` in all (places `0..n`), being drawn; no more can be
+    /// queued (each thread ends once the queue is empty). A place no chart was queued
+    /// for is answered with an error.
+    #[must_use]
+    pub fn drawing(mut self, n: usize) -> Drawing {
+        self.jobs = None;
         Drawing {
             n,
             answers: self.answers,
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Charts handed to the renderers ([`Engines::submit`]), being drawn.
