@@ -600,3 +600,28 @@ fn the_bundle_draws_every_chart_the_report_defines() {
         );
     }
 }
+
+/// Charts queued in two batches, out of order, come back at their places, each the
+/// image a renderer of its own draws; a place nothing was queued for is an error, not
+/// a wait.
+#[test]
+fn engines_answer_queued_charts_at_their_places() {
+    let charts = [bar_chart(Some("a"), true), line_time_chart(), pie_chart()];
+    let job = |i: usize| (i, (charts[i].clone(), W, H, 85u8));
+    let mut engines = Engines::start(2);
+    engines.queue(vec![job(2)]);
+    engines.queue(vec![job(0), job(1)]);
+    let got = engines.drawing(3).wait();
+    assert_eq!(got.len(), 3);
+    let r = renderer();
+    for (i, img) in got.iter().enumerate() {
+        let want = r.render_jpeg(&charts[i], W, H, 85).expect("render");
+        assert_eq!(img.as_ref().expect("an image"), &want, "chart {i}");
+    }
+
+    let mut engines = Engines::start_alongside(1);
+    engines.queue(vec![job(1)]);
+    let got = engines.drawing(2).wait();
+    assert!(got[0].is_err(), "place 0 was never queued");
+    assert!(got[1].is_ok());
+}
