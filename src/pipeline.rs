@@ -389,8 +389,6 @@ struct ChartsAhead {
     opts: ReportOptions,
     /// The options queued, by place among the report's charts.
     queued: std::collections::BTreeMap<usize, String>,
-    /// How many charts the report has (known once they can all be queued).
-    charts: usize,
 }
 
 impl ChartsAhead {
@@ -399,7 +397,6 @@ impl ChartsAhead {
             engines,
             opts: report_options(cfg),
             queued: std::collections::BTreeMap::new(),
-            charts: 0,
         }
     }
 
@@ -407,9 +404,6 @@ impl ChartsAhead {
     /// `named`, else those that show no name.
     fn queue(&mut self, s: &Summary, named: bool) {
         let defs = report::chart_defs(s, &self.opts);
-        if named {
-            self.charts = defs.len();
-        }
         let mut jobs = Vec::new();
         for (i, d) in defs.into_iter().enumerate() {
             if (named || !d.names) && !self.queued.contains_key(&i) {
@@ -420,10 +414,14 @@ impl ChartsAhead {
         self.engines.queue(jobs);
     }
 
+    /// What was queued, being drawn. Had the charts' number or order changed between
+    /// the passes, their options would not be the final summary's and
+    /// [`write_report_drawn`] would say so.
     fn drawn(self) -> DrawnCharts {
+        let n = self.queued.len();
         DrawnCharts {
             options: self.queued.into_values().collect(),
-            drawing: self.engines.drawing(self.charts),
+            drawing: self.engines.drawing(n),
         }
     }
 }
@@ -450,19 +448,7 @@ fn report_options(cfg: &Config) -> ReportOptions {
 /// # Errors
 /// Chart rendering or writing a file failed.
 pub fn write_report(s: &Summary, night_dir: &Path, cfg: &Config) -> anyhow::Result<PathBuf> {
-    write_report_with(s, night_dir, cfg, chart::Engines::start(CHART_ENGINES))
-}
-
-/// [`write_report`] with chart renderers started earlier (while the night was analysed).
-///
-/// # Errors
-/// As [`write_report`].
-pub fn write_report_with(
-    s: &Summary,
-    night_dir: &Path,
-    cfg: &Config,
-    engines: chart::Engines,
-) -> anyhow::Result<PathBuf> {
+    let engines = chart::Engines::start(CHART_ENGINES);
     write_report_drawn(s, night_dir, cfg, draw_charts(s, cfg, engines))
 }
 

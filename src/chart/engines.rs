@@ -1,10 +1,10 @@
 //! Chart renderers started ahead of the charts: each on a thread of its own (QuickJS is
-//! single-threaded; starting one with ECharts takes ~25 ms), the fonts loaded once
+//! single-threaded; starting one with ECharts takes 10-16 ms), the fonts loaded once
 //! meanwhile, so a night's analysis runs while they start and its charts are drawn
 //! as soon as the summary is there.
 //!
-//! Invariants: every chart handed to [`Engines::submit`] (or queued) gets an image or an
-//! error, in the order given; a renderer that failed to start answers each chart with
+//! Invariants: every chart [`Engines::queue`]d gets an image or an error, at the
+//! place given; a renderer that failed to start answers each chart with
 //! that error; the threads end when the engines are dropped or their charts are done
 //! (each frees its renderer then, off the caller's path).
 
@@ -78,27 +78,6 @@ impl Engines {
         }
     }
 
-    /// Draws `charts` (chart, width, height, JPEG quality) as JPEGs, biggest option
-    /// first so no renderer is left with two big ones: for each, in the order given, its
-    /// image or why it could not be drawn.
-    #[must_use]
-    pub fn render_jpegs(
-        self,
-        charts: Vec<(Chart, u32, u32, u8)>,
-    ) -> Vec<Result<Vec<u8>, ChartError>> {
-        self.submit(charts).wait()
-    }
-
-    /// Hands `charts` (chart, width, height, JPEG quality) to the renderers, biggest
-    /// option first so no renderer is left with two big ones, and returns at once: the
-    /// caller goes on while they are drawn, and [`Drawing::wait`]s for the images.
-    #[must_use]
-    pub fn submit(mut self, charts: Vec<(Chart, u32, u32, u8)>) -> Drawing {
-        let n = charts.len();
-        self.queue(charts.into_iter().enumerate().collect());
-        self.drawing(n)
-    }
-
     /// Hands some of the charts to the renderers, each with its place among all of them
     /// (`(place, (chart, width, height, JPEG quality))`), biggest option first; returns
     /// at once. More can be queued until [`Engines::drawing`].
@@ -141,14 +120,14 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Charts handed to the renderers ([`Engines::submit`]), being drawn.
+/// Charts queued on the renderers ([`Engines::queue`]), being drawn.
 pub struct Drawing {
     n: usize,
     answers: mpsc::Receiver<Answer>,
 }
 
 impl Drawing {
-    /// For each chart, in the order submitted, its image or why it could not be drawn.
+    /// For each place, its chart's image or why it could not be drawn.
     #[must_use]
     pub fn wait(self) -> Vec<Result<Vec<u8>, ChartError>> {
         let mut out: Vec<Option<Result<Vec<u8>, ChartError>>> = (0..self.n).map(|_| None).collect();
