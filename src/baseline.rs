@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{move_aside, write_atomic};
+use crate::fsutil::{set_aside_warn, write_atomic};
 
 /// Version of `baseline.json`; a file of another version is set aside and relearnt.
 pub const BASELINE_VERSION: u32 = 1;
@@ -151,17 +151,7 @@ pub fn read(path: &Path) -> Baseline {
         Ok(b) => format!("version {} is not {BASELINE_VERSION}", b.version),
         Err(e) => format!("not a baseline ({e})"),
     };
-    match move_aside(path) {
-        Ok(aside) => tracing::warn!(
-            "{}: {why}; moved aside to {}, baseline starts again from tonight",
-            path.display(),
-            aside.display()
-        ),
-        Err(m) => tracing::warn!(
-            "{}: {why}, not moved aside ({m}); baseline starts again from tonight",
-            path.display()
-        ),
-    }
+    set_aside_warn(path, &why, "baseline starts again from tonight");
     Baseline::default()
 }
 

@@ -454,6 +454,16 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Reads up to `n` bytes into the start of `buf` (grown to fit) and moves the offset
+    /// past them; returns how many there were (fewer at the end of the file).
+    fn read_into_buf(&mut self, n: usize) -> Result<usize, CapError> {
+        self.grow_buf(n);
+        let dst = self.buf.get_mut(..n).unwrap_or_default();
+        let got = read_full(&mut self.reader, dst).map_err(|e| self.read_err(e))?;
+        self.offset += as_u64(got);
+        Ok(got)
+    }
+
     fn lost_from(&self, offset: u64) -> Option<u64> {
         self.file_len.map(|l| l.saturating_sub(offset))
     }

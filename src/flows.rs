@@ -144,22 +144,15 @@ impl Key {
         self.rest as u8
     }
 
+    /// Both sides, lower first: [`Key::new`] unpacked.
     #[allow(clippy::cast_possible_truncation)]
-    fn lo(&self) -> Endpoint {
-        Endpoint {
-            v6: self.rest & 1 << 8 != 0,
-            addr: self.lo,
-            port: (self.rest >> 16) as u16,
-        }
-    }
-
-    #[allow(clippy::cast_possible_truncation)]
-    fn hi(&self) -> Endpoint {
-        Endpoint {
-            v6: self.rest & 1 << 9 != 0,
-            addr: self.hi,
-            port: (self.rest >> 32) as u16,
-        }
+    fn ends(&self) -> (Endpoint, Endpoint) {
+        let side = |addr, v6_bit: u32, port_shift: u32| Endpoint {
+            v6: (self.rest >> v6_bit) & 1 != 0,
+            addr,
+            port: (self.rest >> port_shift) as u16,
+        };
+        (side(self.lo, 8, 16), side(self.hi, 9, 32))
     }
 }
 
@@ -202,11 +195,8 @@ impl Flow {
 
     /// Originator and responder.
     fn sides(&self) -> (Endpoint, Endpoint) {
-        if self.orig_lo {
-            (self.key.lo(), self.key.hi())
-        } else {
-            (self.key.hi(), self.key.lo())
-        }
+        let (lo, hi) = self.key.ends();
+        if self.orig_lo { (lo, hi) } else { (hi, lo) }
     }
 
     fn closed(&self) -> bool {

@@ -148,6 +148,20 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
     Ok(aside)
 }
 
+/// [`move_aside`] a file found damaged, with one warning that says why, where it went
+/// (or why it could not be moved) and what happens without it: `then`, for example
+/// "left out of the history".
+pub fn set_aside_warn(path: &Path, why: &str, then: &str) {
+    match move_aside(path) {
+        Ok(aside) => tracing::warn!(
+            "{}: {why}; moved aside to {}, {then}",
+            path.display(),
+            aside.display()
+        ),
+        Err(m) => tracing::warn!("{}: {why}, not moved aside ({m}); {then}", path.display()),
+    }
+}
+
 /// Writes `bytes` to `dest` atomically.
 ///
 /// # Errors

@@ -34,6 +34,7 @@ pub mod disk;
 pub mod exit;
 pub mod flows;
 pub mod fsutil;
+pub mod human;
 pub mod layout;
 pub mod linktype;
 pub mod lock;

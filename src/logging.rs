@@ -74,6 +74,20 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let _ = result;
 }
 
+/// Times the steps of a stage in debug lines `"{stage}: {step}"`, each with the
+/// milliseconds since this call and the peak memory so far:
+/// `let lap = laps("analyse"); ...; lap("devices");`.
+pub fn laps(stage: &'static str) -> impl Fn(&str) {
+    let t = std::time::Instant::now();
+    move |step| {
+        tracing::debug!(
+            ms = t.elapsed().as_millis(),
+            peak_rss_kb = peak_rss_kb(),
+            "{stage}: {step}"
+        );
+    }
+}
+
 /// This process's peak resident memory in kB (`VmHWM` of /proc/self/status), on Linux.
 #[must_use]
 pub fn peak_rss_kb() -> Option<u64> {

@@ -153,8 +153,7 @@ fn analyse_night_then(
     opts.own_addresses = own_addresses(&opts.own_addresses, capture.as_ref());
     let (mut summary, tonight) =
         analyse::analyse_with_devices_then(&parquet, &opts, &mut |s| ready(s, false))?;
-    let t = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
+    let lap = crate::logging::laps("analyse");
     ready(&summary, true);
     lap("charts handed over");
     summary.capture = capture.as_ref().map(capture_health);
@@ -333,17 +332,11 @@ fn earlier_summary(path: &Path) -> Option<Summary> {
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(v) => serde_json::from_value(v).ok(),
         Err(e) => {
-            match crate::fsutil::move_aside(path) {
-                Ok(aside) => tracing::warn!(
-                    "{}: damaged ({e}); moved aside to {}, left out of the history",
-                    path.display(),
-                    aside.display()
-                ),
-                Err(m) => tracing::warn!(
-                    "{}: damaged ({e}), left out of the history (not moved aside: {m})",
-                    path.display()
-                ),
-            }
+            crate::fsutil::set_aside_warn(
+                path,
+                &format!("damaged ({e})"),
+                "left out of the history",
+            );
             None
         }
     }

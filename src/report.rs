@@ -86,22 +86,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Bytes as `12.3 MB` (decimal units, as mail clients show sizes).
+/// Bytes as `12.3 MB` ([`crate::human::bytes`]).
 #[must_use]
 #[expect(clippy::cast_precision_loss, reason = "display only")]
 pub fn human_bytes(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    crate::human::bytes(n as f64)
 }
 
 fn drops(s: &Summary) -> u64 {

@@ -9,21 +9,23 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use names::{Extractor, Packet, Transport};
 
+fn field<const N: usize>(b: &[u8], i: usize) -> Option<[u8; N]> {
+    b.get(i..i + N)?.try_into().ok()
+}
+
 fn u16_at(b: &[u8], i: usize, le: bool) -> Option<u16> {
-    let x: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
-    Some(if le {
-        u16::from_le_bytes(x)
+    field(b, i).map(if le {
+        u16::from_le_bytes
     } else {
-        u16::from_be_bytes(x)
+        u16::from_be_bytes
     })
 }
 
 fn u32_at(b: &[u8], i: usize, le: bool) -> Option<u32> {
-    let x: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
-    Some(if le {
-        u32::from_le_bytes(x)
+    field(b, i).map(if le {
+        u32::from_le_bytes
     } else {
-        u32::from_be_bytes(x)
+        u32::from_be_bytes
     })
 }
 

@@ -23,6 +23,7 @@ mod nbns;
 mod quic;
 pub mod sanitize;
 mod ssdp;
+mod table;
 mod tls;
 
 /// What kind of name a [`Name`] is, and so where it came from.

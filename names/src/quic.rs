@@ -13,15 +13,13 @@
 //! (the oldest is evicted). A connection whose name was read (or given up on) is
 //! remembered as done, so retransmitted Initials add nothing.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-
 use aes::Aes128;
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes_gcm::{AeadInOut, Aes128Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use crate::table::{Key, Table};
 use crate::tls::hello;
 use crate::{Kind, Name, Packet};
 
@@ -338,14 +336,10 @@ fn gquic_sni(datagram: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// Direction of a connection: client address and port, server address and port.
-type Key = (IpAddr, u16, IpAddr, u16);
-
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
-    conns: HashMap<Key, Conn>,
-    /// Counts connections opened; orders them for eviction.
-    clock: u64,
+    /// By direction: client address and port, server address and port.
+    conns: Table<Conn, MAX_CONNS>,
 }
 
 #[derive(Debug)]
@@ -359,7 +353,6 @@ struct Conn {
     have: Vec<(usize, usize)>,
     /// The name was read, or reading it was given up.
     done: bool,
-    born: u64,
 }
 
 impl Conn {
@@ -491,18 +484,7 @@ impl Reassembly {
         let keys = client_keys(initial.version, initial.dcid)?;
         let plain = open(&keys, initial.packet, initial.pn_offset)?;
         // A new connection on these ports (or the first).
-        if !self.conns.contains_key(&key)
-            && self.conns.len() >= MAX_CONNS
-            && let Some(oldest) = self
-                .conns
-                .iter()
-                .min_by_key(|(_, c)| c.born)
-                .map(|(k, _)| *k)
-        {
-            self.conns.remove(&oldest);
-        }
-        self.clock += 1;
-        self.conns.insert(
+        self.conns.open(
             key,
             Conn {
                 dcid: initial.dcid.to_vec(),
@@ -510,7 +492,6 @@ impl Reassembly {
                 crypto: Vec::new(),
                 have: Vec::new(),
                 done: false,
-                born: self.clock,
             },
         );
         Some(plain)

@@ -11,13 +11,11 @@
 //! handshake record, and past [`MAX_BYTES`]. At most [`MAX_FLOWS`] flows wait at once
 //! (the oldest is evicted).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-
 // The ClientHello walk shared with `quic`; declared here so lib.rs stays as it is.
 #[path = "hello.rs"]
 pub(crate) mod hello;
 
+use crate::table::{Key, Table};
 use crate::{Kind, Name, Packet, Transport};
 
 /// Flows with a ClientHello still incomplete, at most.
@@ -35,14 +33,9 @@ const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 
-/// A flow direction: source address and port, destination address and port.
-type Key = (IpAddr, u16, IpAddr, u16);
-
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
-    flows: HashMap<Key, Flow>,
-    /// Counts flows opened; orders them for eviction.
-    clock: u64,
+    flows: Table<Flow, MAX_FLOWS>,
 }
 
 #[derive(Debug)]
@@ -53,8 +46,6 @@ struct Flow {
     buf: Vec<u8>,
     /// Segments that came past a gap: (sequence number, payload).
     later: Vec<(u32, Vec<u8>)>,
-    /// When the flow was opened ([`Reassembly::clock`]).
-    born: u64,
 }
 
 /// What the bytes read so far of a flow amount to.
@@ -250,23 +241,12 @@ impl Reassembly {
     /// Opens state for a hello whose first segment is `payload` at `seq`, evicting the
     /// oldest flow when [`MAX_FLOWS`] wait.
     fn open(&mut self, key: Key, seq: u32, payload: &[u8]) {
-        if self.flows.len() >= MAX_FLOWS
-            && let Some(oldest) = self
-                .flows
-                .iter()
-                .min_by_key(|(_, f)| f.born)
-                .map(|(k, _)| *k)
-        {
-            self.flows.remove(&oldest);
-        }
-        self.clock += 1;
         let flow = Flow {
             next: seq.wrapping_add(u32::try_from(payload.len()).unwrap_or(u32::MAX)),
             buf: payload.to_vec(),
             later: Vec::new(),
-            born: self.clock,
         };
-        self.flows.insert(key, flow);
+        self.flows.open(key, flow);
     }
 
     #[cfg(test)]
@@ -293,7 +273,7 @@ fn emit(p: &Packet<'_>, hs: &[u8], out: &mut Vec<Name>) {
 mod tests {
     use super::hello::tests::{client_hello, sni_ext};
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     const PSH_ACK: u8 = 0x18;
 
@@ -473,8 +453,8 @@ mod tests {
         }
         assert_eq!(r.pending(), MAX_FLOWS);
         // The oldest went first: the newest is still there.
-        assert!(r.flows.contains_key(&(p_src(), 2999, p_dst(), 443)));
-        assert!(!r.flows.contains_key(&(p_src(), 0, p_dst(), 443)));
+        assert!(r.flows.get(&(p_src(), 2999, p_dst(), 443)).is_some());
+        assert!(r.flows.get(&(p_src(), 0, p_dst(), 443)).is_none());
     }
 
     fn p_src() -> IpAddr {

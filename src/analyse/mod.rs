@@ -137,8 +137,7 @@ pub fn analyse_with_devices_then(
         path: parquet.display().to_string(),
         source,
     };
-    let t = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "analyse: {what}");
+    let lap = crate::logging::laps("analyse");
     let night = read_night(
         parquet,
         opts.interval_s,
@@ -166,14 +165,7 @@ pub fn analyse_with_devices_then(
 }
 
 fn summarise(night: &Night, opts: &AnalyseOptions, zone: Zone) -> PolarsResult<Summary> {
-    let t = std::time::Instant::now();
-    let lap = |what: &str| {
-        tracing::debug!(
-            ms = t.elapsed().as_millis(),
-            peak_rss_kb = crate::logging::peak_rss_kb(),
-            "roll-up: {what}"
-        );
-    };
+    let lap = crate::logging::laps("roll-up");
     let slots = rollup::slots(&night.cube)?;
     let mut totals = totals(&slots, zone);
     let (timeline, protocols) = timeline(

@@ -464,14 +464,7 @@ pub(super) fn name_traffic(
     names: &DataFrame,
     focus: usize,
 ) -> PolarsResult<RemoteNames> {
-    let t = std::time::Instant::now();
-    let lap = |what: &str| {
-        tracing::debug!(
-            ms = t.elapsed().as_millis(),
-            peak_rss_kb = crate::logging::peak_rss_kb(),
-            "remote names: {what}"
-        );
-    };
+    let lap = crate::logging::laps("remote names");
     let n = remote_names(names).collect()?;
     let oriented = oriented(cube, &n, focus)?;
     lap("traffic both ways");

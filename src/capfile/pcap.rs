@@ -150,11 +150,8 @@ impl<R: Read> CaptureReader<R> {
             });
         }
         let n = as_usize(caplen);
-        self.grow_buf(n);
         let data_off = self.offset;
-        let dst = self.buf.get_mut(..n).unwrap_or_default();
-        let got = read_full(&mut self.reader, dst).map_err(|e| self.read_err(e))?;
-        self.offset += as_u64(got);
+        let got = self.read_into_buf(n)?;
         if got < n {
             return Err(CapError::Truncated {
                 what: "a packet",

@@ -226,10 +226,7 @@ impl<R: Read> CaptureReader<R> {
             ..
         } = head;
         let rest = as_usize(len).saturating_sub(head_len);
-        self.grow_buf(rest);
-        let dst = self.buf.get_mut(..rest).unwrap_or_default();
-        let got = read_full(&mut self.reader, dst).map_err(|e| self.read_err(e))?;
-        self.offset += as_u64(got);
+        let got = self.read_into_buf(rest)?;
         if got < rest {
             return Err(CapError::Truncated {
                 what: "a pcapng block",

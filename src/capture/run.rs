@@ -26,7 +26,7 @@ use super::window::{Window, WindowSource, resolve_window, rfc3339_local};
 use super::writer::{EarlierParts, Limits, Writer, earlier_parts};
 use super::{CaptureError, CaptureOptions, CaptureOutcome, MIB, StopFlag, io_err, validate_filter};
 use crate::config::{Config, Zone};
-use crate::fsutil::move_aside;
+use crate::fsutil::set_aside_warn;
 use crate::layout::{self, NightDir};
 use crate::lock::FileLock;
 
@@ -230,17 +230,11 @@ impl NightFiles {
         if let Ok(bytes) = fs::read(&json_path) {
             match serde_json::from_slice::<CaptureReport>(&bytes) {
                 Ok(prev) => base = carry_over(prev, zone, started),
-                Err(e) => match move_aside(&json_path) {
-                    Ok(aside) => tracing::warn!(
-                        "{}: unreadable ({e}); moved aside to {}, its counters are not carried over",
-                        json_path.display(),
-                        aside.display()
-                    ),
-                    Err(m) => tracing::warn!(
-                        "{}: unreadable ({e}), and not moved aside ({m}); its counters are not carried over",
-                        json_path.display()
-                    ),
-                },
+                Err(e) => set_aside_warn(
+                    &json_path,
+                    &format!("unreadable ({e})"),
+                    "its counters are not carried over",
+                ),
             }
         }
         let earlier = earlier_parts(&capture_dir, &mut base.files);

@@ -46,6 +46,16 @@ impl Serialize for Secret {
     }
 }
 
+/// Visitor methods that keep a value that is not text (a TOML number or boolean given as
+/// the password) as its text.
+macro_rules! visit_as_text {
+    ($($visit:ident: $t:ty),* $(,)?) => {
+        $(fn $visit<E: de::Error>(self, v: $t) -> Result<Secret, E> {
+            Ok(Secret(v.to_string()))
+        })*
+    };
+}
+
 struct SecretVisitor;
 
 impl Visitor<'_> for SecretVisitor {
@@ -59,27 +69,15 @@ impl Visitor<'_> for SecretVisitor {
     fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
         Ok(Secret(v))
     }
-    fn visit_char<E: de::Error>(self, v: char) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Secret, E> {
-        Ok(Secret(v.to_string()))
-    }
+    visit_as_text!(
+        visit_char: char,
+        visit_bool: bool,
+        visit_i64: i64,
+        visit_u64: u64,
+        visit_i128: i128,
+        visit_u128: u128,
+        visit_f64: f64,
+    );
 }
 
 impl<'de> Deserialize<'de> for Secret {

@@ -49,8 +49,8 @@ impl<W: Write> Gen<W> {
             Target::Internet => {
                 let router_mac = self.devs[ROUTER].mac;
                 let (ip, key, ttl) = match s.ip {
-                    Ip::V4(_) => (Ip::V4(PING4_TARGET), self.k_ping4, 118),
-                    Ip::V6(_) => (Ip::V6(v6(PING6_TARGET)), self.k_ping6, 58),
+                    Ip::V4(_) => (Ip::V4(PING4_TARGET), self.fixed.ping4, 118),
+                    Ip::V6(_) => (Ip::V6(v6(PING6_TARGET)), self.fixed.ping6, 58),
                 };
                 (
                     Ep {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pcapfmt::PcapWriter;
 
-use crate::cast::{Cast, Dev, Ep, Fam, Ip, PI, ROUTER, Server};
+use crate::cast::{Cast, Dev, Ep, Fam, FixedKeys, Ip, PI, ROUTER, Server};
 use crate::clock::{INV_STEPS, MAX_BURST, inverse_cdf};
 use crate::frames::Stage;
 use crate::named::{Event, NameKey, schedule};
@@ -36,10 +36,7 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) labels: Vec<String>,
     pub(crate) counts: Vec<u64>,
     pub(crate) dev_seen: Vec<bool>,
-    pub(crate) k_unspec4: u16,
-    pub(crate) k_unspec6: u16,
-    pub(crate) k_ping4: u16,
-    pub(crate) k_ping6: u16,
+    pub(crate) fixed: FixedKeys,
     pub(crate) joined: Vec<bool>,
     // time
     pub(crate) start_ns: i64,
@@ -126,10 +123,7 @@ impl<W: Write> Gen<W> {
             labels: cast.labels,
             counts: vec![0; nlabels],
             dev_seen: vec![false; ndevs],
-            k_unspec4: cast.k_unspec4,
-            k_unspec6: cast.k_unspec6,
-            k_ping4: cast.k_ping4,
-            k_ping6: cast.k_ping6,
+            fixed: cast.fixed,
             joined: vec![false; ndevs],
             start_ns: spec.start_ts_ns,
             dur_us,
@@ -436,8 +430,8 @@ impl<W: Write> Gen<W> {
     /// with the given TTL / hop limit.
     pub(crate) fn unspec_ep(&self, d: usize, fam: Fam, ttl: u8) -> Ep {
         let (ip, key) = match fam {
-            Fam::V4 => (Ip::V4([0; 4]), self.k_unspec4),
-            Fam::Ula | Fam::Ll => (Ip::V6([0; 16]), self.k_unspec6),
+            Fam::V4 => (Ip::V4([0; 4]), self.fixed.unspec4),
+            Fam::Ula | Fam::Ll => (Ip::V6([0; 16]), self.fixed.unspec6),
         };
         Ep {
             mac: self.devs[d].mac,

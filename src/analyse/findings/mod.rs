@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Summary;
 use crate::config::{FindingsConfig, Zone};
+use crate::human::bytes;
 use labels::Labels;
 
 /// The rank of findings an ordinary night may have (unanswered pings).
@@ -197,8 +198,7 @@ fn tonight_alone(
     inputs: &FindingInputs<'_>,
     cfg: &FindingsConfig,
 ) -> (Vec<Finding>, Labels, Option<DataFrame>) {
-    let t0 = std::time::Instant::now();
-    let lap = |what: &str| tracing::debug!(ms = t0.elapsed().as_millis(), "findings: {what}");
+    let lap = crate::logging::laps("findings");
     let names = crate::namestore::read(inputs.names).unwrap_or_else(|e| {
         tracing::warn!(path = %inputs.names.display(), "findings: names not read: {e}");
         DataFrame::empty()
@@ -316,22 +316,6 @@ impl Ctx<'_> {
     }
 }
 
-/// "1.2 kB"-style bytes (decimal units, as the report).
-fn bytes(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n.max(0.0);
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// "5 min", "45 s", "1.5 h".
 fn duration(s: f64) -> String {
     if s < 90.0 {
@@ -405,8 +389,6 @@ mod tests {
 
     #[test]
     fn numbers_read_plainly() {
-        assert_eq!(bytes(180.0), "180 B");
-        assert_eq!(bytes(40_000_000.0), "40.0 MB");
         assert_eq!(duration(300.4), "5 min");
         assert_eq!(duration(30.0), "30 s");
         assert_eq!(duration(5400.0), "1.5 h");

@@ -23,8 +23,7 @@ impl RemoteNames {
             .otherwise(col("client"))
             .alias("device")])
         .collect()?;
-        let t = std::time::Instant::now();
-        let lap = |what: &str| tracing::debug!(ms = t.elapsed().as_millis(), "talked to: {what}");
+        let lap = crate::logging::laps("talked to");
         lap("traffic");
         let all_devices = traffic
             .clone()
