@@ -293,17 +293,12 @@ pub(crate) struct Cast {
     pub(crate) devs: Vec<Dev>,
     pub(crate) servers: Vec<Server>,
     pub(crate) labels: Vec<String>,
-    pub(crate) fixed: FixedKeys,
-}
-
-/// The source-label keys of the addresses that belong to no device or server: the
-/// unspecified addresses (DHCP, DAD) and the ping targets.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FixedKeys {
-    pub(crate) unspec4: u16,
-    pub(crate) unspec6: u16,
-    pub(crate) ping4: u16,
-    pub(crate) ping6: u16,
+    /// The keys of the addresses that belong to no device or server: the unspecified
+    /// addresses (DHCP, DAD) and the ping targets.
+    pub(crate) k_unspec4: u16,
+    pub(crate) k_unspec6: u16,
+    pub(crate) k_ping4: u16,
+    pub(crate) k_ping6: u16,
 }
 
 impl Cast {
@@ -372,17 +367,14 @@ impl Cast {
                 k_v6,
             });
         }
-        let fixed = FixedKeys {
-            unspec4: label(Ipv4Addr::UNSPECIFIED.to_string()),
-            unspec6: label(Ipv6Addr::UNSPECIFIED.to_string()),
-            ping4: label(Ipv4Addr::from(PING4_TARGET).to_string()),
-            ping6: label(Ipv6Addr::from(PING6_TARGET).to_string()),
-        };
         Cast {
+            k_unspec4: label(Ipv4Addr::UNSPECIFIED.to_string()),
+            k_unspec6: label(Ipv6Addr::UNSPECIFIED.to_string()),
+            k_ping4: label(Ipv4Addr::from(PING4_TARGET).to_string()),
+            k_ping6: label(Ipv6Addr::from(PING6_TARGET).to_string()),
             devs,
             servers,
             labels,
-            fixed,
         }
     }
 }

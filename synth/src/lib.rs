@@ -369,7 +369,7 @@ fn device_bytes(spec: &NightSpec) -> io::Result<Vec<u64>> {
     };
     let out = PcapWriter::new(io::sink(), LinkType::ETHERNET, 262_144, spec.nanos)?;
     let mut g = Gen::new(out, &plain, None)?;
-    g.measure = Some(vec![0; g.devs.len()]);
+    g.measure = Some(vec![0; g.cast.devs.len()]);
     g.run()?;
     Ok(g.measure.take().unwrap_or_default())
 }

@@ -47,10 +47,10 @@ impl<W: Write> Gen<W> {
         let (d, answers) = match to {
             Target::Dev(d) => (self.ep(d, fam), awake(d, x)),
             Target::Internet => {
-                let router_mac = self.devs[ROUTER].mac;
+                let router_mac = self.cast.devs[ROUTER].mac;
                 let (ip, key, ttl) = match s.ip {
-                    Ip::V4(_) => (Ip::V4(PING4_TARGET), self.fixed.ping4, 118),
-                    Ip::V6(_) => (Ip::V6(v6(PING6_TARGET)), self.fixed.ping6, 58),
+                    Ip::V4(_) => (Ip::V4(PING4_TARGET), self.cast.k_ping4, 118),
+                    Ip::V6(_) => (Ip::V6(v6(PING6_TARGET)), self.cast.k_ping6, 58),
                 };
                 (
                     Ep {
@@ -66,8 +66,8 @@ impl<W: Write> Gen<W> {
             }
         };
         let silenced = matches!(to, Target::Dev(t) if self.quiet.get(t).copied().unwrap_or(false));
-        let id = self.devs[src].ping_id;
-        self.devs[src].ping_id = id.wrapping_add(1);
+        let id = self.cast.devs[src].ping_id;
+        self.cast.devs[src].ping_id = id.wrapping_add(1);
         let rtt = match to {
             Target::Internet => self.rng.range(9_000, 30_000),
             Target::Dev(_) => self.rng.range(300, 4_000),
@@ -133,7 +133,7 @@ impl<W: Write> Gen<W> {
         let Ip::V4(target_ip) = t.ip else {
             return Ok(());
         };
-        let ka = self.devs[asker.dev].k_mac;
+        let ka = self.cast.devs[asker.dev].k_mac;
         let who_has = |stage: &mut Stage, delay| {
             stage.arp(
                 &asker,
@@ -148,7 +148,7 @@ impl<W: Write> Gen<W> {
         };
         who_has(&mut self.stage, 0)?;
         if awake(target, x) {
-            let kt = self.devs[target].k_mac;
+            let kt = self.cast.devs[target].k_mac;
             let delay = self.delay(200, 3_000);
             self.stage.arp(
                 &t,
@@ -236,7 +236,7 @@ impl<W: Write> Gen<W> {
     /// and an announcement, then for an IPv6 device duplicate address detection, a
     /// router solicitation and the router's advertisement.
     pub(crate) fn join(&mut self, d: usize) -> io::Result<()> {
-        let dev = self.devs[d].clone();
+        let dev = self.cast.devs[d].clone();
         self.dhcp_exchange(d, &dev)?;
         self.arp_probes(d, &dev)?;
         if let Some(ll) = dev.ll {
@@ -265,7 +265,7 @@ impl<W: Write> Gen<W> {
         let router = self.ep(ROUTER, Fam::V4);
         for (i, msg) in [1u8, 2, 3, 5].into_iter().enumerate() {
             self.scratch.clear();
-            dhcp(&mut self.scratch, msg, xid, &id, self.devs[ROUTER].v4);
+            dhcp(&mut self.scratch, msg, xid, &id, self.cast.devs[ROUTER].v4);
             let delay = if i == 0 { 0 } else { self.delay(1_500, 6_000) };
             if msg == 1 || msg == 3 {
                 self.stage

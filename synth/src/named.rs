@@ -341,7 +341,7 @@ impl<W: Write> Gen<W> {
     pub(crate) fn named_event(&mut self, e: Event) -> io::Result<()> {
         match e {
             Event::Dhcp(d) => {
-                let dev = self.devs[d].clone();
+                let dev = self.cast.devs[d].clone();
                 self.dhcp_exchange(d, &dev)
             }
             Event::NewMac(d) => self.new_mac(d),
@@ -356,21 +356,21 @@ impl<W: Write> Gen<W> {
 
     /// A new source label (tshark Source column text) for frames counted under it.
     pub(crate) fn new_label(&mut self, text: String) -> u16 {
-        self.labels.push(text);
+        self.cast.labels.push(text);
         self.counts.push(0);
-        (self.labels.len() - 1) as u16
+        (self.cast.labels.len() - 1) as u16
     }
 
     /// Device `d` drops off and rejoins with a new locally administered MAC (and the
     /// link-local address that follows from it), keeping its IPv4 address, host name and
     /// client id; its earlier (address, MAC) pairs stay in `hosts`.
     fn new_mac(&mut self, d: usize) -> io::Result<()> {
-        let old = self.devs[d].mac;
+        let old = self.cast.devs[d].mac;
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&self.rng.next().to_le_bytes()[..6]);
         mac[0] = (mac[0] & 0xfc) | 0x02;
         if self.dev_seen.get(d).copied().unwrap_or(false) {
-            let dev = &self.devs[d];
+            let dev = &self.cast.devs[d];
             self.retired_hosts
                 .push((IpAddr::V4(Ipv4Addr::from(dev.v4)), old));
             for a in dev.ula.iter().chain(dev.ll.iter()) {
@@ -382,16 +382,16 @@ impl<W: Write> Gen<W> {
             *s = false;
         }
         let k_mac = self.new_label(mac_text(&mac));
-        let dev = &mut self.devs[d];
+        let dev = &mut self.cast.devs[d];
         dev.mac = mac;
         dev.macs.push(mac);
         dev.k_mac = k_mac;
         if dev.ll.is_some() {
             let ll = link_local(mac);
-            self.devs[d].ll = Some(ll);
-            self.devs[d].k_ll = self.new_label(Ipv6Addr::from(ll).to_string());
+            self.cast.devs[d].ll = Some(ll);
+            self.cast.devs[d].k_ll = self.new_label(Ipv6Addr::from(ll).to_string());
         }
-        let dev = &self.devs[d];
+        let dev = &self.cast.devs[d];
         self.truth.mac_changes.push(MacChange {
             old_mac: old,
             new_mac: mac,
@@ -419,7 +419,7 @@ impl<W: Write> Gen<W> {
         if v6 && matches!(me.ip, Ip::V4(_)) {
             return Ok(());
         }
-        let dev = self.devs[d].clone();
+        let dev = self.cast.devs[d].clone();
         let mut host = dev.host.clone();
         host.extend_from_slice(b".local");
         let mut addrs = vec![Ip::V4(dev.v4)];
@@ -503,7 +503,7 @@ impl<W: Write> Gen<W> {
             ip: Ip::V4([v4[0], v4[1], v4[2], 255]),
             ..me
         };
-        let host = String::from_utf8_lossy(&self.devs[d].host).into_owned();
+        let host = String::from_utf8_lossy(&self.cast.devs[d].host).into_owned();
         for (i, (name, suffix, group)) in [
             (host.as_str(), 0x00u8, false),
             ("WORKGROUP", 0x00, true),
@@ -555,7 +555,7 @@ impl<W: Write> Gen<W> {
         };
         let group = to_ipv4_group(a, [224, 0, 0, 252]);
         let r = self.ep(answerer, Fam::V4);
-        let name = self.devs[answerer].host.clone();
+        let name = self.cast.devs[answerer].host.clone();
         let id = self.rng.u16();
         let port = self.port(asker);
         self.scratch.clear();
@@ -589,7 +589,7 @@ impl<W: Write> Gen<W> {
             ..self.ep(d, Fam::V4)
         };
         let group = to_ipv4_group(me, [239, 255, 255, 250]);
-        let ip = Ipv4Addr::from(self.devs[d].v4);
+        let ip = Ipv4Addr::from(self.cast.devs[d].v4);
         let server = "Linux/5.4 UPnP/1.0 tvvendor-example-TV/2.1";
         let uuid = "uuid:4d696e69-444c-164e-9d41-388c501e4040";
         for (i, nt) in [

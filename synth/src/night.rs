@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pcapfmt::PcapWriter;
 
-use crate::cast::{Cast, Dev, Ep, Fam, FixedKeys, Ip, PI, ROUTER, Server};
+use crate::cast::{Cast, Dev, Ep, Fam, Ip, PI, ROUTER};
 use crate::clock::{INV_STEPS, MAX_BURST, inverse_cdf};
 use crate::frames::Stage;
 use crate::named::{Event, NameKey, schedule};
@@ -31,12 +31,10 @@ pub(crate) struct Gen<W: Write> {
     pub(crate) pay_c: Vec<u8>,
     pub(crate) pay_s: Vec<u8>,
     pub(crate) scratch: Vec<u8>,
-    pub(crate) devs: Vec<Dev>,
-    pub(crate) servers: Vec<Server>,
-    pub(crate) labels: Vec<String>,
+    /// The devices, servers and source labels.
+    pub(crate) cast: Cast,
     pub(crate) counts: Vec<u64>,
     pub(crate) dev_seen: Vec<bool>,
-    pub(crate) fixed: FixedKeys,
     pub(crate) joined: Vec<bool>,
     // time
     pub(crate) start_ns: i64,
@@ -118,12 +116,9 @@ impl<W: Write> Gen<W> {
             pay_c: Vec::with_capacity(1 << 16),
             pay_s: Vec::with_capacity(1 << 18),
             scratch: Vec::with_capacity(4096),
-            devs: cast.devs,
-            servers: cast.servers,
-            labels: cast.labels,
+            cast,
             counts: vec![0; nlabels],
             dev_seen: vec![false; ndevs],
-            fixed: cast.fixed,
             joined: vec![false; ndevs],
             start_ns: spec.start_ts_ns,
             dur_us,
@@ -164,15 +159,15 @@ impl<W: Write> Gen<W> {
     pub(crate) fn finish(self) -> (GroundTruth, PcapWriter<W>) {
         let mut t = self.truth;
         if let Some(p) = self.planter {
-            t.planted = p.finish(&self.devs, &self.quiet_misses);
+            t.planted = p.finish(&self.cast.devs, &self.quiet_misses);
         }
-        for (label, &n) in self.labels.iter().zip(&self.counts) {
+        for (label, &n) in self.cast.labels.iter().zip(&self.counts) {
             if n > 0 {
                 *t.packets_by_src.entry(label.clone()).or_default() += n;
             }
         }
         t.hosts.extend_from_slice(&self.retired_hosts);
-        for (d, seen) in self.devs.iter().zip(&self.dev_seen) {
+        for (d, seen) in self.cast.devs.iter().zip(&self.dev_seen) {
             if *seen {
                 t.hosts.push((IpAddr::V4(Ipv4Addr::from(d.v4)), d.mac));
                 for a in d.ula.iter().chain(d.ll.iter()) {
@@ -180,7 +175,7 @@ impl<W: Write> Gen<W> {
                 }
             }
         }
-        t.devices = crate::named::planted_devices(&self.devs, &t.hosts);
+        t.devices = crate::named::planted_devices(&self.cast.devs, &t.hosts);
         t.vlan_frames = self.stage.vlan_frames;
         t.ipv4_fragments = self.stage.fragments;
         (t, self.out)
@@ -255,7 +250,7 @@ impl<W: Write> Gen<W> {
             *s = true;
         }
         if let Some(m) = &mut self.measure {
-            measure_frame(m, &self.devs, data);
+            measure_frame(m, &self.cast.devs, data);
         }
         Ok((ns, self.truth.frames))
     }
@@ -355,7 +350,7 @@ impl<W: Write> Gen<W> {
                 *s = true;
             }
             if let Some(m) = &mut self.measure {
-                measure_frame(m, &self.devs, data);
+                measure_frame(m, &self.cast.devs, data);
             }
             start = f.end;
         }
@@ -400,7 +395,7 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn ep(&self, d: usize, fam: Fam) -> Ep {
-        let dv = &self.devs[d];
+        let dv = &self.cast.devs[d];
         let (ip, key) = match fam {
             Fam::V4 => (Ip::V4(dv.v4), dv.k_v4),
             Fam::Ula => match dv.ula {
@@ -430,11 +425,11 @@ impl<W: Write> Gen<W> {
     /// with the given TTL / hop limit.
     pub(crate) fn unspec_ep(&self, d: usize, fam: Fam, ttl: u8) -> Ep {
         let (ip, key) = match fam {
-            Fam::V4 => (Ip::V4([0; 4]), self.fixed.unspec4),
-            Fam::Ula | Fam::Ll => (Ip::V6([0; 16]), self.fixed.unspec6),
+            Fam::V4 => (Ip::V4([0; 4]), self.cast.k_unspec4),
+            Fam::Ula | Fam::Ll => (Ip::V6([0; 16]), self.cast.k_unspec6),
         };
         Ep {
-            mac: self.devs[d].mac,
+            mac: self.cast.devs[d].mac,
             ip,
             ttl,
             key,
@@ -444,13 +439,13 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn server_ep(&self, s: usize, want_v6: bool) -> Ep {
-        let sv = &self.servers[s];
+        let sv = &self.cast.servers[s];
         let (ip, key) = match (want_v6, sv.v6) {
             (true, Some(a)) => (Ip::V6(a), sv.k_v6),
             _ => (Ip::V4(sv.v4), sv.k_v4),
         };
         Ep {
-            mac: self.devs[ROUTER].mac,
+            mac: self.cast.devs[ROUTER].mac,
             ip,
             ttl: sv.ttl,
             key,
@@ -460,12 +455,12 @@ impl<W: Write> Gen<W> {
     }
 
     pub(crate) fn has_v6(&self, d: usize) -> bool {
-        self.devs[d].ula.is_some()
+        self.cast.devs[d].ula.is_some()
     }
 
     pub(crate) fn port(&mut self, d: usize) -> u16 {
-        let p = self.devs[d].next_port;
-        self.devs[d].next_port = if p >= 65000 {
+        let p = self.cast.devs[d].next_port;
+        self.cast.devs[d].next_port = if p >= 65000 {
             49152 + (p % 97)
         } else {
             p + 1 + self.rng.below(3) as u16

@@ -259,7 +259,7 @@ impl Planter {
             let (name, remote) = remote_of(g, a);
             let port = 32_768 + rng.below(12_000) as u16;
             let rtt = rng.range(12, 60) * MS;
-            let d = &g.devs[dev];
+            let d = &g.cast.devs[dev];
             let truth = PlantedActivity {
                 activity: a.clone(),
                 host_name: String::from_utf8_lossy(&d.host).into_owned(),
@@ -392,7 +392,7 @@ fn remote_of<W: Write>(g: &mut Gen<W>, a: &Activity) -> (Vec<u8>, Option<Ep>) {
     let named = |g: &mut Gen<W>, name: &str, addr: Ipv4Addr| {
         let key = g.new_label(addr.to_string());
         let ep = Ep {
-            mac: g.devs[ROUTER].mac,
+            mac: g.cast.devs[ROUTER].mac,
             ip: Ip::V4(addr.octets()),
             ttl: 52,
             key,
@@ -409,7 +409,7 @@ fn remote_of<W: Write>(g: &mut Gen<W>, a: &Activity) -> (Vec<u8>, Option<Ep>) {
         Activity::VolumeSpike(v) => {
             let s = usual_server(v.device.index());
             let ep = g.server_ep(s, false);
-            (g.servers[s].name.as_bytes().to_vec(), Some(ep))
+            (g.cast.servers[s].name.as_bytes().to_vec(), Some(ep))
         }
         Activity::DnsTunnel(t) => (t.domain.as_bytes().to_vec(), None),
         Activity::NoPingReplies(_) => (Vec::new(), None),
@@ -572,7 +572,7 @@ impl St {
         self.out.reset(t0);
         if self.truth.frames == 0 {
             // The device's MAC as it is when its first planted frame is staged.
-            self.truth.mac = g.devs[self.dev].mac;
+            self.truth.mac = g.cast.devs[self.dev].mac;
         }
         self.next_ns = u64::MAX;
         match a {

@@ -59,7 +59,7 @@ impl<W: Write> Gen<W> {
         let c = self.ep(d, if use6 { Fam::Ula } else { Fam::V4 });
         let srv = if self.rng.chance(700) { S_API } else { S_CDN };
         let s = self.server_ep(srv, use6);
-        let name = self.servers[srv].name;
+        let name = self.cast.servers[srv].name;
         let (qtype, ans) = if use6 { (28, s.ip) } else { (1, s.ip) };
         self.dns(&c, name, qtype, Some(ans))?;
         if self.rng.chance(150) {
@@ -94,7 +94,7 @@ impl<W: Write> Gen<W> {
             S_UPDATES
         };
         let s = self.server_ep(srv, false);
-        let name = self.servers[srv].name;
+        let name = self.cast.servers[srv].name;
         self.http_host.clear();
         self.http_host.extend_from_slice(name.as_bytes());
         self.dns(&c, name, 1, Some(s.ip))?;

@@ -6,7 +6,7 @@ use super::*;
 impl<W: Write> Gen<W> {
     /// One step of the hostile device with hostile name `i`.
     pub(super) fn hostile(&mut self, i: usize, step: HostileStep) -> io::Result<()> {
-        if HOSTILE >= self.devs.len() {
+        if HOSTILE >= self.cast.devs.len() {
             return Ok(());
         }
         let names = hostile_names();
@@ -16,9 +16,9 @@ impl<W: Write> Gen<W> {
         let d = HOSTILE;
         match step {
             HostileStep::Dhcp => {
-                self.devs[d].host.clone_from(name);
-                self.devs[d].vendor.clone_from(name);
-                let dev = self.devs[d].clone();
+                self.cast.devs[d].host.clone_from(name);
+                self.cast.devs[d].vendor.clone_from(name);
+                let dev = self.cast.devs[d].clone();
                 self.dhcp_exchange(d, &dev)
             }
             HostileStep::Mdns => self.hostile_mdns(name),

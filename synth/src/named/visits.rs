@@ -52,7 +52,7 @@ impl<W: Write> Gen<W> {
 
     /// Device `d` looks a name up (A, and AAAA when it has IPv6) and connects to the answer.
     pub(super) fn visit(&mut self, d: usize, v: Visit) -> io::Result<()> {
-        let srv_v6 = self.servers[v.server].v6.is_some();
+        let srv_v6 = self.cast.servers[v.server].v6.is_some();
         let use6 = v.v6 && self.has_v6(d) && srv_v6;
         let c = self.ep(d, if use6 { Fam::Ula } else { Fam::V4 });
         let s4 = self.server_ep(v.server, false);
