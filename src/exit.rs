@@ -69,7 +69,7 @@ pub fn of_error(e: &anyhow::Error) -> Exit {
                 .is_some_and(is_mail_usage)
             || cause
                 .downcast_ref::<crate::units::UnitsError>()
-                .is_some_and(|u| matches!(u, crate::units::UnitsError::Config { .. }))
+                .is_some_and(|u| matches!(u, crate::units::UnitsError::Config(_)))
     });
     if usage { Exit::Usage } else { Exit::Failed }
 }
@@ -82,7 +82,7 @@ fn is_capture_usage(e: &crate::capture::CaptureError) -> bool {
 
 /// Mail settings that are wrong (no server, a bad address, ...).
 fn is_mail_usage(e: &crate::mail::MailError) -> bool {
-    matches!(e, crate::mail::MailError::Config { .. })
+    matches!(e, crate::mail::MailError::Config(_))
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::fsutil::write_atomic;
 
 /// The user and group of the nightly service (made by `scripts/install`).
@@ -60,8 +60,8 @@ pub const RUNTIME_MARGIN_MIN: u32 = 15;
 /// Errors of `netdigest units`.
 #[derive(Debug, thiserror::Error)]
 pub enum UnitsError {
-    #[error("invalid config: {key}: {reason}")]
-    Config { key: &'static str, reason: String },
+    #[error(transparent)]
+    Config(ConfigError),
     #[error("{}: {reason}", path.display())]
     Path { path: PathBuf, reason: String },
 }
@@ -179,9 +179,11 @@ fn unit_word(s: &str) -> String {
 /// A path that is not absolute or not UTF-8, or holds a control character: each named
 /// as the config key `state.dir`.
 fn state_dir_word(dir: &Path) -> Result<String> {
-    let bad = |reason: String| UnitsError::Config {
-        key: "state.dir",
-        reason,
+    let bad = |reason: String| {
+        UnitsError::Config(ConfigError::Invalid {
+            key: "state.dir",
+            reason,
+        })
     };
     if !dir.is_absolute() {
         return Err(bad(format!(

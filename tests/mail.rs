@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netdigest::config::MailConfig;
+use netdigest::config::{ConfigError, MailConfig};
 use netdigest::exit::{self, Exit};
 use netdigest::layout::{self, NightDir, ReportDir};
 use netdigest::mail::{
@@ -339,8 +339,8 @@ fn deliver_report(name: &str, tls: &str, mechanisms: &str) {
     let night = today();
     let night_dir = spool(&state, &night);
     let mut s = settings(&dir, &srv, tls);
-    s.cc = vec!["cc@example.org".parse().unwrap()];
-    s.reply_to = Some("replies@example.org".parse().unwrap());
+    s.addresses.cc = vec!["cc@example.org".parse().unwrap()];
+    s.addresses.reply_to = Some("replies@example.org".parse().unwrap());
     let (outcomes, logs) =
         with_logs(|| mail::send_pending(&state, &s, chrono::Utc::now()).unwrap());
     assert_eq!(
@@ -995,10 +995,10 @@ fn config_errors_name_the_key() {
     assert!(
         matches!(
             e,
-            MailError::Config {
+            MailError::Config(ConfigError::Invalid {
                 key: "mail.tls",
                 ..
-            }
+            })
         ),
         "{e}"
     );

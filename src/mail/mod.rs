@@ -55,6 +55,7 @@ pub use settings::{RetryPolicy, Security, Settings};
 pub use smtp::{Delivery, FailureKind, LoginCheck, Phase, SmtpFailure, check_login, send_test};
 pub use spool::{Outcome, Prepared, first_failure, prepare, send_night, send_pending};
 
+use crate::config::ConfigError;
 use crate::message::MessageError;
 
 /// Name of the systemd credential holding the password (`LoadCredential=smtp-password:...`).
@@ -69,8 +70,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// A missing or invalid mail setting (exit code 2).
-    #[error("invalid config: {key}: {reason}")]
-    Config { key: &'static str, reason: String },
+    #[error(transparent)]
+    Config(ConfigError),
     /// A file that could not be read or written.
     #[error("{}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
@@ -119,7 +120,7 @@ impl MailError {
                     || matches!(f.kind, FailureKind::Tls | FailureKind::Client)
                     || matches!(f.phase, Phase::Connect | Phase::Starttls | Phase::Login)
             }
-            MailError::Config { .. } => true,
+            MailError::Config(_) => true,
             MailError::File { .. } | MailError::Spool { .. } | MailError::Locked { .. } => false,
         }
     }

@@ -16,7 +16,7 @@ use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::Certificate;
 
 use super::{CREDENTIAL_NAME, DEFAULT_MAX_SIZE_MB, DEFAULT_TIMEOUT, MailError, Result};
-use crate::config::{MailConfig, Secret, SmtpPreset, TlsMode};
+use crate::config::{ConfigError, MailConfig, Secret, SmtpPreset, TlsMode};
 use crate::message::Addresses;
 
 /// How the connection is secured.
@@ -93,10 +93,9 @@ pub struct Settings {
     pub password: Option<Secret>,
     /// AUTH mechanisms in order of preference.
     pub mechanisms: Vec<Mechanism>,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
-    pub cc: Vec<Mailbox>,
-    pub reply_to: Option<Mailbox>,
+    /// The address headers of the delivered message: the config at send time wins, so
+    /// a fixed `mail.to` applies to a night not sent yet.
+    pub addresses: Addresses,
     /// Extra root certificate (PEM) trusted besides the built-in Mozilla roots.
     pub ca_file: Option<PathBuf>,
     /// Connect timeout and per-command timeout.
@@ -130,20 +129,20 @@ impl Settings {
     pub fn from_config_with(cfg: &MailConfig, credentials_dir: Option<&Path>) -> Result<Settings> {
         let (host, port, security) = server_of(cfg)?;
         if security == Security::None && !is_loopback(&host) {
-            return Err(MailError::Config {
+            return Err(MailError::Config(ConfigError::Invalid {
                 key: "mail.tls",
                 reason: format!(
                     "\"none\" would send the password and the report in clear text to {host}: \
                      it is allowed only to a loopback address (127.0.0.1, ::1, localhost); \
                      use \"starttls\" or \"tls\""
                 ),
-            });
+            }));
         }
         if cfg.to.is_empty() {
-            return Err(MailError::Config {
+            return Err(MailError::Config(ConfigError::Invalid {
                 key: "mail.to",
                 reason: "no recipient: set mail.to (one address or a list)".into(),
-            });
+            }));
         }
         let to = cfg
             .to
@@ -166,10 +165,10 @@ impl Settings {
             (Some(f), _) => parse_mailbox("mail.from", f)?,
             (None, Some(u)) => parse_mailbox("mail.username", u)?,
             (None, None) => {
-                return Err(MailError::Config {
+                return Err(MailError::Config(ConfigError::Invalid {
                     key: "mail.from",
                     reason: "no sender: set mail.username (your Gmail address) or mail.from".into(),
-                });
+                }));
             }
         };
         let gmail = host.eq_ignore_ascii_case("smtp.gmail.com");
@@ -187,10 +186,12 @@ impl Settings {
             username,
             password,
             mechanisms: vec![Mechanism::Plain, Mechanism::Login],
-            from,
-            to,
-            cc,
-            reply_to,
+            addresses: Addresses {
+                from,
+                to,
+                cc,
+                reply_to,
+            },
             ca_file: cfg.ca_file.clone(),
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy {
@@ -206,18 +207,6 @@ impl Settings {
             .saturating_mul(1_000_000),
             max_age_days: cfg.max_age_days,
         })
-    }
-
-    /// The address headers of the delivered message: the config at send time wins, so
-    /// a fixed `mail.to` applies to a night not sent yet.
-    #[must_use]
-    pub fn addresses(&self) -> Addresses {
-        Addresses {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            cc: self.cc.clone(),
-            reply_to: self.reply_to.clone(),
-        }
     }
 
     /// `host:port`, as shown in messages and `mail.json`.
@@ -241,24 +230,28 @@ impl Settings {
             .username
             .as_deref()
             .and_then(|u| u.parse::<Address>().ok())
-            .unwrap_or_else(|| self.from.email.clone());
+            .unwrap_or_else(|| self.addresses.from.email.clone());
         let mut rcpt: Vec<Address> = Vec::new();
-        for m in self.to.iter().chain(&self.cc) {
+        for m in self.addresses.to.iter().chain(&self.addresses.cc) {
             if !rcpt.contains(&m.email) {
                 rcpt.push(m.email.clone());
             }
         }
-        Envelope::new(Some(sender), rcpt).map_err(|e| MailError::Config {
-            key: "mail.to",
-            reason: e.to_string(),
+        Envelope::new(Some(sender), rcpt).map_err(|e| {
+            MailError::Config(ConfigError::Invalid {
+                key: "mail.to",
+                reason: e.to_string(),
+            })
         })
     }
 }
 
 fn parse_mailbox(key: &'static str, s: &str) -> Result<Mailbox> {
-    s.trim().parse::<Mailbox>().map_err(|e| MailError::Config {
-        key,
-        reason: format!("{s:?} is not a mail address: {e}"),
+    s.trim().parse::<Mailbox>().map_err(|e| {
+        MailError::Config(ConfigError::Invalid {
+            key,
+            reason: format!("{s:?} is not a mail address: {e}"),
+        })
     })
 }
 
@@ -271,20 +264,20 @@ fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
         };
         let preset = preset.word();
         if let Some(h) = cfg.host.as_deref().filter(|h| *h != "smtp.gmail.com") {
-            return Err(MailError::Config {
+            return Err(MailError::Config(ConfigError::Invalid {
                 key: "mail.host",
                 reason: format!(
                     "mail.smtp = {preset:?} already names smtp.gmail.com; remove mail.host ({h:?}) or mail.smtp"
                 ),
-            });
+            }));
         }
         if let Some(p) = cfg.port.filter(|&p| p != port) {
-            return Err(MailError::Config {
+            return Err(MailError::Config(ConfigError::Invalid {
                 key: "mail.port",
                 reason: format!(
                     "mail.smtp = {preset:?} uses port {port}; remove mail.port ({p}) or mail.smtp"
                 ),
-            });
+            }));
         }
         return Ok(("smtp.gmail.com".into(), port, security));
     }
@@ -298,11 +291,13 @@ fn server_of(cfg: &MailConfig) -> Result<(String, u16, Security)> {
         .as_deref()
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| MailError::Config {
+        .ok_or_else(|| {
+            MailError::Config(ConfigError::Invalid {
             key: "mail.host",
             reason:
                 "no SMTP server: set mail.smtp = \"gmail\", or mail.host (and mail.port, mail.tls)"
                     .into(),
+        })
         })?;
     let host = host
         .strip_prefix('[')
@@ -349,20 +344,20 @@ fn resolve_password(
         });
         let pw = normalise_password(p.expose(), gmail);
         if pw.is_empty() {
-            return Err(MailError::Config {
+            return Err(MailError::Config(ConfigError::Invalid {
                 key: "mail.password",
                 reason: "is empty".into(),
-            });
+            }));
         }
         return Ok(Secret::new(pw));
     }
-    Err(MailError::Config {
+    Err(MailError::Config(ConfigError::Invalid {
         key: "mail.password_file",
         reason: format!(
             "no SMTP password for the login: set mail.password_file, or provide the systemd \
              credential {CREDENTIAL_NAME} (LoadCredential=), or NETDIGEST_MAIL__PASSWORD"
         ),
-    })
+    }))
 }
 
 fn read_password_file(path: &Path, gmail: bool) -> Result<Secret> {

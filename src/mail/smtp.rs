@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::load_certificate;
 use super::{MailError, Result, Security, Settings};
+use crate::config::ConfigError;
 use crate::message;
 
 /// What went wrong with an SMTP exchange.
@@ -254,9 +255,11 @@ fn tls_parameters(s: &Settings) -> Result<TlsParameters> {
     if let Some(ca) = &s.ca_file {
         b = b.add_root_certificate(load_certificate(ca)?);
     }
-    b.build().map_err(|e| MailError::Config {
-        key: "mail.ca_file",
-        reason: format!("setting up TLS: {e}"),
+    b.build().map_err(|e| {
+        MailError::Config(ConfigError::Invalid {
+            key: "mail.ca_file",
+            reason: format!("setting up TLS: {e}"),
+        })
     })
 }
 
@@ -422,14 +425,16 @@ pub fn send_test(s: &Settings) -> Result<Delivery> {
         std::process::id()
     );
     let b = message::headers(
-        &s.addresses(),
+        &s.addresses,
         &format!("netdigest test message from {host}"),
         &message_id,
         SystemTime::now(),
     );
-    let msg = b.body(text).map_err(|e| MailError::Config {
-        key: "mail.to",
-        reason: format!("building the test message: {e}"),
+    let msg = b.body(text).map_err(|e| {
+        MailError::Config(ConfigError::Invalid {
+            key: "mail.to",
+            reason: format!("building the test message: {e}"),
+        })
     })?;
     let d = deliver(s, &msg.formatted(), &message_id, |_| Ok(()), |_, _| Ok(()))?;
     tracing::info!(server = %d.server, message_id = %d.message_id, reply = %d.reply, "test message sent");

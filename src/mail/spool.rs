@@ -376,10 +376,10 @@ pub struct Prepared {
 /// # Errors
 /// A part of the spooled message that lettre refuses.
 pub fn prepare(spooled: &Spooled, s: &Settings, night: &str) -> Result<Prepared> {
-    let to = s.addresses();
+    let to = &s.addresses;
     let build = |trim: Trim| {
         spooled
-            .to_bytes(&to, trim)
+            .to_bytes(to, trim)
             .map_err(|e| MailError::spool(night, &e))
     };
     let message_id = spooled.heading.message_id.clone();

@@ -218,9 +218,9 @@ fn leaves(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn prepare_rewrites_addresses_and_keeps_message_id() {
     let mut s = settings();
-    s.cc = vec!["cc@example.org".parse().unwrap()];
-    s.reply_to = Some("reply@example.org".parse().unwrap());
-    s.to.push("two@example.org".parse().unwrap());
+    s.addresses.cc = vec!["cc@example.org".parse().unwrap()];
+    s.addresses.reply_to = Some("reply@example.org".parse().unwrap());
+    s.addresses.to.push("two@example.org".parse().unwrap());
     let sp = spooled("addresses", 100, 100);
     let p = prepare(&sp, &s, "2026-11-27").unwrap();
     assert_eq!(p.message_id, "<id-1@netdigest>");
