@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use charming::Chart;
 use image::{ImageEncoder, RgbaImage};
 use resvg::tiny_skia::{Color, Pixmap};
-use resvg::usvg::{self, fontdb};
+use resvg::usvg;
 use rquickjs::{CatchResultExt as _, CaughtError, Context, Runtime};
 
 use super::fonts::{Fonts, font_selector};
@@ -92,22 +92,19 @@ pub struct ChartRenderer {
     /// When the chart being rendered must be done (read by the interrupt handler).
     deadline: Arc<Mutex<Option<Instant>>>,
     timeout: Duration,
-    pub(super) fontdb: Arc<fontdb::Database>,
-    /// The family `sans-serif` resolves to.
-    sans_family: String,
+    pub(super) fonts: Fonts,
 }
 
 impl std::fmt::Debug for ChartRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChartRenderer")
-            .field("font_faces", &self.fontdb.len())
-            .field("sans_family", &self.sans_family)
+            .field("fonts", &self.fonts)
             .finish_non_exhaustive()
     }
 }
 
 impl ChartRenderer {
-    /// Loads the fonts and starts QuickJS with ECharts (~25 ms in release builds).
+    /// Loads the fonts and starts QuickJS with ECharts (10-16 ms in release builds).
     ///
     /// # Errors
     /// [`ChartError::NoFonts`] when no font is installed; the engine failing to start
@@ -159,21 +156,20 @@ impl ChartRenderer {
         })?;
         runtime.run_gc();
         tracing::debug!(ms = t.elapsed().as_millis(), "charts: ECharts loaded");
-        let Fonts { db, sans } = fonts()?;
+        let fonts = fonts()?;
         Ok(Self {
             context,
             runtime,
             deadline,
             timeout: RENDER_TIMEOUT,
-            fontdb: db,
-            sans_family: sans,
+            fonts,
         })
     }
 
     /// The font family ECharts' `sans-serif` text is drawn with (e.g. "DejaVu Sans").
     #[must_use]
     pub fn sans_family(&self) -> &str {
-        &self.sans_family
+        &self.fonts.sans
     }
 
     /// The chart as an SVG document of `width`x`height` CSS pixels, as ECharts draws
@@ -317,10 +313,10 @@ impl ChartRenderer {
         scale: u32,
     ) -> Result<RgbaImage, ChartError> {
         check_size(width, height, scale)?;
-        let sans = self.sans_family.clone();
+        let sans = self.fonts.sans.clone();
         let options = usvg::Options {
-            font_family: self.sans_family.clone(),
-            fontdb: Arc::clone(&self.fontdb),
+            font_family: self.fonts.sans.clone(),
+            fontdb: Arc::clone(&self.fonts.db),
             font_resolver: usvg::FontResolver {
                 select_font: font_selector(sans),
                 select_fallback: usvg::FontResolver::default_fallback_selector(),

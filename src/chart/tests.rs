@@ -389,7 +389,7 @@ fn fonts_map_sans_serif_to_an_installed_sans() {
     let r = renderer();
     // This host has fonts-dejavu-core (scripts/install-deps installs it).
     assert!(!r.sans_family().is_empty());
-    if has_family(&r.fontdb, "DejaVu Sans") {
+    if has_family(&r.fonts.db, "DejaVu Sans") {
         assert_eq!(r.sans_family(), "DejaVu Sans");
     }
 }

@@ -178,63 +178,45 @@ fn fits(spec: &NightSpec, what: &str, start_s: u64, len_s: u64) -> io::Result<()
     Ok(())
 }
 
-/// Checks an activity's parameters against the window.
+/// Checks an activity's parameters, and that it fits in the window.
 fn check(spec: &NightSpec, a: &Activity) -> io::Result<()> {
     let bad = |what: &str| Err(invalid(&format!("planted {}: {what}", a.kind())));
-    match a {
+    // When it starts and how long it lasts, with a margin for its last exchange (s).
+    let (start_s, span_s) = match a {
         Activity::Beacon(b) | Activity::Irregular(b) => {
             if b.period_s == 0 || b.jitter_permille > 1000 || b.name.is_empty() {
                 return bad("period 0, jitter over 1000 per mille or no name");
             }
-            fits(spec, a.kind(), 0, 70)
+            (0, 70)
         }
         Activity::Awake(w) => {
             if w.rate < 1000 {
                 return bad("rate under 1000 bytes/s");
             }
-            fits(spec, a.kind(), u64::from(w.start_s), w.bytes / w.rate + 10)
+            (w.start_s, w.bytes / w.rate + 10)
         }
-        Activity::NewDestination(n) => fits(
-            spec,
-            a.kind(),
-            u64::from(n.start_s),
-            u64::from(n.contacts) * 60 + 10,
-        ),
+        Activity::NewDestination(n) => (n.start_s, u64::from(n.contacts) * 60 + 10),
         Activity::VolumeSpike(v) => {
             if v.multiplier_pct < 100 {
                 return bad("multiplier under 100 %");
             }
-            fits(
-                spec,
-                a.kind(),
-                u64::from(v.start_s),
-                u64::from(v.duration_s) + 10,
-            )
+            (v.start_s, u64::from(v.duration_s) + 10)
         }
         Activity::LongConnection(l) => {
             if l.every_s == 0 || l.duration_s <= l.every_s {
                 return bad("exchanges every 0 s or not within the duration");
             }
-            fits(
-                spec,
-                a.kind(),
-                u64::from(l.start_s),
-                u64::from(l.duration_s) + 5,
-            )
+            (l.start_s, u64::from(l.duration_s) + 5)
         }
         Activity::DnsTunnel(t) => {
             if t.queries == 0 || t.nxdomain_permille > 1000 || t.domain.is_empty() {
                 return bad("no queries, NXDOMAIN over 1000 per mille or no domain");
             }
-            fits(
-                spec,
-                a.kind(),
-                u64::from(t.start_s),
-                u64::from(t.duration_s) + 5,
-            )
+            (t.start_s, u64::from(t.duration_s) + 5)
         }
-        Activity::NoPingReplies(_) => Ok(()),
-    }
+        Activity::NoPingReplies(_) => return Ok(()),
+    };
+    fits(spec, a.kind(), u64::from(start_s), span_s)
 }
 
 impl Planter {

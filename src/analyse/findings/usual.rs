@@ -351,11 +351,7 @@ fn awake(
         format!("it is usually silent between {from:02}:00 and {to:02}:00")
     };
     let mut f = Finding {
-        rank: scale(
-            45,
-            80,
-            ((moved as f64 / thr.max(1) as f64).log10() / 3.0).max(0.0),
-        ),
+        rank: scale(45, 80, decades_past(moved, thr) / 3.0),
         sentence: format!(
             "{} {verb} {} at {}{with}; {silent_text} (at most {} an hour on the {} earlier nights it was seen).",
             who(d),
@@ -477,11 +473,7 @@ fn new_destinations(
         .take(u.cfg.new_destinations_max)
         .map(|(n, &b)| {
             let mut f = Finding {
-                rank: scale(
-                    30,
-                    60,
-                    ((b as f64 / min.max(1) as f64).log10() / 3.0).max(0.0),
-                ),
+                rank: scale(30, 60, decades_past(b, min) / 3.0),
                 sentence: format!(
                     "{} talked to {n} for the first time in {nights} nights: {} tonight.",
                     who(d),
@@ -519,6 +511,12 @@ fn gone_quiet(
     f.numbers.insert("requests".into(), req as f64);
     f.numbers.insert("answered_nights".into(), answered as f64);
     Some(f)
+}
+
+/// How many powers of ten `x` is past `threshold` (taken as at least 1): 0 at or under
+/// it, 1 at ten times it, 3 at a thousand times.
+fn decades_past(x: u64, threshold: u64) -> f64 {
+    (x as f64 / threshold.max(1) as f64).log10().max(0.0)
 }
 
 #[cfg(test)]
