@@ -24,12 +24,16 @@ mod tests {
 
     #[test]
     fn decimal_units_one_decimal_above_bytes() {
-        assert_eq!(bytes(180.0), "180 B");
-        assert_eq!(bytes(999.0), "999 B");
-        assert_eq!(bytes(1000.0), "1.0 kB");
-        assert_eq!(bytes(40_000_000.0), "40.0 MB");
-        assert_eq!(bytes(3e15), "3000.0 TB");
-        assert_eq!(bytes(-5.0), "0 B");
-        assert_eq!(bytes(f64::NAN), "0 B");
+        for (n, shown) in [
+            (180.0, "180 B"),
+            (999.0, "999 B"),
+            (1000.0, "1.0 kB"),
+            (40_000_000.0, "40.0 MB"),
+            (3e15, "3000.0 TB"),
+            (-5.0, "0 B"),
+            (f64::NAN, "0 B"),
+        ] {
+            assert_eq!(bytes(n), shown, "{n}");
+        }
     }
 }
