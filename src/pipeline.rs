@@ -388,7 +388,7 @@ impl ChartsAhead {
     fn new(cfg: &Config, engines: chart::Engines) -> Self {
         ChartsAhead {
             engines,
-            opts: report_options(cfg),
+            opts: ReportOptions::from(&cfg.report),
             queued: std::collections::BTreeMap::new(),
         }
     }
@@ -400,8 +400,9 @@ impl ChartsAhead {
         let mut jobs = Vec::new();
         for (i, d) in defs.into_iter().enumerate() {
             if (named || !d.names) && !self.queued.contains_key(&i) {
-                self.queued.insert(i, d.chart.to_string());
-                jobs.push((i, (d.chart, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)));
+                let option = d.chart.to_string();
+                self.queued.insert(i, option.clone());
+                jobs.push((i, (option, CHART_WIDTH, CHART_HEIGHT, JPEG_QUALITY)));
             }
         }
         self.engines.queue(jobs);
@@ -425,13 +426,6 @@ pub fn draw_charts(s: &Summary, cfg: &Config, engines: chart::Engines) -> DrawnC
     let mut ahead = ChartsAhead::new(cfg, engines);
     ahead.queue(s, true);
     ahead.drawn()
-}
-
-fn report_options(cfg: &Config) -> ReportOptions {
-    ReportOptions {
-        sections: cfg.report.sections.clone(),
-        top_n: cfg.report.top_n,
-    }
 }
 
 /// Renders charts and spools the message in `report/` ([`message::spool`]: email.html,
@@ -459,7 +453,7 @@ pub fn write_report_drawn(
 ) -> anyhow::Result<PathBuf> {
     tracing::info!(dir = %night_dir.display(), "report: start");
     let dir = ReportDir::new(NightDir::new(night_dir).report_dir());
-    let opts = report_options(cfg);
+    let opts = ReportOptions::from(&cfg.report);
     let defs = report::chart_defs(s, &opts);
     anyhow::ensure!(
         defs.iter().map(|d| d.chart.to_string()).eq(drawn.options),

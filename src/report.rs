@@ -56,13 +56,19 @@ pub struct ReportOptions {
     pub top_n: usize,
 }
 
-impl Default for ReportOptions {
-    fn default() -> Self {
-        let sections = crate::config::ReportConfig::default().sections;
+impl From<&crate::config::ReportConfig> for ReportOptions {
+    fn from(cfg: &crate::config::ReportConfig) -> Self {
         ReportOptions {
-            sections,
-            top_n: 10,
+            sections: cfg.sections.clone(),
+            top_n: cfg.top_n,
         }
+    }
+}
+
+impl Default for ReportOptions {
+    /// The config's defaults.
+    fn default() -> Self {
+        Self::from(&crate::config::ReportConfig::default())
     }
 }
 

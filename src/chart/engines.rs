@@ -11,14 +11,13 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use charming::Chart;
-
 use super::{ChartError, ChartRenderer, Fonts};
 
-/// One chart to draw: its place in the answer, the chart, width, height, JPEG quality.
+/// One chart to draw: its place in the answer, its ECharts option (`Chart`'s Display),
+/// width, height, JPEG quality.
 struct Job {
     index: usize,
-    chart: Chart,
+    option: String,
     size: (u32, u32),
     quality: u8,
 }
@@ -79,21 +78,18 @@ impl Engines {
     }
 
     /// Hands some of the charts to the renderers, each with its place among all of them
-    /// (`(place, (chart, width, height, JPEG quality))`), biggest option first; returns
-    /// at once. More can be queued until [`Engines::drawing`].
-    pub fn queue(&mut self, charts: Vec<(usize, (Chart, u32, u32, u8))>) {
-        let mut order: Vec<(usize, usize, Chart, u32, u32, u8)> = charts
-            .into_iter()
-            .map(|(i, (c, w, h, q))| (c.to_string().len(), i, c, w, h, q))
-            .collect();
-        order.sort_by_key(|j| std::cmp::Reverse(j.0));
+    /// (`(place, (option, width, height, JPEG quality))`, the option serialised as
+    /// `Chart`'s Display), biggest option first; returns at once. More can be queued
+    /// until [`Engines::drawing`].
+    pub fn queue(&mut self, mut charts: Vec<(usize, (String, u32, u32, u8))>) {
+        charts.sort_by_key(|(_, (option, ..))| std::cmp::Reverse(option.len()));
         let Some(jobs) = &self.jobs else {
             return;
         };
-        for (_, index, chart, w, h, quality) in order {
+        for (index, (option, w, h, quality)) in charts {
             let job = Job {
                 index,
-                chart,
+                option,
                 size: (w, h),
                 quality,
             };
@@ -167,7 +163,7 @@ fn serve(
         };
         let t = std::time::Instant::now();
         let r = match renderer {
-            Ok(r) => r.render_jpeg(&job.chart, job.size.0, job.size.1, job.quality),
+            Ok(r) => r.option_jpeg(&job.option, job.size.0, job.size.1, job.quality),
             Err(e) => Err(ChartError::Engine(e.to_string())),
         };
         tracing::debug!(

@@ -226,10 +226,36 @@ impl ChartRenderer {
         height: u32,
         scale: u32,
     ) -> Result<RgbaImage, ChartError> {
+        self.option_rgba(&chart.to_string(), width, height, scale)
+    }
+
+    /// [`render_jpeg`](Self::render_jpeg) for a chart's ECharts option, serialised
+    /// (`Chart`'s Display) by a caller that already has it.
+    ///
+    /// # Errors
+    /// As [`render_jpeg`](Self::render_jpeg).
+    pub(super) fn option_jpeg(
+        &self,
+        option: &str,
+        width: u32,
+        height: u32,
+        quality: u8,
+    ) -> Result<Vec<u8>, ChartError> {
+        encode_jpeg(&self.option_rgba(option, width, height, 1)?, quality)
+    }
+
+    /// [`render_rgba`](Self::render_rgba) for a serialised option.
+    fn option_rgba(
+        &self,
+        option: &str,
+        width: u32,
+        height: u32,
+        scale: u32,
+    ) -> Result<RgbaImage, ChartError> {
         let t = Instant::now();
         // Before drawing: a bad scale is refused without running the script.
         check_size(width, height, scale)?;
-        let svg = self.render_svg(chart, width, height)?;
+        let svg = self.render_option_svg(option, width, height)?;
         let svg_ms = t.elapsed().as_secs_f64() * 1e3;
         let img = self.rasterize(&svg, width, height, scale);
         tracing::debug!(

@@ -607,7 +607,7 @@ fn the_bundle_draws_every_chart_the_report_defines() {
 #[test]
 fn engines_answer_queued_charts_at_their_places() {
     let charts = [bar_chart(Some("a"), true), line_time_chart(), pie_chart()];
-    let job = |i: usize| (i, (charts[i].clone(), W, H, 85u8));
+    let job = |i: usize| (i, (charts[i].to_string(), W, H, 85u8));
     let mut engines = Engines::start(2);
     engines.queue(vec![job(2)]);
     engines.queue(vec![job(0), job(1)]);
