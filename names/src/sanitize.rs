@@ -10,7 +10,7 @@ pub const MAX_NAME: usize = 253;
 pub const MAX_LABEL: usize = 63;
 /// Most names one packet may add: a crafted packet full of records cannot flood the
 /// output.
-pub(crate) const MAX_PER_PACKET: usize = 64;
+pub const MAX_PER_PACKET: usize = 64;
 
 /// `raw` as a name safe to store: invalid UTF-8 replaced (U+FFFD), control characters
 /// (C0, DEL, C1) and bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E,
