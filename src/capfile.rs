@@ -160,6 +160,35 @@ pub enum CapError {
     },
 }
 
+/// A piece of a capture file that may be found cut short, as the error names it: the
+/// `unit` whose length a read needs, which holds `what`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    what: &'static str,
+    unit: &'static str,
+}
+
+impl Piece {
+    const fn new(what: &'static str, unit: &'static str) -> Self {
+        Piece { what, unit }
+    }
+
+    /// Ok when all `needed` bytes of the piece at `offset` were read; else the file is cut
+    /// short there, with `present` bytes of it.
+    fn whole(self, offset: u64, needed: u64, present: u64) -> Result<(), CapError> {
+        if present < needed {
+            return Err(CapError::Truncated {
+                what: self.what,
+                unit: self.unit,
+                offset,
+                needed,
+                present,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl CapError {
     /// True when the error is damage found after the header (the frames returned before
     /// it are good; the caller keeps them).

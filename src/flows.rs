@@ -157,12 +157,12 @@ impl Key {
 }
 
 // What a TCP connection has shown, as bits.
-const ORIG_SYN: u8 = 1;
-const RESP_SYNACK: u8 = 2;
-const ORIG_FIN: u8 = 4;
-const RESP_FIN: u8 = 8;
-const ANY_RST: u8 = 16;
-const RST_BEFORE_SYNACK: u8 = 32;
+const ORIG_SYN: u8 = 1 << 0;
+const RESP_SYNACK: u8 = 1 << 1;
+const ORIG_FIN: u8 = 1 << 2;
+const RESP_FIN: u8 = 1 << 3;
+const ANY_RST: u8 = 1 << 4;
+const RST_BEFORE_SYNACK: u8 = 1 << 5;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,37 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::sanitize::{Client, Emitter};
 use crate::{Kind, Name, Packet};
 
-const TYPE_A: u16 = 1;
-const TYPE_CNAME: u16 = 5;
-const TYPE_PTR: u16 = 12;
-const TYPE_TXT: u16 = 16;
-const TYPE_AAAA: u16 = 28;
-const TYPE_SRV: u16 = 33;
+/// The record types read here, by their type codes (RFC 1035, 2782, 3596); records of
+/// any other type are walked over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+enum RrType {
+    A = 1,
+    Cname = 5,
+    Ptr = 12,
+    Txt = 16,
+    Aaaa = 28,
+    Srv = 33,
+}
+
+impl RrType {
+    const READ: [RrType; 6] = [
+        RrType::A,
+        RrType::Cname,
+        RrType::Ptr,
+        RrType::Txt,
+        RrType::Aaaa,
+        RrType::Srv,
+    ];
+
+    /// The type of a record with type `code` in class `class`: only the Internet class
+    /// carries addresses and names we read (mDNS's cache-flush bit already cleared).
+    fn of(code: u16, class: u16) -> Option<RrType> {
+        (class == 1)
+            .then(|| Self::READ.into_iter().find(|t| *t as u16 == code))
+            .flatten()
+    }
+}
 
 /// Longest name on the wire (RFC 1035), as text without the trailing dot.
 const NAME_BUF: usize = 255;
@@ -129,7 +154,7 @@ fn cname_chain(m: &Message<'_>, question: WireName) -> Chain {
     while chain.len <= MAX_CHAIN {
         let next = m.records().find_map(|rr| {
             (rr.section == Section::Answer
-                && rr.rtype == TYPE_CNAME
+                && rr.rtype == Some(RrType::Cname)
                 && rr.owner.eq_ignore_case(&current))
             .then(|| read_name(m.msg, rr.rdata_at).map(|(n, _)| n))
             .flatten()
@@ -165,24 +190,24 @@ fn mdns(p: &Packet<'_>, m: &Message<'_>, e: &mut Emitter<'_>) {
         }
         let ttl = Some(rr.ttl);
         match rr.rtype {
-            TYPE_A | TYPE_AAAA => {
+            Some(RrType::A | RrType::Aaaa) => {
                 if let Some(addr) = rr.address() {
                     e.push(Kind::Mdns, rr.owner.bytes(), Some(addr), client, ttl);
                 }
             }
-            TYPE_PTR => {
+            Some(RrType::Ptr) => {
                 if let Some((target, _)) = read_name(m.msg, rr.rdata_at)
                     && let Some(instance) = target.instance()
                 {
                     e.push(Kind::MdnsService, instance, None, client, ttl);
                 }
             }
-            TYPE_SRV => {
+            Some(RrType::Srv) => {
                 if let Some(instance) = rr.owner.instance() {
                     e.push(Kind::MdnsService, instance, None, client, ttl);
                 }
             }
-            TYPE_TXT => {
+            Some(RrType::Txt) => {
                 if let Some(instance) = rr.owner.instance() {
                     e.push(Kind::MdnsService, instance, None, client, ttl);
                 }
@@ -280,7 +305,8 @@ enum Section {
 struct Record<'a> {
     section: Section,
     owner: WireName,
-    rtype: u16,
+    /// None for a type not read here, or a class other than the Internet's.
+    rtype: Option<RrType>,
     ttl: u32,
     /// The record's data, and where it starts in the message (names in it may point back).
     rdata: &'a [u8],
@@ -292,10 +318,10 @@ impl Record<'_> {
     /// aside) with data of the right length.
     fn address(&self) -> Option<IpAddr> {
         match self.rtype {
-            TYPE_A => <[u8; 4]>::try_from(self.rdata)
+            Some(RrType::A) => <[u8; 4]>::try_from(self.rdata)
                 .ok()
                 .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-            TYPE_AAAA => <[u8; 16]>::try_from(self.rdata)
+            Some(RrType::Aaaa) => <[u8; 16]>::try_from(self.rdata)
                 .ok()
                 .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
             _ => None,
@@ -349,8 +375,7 @@ impl<'a> Iterator for Records<'a> {
         Some(Record {
             section,
             owner,
-            // Only the Internet class carries addresses; other classes read as no type.
-            rtype: if class == 1 { rtype } else { 0 },
+            rtype: RrType::of(rtype, class),
             ttl,
             rdata,
             rdata_at,

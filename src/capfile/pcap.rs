@@ -8,9 +8,13 @@ use std::io::Read;
 use super::bytes::{Endian, a2, a4, as_u64, as_usize, read_full};
 use super::{
     CapError, CaptureReader, Format, FrameMeta, InterfaceInfo, MAX_BLOCK_LEN, MAX_PACKET_STANDARD,
-    State,
+    Piece, State,
 };
 use crate::linktype::LinkType;
+
+/// A record's header, and the packet it holds, as a cut-short file names them.
+const RECORD_HEADER: Piece = Piece::new("a packet header", "record header");
+const RECORD: Piece = Piece::new("a packet", "record");
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PcapState {
@@ -116,15 +120,7 @@ impl<R: Read> CaptureReader<R> {
         if got == 0 {
             return Ok(None);
         }
-        if got < hl {
-            return Err(CapError::Truncated {
-                what: "a packet header",
-                unit: "record header",
-                offset: rec_off,
-                needed: as_u64(hl),
-                present: as_u64(got),
-            });
-        }
+        RECORD_HEADER.whole(rec_off, as_u64(hl), as_u64(got))?;
         let e = p.endian;
         let secs = e.u32(a4(&h, 0));
         let frac = e.u32(a4(&h, 4));
@@ -152,15 +148,7 @@ impl<R: Read> CaptureReader<R> {
         let n = as_usize(caplen);
         let data_off = self.offset;
         let got = self.read_into_buf(n)?;
-        if got < n {
-            return Err(CapError::Truncated {
-                what: "a packet",
-                unit: "record",
-                offset: data_off,
-                needed: u64::from(caplen),
-                present: as_u64(got),
-            });
-        }
+        RECORD.whole(data_off, u64::from(caplen), as_u64(got))?;
         let frac_ns = if p.nanos {
             i64::from(frac)
         } else {

@@ -7,8 +7,14 @@
 use std::io::Read;
 
 use super::bytes::{Endian, a2, a4, as_u64, as_usize, read_full};
-use super::{CapError, CaptureReader, Format, FrameMeta, InterfaceInfo, MAX_BLOCK_LEN, State};
+use super::{
+    CapError, CaptureReader, Format, FrameMeta, InterfaceInfo, MAX_BLOCK_LEN, Piece, State,
+};
 use crate::linktype::LinkType;
+
+/// A block's header, and the whole block, as a cut-short file names them.
+const BLOCK_HEADER: Piece = Piece::new("a pcapng block header", "block header");
+const BLOCK: Piece = Piece::new("a pcapng block", "block");
 
 pub(super) const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
 pub(super) const PCAPNG_IDB: u32 = 1;
@@ -227,15 +233,7 @@ impl<R: Read> CaptureReader<R> {
         } = head;
         let rest = as_usize(len).saturating_sub(head_len);
         let got = self.read_into_buf(rest)?;
-        if got < rest {
-            return Err(CapError::Truncated {
-                what: "a pcapng block",
-                unit: "block",
-                offset: blk_off,
-                needed: u64::from(len),
-                present: as_u64(head_len + got),
-            });
-        }
+        BLOCK.whole(blk_off, u64::from(len), as_u64(head_len + got))?;
         let trailer = endian.u32(a4(&self.buf, rest.saturating_sub(4)));
         if trailer != len {
             return Err(self.ng_corrupt(
@@ -263,15 +261,7 @@ impl<R: Read> CaptureReader<R> {
             self.offset += as_u64(more);
             present += more;
         }
-        if present < head_len {
-            return Err(CapError::Truncated {
-                what: "a pcapng block header",
-                unit: "block header",
-                offset: blk_off,
-                needed: as_u64(head_len),
-                present: as_u64(present),
-            });
-        }
+        BLOCK_HEADER.whole(blk_off, as_u64(head_len), as_u64(present))?;
         if is_shb {
             let endian = match u32::from_le_bytes(a4(&h, 8)) {
                 BYTE_ORDER_MAGIC => Endian::Little,

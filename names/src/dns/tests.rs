@@ -92,24 +92,24 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Option<IpAddr> {
 /// www.example.com CNAME edge.example.net CNAME e1.cdn.test A 93.184.216.34, with
 /// compression pointers, plus an unrelated A (glue) in the additional section.
 fn cname_response() -> Vec<u8> {
-    let mut b = Builder::new(0x8180, [1, 3, 0, 1]).question("www.Example.com", TYPE_A);
+    let mut b = Builder::new(0x8180, [1, 3, 0, 1]).question("www.Example.com", RrType::A as u16);
     // The question name is at offset 12.
     b = b.rr_raw(
         &[0xc0, 12],
-        TYPE_CNAME,
+        RrType::Cname as u16,
         300,
         &encode_name("edge.example.net"),
     );
     let edge_at = u8::try_from(b.bytes.len() - encode_name("edge.example.net").len()).unwrap_or(0);
     b = b.rr_raw(
         &[0xc0, edge_at],
-        TYPE_CNAME,
+        RrType::Cname as u16,
         60,
         &encode_name("e1.cdn.test"),
     );
     let e1_at = u8::try_from(b.bytes.len() - encode_name("e1.cdn.test").len()).unwrap_or(0);
-    b = b.rr_raw(&[0xc0, e1_at], TYPE_A, 20, &[93, 184, 216, 34]);
-    b = b.rr("ns1.cdn.test", TYPE_A, 3600, &[198, 51, 100, 1]);
+    b = b.rr_raw(&[0xc0, e1_at], RrType::A as u16, 20, &[93, 184, 216, 34]);
+    b = b.rr("ns1.cdn.test", RrType::A as u16, 3600, &[198, 51, 100, 1]);
     b.bytes
 }
 
@@ -136,7 +136,7 @@ fn dns_answer_follows_cname_chain() {
 
 #[test]
 fn dns_query_and_unrelated_ports_give_nothing() {
-    let q = Builder::new(0x0100, [1, 0, 0, 0]).question("example.com", TYPE_A);
+    let q = Builder::new(0x0100, [1, 0, 0, 0]).question("example.com", RrType::A as u16);
     assert!(run(&q.bytes, 40000, 53).is_empty());
     // A response-shaped query to 53: QR=0 means nothing is read.
     let mut resp = cname_response();
@@ -149,10 +149,10 @@ fn dns_query_and_unrelated_ports_give_nothing() {
 #[test]
 fn dns_aaaa_and_trailing_garbage() {
     let mut b = Builder::new(0x8180, [1, 1, 0, 0])
-        .question("v6.test", TYPE_AAAA)
+        .question("v6.test", RrType::Aaaa as u16)
         .rr(
             "v6.test",
-            TYPE_AAAA,
+            RrType::Aaaa as u16,
             5,
             &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
         )
@@ -264,10 +264,10 @@ fn pointer_loops_and_forward_pointers_end() {
 #[test]
 fn cname_loop_is_bounded() {
     let b = Builder::new(0x8180, [1, 3, 0, 0])
-        .question("a.test", TYPE_A)
-        .rr("a.test", TYPE_CNAME, 1, &encode_name("b.test"))
-        .rr("b.test", TYPE_CNAME, 1, &encode_name("a.test"))
-        .rr("b.test", TYPE_A, 1, &[10, 0, 0, 1]);
+        .question("a.test", RrType::A as u16)
+        .rr("a.test", RrType::Cname as u16, 1, &encode_name("b.test"))
+        .rr("b.test", RrType::Cname as u16, 1, &encode_name("a.test"))
+        .rr("b.test", RrType::A as u16, 1, &[10, 0, 0, 1]);
     assert_eq!(
         names(&run(&b.bytes, 53, 1)),
         vec![(Kind::DnsAnswer, "a.test".into(), v4(10, 0, 0, 1))]
@@ -296,10 +296,11 @@ fn hostile_dns_answer_name() {
     let mut owner = vec![u8::try_from(evil.len()).unwrap_or(0)];
     owner.extend_from_slice(evil.as_bytes());
     owner.extend_from_slice(&[3, b'c', 0, b'm', 3, b'\xff', b'x', b'y', 0]);
-    let mut b = Builder::new(0x8180, [0, 2, 0, 0]).rr_raw(&owner, TYPE_A, 1, &[1, 2, 3, 4]);
+    let mut b =
+        Builder::new(0x8180, [0, 2, 0, 0]).rr_raw(&owner, RrType::A as u16, 1, &[1, 2, 3, 4]);
     // Maximum-length name: four 63-byte labels.
     let long = format!("{0}.{0}.{0}.{0}", "x".repeat(63));
-    b = b.rr(&long, TYPE_A, 1, &[5, 6, 7, 8]);
+    b = b.rr(&long, RrType::A as u16, 1, &[5, 6, 7, 8]);
     let out = run(&b.bytes, 53, 1);
     assert_eq!(
         out.first().map(|n| n.name.as_str()),
@@ -323,22 +324,27 @@ fn mdns_announcement() -> Vec<u8> {
     Builder::new(0x8400, [0, 4, 0, 2])
         .rr(
             "_googlecast._tcp.local",
-            TYPE_PTR,
+            RrType::Ptr as u16,
             120,
             &encode_name(instance),
         )
-        .rr(instance, TYPE_SRV, 120, &srv)
-        .rr(instance, TYPE_TXT, 4500, &txt)
-        .rr("kitchen-tv.local", TYPE_A, 120, &[192, 168, 1, 10])
+        .rr(instance, RrType::Srv as u16, 120, &srv)
+        .rr(instance, RrType::Txt as u16, 4500, &txt)
+        .rr(
+            "kitchen-tv.local",
+            RrType::A as u16,
+            120,
+            &[192, 168, 1, 10],
+        )
         .rr(
             "_services._dns-sd._udp.local",
-            TYPE_PTR,
+            RrType::Ptr as u16,
             4500,
             &encode_name("_googlecast._tcp.local"),
         )
         .rr(
             "10.1.168.192.in-addr.arpa",
-            TYPE_PTR,
+            RrType::Ptr as u16,
             120,
             &encode_name("kitchen-tv.local"),
         )
@@ -364,14 +370,14 @@ fn mdns_announcement_names() {
 #[test]
 fn mdns_query_known_answers_are_not_the_askers() {
     let q = Builder::new(0x0000, [1, 1, 1, 0])
-        .question("_googlecast._tcp.local", TYPE_PTR)
+        .question("_googlecast._tcp.local", RrType::Ptr as u16)
         .rr(
             "_googlecast._tcp.local",
-            TYPE_PTR,
+            RrType::Ptr as u16,
             120,
             &encode_name("Other TV._googlecast._tcp.local"),
         )
-        .rr("my-phone.local", TYPE_A, 120, &[192, 168, 1, 10]);
+        .rr("my-phone.local", RrType::A as u16, 120, &[192, 168, 1, 10]);
     assert_eq!(
         names(&run(&q.bytes, 5353, 5353)),
         vec![(Kind::Mdns, "my-phone.local".into(), v4(192, 168, 1, 10))]
@@ -381,7 +387,7 @@ fn mdns_query_known_answers_are_not_the_askers() {
 #[test]
 fn mdns_cache_flush_and_hostile_names() {
     let evil = "evil\u{202E}\0<script>.local";
-    let mut b = Builder::new(0x8400, [0, 1, 0, 0]).rr(evil, TYPE_A, 1, &[1, 1, 1, 1]);
+    let mut b = Builder::new(0x8400, [0, 1, 0, 0]).rr(evil, RrType::A as u16, 1, &[1, 1, 1, 1]);
     // Set the cache-flush bit on the class.
     let class_at = b.bytes.len() - 4 - 2 - 4 - 2;
     if let Some(c) = b.bytes.get_mut(class_at) {
@@ -398,7 +404,7 @@ fn mdns_cache_flush_and_hostile_names() {
     txt.push(255);
     txt.extend_from_slice(b"md=");
     txt.extend_from_slice(&[b'M'; 252]);
-    let b = Builder::new(0x8400, [0, 1, 0, 0]).rr("x._ipp._tcp.local", TYPE_TXT, 1, &txt);
+    let b = Builder::new(0x8400, [0, 1, 0, 0]).rr("x._ipp._tcp.local", RrType::Txt as u16, 1, &txt);
     let out = run(&b.bytes, 5353, 5353);
     assert_eq!(
         names(&out),
@@ -415,7 +421,7 @@ fn mdns_device_info_model() {
     let txt = b"\x0emodel=iMac11,3\x0cosxvers=10.13";
     let b = Builder::new(0x8400, [0, 1, 0, 0]).rr(
         "Luca\u{2019}s iMac._device-info._tcp.local",
-        TYPE_TXT,
+        RrType::Txt as u16,
         4500,
         txt,
     );
@@ -432,7 +438,7 @@ fn mdns_device_info_model() {
 fn many_records_are_capped() {
     let mut b = Builder::new(0x8400, [0, 300, 0, 0]);
     for i in 0..300u16 {
-        b = b.rr(&format!("h{i}.local"), TYPE_A, 1, &[10, 0, 0, 1]);
+        b = b.rr(&format!("h{i}.local"), RrType::A as u16, 1, &[10, 0, 0, 1]);
     }
     assert_eq!(
         run(&b.bytes, 5353, 5353).len(),
@@ -445,8 +451,8 @@ fn many_records_are_capped() {
 
 fn llmnr_response() -> Vec<u8> {
     Builder::new(0x8000, [1, 1, 0, 0])
-        .question("DESKTOP-1", TYPE_A)
-        .rr("DESKTOP-1", TYPE_A, 30, &[192, 168, 1, 10])
+        .question("DESKTOP-1", RrType::A as u16)
+        .rr("DESKTOP-1", RrType::A as u16, 30, &[192, 168, 1, 10])
         .bytes
 }
 
@@ -456,7 +462,7 @@ fn llmnr_responses_only() {
         names(&run(&llmnr_response(), 5355, 50000)),
         vec![(Kind::Llmnr, "DESKTOP-1".into(), v4(192, 168, 1, 10))]
     );
-    let q = Builder::new(0x0000, [1, 0, 0, 0]).question("DESKTOP-1", TYPE_A);
+    let q = Builder::new(0x0000, [1, 0, 0, 0]).question("DESKTOP-1", RrType::A as u16);
     assert!(run(&q.bytes, 50000, 5355).is_empty());
 }
 
