@@ -53,6 +53,10 @@ pub const DEVICES_FILE: &str = "devices.parquet";
 /// Each device's habits over the last nights (hours, bytes, names, pings), in the
 /// nights folder (see [`crate::baseline`]).
 pub const BASELINE_FILE: &str = "baseline.json";
+/// `state.dir` when it is not set: the directory under which systemd creates each
+/// service's tree (`StateDirectory=netdigest/<tree>`; the directory itself stays root's,
+/// 0755).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/netdigest";
 /// A night directory's name: the date the window started.
 pub const NIGHT_FORMAT: &str = "%Y-%m-%d";
 

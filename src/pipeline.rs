@@ -468,10 +468,10 @@ pub fn write_report_drawn(
         .zip(drawn.drawing.wait())
         .map(|(d, bytes)| {
             Ok(ChartImage {
-                id: d.id.to_string(),
-                title: d.title.clone(),
+                id: d.id().to_string(),
+                title: d.title().to_string(),
                 content_type: "image/jpeg".into(),
-                bytes: bytes.with_context(|| format!("rendering chart {}", d.id))?,
+                bytes: bytes.with_context(|| format!("rendering chart {}", d.id()))?,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -301,7 +301,7 @@ fn html_sections(
     s: &Summary,
     opts: &ReportOptions,
     tags: &Tags,
-    mut body: impl FnMut(&mut String, Section),
+    mut body: impl FnMut(&mut String, ReportSection, Section),
 ) {
     for w in warnings(s) {
         let _ = write!(
@@ -314,12 +314,12 @@ fn html_sections(
     for n in new_device_lines(s) {
         let _ = write!(h, "{}{}</p>", tags.notice, esc(&plain(&n)));
     }
-    for sec in sections(s, opts) {
-        let _ = write!(h, "{}{}</h2>", tags.h2, esc(sec.title));
+    for (key, sec) in sections(s, opts) {
+        let _ = write!(h, "{}{}</h2>", tags.h2, esc(key.title()));
         if sec.rows.is_empty() {
             let _ = write!(h, "{}{}</p>", tags.empty, esc(sec.empty));
         } else {
-            body(h, sec);
+            body(h, key, sec);
         }
     }
 }
@@ -340,14 +340,12 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
         headline = esc(&headline(s)),
     );
     h.push_str(&findings::tonight_html(s));
-    html_sections(&mut h, s, opts, &EMAIL_TAGS, |h, sec| {
-        if sec.key == TALKED_TO {
+    html_sections(&mut h, s, opts, &EMAIL_TAGS, |h, key, sec| {
+        if key == ReportSection::TalkedTo {
             talked_to_email_html(h, s);
             return;
         }
-        if let Some(id) = sec.chart
-            && let Some(img) = charts.iter().find(|c| c.id == id)
-        {
+        if let Some(img) = charts.iter().find(|c| c.id == key.word()) {
             let _ = write!(
                 h,
                 "<img src=\"cid:{}\" alt=\"{}\" width=\"600\" style=\"display:block;width:100%;max-width:600px;height:auto;border:0;margin:0 0 8px 0;\">",
@@ -355,7 +353,7 @@ pub fn email_html(s: &Summary, charts: &[ChartImage], opts: &ReportOptions) -> S
                 esc(&img.title)
             );
         }
-        let (rows, more) = if sec.key == "pings" && s.pings.len() > opts.top_n * 2 {
+        let (rows, more) = if key == ReportSection::Pings && s.pings.len() > opts.top_n * 2 {
             let shown = opts.top_n * 2;
             let more = more_than_shown(s.pings.len(), shown, s.omitted.ping_sources);
             let rows: Vec<Vec<String>> = sec.rows.into_iter().take(shown).collect();
@@ -393,13 +391,14 @@ pub fn email_text(s: &Summary, opts: &ReportOptions) -> String {
     if !new.is_empty() {
         t.push('\n');
     }
-    for sec in sections(s, opts) {
-        let _ = writeln!(t, "{}\n{}", sec.title, "-".repeat(sec.title.len()));
+    for (key, sec) in sections(s, opts) {
+        let title = key.title();
+        let _ = writeln!(t, "{title}\n{}", "-".repeat(title.len()));
         if sec.rows.is_empty() {
             let _ = writeln!(t, "{}\n", sec.empty);
             continue;
         }
-        if sec.key == TALKED_TO {
+        if key == ReportSection::TalkedTo {
             talked_to_text(&mut t, s);
             continue;
         }
@@ -468,11 +467,9 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
         headline = esc(&headline(s)),
     );
     h.push_str(&findings::findings_page(s));
-    html_sections(&mut h, s, opts, &PAGE_TAGS, |h, sec| {
-        if let Some(id) = sec.chart
-            && defs.iter().any(|d| d.id == id)
-        {
-            let _ = write!(h, "<div class=\"chart\" id=\"chart-{id}\"></div>");
+    html_sections(&mut h, s, opts, &PAGE_TAGS, |h, key, sec| {
+        if defs.iter().any(|d| d.section == key) {
+            let _ = write!(h, "<div class=\"chart\" id=\"chart-{}\"></div>", key.word());
         }
         h.push_str(&table(&sec.head, &sec.rows));
         if let Some(more) = &sec.more {
@@ -486,7 +483,7 @@ table{{border-collapse:collapse}}td,th{{padding:4px 8px;border-bottom:1px solid 
         let _ = writeln!(
             h,
             "(function(){{var el=document.getElementById('chart-{id}');if(el){{echarts.init(el).setOption({option});}}}})();",
-            id = d.id
+            id = d.id()
         );
     }
     h.push_str("}</script></body></html>\n");

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError};
 use crate::fsutil::write_atomic;
+use crate::layout::DEFAULT_STATE_DIR;
 
 /// The user and group of the nightly service (made by `scripts/install`).
 pub const USER: &str = "netdigest";
@@ -43,9 +44,6 @@ pub const USER: &str = "netdigest";
 pub const CAPTURE_USER: &str = "netdigest-capture";
 /// The user and group of the mail service.
 pub const MAIL_USER: &str = "netdigest-mail";
-/// The state directory under which systemd creates each service's tree
-/// (`StateDirectory=netdigest/<tree>`; the directory itself stays root's, 0755).
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/netdigest";
 /// Environment overrides (`NETDIGEST_*` lines), optional.
 pub const ENV_FILE: &str = "/etc/netdigest/netdigest.env";
 /// The SMTP password file, delivered as the credential `smtp-password`.

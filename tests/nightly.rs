@@ -216,7 +216,7 @@ fn ended_nights_are_processed_once_and_redone_with_force() {
     let json_path = live.join("capture.json");
     let mut rep: CaptureReport =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    rep.status = "complete".into();
+    rep.status = netdigest::capture::CaptureStatus::Complete;
     std::fs::write(&json_path, serde_json::to_string(&rep).unwrap()).unwrap();
     let out = nightly(&state, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));

@@ -25,7 +25,7 @@ pub(super) fn night_of(first_ns: Option<i64>, zone: Zone, window_start_min: u32)
     } else {
         local.date()
     };
-    date.format("%Y-%m-%d").to_string()
+    crate::layout::night_name(date)
 }
 
 pub(super) fn totals(cube: &[SlotRow], zone: Zone) -> Totals {

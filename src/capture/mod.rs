@@ -63,8 +63,8 @@ use crate::config::TimeOfDay;
 pub use iface::{interfaces, permission_message, validate_filter};
 pub use run::{check_capture, run_capture};
 pub use stats::{
-    CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStats, DiskInfo, FileInfo, Gap, LowDisk,
-    RunRecord, Sample, WindowInfo,
+    CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStats, CaptureStatus, DiskInfo, FileInfo, Gap,
+    LowDisk, RunRecord, Sample, WindowInfo,
 };
 pub use window::{Window, WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 

@@ -20,7 +20,8 @@ use super::iface::{interface_addresses, interface_up, interfaces, permission_mes
 use super::queue::{Batch, Msg, Queue};
 use super::reader::{HandleSpec, OpenError, Reader, ReaderLive, open_handle};
 use super::stats::{
-    CAPTURE_SCHEMA_VERSION, CaptureReport, DiskInfo, LiveReport, WindowInfo, carry_over,
+    CAPTURE_SCHEMA_VERSION, CaptureReport, CaptureStatus, DiskInfo, LiveReport, WindowInfo,
+    carry_over,
 };
 use super::window::{Window, WindowSource, resolve_window, rfc3339_local};
 use super::writer::{EarlierParts, Limits, Writer, earlier_parts};
@@ -148,9 +149,9 @@ pub fn run_capture(
     let failed = threads.join();
     let ended = Utc::now();
     let status = if failed.is_empty() {
-        "complete"
+        CaptureStatus::Complete
     } else {
-        "failed"
+        CaptureStatus::Failed
     };
     let rep = live.sampled(status, ended, Some(ended), Some(reason));
     live.write(&rep)?;
@@ -265,7 +266,7 @@ fn fixed_report(
     own_addresses.dedup();
     CaptureReport {
         schema_version: CAPTURE_SCHEMA_VERSION,
-        status: "running".into(),
+        status: CaptureStatus::Running,
         night: layout::night_name(window.night),
         interface: interface.to_string(),
         own_addresses,
@@ -324,7 +325,7 @@ fn start(
         (reader, initial),
         (writer, rx, free_tx),
     )?;
-    if let Err(e) = live.write(&live.compose("running", None, None)) {
+    if let Err(e) = live.write(&live.compose(CaptureStatus::Running, None, None)) {
         threads.join();
         return Err(e);
     }
@@ -360,13 +361,13 @@ fn supervise(
         let events = live.events();
         if events != events_seen {
             events_seen = events;
-            if let Err(e) = live.write(&live.compose("running", None, None)) {
+            if let Err(e) = live.write(&live.compose(CaptureStatus::Running, None, None)) {
                 tracing::warn!("{e}");
             }
         }
         if last_sample.elapsed() >= stats_every {
             last_sample = Instant::now();
-            let rep = live.sampled("running", Utc::now(), None, None);
+            let rep = live.sampled(CaptureStatus::Running, Utc::now(), None, None);
             if let Err(e) = live.write(&rep) {
                 tracing::warn!("{e}");
             }

@@ -31,15 +31,29 @@ pub const CAPTURE_SCHEMA_VERSION: u32 = 3;
 /// Most samples kept in `capture.json` (older ones are thinned out).
 const MAX_SAMPLES: usize = 1000;
 
+/// Where a capture is, as `capture.json` says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureStatus {
+    /// Capturing: rewritten every `stats_every` and when a gap starts or ends.
+    Running,
+    /// Ended.
+    Complete,
+    /// Ended, and a capture thread panicked (its files are still converted).
+    Failed,
+    /// No status, or a word netdigest does not write: the capture is left alone.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
 /// `capture.json`. Top-level `interface`, `own_addresses` and `stats.{received,
 /// dropped_kernel, dropped_interface}` are read by the analysis stage; keep them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CaptureReport {
     pub schema_version: u32,
-    /// `"running"` while capturing (rewritten every `stats_every` and when a gap starts or
-    /// ends), `"complete"` at the end (`"failed"` if a capture thread panicked).
-    pub status: String,
+    pub status: CaptureStatus,
     /// Local date the window started, `YYYY-MM-DD`.
     pub night: String,
     pub interface: String,
@@ -270,7 +284,7 @@ pub(super) fn carry_over(prev: CaptureReport, zone: &Zone, now: DateTime<Utc>) -
             start: last_seen.clone(),
             end: Some(rfc3339_local(now, zone)),
             seconds: Some(secs.max(0.0)),
-            reason: if prev.status == "running" {
+            reason: if prev.status == CaptureStatus::Running {
                 "capture not running (the previous run was interrupted)".into()
             } else {
                 "capture not running".into()
@@ -322,7 +336,7 @@ impl LiveReport {
     /// The report now, with `status` and, at the end, when and why it ended.
     pub(super) fn compose(
         &self,
-        status: &str,
+        status: CaptureStatus,
         ended: Option<DateTime<Utc>>,
         reason: Option<String>,
     ) -> CaptureReport {
@@ -353,7 +367,7 @@ impl LiveReport {
         let mut files = base.files.clone();
         files.extend(w.files.iter().cloned());
         CaptureReport {
-            status: status.into(),
+            status,
             link_type: r.link_type.or(base.link_type),
             link_type_name: r.link_type.map(|l| LinkType(l).name()),
             ended: ended.map(|t| rfc3339_local(t, zone)),
@@ -383,7 +397,7 @@ impl LiveReport {
     /// The report now, after adding a sample of its totals taken `at`.
     pub(super) fn sampled(
         &mut self,
-        status: &str,
+        status: CaptureStatus,
         at: DateTime<Utc>,
         ended: Option<DateTime<Utc>>,
         reason: Option<String>,

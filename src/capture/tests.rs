@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::queue::Batch;
 use super::reader::HandleStats;
-use super::stats::{CaptureReport, CaptureStats, FileInfo, carry_over};
+use super::stats::{CaptureReport, CaptureStats, CaptureStatus, FileInfo, carry_over};
 use super::window::{WindowPlan, WindowSource, next_local_time, plan_window, resolve_window};
 use super::writer::{EarlierParts, Limits, Writer, scan_part};
 use super::{CaptureOptions, FILE_HDR, MIB, lock, validate_filter};
@@ -353,7 +353,7 @@ fn a_full_disk_leaves_no_torn_record() {
 #[test]
 fn carry_over_adds_restart_gap_and_keeps_totals() {
     let prev = CaptureReport {
-        status: "running".into(),
+        status: CaptureStatus::Running,
         started: "2026-11-27T22:00:00.000+01:00".into(),
         updated: "2026-11-28T00:30:00.000+01:00".into(),
         stats: CaptureStats {
@@ -383,7 +383,7 @@ fn a_stop_at_the_disk_floor_is_kept_by_the_next_run_and_old_files_read() {
         free_mb: 300,
     };
     let prev = CaptureReport {
-        status: "complete".into(),
+        status: CaptureStatus::Complete,
         ended: Some("2026-11-28T02:30:00.000+01:00".into()),
         updated: "2026-11-28T02:30:00.000+01:00".into(),
         disk: super::DiskInfo {

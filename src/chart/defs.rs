@@ -13,6 +13,7 @@ use charming::element::{AxisLabel, AxisType, Formatter, JsFunction, Tooltip, Tri
 use charming::series::{Bar, Line, Pie, Scatter};
 
 use crate::analyse::{PingRow, ProtocolRow, Talker, Timeline};
+use crate::config::ReportSection;
 
 /// An axis label for a byte count, as the tables write it ("120 MB"): raw counts such as
 /// 120,000,000 are too wide for the talkers chart's ticks and ran into each other.
@@ -25,14 +26,27 @@ const PROTOCOL_SLICES: usize = 8;
 
 /// A chart of the report: its definition and where it goes.
 pub struct ChartDef {
-    /// Short id: file name stem and `cid:` (`pings`, `timeline`, ...).
-    pub id: &'static str,
-    pub title: String,
+    /// The report section that shows the chart above its table.
+    pub section: ReportSection,
     pub chart: Chart,
     /// Whether it calls addresses by their names (pings, talkers): such a chart can be
     /// drawn only once the night's devices and remotes are named; the others (timeline,
     /// protocols) as soon as the traffic is summed.
     pub names: bool,
+}
+
+impl ChartDef {
+    /// Short id: file name stem and `cid:` (`pings`, `timeline`, ...), its section's word.
+    #[must_use]
+    pub fn id(&self) -> &'static str {
+        self.section.word()
+    }
+
+    /// Its section's title.
+    #[must_use]
+    pub fn title(&self) -> &'static str {
+        self.section.title()
+    }
 }
 
 /// What a chart calls an address: its short name (`kitchen-tv`), the address when it
@@ -82,8 +96,7 @@ pub fn pings(rows: &[PingRow], limit: usize, name: Namer<'_>) -> ChartDef {
         .series(Bar::new().name("answered").stack("req").data(answered))
         .series(Bar::new().name("unanswered").stack("req").data(unanswered));
     ChartDef {
-        id: "pings",
-        title: "Pings per source".into(),
+        section: ReportSection::Pings,
         chart,
         names: true,
     }
@@ -103,8 +116,7 @@ pub fn timeline(t: &Timeline) -> ChartDef {
     .y_axis(Axis::new().type_(AxisType::Value))
     .series(Line::new().name("packets").data(packets));
     ChartDef {
-        id: "timeline",
-        title: "Activity through the night".into(),
+        section: ReportSection::Timeline,
         chart,
         names: false,
     }
@@ -126,8 +138,7 @@ pub fn protocols(rows: &[ProtocolRow]) -> ChartDef {
             .data(data),
     );
     ChartDef {
-        id: "protocols",
-        title: "Protocol mix".into(),
+        section: ReportSection::Protocols,
         chart,
         names: false,
     }
@@ -175,8 +186,7 @@ pub fn talkers(rows: &[Talker], top_n: usize, name: Namer<'_>) -> ChartDef {
         .series(Bar::new().name("sent").stack("b").data(sent))
         .series(Bar::new().name("received").stack("b").data(recv));
     ChartDef {
-        id: "talkers",
-        title: "Top talkers".into(),
+        section: ReportSection::Talkers,
         chart,
         names: true,
     }

@@ -475,7 +475,7 @@ fn report_chart_defs_take_their_rows() {
         .collect();
     let d = defs::pings(&pings, 3, &|a| a.to_string());
     let option = d.chart.to_string();
-    assert_eq!(d.id, "pings");
+    assert_eq!(d.id(), "pings");
     assert!(
         option.contains("10.0.0.2") && !option.contains("10.0.0.3"),
         "only the first 3 sources: {option}"

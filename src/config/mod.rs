@@ -254,7 +254,7 @@ pub struct StateConfig {
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
-            dir: PathBuf::from("/var/lib/netdigest"),
+            dir: PathBuf::from(crate::layout::DEFAULT_STATE_DIR),
             keep_nights: 14,
         }
     }

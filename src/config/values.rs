@@ -396,6 +396,25 @@ word_enum! {
     }
 }
 
+impl ReportSection {
+    /// The section's heading in the report, and the title of its chart (when it has one).
+    #[must_use]
+    pub const fn title(self) -> &'static str {
+        match self {
+            ReportSection::Pings => "Pings per source",
+            ReportSection::Totals => "The night in numbers",
+            ReportSection::Timeline => "Activity through the night",
+            ReportSection::Protocols => "Protocol mix",
+            ReportSection::Talkers => "Top talkers",
+            ReportSection::Conversations => "Top conversations",
+            ReportSection::Ports => "Top services",
+            ReportSection::Devices => "Devices",
+            ReportSection::TalkedTo => "What each device talked to",
+            ReportSection::History => "Compared with previous nights",
+        }
+    }
+}
+
 word_enum! {
     /// What the report shows of addresses.
     PrivacyMode {

@@ -3,19 +3,18 @@
 
 use super::*;
 
-/// The text of each section: (title, table rows as text, empty-section line).
+/// The text of each section (its heading is its key's [`ReportSection::title`]): table
+/// rows as text and the empty-section line.
 pub(super) struct Section {
-    pub(super) key: &'static str,
-    pub(super) title: &'static str,
     pub(super) head: Vec<&'static str>,
     pub(super) rows: Vec<Vec<String>>,
     pub(super) empty: &'static str,
-    pub(super) chart: Option<&'static str>,
     /// "N more ..." under the table, when rows were left out.
     pub(super) more: Option<String>,
 }
 
-pub(super) fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
+/// The sections `report.sections` lists, in its order, each with its key.
+pub(super) fn sections(s: &Summary, opts: &ReportOptions) -> Vec<(ReportSection, Section)> {
     let n = opts.top_n;
     let mut out = Vec::new();
     for key in &opts.sections {
@@ -31,7 +30,7 @@ pub(super) fn sections(s: &Summary, opts: &ReportOptions) -> Vec<Section> {
             ReportSection::TalkedTo => talked_to_section(s),
             ReportSection::History => history_section(s),
         };
-        out.push(sec);
+        out.push((*key, sec));
     }
     out
 }
@@ -57,8 +56,6 @@ pub(super) fn more_line(more: u64, what: &str) -> Option<String> {
 /// as the chart does).
 pub(super) fn pings_section(s: &Summary) -> Section {
     Section {
-        key: "pings",
-        title: "Pings per source",
         head: vec!["Source", ">Requests", ">Replies received", ">Unanswered"],
         rows: rows(&s.pings, ALL, |p| {
             vec![
@@ -70,19 +67,15 @@ pub(super) fn pings_section(s: &Summary) -> Section {
         }),
         more: more_line(s.omitted.ping_sources, "sources"),
         empty: "No echo requests (pings) tonight.",
-        chart: Some("pings"),
     }
 }
 
 /// The night in numbers: window, packets, bytes, hosts, decode errors, capture health.
 pub(super) fn totals_section(s: &Summary) -> Section {
     Section {
-        key: "totals",
-        title: "The night in numbers",
         head: vec!["", ">"],
         rows: totals_rows(s),
         empty: "",
-        chart: None,
         more: None,
     }
 }
@@ -90,12 +83,9 @@ pub(super) fn totals_section(s: &Summary) -> Section {
 /// Packets and bytes per local hour.
 pub(super) fn timeline_section(s: &Summary) -> Section {
     Section {
-        key: "timeline",
-        title: "Activity through the night",
         head: vec!["Hour", ">Packets", ">Bytes"],
         rows: hourly(s),
         empty: "No packets tonight.",
-        chart: Some("timeline"),
         more: None,
     }
 }
@@ -103,8 +93,6 @@ pub(super) fn timeline_section(s: &Summary) -> Section {
 /// Packets and bytes per protocol.
 pub(super) fn protocols_section(s: &Summary) -> Section {
     Section {
-        key: "protocols",
-        title: "Protocol mix",
         head: vec!["Protocol", ">Packets", ">Bytes"],
         rows: rows(&s.protocols, ALL, |p| {
             vec![
@@ -114,7 +102,6 @@ pub(super) fn protocols_section(s: &Summary) -> Section {
             ]
         }),
         empty: "No packets tonight.",
-        chart: Some("protocols"),
         more: None,
     }
 }
@@ -136,13 +123,10 @@ pub(super) fn talkers_section(s: &Summary, n: usize) -> Section {
         },
     );
     Section {
-        key: "talkers",
-        title: "Top talkers",
         head: vec!["Address", ">Sent", ">Received", ">Packets"],
         rows,
         more,
         empty: "No IP traffic tonight.",
-        chart: Some("talkers"),
     }
 }
 
@@ -163,13 +147,10 @@ pub(super) fn conversations_section(s: &Summary, n: usize) -> Section {
         },
     );
     Section {
-        key: "conversations",
-        title: "Top conversations",
         head: vec!["Between", "And", ">Packets", ">Bytes"],
         rows,
         more,
         empty: "No IP conversations tonight.",
-        chart: None,
     }
 }
 
@@ -218,12 +199,9 @@ pub(super) fn ports_section(s: &Summary, n: usize) -> Section {
         ]);
     }
     Section {
-        key: "ports",
-        title: "Top services",
         head: vec!["Service", "Port", ">Packets", ">Bytes"],
         rows,
         empty: "No TCP or UDP traffic tonight.",
-        chart: None,
         more: None,
     }
 }
@@ -231,8 +209,6 @@ pub(super) fn ports_section(s: &Summary, n: usize) -> Section {
 /// New, silent and known devices.
 pub(super) fn devices_section(s: &Summary) -> Section {
     Section {
-        key: "devices",
-        title: "Devices",
         head: vec![
             "",
             "Device, vendor, MAC and IPs",
@@ -242,15 +218,12 @@ pub(super) fn devices_section(s: &Summary) -> Section {
         rows: device_rows(s),
         more: more_line(s.omitted.devices, "devices (not listed, not compared)"),
         empty: "No devices seen tonight.",
-        chart: None,
     }
 }
 
 /// Tonight against the median of earlier nights.
 pub(super) fn history_section(s: &Summary) -> Section {
     Section {
-        key: "history",
-        title: "Compared with previous nights",
         head: vec!["", ">Tonight", ">Median", ""],
         rows: rows(&s.history, ALL, |h| {
             vec![
@@ -265,7 +238,6 @@ pub(super) fn history_section(s: &Summary) -> Section {
             ]
         }),
         empty: "No earlier nights to compare with yet.",
-        chart: None,
         more: None,
     }
 }

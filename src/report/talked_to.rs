@@ -24,8 +24,6 @@ pub fn remote_named(name: Option<&str>, addr: &str) -> String {
     }
 }
 
-/// The "what each device talked to" section's key.
-pub(super) const TALKED_TO: &str = "talked-to";
 /// Devices and names per device in the email's compact view (the page shows all the
 /// summary holds: at most `report.max_rows` of each).
 pub(super) const EMAIL_DEVICES: usize = 5;
@@ -102,13 +100,10 @@ pub(super) fn talked_to_section(s: &Summary) -> Section {
         }
     }
     Section {
-        key: TALKED_TO,
-        title: "What each device talked to",
         head: vec!["Device", "Talked to", ">Bytes", ">Packets"],
         rows,
         more: more_line(s.omitted.talked_to, "devices"),
         empty: "No device talked to anything tonight.",
-        chart: None,
     }
 }
 

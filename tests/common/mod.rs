@@ -256,7 +256,8 @@ pub fn write_capture_json(
     let over = status != "running";
     let report = CaptureReport {
         schema_version: CAPTURE_SCHEMA_VERSION,
-        status: status.into(),
+        // The word as capture.json spells it.
+        status: serde_json::from_value(serde_json::Value::from(status)).unwrap(),
         night,
         interface: "sample0".into(),
         snaplen: 192,

@@ -195,7 +195,7 @@ pub(super) fn subdomains(
     );
     let mut per: BTreeMap<(&str, String), BTreeSet<&str>> = BTreeMap::new();
     for i in 0..names.height() {
-        if kind[i] != "dns-answer" {
+        if kind[i] != names::Kind::DnsAnswer.as_str() {
             continue;
         }
         let (Some(c), Some(d)) = (client[i].as_deref(), registered(&name[i])) else {

@@ -8,6 +8,7 @@ use polars::prelude::*;
 
 use crate::dataframe::{opt_strs, strs};
 use crate::namestore::{ADDR, CLIENT_IP, KIND, NAME};
+use names::Kind;
 
 /// Lookups built once per night.
 #[derive(Debug, Default)]
@@ -19,21 +20,21 @@ pub(super) struct Labels {
 
 /// Preference of a device name kind (lower is better); None: not a device name.
 fn device_pref(kind: &str) -> Option<u8> {
-    match kind {
-        "dhcp-hostname" => Some(0),
-        "dhcp-fqdn" | "dhcpv6-fqdn" => Some(1),
-        "mdns" => Some(2),
-        "nbns" | "llmnr" => Some(3),
+    match Kind::parse(kind)? {
+        Kind::DhcpHostname => Some(0),
+        Kind::DhcpFqdn | Kind::Dhcpv6Fqdn => Some(1),
+        Kind::Mdns => Some(2),
+        Kind::Nbns | Kind::Llmnr => Some(3),
         _ => None,
     }
 }
 
 /// Preference of a remote name kind (lower is better); None: not a remote's name.
 fn remote_pref(kind: &str) -> Option<u8> {
-    match kind {
-        "tls-sni" | "quic-sni" => Some(0),
-        "http-host" => Some(1),
-        "dns-answer" => Some(2),
+    match Kind::parse(kind)? {
+        Kind::TlsSni | Kind::QuicSni => Some(0),
+        Kind::HttpHost => Some(1),
+        Kind::DnsAnswer => Some(2),
         _ => None,
     }
 }
