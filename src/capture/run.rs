@@ -46,10 +46,10 @@ fn open_initial(
         interface.to_string()
     };
     validate_filter(&c.filter, &interface)?;
-    if c.snaplen < 64 {
+    if let Some(reason) = crate::config::snaplen_problem(c.snaplen) {
         return Err(CaptureError::Config {
             key: "capture.snaplen",
-            reason: format!("{} is below 64", c.snaplen),
+            reason,
         });
     }
     let Some(up) = interface_up(&interface) else {

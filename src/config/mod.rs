@@ -110,6 +110,20 @@ pub struct CaptureConfig {
     pub promiscuous: bool,
 }
 
+/// Why `capture.snaplen` cannot be used, if it cannot: libpcap keeps 64 bytes (every
+/// header up to TCP's) to 262144 (its largest snap length) of each packet.
+#[must_use]
+pub fn snaplen_problem(snaplen: u32) -> Option<String> {
+    const SNAPLEN: std::ops::RangeInclusive<u32> = 64..=262_144;
+    (!SNAPLEN.contains(&snaplen)).then(|| {
+        format!(
+            "{snaplen} is outside {}..={}",
+            SNAPLEN.start(),
+            SNAPLEN.end()
+        )
+    })
+}
+
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
@@ -455,10 +469,10 @@ impl Config {
     /// # Errors
     /// The first invalid value, with its key and the reason.
     pub fn validate(&self) -> Result<()> {
-        if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
+        if let Some(reason) = snaplen_problem(self.capture.snaplen) {
             return Err(ConfigError::Invalid {
                 key: "capture.snaplen",
-                reason: format!("{} is outside 64..=262144", self.capture.snaplen),
+                reason,
             });
         }
         if !(0.0..=1.0).contains(&self.findings.beacon_score) {

@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::cast::{
     ANNA, BEN, BROADCAST_MAC, Dev, Ep, Fam, HOSTILE, Ip, LAPTOP, PI, PRINTER, S_CHAT, S_GAMES,
-    S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, TABLET, THERMO, TV, link_local,
-    mac_text, to_ipv4_group, to_ipv6_group,
+    S_HOSTILE, S_PRINTER_FW, S_STREAM, S_THERMO, S_VENDOR_CDN, SERVERS, TABLET, THERMO, TV,
+    link_local, mac_text, to_ipv4_group, to_ipv6_group,
 };
 use crate::hello::{Hello, pooled_client_hello, records, server_hello};
 use crate::night::Gen;
@@ -62,10 +62,11 @@ pub(crate) struct Visit {
 }
 
 impl Visit {
-    /// `qname`, served by `server` and reached `via`, over IPv4 and with no CNAME.
-    const fn new(qname: &'static str, server: usize, via: Via) -> Self {
+    /// A visit to `server` by its own name (its [`SERVERS`] row), reached `via`, over
+    /// IPv4 and with no CNAME.
+    const fn new(server: usize, via: Via) -> Self {
         Self {
-            qname,
+            qname: SERVERS[server].0,
             cname: None,
             server,
             v6: false,
@@ -73,10 +74,11 @@ impl Visit {
         }
     }
 
-    /// The name's lookup is answered with a CNAME to `cname`.
-    const fn with_cname(self, cname: &'static str) -> Self {
+    /// The device asks for `qname` instead, answered with a CNAME to the server's name.
+    const fn asked_as(self, qname: &'static str) -> Self {
         Self {
-            cname: Some(cname),
+            qname,
+            cname: Some(SERVERS[self.server].0),
             ..self
         }
     }
@@ -87,28 +89,15 @@ impl Visit {
     }
 }
 
-const TV_TELEMETRY: Visit = Visit::new(
-    "telemetry.tvvendor-example.com",
-    S_VENDOR_CDN,
-    Via::Tls { pq: false },
-)
-.with_cname("cdn.example-cdn.net");
-const VENDOR_WWW: Visit = Visit::new(
-    "www.example-vendor.com",
-    S_VENDOR_CDN,
-    Via::Tls { pq: true },
-)
-.with_cname("cdn.example-cdn.net");
-const STREAM: Visit =
-    Visit::new("video.example-stream.net", S_STREAM, Via::Quic { pq: true }).over_v6();
-const CHAT: Visit = Visit::new(
-    "chat.example-messenger.org",
-    S_CHAT,
-    Via::Quic { pq: false },
-);
-const PRINTER_FW: Visit = Visit::new("fw.printer-example.net", S_PRINTER_FW, Via::Http);
-const GAMES: Visit = Visit::new("games.example.org", S_GAMES, Via::Tls { pq: false }).over_v6();
-const THERMO_CLOUD: Visit = Visit::new("thermo.example.com", S_THERMO, Via::Tls { pq: false });
+const TV_TELEMETRY: Visit =
+    Visit::new(S_VENDOR_CDN, Via::Tls { pq: false }).asked_as("telemetry.tvvendor-example.com");
+const VENDOR_WWW: Visit =
+    Visit::new(S_VENDOR_CDN, Via::Tls { pq: true }).asked_as("www.example-vendor.com");
+const STREAM: Visit = Visit::new(S_STREAM, Via::Quic { pq: true }).over_v6();
+const CHAT: Visit = Visit::new(S_CHAT, Via::Quic { pq: false });
+const PRINTER_FW: Visit = Visit::new(S_PRINTER_FW, Via::Http);
+const GAMES: Visit = Visit::new(S_GAMES, Via::Tls { pq: false }).over_v6();
+const THERMO_CLOUD: Visit = Visit::new(S_THERMO, Via::Tls { pq: false });
 
 /// One step of the hostile device, for hostile name number `.0`.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +188,9 @@ pub(crate) fn schedule(hostile: bool) -> Vec<(f64, Event)> {
 }
 
 /// The TXT strings and service of a device's DNS-SD announcement.
-fn service_of(d: usize) -> Option<(&'static str, &'static str, u16, &'static [&'static str])> {
+pub(crate) fn service_of(
+    d: usize,
+) -> Option<(&'static str, &'static str, u16, &'static [&'static str])> {
     match d {
         TV => Some((
             "_googlecast._tcp.local",

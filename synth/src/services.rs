@@ -12,6 +12,7 @@ use crate::cast::{
     ANNA, BEN, Ep, Fam, Ip, LAPTOP, PI, PRINTER, ROUTER, S_API, S_CDN, S_GIT, S_UPDATES, S_WWW,
     TABLET, THERMO, TV, awake, to_ipv4_group, to_ipv6_group,
 };
+use crate::named::service_of;
 use crate::night::Gen;
 use crate::payload::{dns_message, mdns_answer, mdns_query, ntp_ts, rfc3339};
 
@@ -148,11 +149,16 @@ impl<W: Write> Gen<W> {
         if !awake(q, x) {
             q = ANNA;
         }
-        let (service, answerer, instance) = match self.rng.below(3) {
-            0 => ("_googlecast._tcp.local", TV, "Kitchen TV"),
-            1 => ("_ipp._tcp.local", PRINTER, "Office Printer"),
-            _ => ("_airplay._tcp.local", usize::MAX, ""),
+        // A service the TV or the printer announces (and answers for), or one nobody has.
+        let answerer = match self.rng.below(3) {
+            0 => TV,
+            1 => PRINTER,
+            _ => usize::MAX,
         };
+        let (service, instance) = service_of(answerer)
+            .map_or(("_airplay._tcp.local", ""), |(service, instance, ..)| {
+                (service, instance)
+            });
         let use6 = self.rng.chance(300);
         let c = self.ep(q, if use6 { Fam::Ll } else { Fam::V4 });
         let group = if use6 {

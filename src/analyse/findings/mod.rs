@@ -311,9 +311,14 @@ impl Ctx<'_> {
 
     /// Local "HH:MM" of a timestamp.
     fn hm(&self, ts_ns: i64) -> String {
-        let t = chrono::DateTime::from_timestamp_nanos(ts_ns);
-        self.zone.to_local(t).format("%H:%M").to_string()
+        hm(ts_ns, self.zone)
     }
+}
+
+/// Local "HH:MM" of a timestamp in `zone`: how a finding's sentence says a time.
+fn hm(ts_ns: i64, zone: Zone) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(ts_ns);
+    zone.to_local(t).format("%H:%M").to_string()
 }
 
 /// "5 min", "45 s", "1.5 h".

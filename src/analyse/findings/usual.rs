@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::habits::{self, DeviceTonight};
 use super::labels::Labels;
-use super::{Finding, LOWEST_RANK, Summary, bytes, scale, unicast};
+use super::{Finding, LOWEST_RANK, Summary, bytes, hm, scale, unicast};
 use crate::baseline::{DeviceNight, Limits, NightEntry};
 use crate::config::{FindingsConfig, Zone};
 use crate::devices::is_local;
@@ -251,11 +251,6 @@ fn finding(kind: &str, d: &DeviceTonight, remote: &str) -> Finding {
         device_name: Some(d.device.name.clone()).filter(|n| !n.is_empty()),
         ..Finding::new(kind, d.addr(), remote)
     }
-}
-
-fn hm(ts_ns: i64, zone: Zone) -> String {
-    let t = chrono::DateTime::from_timestamp_nanos(ts_ns);
-    zone.to_local(t).format("%H:%M").to_string()
 }
 
 #[expect(
