@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use super::iface::{LinkState, interface_up, is_permission_error, link_state, pcap_msg};
 use super::lock;
 use super::queue::{Msg, Queue};
+use super::stats::CaptureStats;
 
 /// Pause of the reader when libpcap has nothing ready (non-blocking reads): it doubles
 /// from 1 ms up to [`MAX_IDLE_SLEEP`] while the link is quiet. At 150 000 packets/s of
@@ -96,11 +97,8 @@ impl HandleStats {
 /// What the reader publishes for `capture.json`.
 #[derive(Debug, Default, Clone)]
 pub(super) struct ReaderLive {
-    pub(super) received: u64,
-    pub(super) dropped_kernel: u64,
-    pub(super) dropped_interface: u64,
-    pub(super) read: u64,
-    pub(super) dropped_queue: u64,
+    /// The reader's counters, `received` to `dropped_queue` (the writer counts the rest).
+    pub(super) counts: CaptureStats,
     pub(super) link_type: Option<u32>,
     pub(super) gaps: Vec<(DateTime<Utc>, Option<DateTime<Utc>>, String)>,
     /// Bumped when a gap starts or ends, so `capture.json` is rewritten at once.
@@ -138,12 +136,14 @@ impl Reader {
     }
 
     fn publish(&self) {
-        let mut l = lock(&self.live);
-        l.received = self.closed.received + self.cur.received;
-        l.dropped_kernel = self.closed.dropped + self.cur.dropped;
-        l.dropped_interface = self.closed.if_dropped + self.cur.if_dropped;
-        l.read = self.q.read;
-        l.dropped_queue = self.q.dropped_queue;
+        lock(&self.live).counts = CaptureStats {
+            received: self.closed.received + self.cur.received,
+            dropped_kernel: self.closed.dropped + self.cur.dropped,
+            dropped_interface: self.closed.if_dropped + self.cur.if_dropped,
+            read: self.q.read,
+            dropped_queue: self.q.dropped_queue,
+            ..CaptureStats::default()
+        };
     }
 
     fn sample(&mut self, cap: &mut pcap::Capture<pcap::Active>) {

@@ -132,6 +132,19 @@ impl CaptureStats {
         self.dropped_disk += o.dropped_disk;
         self.written += o.written;
     }
+
+    /// Each counter less `o`'s (0 where `o` has more).
+    fn minus(&self, o: &CaptureStats) -> CaptureStats {
+        CaptureStats {
+            received: self.received.saturating_sub(o.received),
+            dropped_kernel: self.dropped_kernel.saturating_sub(o.dropped_kernel),
+            dropped_interface: self.dropped_interface.saturating_sub(o.dropped_interface),
+            read: self.read.saturating_sub(o.read),
+            dropped_queue: self.dropped_queue.saturating_sub(o.dropped_queue),
+            dropped_disk: self.dropped_disk.saturating_sub(o.dropped_disk),
+            written: self.written.saturating_sub(o.written),
+        }
+    }
 }
 
 /// One periodic sample of the running totals.
@@ -243,24 +256,7 @@ pub(super) fn carry_over(prev: CaptureReport, zone: &Zone, now: DateTime<Utc>) -
     for r in &prev.previous_runs {
         before.add(&r.stats);
     }
-    let own = CaptureStats {
-        received: prev.stats.received.saturating_sub(before.received),
-        dropped_kernel: prev
-            .stats
-            .dropped_kernel
-            .saturating_sub(before.dropped_kernel),
-        dropped_interface: prev
-            .stats
-            .dropped_interface
-            .saturating_sub(before.dropped_interface),
-        read: prev.stats.read.saturating_sub(before.read),
-        dropped_queue: prev
-            .stats
-            .dropped_queue
-            .saturating_sub(before.dropped_queue),
-        dropped_disk: prev.stats.dropped_disk.saturating_sub(before.dropped_disk),
-        written: prev.stats.written.saturating_sub(before.written),
-    };
+    let own = prev.stats.minus(&before);
     base.previous_runs.push(RunRecord {
         started: prev.started.clone(),
         ended: prev.ended.clone(),
@@ -346,13 +342,9 @@ impl LiveReport {
 
         let mut stats = base.stats;
         stats.add(&CaptureStats {
-            received: r.received,
-            dropped_kernel: r.dropped_kernel,
-            dropped_interface: r.dropped_interface,
-            read: r.read,
-            dropped_queue: r.dropped_queue,
             dropped_disk: w.dropped_disk,
             written: w.written,
+            ..r.counts
         });
         let mut gaps = base.gaps.clone();
         let end_of_run = ended.unwrap_or_else(Utc::now);

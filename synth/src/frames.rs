@@ -368,21 +368,32 @@ pub(crate) struct Seg {
 pub(crate) struct Flow {
     pub(crate) c: Ep,
     pub(crate) s: Ep,
-    pub(crate) cport: u16,
-    pub(crate) sport: u16,
+    /// Client and server port.
+    pub(crate) ports: (u16, u16),
     /// Next sequence number to send, client and server.
-    pub(crate) cseq: u32,
-    pub(crate) sseq: u32,
+    pub(crate) seq: (u32, u32),
     pub(crate) mss: usize,
 }
 
 impl Flow {
+    /// A connection from `c` to `s` on `ports` (client, server), whose sides start at
+    /// the initial sequence numbers `isn` (client, server), before its SYN.
+    pub(crate) fn new(c: Ep, s: Ep, ports: (u16, u16), isn: (u32, u32), mss: usize) -> Self {
+        Flow {
+            c,
+            s,
+            ports,
+            seq: isn,
+            mss,
+        }
+    }
+
     /// `len` bytes (or a SYN/FIN: 1) sent by the client (or the server).
     pub(crate) fn sent(&mut self, from_client: bool, len: u32) {
         let seq = if from_client {
-            &mut self.cseq
+            &mut self.seq.0
         } else {
-            &mut self.sseq
+            &mut self.seq.1
         };
         *seq = seq.wrapping_add(len);
     }
@@ -390,15 +401,16 @@ impl Flow {
     /// The acknowledgement number a segment from the client (or the server) carries:
     /// the other side's next sequence number.
     pub(crate) fn ack_of(&self, from_client: bool) -> u32 {
-        if from_client { self.sseq } else { self.cseq }
+        if from_client { self.seq.1 } else { self.seq.0 }
     }
 
     /// A segment from the client (or the server) at its next sequence number.
     pub(crate) fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
+        let (cport, sport) = self.ports;
         let (src, dst, ports, seq) = if from_client {
-            (self.c, self.s, (self.cport, self.sport), self.cseq)
+            (self.c, self.s, (cport, sport), self.seq.0)
         } else {
-            (self.s, self.c, (self.sport, self.cport), self.sseq)
+            (self.s, self.c, (sport, cport), self.seq.1)
         };
         Seg {
             src,

@@ -28,19 +28,13 @@ impl<W: Write> Gen<W> {
         rtt: u64,
     ) -> io::Result<()> {
         let v6 = matches!(c.ip, Ip::V6(_));
-        let mut f = Flow {
-            c,
-            s,
-            cport: self.port(c.dev),
-            sport: port,
-            cseq: self.rng.u32(),
-            sseq: self.rng.u32(),
-            mss: if v6 { 1440 } else { 1460 },
-        };
+        let ports = (self.port(c.dev), port);
+        let isn = (self.rng.u32(), self.rng.u32());
+        let mut f = Flow::new(c, s, ports, isn, if v6 { 1440 } else { 1460 });
         self.truth.tcp_sessions += 1;
         // Keep the burst under MAX_BURST frames: about 1.5 frames per server segment.
         let budget_segments = 110usize;
-        let (ci, si) = (f.cseq, f.sseq);
+        let (ci, si) = f.seq;
         self.seg_at(&mut f, true, F_SYN, 0, 0)?;
         let d = self.delay(rtt / 2, rtt);
         self.seg_at(&mut f, false, F_SYN | F_ACK, ci.wrapping_add(1), d)?;
@@ -106,15 +100,15 @@ impl<W: Write> Gen<W> {
         self.tls_hello.clear();
         // Close: client FIN, server FIN, client ACK.
         let d = self.delay(1_000, 200_000);
-        let ack = f.sseq;
+        let ack = f.ack_of(true);
         self.seg_at(&mut f, true, F_FIN | F_ACK, ack, d)?;
-        f.cseq = f.cseq.wrapping_add(1);
+        f.sent(true, 1);
         let d = self.delay(rtt / 2, rtt);
-        let ack = f.cseq;
+        let ack = f.ack_of(false);
         self.seg_at(&mut f, false, F_FIN | F_ACK, ack, d)?;
-        f.sseq = f.sseq.wrapping_add(1);
+        f.sent(false, 1);
         let d = self.delay(30, 300);
-        let ack = f.sseq;
+        let ack = f.ack_of(true);
         self.seg_at(&mut f, true, F_ACK, ack, d)
     }
 

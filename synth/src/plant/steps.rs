@@ -30,25 +30,18 @@ impl St {
         port: u16,
     ) -> io::Result<Flow> {
         let cport = self.next_port();
-        let mut f = Flow {
-            c,
-            s,
-            cport,
-            sport: port,
-            cseq: self.rng.u32(),
-            sseq: self.rng.u32(),
-            mss: MSS,
-        };
+        let isn = (self.rng.u32(), self.rng.u32());
+        let mut f = Flow::new(c, s, (cport, port), isn, MSS);
         g.truth.tcp_sessions += 1;
         self.new_contact(cport);
-        let (ci, si) = (f.cseq, f.sseq);
+        let (ci, si) = f.seq;
         self.out.tcp(&f.seg(true, F_SYN, 0), &[])?;
         self.out.mark(Mark::Start(self.staging));
-        f.cseq = f.cseq.wrapping_add(1);
+        f.sent(true, 1);
         self.wait_rtt();
         self.out
             .tcp(&f.seg(false, F_SYN | F_ACK, ci.wrapping_add(1)), &[])?;
-        f.sseq = f.sseq.wrapping_add(1);
+        f.sent(false, 1);
         self.wait_us(30, 200);
         self.out.tcp(&f.seg(true, F_ACK, si.wrapping_add(1)), &[])?;
         Ok(f)
@@ -57,13 +50,15 @@ impl St {
     /// Client FIN, server FIN, client ACK; closes the contact.
     pub(super) fn close(&mut self, f: &mut Flow) -> io::Result<()> {
         self.wait_us(1_000, 200_000);
-        self.out.tcp(&f.seg(true, F_FIN | F_ACK, f.sseq), &[])?;
-        f.cseq = f.cseq.wrapping_add(1);
+        self.out
+            .tcp(&f.seg(true, F_FIN | F_ACK, f.ack_of(true)), &[])?;
+        f.sent(true, 1);
         self.wait_rtt();
-        self.out.tcp(&f.seg(false, F_FIN | F_ACK, f.cseq), &[])?;
-        f.sseq = f.sseq.wrapping_add(1);
+        self.out
+            .tcp(&f.seg(false, F_FIN | F_ACK, f.ack_of(false)), &[])?;
+        f.sent(false, 1);
         self.wait_us(30, 300);
-        self.out.tcp(&f.seg(true, F_ACK, f.sseq), &[])?;
+        self.out.tcp(&f.seg(true, F_ACK, f.ack_of(true)), &[])?;
         self.out.mark(Mark::End);
         Ok(())
     }
