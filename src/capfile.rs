@@ -174,18 +174,26 @@ impl Piece {
     }
 
     /// Ok when all `needed` bytes of the piece at `offset` were read; else the file is cut
-    /// short there, with `present` bytes of it.
+    /// short there, with `present` bytes of it. On every record's path: one comparison,
+    /// the error is made out of line.
+    #[inline]
     fn whole(self, offset: u64, needed: u64, present: u64) -> Result<(), CapError> {
         if present < needed {
-            return Err(CapError::Truncated {
-                what: self.what,
-                unit: self.unit,
-                offset,
-                needed,
-                present,
-            });
+            return Err(self.cut_short(offset, needed, present));
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn cut_short(self, offset: u64, needed: u64, present: u64) -> CapError {
+        CapError::Truncated {
+            what: self.what,
+            unit: self.unit,
+            offset,
+            needed,
+            present,
+        }
     }
 }
 
