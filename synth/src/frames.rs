@@ -94,7 +94,7 @@ impl Stage {
             L4::Icmp4(_) => (IpNumber::ICMP, 8 + payload.len()),
             L4::Icmp6(_) => (IpNumber::IPV6_ICMP, 8 + payload.len()),
         };
-        match (src.ip, dst.ip) {
+        let ip = match (src.ip, dst.ip) {
             (Ip::V4(s), Ip::V4(d)) => {
                 self.ip_id = self.ip_id.wrapping_add(1);
                 let mut ip = Ipv4Header {
@@ -108,21 +108,7 @@ impl Stage {
                 ip.set_payload_len(l4_len).map_err(build_err)?;
                 ip.header_checksum = ip.calc_header_checksum();
                 b.extend_from_slice(&ip.to_bytes());
-                match l4 {
-                    L4::Tcp(mut t) => {
-                        t.checksum = t.calc_checksum_ipv4(&ip, payload).map_err(build_err)?;
-                        b.extend_from_slice(&t.to_bytes());
-                    }
-                    L4::Udp(sp, dp) => {
-                        let u = UdpHeader::with_ipv4_checksum(sp, dp, &ip, payload)
-                            .map_err(build_err)?;
-                        b.extend_from_slice(&u.to_bytes());
-                    }
-                    L4::Icmp4(ty) => {
-                        b.extend_from_slice(&Icmpv4Header::with_checksum(ty, payload).to_bytes())
-                    }
-                    L4::Icmp6(_) => return Err(build_err("ICMPv6 over IPv4")),
-                }
+                IpHead::V4(ip)
             }
             (Ip::V6(s), Ip::V6(d)) => {
                 let ip = Ipv6Header {
@@ -134,25 +120,40 @@ impl Stage {
                     ..Default::default()
                 };
                 b.extend_from_slice(&ip.to_bytes());
-                match l4 {
-                    L4::Tcp(mut t) => {
-                        t.checksum = t.calc_checksum_ipv6(&ip, payload).map_err(build_err)?;
-                        b.extend_from_slice(&t.to_bytes());
-                    }
-                    L4::Udp(sp, dp) => {
-                        let u = UdpHeader::with_ipv6_checksum(sp, dp, &ip, payload)
-                            .map_err(build_err)?;
-                        b.extend_from_slice(&u.to_bytes());
-                    }
-                    L4::Icmp6(ty) => {
-                        let h =
-                            Icmpv6Header::with_checksum(ty, s, d, payload).map_err(build_err)?;
-                        b.extend_from_slice(&h.to_bytes());
-                    }
-                    L4::Icmp4(_) => return Err(build_err("ICMP over IPv6")),
-                }
+                IpHead::V6(ip)
             }
             _ => return Err(build_err("mixed IPv4/IPv6 endpoints")),
+        };
+        // The transport checksum covers the IP version's pseudo-header.
+        match (l4, &ip) {
+            (L4::Tcp(mut t), IpHead::V4(ip)) => {
+                t.checksum = t.calc_checksum_ipv4(ip, payload).map_err(build_err)?;
+                b.extend_from_slice(&t.to_bytes());
+            }
+            (L4::Tcp(mut t), IpHead::V6(ip)) => {
+                t.checksum = t.calc_checksum_ipv6(ip, payload).map_err(build_err)?;
+                b.extend_from_slice(&t.to_bytes());
+            }
+            (L4::Udp(sp, dp), IpHead::V4(ip)) => b.extend_from_slice(
+                &UdpHeader::with_ipv4_checksum(sp, dp, ip, payload)
+                    .map_err(build_err)?
+                    .to_bytes(),
+            ),
+            (L4::Udp(sp, dp), IpHead::V6(ip)) => b.extend_from_slice(
+                &UdpHeader::with_ipv6_checksum(sp, dp, ip, payload)
+                    .map_err(build_err)?
+                    .to_bytes(),
+            ),
+            (L4::Icmp4(ty), IpHead::V4(_)) => {
+                b.extend_from_slice(&Icmpv4Header::with_checksum(ty, payload).to_bytes());
+            }
+            (L4::Icmp6(ty), IpHead::V6(ip)) => b.extend_from_slice(
+                &Icmpv6Header::with_checksum(ty, ip.source, ip.destination, payload)
+                    .map_err(build_err)?
+                    .to_bytes(),
+            ),
+            (L4::Icmp6(_), IpHead::V4(_)) => return Err(build_err("ICMPv6 over IPv4")),
+            (L4::Icmp4(_), IpHead::V6(_)) => return Err(build_err("ICMP over IPv6")),
         }
         b.extend_from_slice(payload);
         Ok(())
@@ -333,6 +334,12 @@ impl Stage {
         }
         Ok(())
     }
+}
+
+/// The IP header of the frame being built, which the transport checksum covers.
+enum IpHead {
+    V4(Ipv4Header),
+    V6(Ipv6Header),
 }
 
 /// The transport header of an IP frame (checksum filled in when written).
