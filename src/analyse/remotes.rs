@@ -150,6 +150,18 @@ fn join(a: LazyFrame, b: LazyFrame, on: &[&str], right_on: &[&str], how: JoinTyp
     a.join(b, l, r, JoinArgs::new(how))
 }
 
+/// In an aggregation, `what` on the group's row ranked first by `ranks`: (column,
+/// largest first), the first column first.
+fn first_by(what: &str, ranks: &[(&str, bool)]) -> Expr {
+    let (by, descending): (Vec<Expr>, Vec<bool>) = ranks.iter().map(|&(c, d)| (col(c), d)).unzip();
+    col(what)
+        .sort_by(
+            by,
+            SortMultipleOptions::default().with_order_descending_multi(descending),
+        )
+        .first()
+}
+
 /// The remote names of `names` (names.parquet as read): `sent` (SNI/Host, else a DNS
 /// answer), name, address, client MAC and IP, first and last sighting (ns), frames.
 fn remote_names(names: &DataFrame) -> LazyFrame {
@@ -289,13 +301,7 @@ fn oriented(cube: &DataFrame, n: &DataFrame, k: usize) -> PolarsResult<DataFrame
     .group_by([col(SRC), col(SRC_MAC)])
     .agg([col("packets").sum()])
     .group_by([col(SRC)])
-    .agg([col(SRC_MAC)
-        .sort_by(
-            [col("packets"), col(SRC_MAC)],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
-        .first()
-        .alias("client_mac")])
+    .agg([first_by(SRC_MAC, &[("packets", true), (SRC_MAC, false)]).alias("client_mac")])
     .select([col(SRC).alias("mac_of"), col("client_mac")]);
     join(rows.lazy(), macs, &["client"], &["mac_of"], JoinType::Left)
         .with_row_index("row", None)
@@ -354,20 +360,17 @@ fn client_names(oriented: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> 
             .alias("recent"),
     ])
     .group_by([col("row")])
-    .agg([col("name")
-        .sort_by(
-            [
-                col("sent"),
-                col("seen"),
-                col("recent"),
-                col("frames"),
-                col("name"),
-            ],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([true, true, true, true, false]),
-        )
-        .first()
-        .alias("client_name")])
+    .agg([first_by(
+        "name",
+        &[
+            ("sent", true),
+            ("seen", true),
+            ("recent", true),
+            ("frames", true),
+            ("name", false),
+        ],
+    )
+    .alias("client_name")])
     .collect()
 }
 
@@ -387,13 +390,9 @@ fn global_names(oriented: &DataFrame, n: &DataFrame) -> PolarsResult<DataFrame> 
         JoinType::Inner,
     )
     .group_by([col("addr")])
-    .agg([col("name")
-        .sort_by(
-            [col("sent"), col("frames"), col("name")],
-            SortMultipleOptions::default().with_order_descending_multi([true, true, false]),
-        )
-        .first()
-        .alias("global_name")])
+    .agg([
+        first_by("name", &[("sent", true), ("frames", true), ("name", false)]).alias("global_name"),
+    ])
     .collect()
 }
 
@@ -504,38 +503,30 @@ pub(super) fn name_traffic(
 }
 
 impl RemoteNames {
-    /// Per (client, remote) the name with the most bytes. Columns: client, remote, name.
-    fn pair_names(&self) -> LazyFrame {
+    /// Per `key` (columns of the traffic) the name with the most bytes, ties to the
+    /// first name. Columns: the key's, name.
+    fn names_by_bytes(&self, key: &[&str]) -> LazyFrame {
+        let key: Vec<Expr> = key.iter().map(|c| col(*c)).collect();
+        let mut with_name = key.clone();
+        with_name.push(col("name"));
         self.named
             .clone()
             .lazy()
             .filter(col("name").is_not_null())
-            .group_by([col("client"), col("remote"), col("name")])
+            .group_by(with_name)
             .agg([col("bytes").sum()])
-            .group_by([col("client"), col("remote")])
-            .agg([col("name")
-                .sort_by(
-                    [col("bytes"), col("name")],
-                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
-                )
-                .first()])
+            .group_by(key)
+            .agg([first_by("name", &[("bytes", true), ("name", false)])])
+    }
+
+    /// Per (client, remote) the name with the most bytes. Columns: client, remote, name.
+    fn pair_names(&self) -> LazyFrame {
+        self.names_by_bytes(&["client", "remote"])
     }
 
     /// Per address the name with the most bytes over all clients. Columns: remote, name.
     fn addr_names(&self) -> LazyFrame {
-        self.named
-            .clone()
-            .lazy()
-            .filter(col("name").is_not_null())
-            .group_by([col("remote"), col("name")])
-            .agg([col("bytes").sum()])
-            .group_by([col("remote")])
-            .agg([col("name")
-                .sort_by(
-                    [col("bytes"), col("name")],
-                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
-                )
-                .first()])
+        self.names_by_bytes(&["remote"])
     }
 
     /// Names the listed talkers (the global name of each address).
