@@ -37,9 +37,10 @@ impl RrType {
     /// The type of a record with type `code` in class `class`: only the Internet class
     /// carries addresses and names we read (mDNS's cache-flush bit already cleared).
     fn of(code: u16, class: u16) -> Option<RrType> {
-        (class == 1)
-            .then(|| Self::READ.into_iter().find(|t| *t as u16 == code))
-            .flatten()
+        if class != 1 {
+            return None;
+        }
+        Self::READ.into_iter().find(|t| *t as u16 == code)
     }
 }
 

@@ -378,7 +378,7 @@ pub(crate) struct Flow {
     /// Client and server port.
     pub(crate) ports: (u16, u16),
     /// Next sequence number to send, client and server.
-    pub(crate) seq: (u32, u32),
+    seq: (u32, u32),
     pub(crate) mss: usize,
 }
 
@@ -395,38 +395,39 @@ impl Flow {
         }
     }
 
-    /// `len` bytes (or a SYN/FIN: 1) sent by the client (or the server).
-    pub(crate) fn sent(&mut self, from_client: bool, len: u32) {
-        let seq = if from_client {
-            &mut self.seq.0
-        } else {
-            &mut self.seq.1
-        };
-        *seq = seq.wrapping_add(len);
-    }
-
-    /// The acknowledgement number a segment from the client (or the server) carries:
-    /// the other side's next sequence number.
-    pub(crate) fn ack_of(&self, from_client: bool) -> u32 {
-        if from_client { self.seq.1 } else { self.seq.0 }
-    }
-
-    /// A segment from the client (or the server) at its next sequence number.
-    pub(crate) fn seg(&self, from_client: bool, flags: u8, ack: u32) -> Seg {
+    /// The next segment from the client (or the server), carrying `len` bytes: at that
+    /// side's next sequence number, acknowledging the other side's next one when `flags`
+    /// has ACK (else 0). That side's sequence number then moves past it: `len`, and one
+    /// more for a SYN or a FIN.
+    pub(crate) fn next(&mut self, from_client: bool, flags: u8, len: usize) -> Seg {
         let (cport, sport) = self.ports;
-        let (src, dst, ports, seq) = if from_client {
-            (self.c, self.s, (cport, sport), self.seq.0)
+        let (src, dst, ports, (seq, other)) = if from_client {
+            (
+                self.c,
+                self.s,
+                (cport, sport),
+                (&mut self.seq.0, self.seq.1),
+            )
         } else {
-            (self.s, self.c, (sport, cport), self.seq.1)
+            (
+                self.s,
+                self.c,
+                (sport, cport),
+                (&mut self.seq.1, self.seq.0),
+            )
         };
-        Seg {
+        let seg = Seg {
             src,
             dst,
             ports,
-            seq,
-            ack,
+            seq: *seq,
+            ack: if flags & F_ACK != 0 { other } else { 0 },
             flags,
-        }
+        };
+        let control = u32::from(flags & (F_SYN | F_FIN) != 0);
+        // Sequence numbers wrap (RFC 9293); a segment is at most an MSS long.
+        *seq = seq.wrapping_add(len as u32).wrapping_add(control);
+        seg
     }
 }
 

@@ -34,12 +34,11 @@ impl<W: Write> Gen<W> {
         self.truth.tcp_sessions += 1;
         // Keep the burst under MAX_BURST frames: about 1.5 frames per server segment.
         let budget_segments = 110usize;
-        let (ci, si) = f.seq;
-        self.seg_at(&mut f, true, F_SYN, 0, 0)?;
+        self.seg_at(&mut f, true, F_SYN, 0)?;
         let d = self.delay(rtt / 2, rtt);
-        self.seg_at(&mut f, false, F_SYN | F_ACK, ci.wrapping_add(1), d)?;
+        self.seg_at(&mut f, false, F_SYN | F_ACK, d)?;
         let d = self.delay(30, 200);
-        self.seg_at(&mut f, true, F_ACK, si.wrapping_add(1), d)?;
+        self.seg_at(&mut f, true, F_ACK, d)?;
         if port == 22 {
             // Banners: the server speaks first.
             self.pay_s.clear();
@@ -100,16 +99,11 @@ impl<W: Write> Gen<W> {
         self.tls_hello.clear();
         // Close: client FIN, server FIN, client ACK.
         let d = self.delay(1_000, 200_000);
-        let ack = f.ack_of(true);
-        self.seg_at(&mut f, true, F_FIN | F_ACK, ack, d)?;
-        f.sent(true, 1);
+        self.seg_at(&mut f, true, F_FIN | F_ACK, d)?;
         let d = self.delay(rtt / 2, rtt);
-        let ack = f.ack_of(false);
-        self.seg_at(&mut f, false, F_FIN | F_ACK, ack, d)?;
-        f.sent(false, 1);
+        self.seg_at(&mut f, false, F_FIN | F_ACK, d)?;
         let d = self.delay(30, 300);
-        let ack = f.ack_of(true);
-        self.seg_at(&mut f, true, F_ACK, ack, d)
+        self.seg_at(&mut f, true, F_ACK, d)
     }
 
     /// Key exchange in the clear (KEXINIT both ways, curve25519 ECDH, NEWKEYS), after
@@ -247,7 +241,7 @@ impl<W: Write> Gen<W> {
                 self.delay(30, 1_200)
             };
             let flags = F_ACK | if last { F_PSH } else { 0 };
-            let seg = f.seg(from_client, flags, f.ack_of(from_client));
+            let seg = f.next(from_client, flags, len);
             let payload = if from_client {
                 &self.pay_c[off..off + len]
             } else {
@@ -257,30 +251,18 @@ impl<W: Write> Gen<W> {
             if last {
                 self.last_data_frame = self.truth.frames + self.stage.frames.len() as u64;
             }
-            f.sent(from_client, len as u32);
             off += len;
             n += 1;
             if n % 2 == 0 || last {
                 let d = self.delay(20, 400);
-                self.seg_at(f, !from_client, F_ACK, f.ack_of(!from_client), d)?;
+                self.seg_at(f, !from_client, F_ACK, d)?;
             }
         }
         Ok(())
     }
 
-    /// A segment without payload from the client (or server), acknowledging `ack`.
-    fn seg_at(
-        &mut self,
-        f: &mut Flow,
-        from_client: bool,
-        flags: u8,
-        ack: u32,
-        delay: u64,
-    ) -> io::Result<()> {
-        tcp_frame(&mut self.stage, &f.seg(from_client, flags, ack), &[], delay)?;
-        if flags & F_SYN != 0 {
-            f.sent(from_client, 1);
-        }
-        Ok(())
+    /// The flow's next segment without payload from the client (or server).
+    fn seg_at(&mut self, f: &mut Flow, from_client: bool, flags: u8, delay: u64) -> io::Result<()> {
+        tcp_frame(&mut self.stage, &f.next(from_client, flags, 0), &[], delay)
     }
 }

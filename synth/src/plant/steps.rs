@@ -34,31 +34,23 @@ impl St {
         let mut f = Flow::new(c, s, (cport, port), isn, MSS);
         g.truth.tcp_sessions += 1;
         self.new_contact(cport);
-        let (ci, si) = f.seq;
-        self.out.tcp(&f.seg(true, F_SYN, 0), &[])?;
+        self.out.tcp(&f.next(true, F_SYN, 0), &[])?;
         self.out.mark(Mark::Start(self.staging));
-        f.sent(true, 1);
         self.wait_rtt();
-        self.out
-            .tcp(&f.seg(false, F_SYN | F_ACK, ci.wrapping_add(1)), &[])?;
-        f.sent(false, 1);
+        self.out.tcp(&f.next(false, F_SYN | F_ACK, 0), &[])?;
         self.wait_us(30, 200);
-        self.out.tcp(&f.seg(true, F_ACK, si.wrapping_add(1)), &[])?;
+        self.out.tcp(&f.next(true, F_ACK, 0), &[])?;
         Ok(f)
     }
 
     /// Client FIN, server FIN, client ACK; closes the contact.
     pub(super) fn close(&mut self, f: &mut Flow) -> io::Result<()> {
         self.wait_us(1_000, 200_000);
-        self.out
-            .tcp(&f.seg(true, F_FIN | F_ACK, f.ack_of(true)), &[])?;
-        f.sent(true, 1);
+        self.out.tcp(&f.next(true, F_FIN | F_ACK, 0), &[])?;
         self.wait_rtt();
-        self.out
-            .tcp(&f.seg(false, F_FIN | F_ACK, f.ack_of(false)), &[])?;
-        f.sent(false, 1);
+        self.out.tcp(&f.next(false, F_FIN | F_ACK, 0), &[])?;
         self.wait_us(30, 300);
-        self.out.tcp(&f.seg(true, F_ACK, f.ack_of(true)), &[])?;
+        self.out.tcp(&f.next(true, F_ACK, 0), &[])?;
         self.out.mark(Mark::End);
         Ok(())
     }
@@ -85,18 +77,15 @@ impl St {
                 }
             }
             seg_t = self.out.t;
-            let ack = f.ack_of(from_client);
             let flags = F_ACK | if last { F_PSH } else { 0 };
             self.out
-                .tcp(&f.seg(from_client, flags, ack), &data[off..off + len])?;
+                .tcp(&f.next(from_client, flags, len), &data[off..off + len])?;
             last_idx = self.out.stage.frames.len() - 1;
-            f.sent(from_client, len as u32);
             off += len;
             n += 1;
             if n % 2 == 0 || last {
                 self.wait_us(20, 400);
-                let ack = f.ack_of(!from_client);
-                self.out.tcp(&f.seg(!from_client, F_ACK, ack), &[])?;
+                self.out.tcp(&f.next(!from_client, F_ACK, 0), &[])?;
             }
         }
         Ok(last_idx)
