@@ -82,58 +82,34 @@ pub(crate) fn awake(d: usize, x: f64) -> bool {
     }
 }
 
+/// A server's IPv6 address, `2001:db8:n::n` (documentation range; `n` repeats the
+/// digits of its IPv4 address's last byte).
+const fn doc_v6(n: u16) -> Option<[u16; 8]> {
+    Some([0x2001, 0xdb8, n, 0, 0, 0, 0, n])
+}
+
 /// Documentation-range servers: (name, IPv4, IPv6 or none, TTL seen here)
 pub(crate) type ServerRow = (&'static str, [u8; 4], Option<[u16; 8]>, u8);
 pub(crate) const SERVERS: [ServerRow; 14] = [
-    (
-        "api.example.com",
-        [203, 0, 113, 10],
-        Some([0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 0x10]),
-        56,
-    ),
-    (
-        "cdn.example.net",
-        [203, 0, 113, 25],
-        Some([0x2001, 0xdb8, 0x25, 0, 0, 0, 0, 0x25]),
-        58,
-    ),
+    ("api.example.com", [203, 0, 113, 10], doc_v6(0x10), 56),
+    ("cdn.example.net", [203, 0, 113, 25], doc_v6(0x25), 58),
     ("www.example.org", [198, 51, 100, 80], None, 52),
     ("updates.example.com", [198, 51, 100, 81], None, 52),
-    (
-        "git.example.net",
-        [198, 51, 100, 22],
-        Some([0x2001, 0xdb8, 0x22, 0, 0, 0, 0, 0x22]),
-        50,
-    ),
+    ("git.example.net", [198, 51, 100, 22], doc_v6(0x22), 50),
     ("plug-cloud.example.com", [203, 0, 113, 80], None, 55),
-    (
-        "push.example.org",
-        [203, 0, 113, 120],
-        Some([0x2001, 0xdb8, 0x120, 0, 0, 0, 0, 0x120]),
-        57,
-    ),
+    ("push.example.org", [203, 0, 113, 120], doc_v6(0x120), 57),
     ("thermo.example.com", [198, 51, 100, 5], None, 53),
     // Named by what each device asked for (see `named`): one CDN address behind two names.
-    (
-        "cdn.example-cdn.net",
-        [198, 51, 100, 7],
-        Some([0x2001, 0xdb8, 0x7, 0, 0, 0, 0, 0x7]),
-        54,
-    ),
+    ("cdn.example-cdn.net", [198, 51, 100, 7], doc_v6(0x7), 54),
     (
         "video.example-stream.net",
         [203, 0, 113, 44],
-        Some([0x2001, 0xdb8, 0x44, 0, 0, 0, 0, 0x44]),
+        doc_v6(0x44),
         57,
     ),
     ("chat.example-messenger.org", [203, 0, 113, 77], None, 55),
     ("fw.printer-example.net", [198, 51, 100, 61], None, 51),
-    (
-        "games.example.org",
-        [203, 0, 113, 90],
-        Some([0x2001, 0xdb8, 0x90, 0, 0, 0, 0, 0x90]),
-        56,
-    ),
+    ("games.example.org", [203, 0, 113, 90], doc_v6(0x90), 56),
     // Where the hostile names point.
     ("hostile.example", [192, 0, 2, 66], None, 60),
 ];
