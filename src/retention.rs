@@ -203,7 +203,7 @@ pub fn prune(state_dir: &Path, policy: Policy, today: NaiveDate) -> Pruned {
 pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate) -> Pruned {
     let mut out = Pruned::default();
     let nights_dir = tree.dir(state_dir);
-    let (nights, leftovers) = match list(&nights_dir) {
+    let Listing { nights, leftovers } = match list(&nights_dir) {
         Ok(l) => l,
         Err(e) => {
             out.errors.push(e);
@@ -221,8 +221,8 @@ pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate
     // nights (tonight's may be in capture's tree alone).
     let mut dates: BTreeSet<NaiveDate> = nights.iter().map(|(d, _)| *d).collect();
     for other in [Tree::Capture, Tree::Nights] {
-        if let Ok((n, _)) = list(&other.dir(state_dir)) {
-            dates.extend(n.into_iter().map(|(d, _)| d));
+        if let Ok(l) = list(&other.dir(state_dir)) {
+            dates.extend(l.nights.into_iter().map(|(d, _)| d));
         }
     }
     for (date, dir) in nights {
@@ -299,10 +299,18 @@ pub fn deleted_before(
     matches!(verdict(age, newer, &mail, policy), Verdict::Delete(_))
 }
 
-/// Night directories (oldest first) and directories left being deleted, under
-/// `nights_dir`. Only real directories count: a symlink or file is never a night.
-#[allow(clippy::type_complexity)]
-fn list(nights_dir: &Path) -> Result<(Vec<(NaiveDate, PathBuf)>, Vec<PathBuf>), String> {
+/// What is under a `nights/` directory.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Night directories, oldest first.
+    nights: Vec<(NaiveDate, PathBuf)>,
+    /// Directories an earlier run left being deleted.
+    leftovers: Vec<PathBuf>,
+}
+
+/// The night directories and the ones left being deleted under `nights_dir`. Only real
+/// directories count: a symlink or file is never a night.
+fn list(nights_dir: &Path) -> Result<Listing, String> {
     let rd = match fs::read_dir(nights_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
@@ -324,7 +332,7 @@ fn list(nights_dir: &Path) -> Result<(Vec<(NaiveDate, PathBuf)>, Vec<PathBuf>), 
     }
     nights.sort();
     leftovers.sort();
-    Ok((nights, leftovers))
+    Ok(Listing { nights, leftovers })
 }
 
 /// Renames the night out of the way, then removes it; its size in bytes.

@@ -596,7 +596,6 @@ fn idle_ns(proto: u8, end: &str) -> i64 {
 }
 
 /// Compares one file; returns its counts and differences.
-#[allow(clippy::too_many_lines)]
 fn compare(o: &OurSide, t: &TsharkSide) -> (Counts, Vec<Diff>) {
     let mut diffs: Vec<Diff> = Vec::new();
     let convs = aggregate(&t.frames);

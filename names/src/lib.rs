@@ -14,6 +14,10 @@
 //! `dhcp` (DHCPv4 and DHCPv6), `ssdp` (SSDP/UPnP headers), `http` (HTTP Host), `tls`
 //! (ClientHello SNI over TCP), `quic` (QUIC Initial SNI).
 
+// Product code keeps its functions short (clippy's default: 100 lines); tests may
+// spell out a long scenario.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use std::net::IpAddr;
 
 mod dhcp;
