@@ -89,6 +89,80 @@ fn frames(file: &[u8]) -> Vec<(u32, Vec<u8>)> {
     out
 }
 
+/// Where a frame's IP header starts and its ethertype, with the MACs where the link has
+/// them: (source MAC, destination MAC, ethertype, offset of the IP header).
+type Link = (Option<[u8; 6]>, Option<[u8; 6]>, u16, usize);
+
+fn link_layer(link: u32, f: &[u8]) -> Option<Link> {
+    match link {
+        1 => {
+            let mac = |o: usize| -> Option<[u8; 6]> { f.get(o..o + 6)?.try_into().ok() };
+            let mut off = 12;
+            let mut ethertype = u16_at(f, off, false).unwrap_or(0);
+            while ethertype == 0x8100 || ethertype == 0x88a8 {
+                off += 4;
+                ethertype = u16_at(f, off, false).unwrap_or(0);
+            }
+            Some((mac(6), mac(0), ethertype, off + 2))
+        }
+        113 => Some((None, None, u16_at(f, 14, false).unwrap_or(0), 16)),
+        276 => Some((None, None, u16_at(f, 0, false).unwrap_or(0), 20)),
+        101 | 228 | 229 => {
+            let v = f.first().map_or(0, |b| b >> 4);
+            Some((None, None, if v == 6 { 0x86dd } else { 0x0800 }, 0))
+        }
+        _ => None,
+    }
+}
+
+/// The IP header at `ip`: (source, destination, protocol, what it carries).
+fn ip_layer(f: &[u8], ethertype: u16, ip: usize) -> Option<(IpAddr, IpAddr, u8, &[u8])> {
+    match ethertype {
+        0x0800 => {
+            let h = f.get(ip..ip + 20)?;
+            let ihl = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(u16_at(h, 2, false).unwrap_or(0));
+            let s = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+            let d = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            let end = (ip + total).min(f.len());
+            let l4 = f.get(ip + ihl..end)?;
+            Some((IpAddr::V4(s), IpAddr::V4(d), h[9], l4))
+        }
+        0x86dd => {
+            let h = f.get(ip..ip + 40)?;
+            let plen = usize::from(u16_at(h, 4, false).unwrap_or(0));
+            let s: [u8; 16] = h[8..24].try_into().unwrap_or_default();
+            let d: [u8; 16] = h[24..40].try_into().unwrap_or_default();
+            let end = (ip + 40 + plen).min(f.len());
+            let l4 = f.get(ip + 40..end)?;
+            Some((
+                IpAddr::V6(Ipv6Addr::from(s)),
+                IpAddr::V6(Ipv6Addr::from(d)),
+                h[6],
+                l4,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The TCP or UDP header at the start of `l4`, and its payload.
+fn transport(proto: u8, l4: &[u8]) -> Option<(Transport, &[u8])> {
+    match proto {
+        6 => {
+            let doff = l4.get(12).map(|b| usize::from(b >> 4) * 4)?;
+            let seq = u32_at(l4, 4, false).unwrap_or(0);
+            let flags = l4.get(13).copied().unwrap_or(0);
+            Some((
+                Transport::Tcp { seq, flags },
+                l4.get(doff..).unwrap_or_default(),
+            ))
+        }
+        17 => Some((Transport::Udp, l4.get(8..).unwrap_or_default())),
+        _ => None,
+    }
+}
+
 fn main() {
     let Some(path) = std::env::args().nth(1) else {
         eprintln!("usage: names_dump FILE");
@@ -100,79 +174,14 @@ fn main() {
     });
     let mut x = Extractor::new();
     for (i, (link, f)) in frames(&file).iter().enumerate() {
-        // Where the IP header starts, and its ethertype.
-        let (src_mac, dst_mac, ethertype, ip) = match link {
-            1 => {
-                let mac = |o: usize| -> Option<[u8; 6]> { f.get(o..o + 6)?.try_into().ok() };
-                let mut off = 12;
-                let mut ethertype = u16_at(f, off, false).unwrap_or(0);
-                while ethertype == 0x8100 || ethertype == 0x88a8 {
-                    off += 4;
-                    ethertype = u16_at(f, off, false).unwrap_or(0);
-                }
-                (mac(6), mac(0), ethertype, off + 2)
-            }
-            113 => (None, None, u16_at(f, 14, false).unwrap_or(0), 16),
-            276 => (None, None, u16_at(f, 0, false).unwrap_or(0), 20),
-            101 | 228 | 229 => {
-                let v = f.first().map_or(0, |b| b >> 4);
-                (None, None, if v == 6 { 0x86dd } else { 0x0800 }, 0)
-            }
-            _ => continue,
+        let Some((src_mac, dst_mac, ethertype, ip)) = link_layer(*link, f) else {
+            continue;
         };
-        let (src, dst, proto, l4) = match ethertype {
-            0x0800 => {
-                let Some(h) = f.get(ip..ip + 20) else {
-                    continue;
-                };
-                let ihl = usize::from(h[0] & 0x0f) * 4;
-                let total = usize::from(u16_at(h, 2, false).unwrap_or(0));
-                let s = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-                let d = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-                let end = (ip + total).min(f.len());
-                let Some(l4) = f.get(ip + ihl..end) else {
-                    continue;
-                };
-                (IpAddr::V4(s), IpAddr::V4(d), h[9], l4)
-            }
-            0x86dd => {
-                let Some(h) = f.get(ip..ip + 40) else {
-                    continue;
-                };
-                let plen = usize::from(u16_at(h, 4, false).unwrap_or(0));
-                let s: [u8; 16] = h[8..24].try_into().unwrap_or_default();
-                let d: [u8; 16] = h[24..40].try_into().unwrap_or_default();
-                let end = (ip + 40 + plen).min(f.len());
-                let Some(l4) = f.get(ip + 40..end) else {
-                    continue;
-                };
-                (
-                    IpAddr::V6(Ipv6Addr::from(s)),
-                    IpAddr::V6(Ipv6Addr::from(d)),
-                    h[6],
-                    l4,
-                )
-            }
-            _ => continue,
+        let Some((src, dst, proto, l4)) = ip_layer(f, ethertype, ip) else {
+            continue;
         };
-        let (sp, dp) = (
-            u16_at(l4, 0, false).unwrap_or(0),
-            u16_at(l4, 2, false).unwrap_or(0),
-        );
-        let (transport, payload) = match proto {
-            6 => {
-                let Some(doff) = l4.get(12).map(|b| usize::from(b >> 4) * 4) else {
-                    continue;
-                };
-                let seq = u32_at(l4, 4, false).unwrap_or(0);
-                let flags = l4.get(13).copied().unwrap_or(0);
-                (
-                    Transport::Tcp { seq, flags },
-                    l4.get(doff..).unwrap_or_default(),
-                )
-            }
-            17 => (Transport::Udp, l4.get(8..).unwrap_or_default()),
-            _ => continue,
+        let Some((transport, payload)) = transport(proto, l4) else {
+            continue;
         };
         let p = Packet {
             ts_ns: 0,
@@ -180,8 +189,8 @@ fn main() {
             dst_mac,
             src,
             dst,
-            src_port: sp,
-            dst_port: dp,
+            src_port: u16_at(l4, 0, false).unwrap_or(0),
+            dst_port: u16_at(l4, 2, false).unwrap_or(0),
             transport,
             payload,
         };
