@@ -221,6 +221,9 @@ pub fn prune_tree(state_dir: &Path, tree: Tree, policy: Policy, today: NaiveDate
     // nights (tonight's may be in capture's tree alone).
     let mut dates: BTreeSet<NaiveDate> = nights.iter().map(|(d, _)| *d).collect();
     for other in [Tree::Capture, Tree::Nights] {
+        if other == tree {
+            continue;
+        }
         if let Ok(l) = list(&other.dir(state_dir)) {
             dates.extend(l.nights.into_iter().map(|(d, _)| d));
         }

@@ -147,7 +147,7 @@ fn ip_layer(f: &[u8], ethertype: u16, ip: usize) -> Option<(IpAddr, IpAddr, u8, 
 }
 
 /// The TCP or UDP header at the start of `l4`, and its payload.
-fn transport(proto: u8, l4: &[u8]) -> Option<(Transport, &[u8])> {
+fn transport_layer(proto: u8, l4: &[u8]) -> Option<(Transport, &[u8])> {
     match proto {
         6 => {
             let doff = l4.get(12).map(|b| usize::from(b >> 4) * 4)?;
@@ -180,7 +180,7 @@ fn main() {
         let Some((src, dst, proto, l4)) = ip_layer(f, ethertype, ip) else {
             continue;
         };
-        let Some((transport, payload)) = transport(proto, l4) else {
+        let Some((transport, payload)) = transport_layer(proto, l4) else {
             continue;
         };
         let p = Packet {

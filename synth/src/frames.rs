@@ -401,20 +401,15 @@ impl Flow {
     /// more for a SYN or a FIN.
     pub(crate) fn next(&mut self, from_client: bool, flags: u8, len: usize) -> Seg {
         let (cport, sport) = self.ports;
-        let (src, dst, ports, (seq, other)) = if from_client {
-            (
-                self.c,
-                self.s,
-                (cport, sport),
-                (&mut self.seq.0, self.seq.1),
-            )
+        let (src, dst, ports) = if from_client {
+            (self.c, self.s, (cport, sport))
         } else {
-            (
-                self.s,
-                self.c,
-                (sport, cport),
-                (&mut self.seq.1, self.seq.0),
-            )
+            (self.s, self.c, (sport, cport))
+        };
+        let (seq, other) = if from_client {
+            (&mut self.seq.0, self.seq.1)
+        } else {
+            (&mut self.seq.1, self.seq.0)
         };
         let seg = Seg {
             src,
